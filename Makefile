@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine: `make demo` (the main job) and `make test` (the suite).
+# Both install everything they need: uv (into .uv-bootstrap if it is not on PATH), then the locked
+# environment (uv.lock) with compiled bytecode into .venv.
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install demo test bench lint emulator clean
+
+.uv-bootstrap/bin/uv:
+	$(PYTHON) -m venv .uv-bootstrap
+	.uv-bootstrap/bin/pip install --quiet uv==0.13.9
+
+$(VENV)/.installed: pyproject.toml uv.lock | $(UV)
+	UV_PYTHON=$(PYTHON) $(UV) sync --frozen --all-extras --compile-bytecode
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(PY) -m airflow_llm_batch.cli demo
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/prepare_and_parse.py
+
+lint: install
+	$(VENV)/bin/ruff check airflow_llm_batch tests example_dags bench
+	$(VENV)/bin/mypy airflow_llm_batch
+
+emulator: install
+	$(PY) -m airflow_llm_batch.cli emulator --host 127.0.0.1 --port 8787
+
+clean:
+	rm -rf $(VENV) .uv-bootstrap .demo

@@ -1,0 +1,1 @@
+"""One small module per provider batch API; each implements `pipeline.backend.BatchBackend`."""

@@ -1,0 +1,213 @@
+"""OpenAI Batch API (and any service speaking it): JSONL file upload, then one batch per chunk."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import openai
+from openai import AsyncOpenAI
+
+from airflow_llm_batch.backends.json_schema import strict_object_schema
+from airflow_llm_batch.exceptions import ProviderError
+from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.types import (
+    BatchLimits,
+    BatchProgress,
+    BatchState,
+    Endpoint,
+    LLMRequest,
+    RawResult,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+URLS = {
+    Endpoint.CHAT: "/v1/chat/completions",
+    Endpoint.RESPONSES: "/v1/responses",
+    Endpoint.EMBEDDINGS: "/v1/embeddings",
+}
+
+STATES = {
+    "validating": BatchState.PENDING,
+    "in_progress": BatchState.RUNNING,
+    "finalizing": BatchState.RUNNING,
+    "completed": BatchState.COMPLETED,
+    "failed": BatchState.FAILED,
+    "expired": BatchState.EXPIRED,
+    "cancelling": BatchState.CANCELLING,
+    "cancelled": BatchState.CANCELLED,
+}
+
+_MAX_METADATA_PAIRS, _MAX_METADATA_KEY, _MAX_METADATA_VALUE = 16, 64, 512
+
+
+class OpenAIBatchBackend:
+    """Batches through ``/v1/files`` and ``/v1/batches`` with an ``AsyncOpenAI`` client.
+
+    Example: ``OpenAIBatchBackend(AsyncOpenAI(base_url="http://127.0.0.1:8787/v1", api_key="x"))``
+    """
+
+    name: ClassVar[str] = "openai"
+    limits: ClassVar[BatchLimits] = BatchLimits(
+        max_requests=50_000, max_bytes=200 * 1024 * 1024, max_request_bytes=200 * 1024 * 1024
+    )
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        self.client = client
+
+    # -- building ----------------------------------------------------------------------------------
+    def custom_id_for(self, key: str) -> str:
+        return key
+
+    def request_line(self, request: LLMRequest) -> dict[str, object]:
+        return {"custom_id": request.custom_id, "method": "POST", "url": URLS[request.endpoint],
+                "body": self.request_body(request)}
+
+    def request_body(self, request: LLMRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": request.model}
+        if request.endpoint == Endpoint.EMBEDDINGS:
+            body["input"] = request.prompt
+        elif request.endpoint == Endpoint.RESPONSES:
+            body["input"] = request.prompt
+            if request.system_prompt:
+                body["instructions"] = request.system_prompt
+            if request.response_schema is not None:
+                body["text"] = {"format": {"type": "json_schema", "name": request.schema_name,
+                                           "schema": strict_object_schema(request.response_schema),
+                                           "strict": True}}
+            elif request.json_output:
+                body["text"] = {"format": {"type": "json_object"}}
+        else:
+            messages = [{"role": "user", "content": request.prompt}]
+            if request.system_prompt:
+                messages.insert(0, {"role": "system", "content": request.system_prompt})
+            body["messages"] = messages
+            if request.response_schema is not None:
+                body["response_format"] = {"type": "json_schema", "json_schema": {
+                    "name": request.schema_name, "schema": strict_object_schema(request.response_schema),
+                    "strict": True}}
+            elif request.json_output:
+                body["response_format"] = {"type": "json_object"}
+        return {**body, **request.params}
+
+    # -- talking to the service --------------------------------------------------------------------
+    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
+        endpoint = _endpoint_of_chunk(open_chunk)
+        try:
+            with open_chunk() as fh:
+                upload = await self.client.files.create(
+                    file=(f"{tags.get('llm_batch_tag', 'chunk')}.jsonl", fh, "application/jsonl"),
+                    purpose="batch",
+                )
+            batch = await self.client.batches.create(
+                input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+                metadata=_metadata(tags),
+            )
+        except openai.APIStatusError as exc:
+            raise ProviderError(f"OpenAI refused the batch ({exc.status_code}): {_api_message(exc)}") from exc
+        except openai.APIConnectionError as exc:
+            raise ProviderError(f"cannot reach the OpenAI endpoint {self.client.base_url}: {exc}") from exc
+        return batch.id
+
+    async def find(self, tag: str, created_after: float) -> list[str]:
+        found: list[str] = []
+        async for batch in self.client.batches.list(limit=100):
+            if batch.created_at < created_after:
+                break
+            if (batch.metadata or {}).get("llm_batch_tag") == tag:
+                found.append(batch.id)
+        return found
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        batch = await self.client.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        errors = tuple(
+            {"code": e.code, "message": e.message, "line": e.line, "param": e.param}
+            for e in ((batch.errors.data or []) if batch.errors else [])
+        )
+        return BatchProgress(
+            batch_id=batch.id,
+            state=STATES.get(batch.status, BatchState.RUNNING),
+            provider_status=batch.status,
+            total=counts.total if counts else 0,
+            completed=counts.completed if counts else 0,
+            failed=counts.failed if counts else 0,
+            errors=errors,
+        )
+
+    async def results(self, batch_id: str) -> AsyncIterator[RawResult]:
+        batch = await self.client.batches.retrieve(batch_id)
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            async with self.client.files.with_streaming_response.content(file_id) as response:
+                async for line in response.iter_lines():
+                    if line.strip():
+                        yield decode_output_line(json.loads(line))
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.batches.cancel(batch_id)
+        except openai.APIStatusError as exc:  # already ended, or unknown: nothing left to stop
+            log.info("Cancel of batch %s not applied (%s)", batch_id, exc.status_code)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+def decode_output_line(line: dict[str, Any]) -> RawResult:
+    """One line of an output or error file -> RawResult (success, HTTP error, or batch-level error)."""
+    custom_id = str(line.get("custom_id"))
+    error = line.get("error")
+    response = line.get("response") or {}
+    body = response.get("body") or {}
+    if error:
+        return RawResult(custom_id, ok=False, error_code=str(error.get("code") or "error"),
+                         error_message=str(error.get("message") or ""))
+    status = int(response.get("status_code") or 0)
+    if status >= 400 or not body:
+        err = body.get("error") or {}
+        return RawResult(custom_id, ok=False, error_code=str(err.get("code") or err.get("type") or status),
+                         error_message=str(err.get("message") or f"HTTP {status}"))
+    usage = body.get("usage") or {}
+    model = body.get("model")
+    if body.get("object") == "list" and body.get("data"):  # embeddings
+        return RawResult(custom_id, ok=True, embedding=body["data"][0].get("embedding"), model=model,
+                         usage=Usage(int(usage.get("prompt_tokens", 0)), 0))
+    if "choices" in body:  # chat completions
+        choice = (body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        use = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
+        if message.get("refusal"):
+            return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal",
+                             error_message=str(message["refusal"]))
+        return RawResult(custom_id, ok=True, text=message.get("content"), model=model, usage=use,
+                         finish_reason=choice.get("finish_reason"))
+    # responses API
+    cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
+    use = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
+    texts = [part.get("text", "") for item in body.get("output") or [] if item.get("type") == "message"
+             for part in item.get("content") or [] if part.get("type") == "output_text"]
+    finish = (body.get("incomplete_details") or {}).get("reason") if body.get("status") == "incomplete" else None
+    return RawResult(custom_id, ok=True, text="".join(texts), model=model, usage=use, finish_reason=finish)
+
+
+def _endpoint_of_chunk(open_chunk: OpenChunk) -> str:
+    with open_chunk() as fh:
+        first = fh.readline()
+    return str(json.loads(first)["url"])
+
+
+def _metadata(tags: dict[str, str]) -> dict[str, str]:
+    items = sorted(tags.items(), key=lambda kv: kv[0] != "llm_batch_tag")[:_MAX_METADATA_PAIRS]
+    return {k[:_MAX_METADATA_KEY]: v[:_MAX_METADATA_VALUE] for k, v in items}
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    return str(body.get("message") or (body.get("error") or {}).get("message") or exc.message)

@@ -1,0 +1,34 @@
+"""Airflow connections -> configured SDK clients and backends, one hook per provider."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow_llm_batch.hooks.base import LLMBatchHook
+
+if TYPE_CHECKING:
+    pass
+
+#: provider name -> "module:Class" of its hook (imported only when used, so optional SDKs stay optional)
+PROVIDER_HOOKS: dict[str, str] = {
+    "openai": "airflow_llm_batch.hooks.openai:OpenAIBatchHook",
+}
+
+
+def hook_class(provider: str) -> type[LLMBatchHook]:
+    """The hook class serving ``provider``; a clear error naming the known ones otherwise."""
+    import importlib
+
+    if provider not in PROVIDER_HOOKS:
+        raise ValueError(f"unknown provider {provider!r}; known: {sorted(PROVIDER_HOOKS)}")
+    module, _, name = PROVIDER_HOOKS[provider].partition(":")
+    try:
+        cls: type[LLMBatchHook] = getattr(importlib.import_module(module), name)
+    except ImportError as exc:
+        raise ImportError(
+            f"provider {provider!r} needs an optional dependency: pip install 'airflow-llm-batch[{provider}]'"
+        ) from exc
+    return cls
+
+
+__all__ = ["PROVIDER_HOOKS", "LLMBatchHook", "hook_class"]

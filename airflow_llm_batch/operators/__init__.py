@@ -1,0 +1,6 @@
+"""Airflow faces: parameters, templating, defer/resume and the XCom summary."""
+
+from airflow_llm_batch.operators.batch import LLMBatchOperator
+from airflow_llm_batch.operators.split import LLMBatchResultsOperator, SubmitLLMBatchOperator
+
+__all__ = ["LLMBatchOperator", "LLMBatchResultsOperator", "SubmitLLMBatchOperator"]

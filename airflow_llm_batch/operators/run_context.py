@@ -1,0 +1,144 @@
+"""Shared plumbing of the operators and the sensor: where a task run's state lives, how to reach the
+provider, and how results land. Kept out of the operator classes so each face stays short."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from airflow.sdk import ObjectStoragePath
+from airflow.sdk.definitions.connection import Connection
+
+from airflow_llm_batch.exceptions import BatchTimeoutError, ProviderError, TooManyFailuresError
+from airflow_llm_batch.hooks import LLMBatchHook, hook_class
+from airflow_llm_batch.pipeline.manifest import Manifest
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.sinks.object_storage import write_jsonl
+from airflow_llm_batch.sinks.xcom import as_xcom
+from airflow_llm_batch.sources.rows import to_path
+from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def default_workspace() -> str:
+    from airflow.configuration import conf
+
+    home = conf.get("core", "airflow_home", fallback=None) or "~/airflow"
+    return str(conf.get("llm_batch", "workspace", fallback=f"file://{home}/llm_batch_workspace"))
+
+
+def run_folder(workspace: str | None, context: Any) -> ObjectStoragePath:
+    """``{workspace}/{dag_id}/{task_id}/{run_id}[/{map_index}]``: one folder per task run, shared by
+    its tries, so a retry finds what an earlier try paid for."""
+    ti = context["ti"]
+    parts = [ti.dag_id, ti.task_id, ti.run_id]
+    if getattr(ti, "map_index", -1) not in (-1, None):
+        parts.append(str(ti.map_index))
+    folder = to_path(workspace or default_workspace())
+    for part in parts:
+        folder = folder / re.sub(r"[^A-Za-z0-9_.=+-]", "_", str(part))
+    return folder
+
+
+def run_tags(context: Any) -> dict[str, str]:
+    ti = context["ti"]
+    tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id}
+    if getattr(ti, "map_index", -1) not in (-1, None):
+        tags["map_index"] = str(ti.map_index)
+    return tags
+
+
+@dataclass
+class ProviderAccess:
+    """A provider + connection, resolved on the worker. Backends are built per event loop."""
+
+    provider: str
+    conn_id: str
+    hook: LLMBatchHook
+    conn: Connection
+
+    @classmethod
+    def resolve(cls, provider: str, conn_id: str | None) -> ProviderAccess:
+        hook = hook_class(provider)(conn_id)
+        return cls(provider, hook.conn_id, hook, hook.get_connection(hook.conn_id))
+
+    def run(self, folder: ObjectStoragePath, tags: dict[str, str], work: Callable[[BatchRun], Awaitable[T]]) -> T:
+        """Run ``work`` with a BatchRun whose backend lives (and is closed) in one event loop."""
+
+        async def _go() -> T:
+            backend = self.hook.backend_from_connection(self.conn)
+            try:
+                return await work(BatchRun(folder, backend, tags=tags))
+            finally:
+                await backend.aclose()
+
+        return asyncio.run(_go())
+
+    def offline_run(self, folder: ObjectStoragePath, tags: dict[str, str]) -> BatchRun:
+        """A BatchRun for work that makes no calls (preparing, reading results)."""
+        return BatchRun(folder, self.hook.backend_from_connection(self.conn), tags=tags)
+
+
+def timeout_at(timeout: timedelta | float | None, start: float) -> float | None:
+    if timeout is None:
+        return None
+    seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+    return start + seconds
+
+
+def check_event(event: Any, *, on_timeout: Callable[[], None]) -> WaitEvent:
+    """Validate a trigger event; raise the matching error for timeout and polling failures."""
+    wait = WaitEvent.from_payload(event)
+    if wait.outcome == WaitOutcome.TIMEOUT:
+        on_timeout()
+        raise BatchTimeoutError(f"{wait.message}; {len(wait.batches)} batch(es) still open")
+    if wait.outcome == WaitOutcome.ERROR:
+        raise ProviderError(f"waiting for the batches failed: {wait.message}. A retry re-attaches to them.")
+    return wait
+
+
+def land(
+    run: BatchRun,
+    manifest: Manifest,
+    *,
+    destination: str | None,
+    provider: str,
+    min_success_rate: float | None,
+) -> dict[str, Any]:
+    """Write results to ``destination`` (or into the summary for XCom) and return the summary."""
+    summary = run.summary(manifest)
+    out: dict[str, Any] = {"provider": provider, "model": manifest.model, **summary.to_dict(),
+                           "workspace": str(run.folder), "destination": None}
+    if destination:
+        path = to_path(destination)
+        write_jsonl(path, run.iter_results(manifest))
+        out["destination"] = str(path)
+    else:
+        out["results"] = as_xcom(run.iter_results(manifest))
+    log.info("Results: %d succeeded, %d failed of %d; errors %s; tokens in=%d out=%d; batches %s; -> %s",
+             summary.succeeded, summary.failed, summary.total, summary.errors_by_code or "none",
+             summary.usage.input_tokens, summary.usage.output_tokens, summary.batch_ids,
+             out["destination"] or "XCom")
+    _enforce_success_rate(summary.succeeded, summary.total, min_success_rate, summary.errors_by_code)
+    return out
+
+
+def _enforce_success_rate(succeeded: int, total: int, minimum: float | None, errors: dict[str, int]) -> None:
+    if total and succeeded == 0:
+        raise TooManyFailuresError(f"every one of the {total} rows failed ({errors}); results were landed "
+                                   f"for inspection. Fix the cause, then clear the task.")
+    if minimum is not None and total and succeeded / total < minimum:
+        raise TooManyFailuresError(f"only {succeeded}/{total} rows succeeded, below min_success_rate="
+                                   f"{minimum:.0%} ({errors}); results were landed for inspection.")
+
+
+def parser_for(response_format: Any) -> OutputParser:
+    return OutputParser(response_format)

@@ -1,0 +1,95 @@
+"""The split form for custom flows: SubmitLLMBatchOperator -> LLMBatchSensor -> LLMBatchResultsOperator.
+
+The three tasks share one workspace folder; the submit task returns a small handle (XCom) that the
+other two take as ``handle``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_llm_batch.operators.request_options import RequestOptions
+from airflow_llm_batch.operators.run_context import ProviderAccess, land, parser_for, run_folder, run_tags
+from airflow_llm_batch.pipeline.manifest import Manifest
+from airflow_llm_batch.pipeline.parsing import ResponseFormat
+from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.sources.rows import to_path
+
+
+class SubmitLLMBatchOperator(RequestOptions):
+    """Validate and submit every chunk; return a handle for the sensor and the results task.
+
+    Example: ``submit = SubmitLLMBatchOperator(task_id="submit", model="gpt-4o-mini", rows=rows,
+    prompt="Summarise: {{ row.text }}", key="id")`` then ``LLMBatchSensor(task_id="wait",
+    handle=submit.output)``.
+    """
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        access = ProviderAccess.resolve(self.provider, self.conn_id)
+        folder, tags = run_folder(self.workspace, context), run_tags(context)
+        manifest = self.prepare_manifest(access.offline_run(folder, tags), context)
+        access.run(folder, tags, lambda run: run.submit(manifest))
+        return make_handle(access, folder, tags, manifest)
+
+
+def make_handle(access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest) -> dict[str, Any]:
+    return {"provider": access.provider, "conn_id": access.conn_id, "folder": str(folder), "tags": tags,
+            "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows}
+
+
+class HandleUser(BaseOperator):
+    """Base of the tasks that continue a submitted run from its handle."""
+
+    template_fields: Sequence[str] = ("handle",)
+
+    def __init__(self, *, handle: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.handle = handle
+
+    def open_run(self) -> tuple[ProviderAccess, Any, dict[str, str], Manifest]:
+        handle = self.handle
+        if not isinstance(handle, dict) or "folder" not in handle:
+            raise ValueError(f"handle must be the return value of SubmitLLMBatchOperator, got {handle!r}")
+        access = ProviderAccess.resolve(handle["provider"], handle["conn_id"])
+        folder, tags = to_path(handle["folder"]), dict(handle["tags"])
+        manifest = BatchRun(folder, access.hook.backend_from_connection(access.conn), tags=tags).store.load()
+        if manifest is None:
+            raise FileNotFoundError(f"no manifest in {folder}: was the workspace removed?")
+        return access, folder, tags, manifest
+
+
+class LLMBatchResultsOperator(HandleUser):
+    """Download, join, parse and land the results of a submitted run; returns the XCom summary.
+
+    Example: ``LLMBatchResultsOperator(task_id="land", handle=submit.output, response_format=Triage,
+    destination="file:///data/triage.jsonl")``
+    """
+
+    template_fields: Sequence[str] = ("handle", "destination")
+
+    def __init__(self, *, response_format: ResponseFormat = None, destination: str | None = None,
+                 min_success_rate: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.response_format = response_format
+        self.destination = destination
+        self.min_success_rate = min_success_rate
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        access, folder, tags, manifest = self.open_run()
+
+        async def _collect(run: BatchRun) -> None:
+            await run.poll(manifest)
+            if manifest.open_batch_ids:
+                raise RuntimeError(f"batches {manifest.open_batch_ids} have not ended; put LLMBatchSensor "
+                                   f"upstream of this task")
+            await run.collect(manifest, parser_for(self.response_format))
+
+        access.run(folder, tags, _collect)
+        return land(access.offline_run(folder, tags), manifest, destination=self.destination,
+                    provider=access.provider, min_success_rate=self.min_success_rate)
+
+
+__all__ = ["LLMBatchResultsOperator", "SubmitLLMBatchOperator", "make_handle", "run_folder", "run_tags"]

@@ -1,0 +1,1 @@
+"""Provider-neutral batch engine: no Airflow imports live below this package."""

@@ -1,0 +1,48 @@
+"""The contract every provider backend fulfils; the engine only talks to this."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import IO, ClassVar, Protocol
+
+from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, LLMRequest, RawResult
+
+OpenChunk = Callable[[], IO[bytes]]
+
+
+class BatchBackend(Protocol):
+    """One provider's batch API, reached through an async client.
+
+    A backend is mostly data (``name``, ``limits``) plus short async methods. ``tags`` are small
+    string pairs (dag, task, run, chunk, and an ``llm_batch_tag`` that is unique per chunk attempt)
+    that let an intent recorded without a batch id be found again.
+    """
+
+    name: ClassVar[str]
+    limits: ClassVar[BatchLimits]
+
+    def request_line(self, request: LLMRequest) -> dict[str, object]:
+        """The JSON line (or inline request) that carries this request in a batch."""
+        ...
+
+    def custom_id_for(self, key: str) -> str:
+        """The provider-safe custom_id for a user key (identity unless the provider restricts ids)."""
+        ...
+
+    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
+        """Create a batch from a chunk file; return the provider's batch id."""
+        ...
+
+    async def find(self, tag: str, created_after: float) -> list[str]:
+        """Ids of batches carrying ``tag`` created after the Unix time ``created_after``."""
+        ...
+
+    async def progress(self, batch_id: str) -> BatchProgress: ...
+
+    def results(self, batch_id: str) -> AsyncIterator[RawResult]:
+        """Stream every answer the batch holds (succeeded and failed), in the provider's order."""
+        ...
+
+    async def cancel(self, batch_id: str) -> None: ...
+
+    async def aclose(self) -> None: ...

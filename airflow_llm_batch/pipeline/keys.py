@@ -1,0 +1,60 @@
+"""Duplicate detection over any number of rows in bounded memory (an SQLite file on local disk)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+from types import TracebackType
+
+
+class KeyRegistry:
+    """Collects (custom_id, key, row number) and reports ids seen more than once.
+
+    Rows are inserted in pages; the check is one GROUP BY at the end, so memory stays flat
+    whether there are a thousand rows or ten million.
+    """
+
+    _PAGE = 20_000
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-keys-")
+        self._db = sqlite3.connect(os.path.join(self._dir.name, "keys.db"))
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE ids (custom_id TEXT, key TEXT, row_no INTEGER)")
+        self._page: list[tuple[str, str, int]] = []
+
+    def add(self, custom_id: str, key: str, row_no: int) -> None:
+        self._page.append((custom_id, key, row_no))
+        if len(self._page) >= self._PAGE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._page:
+            self._db.executemany("INSERT INTO ids VALUES (?, ?, ?)", self._page)
+            self._page.clear()
+
+    def duplicates(self, limit: int = 20) -> tuple[int, list[tuple[str, list[int]]]]:
+        """Return (number of duplicated ids, first `limit` of them with their row numbers)."""
+        self._flush()
+        self._db.execute("CREATE INDEX ids_by_custom_id ON ids (custom_id)")
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM (SELECT custom_id FROM ids GROUP BY custom_id HAVING COUNT(*) > 1)"
+        ).fetchone()
+        rows = self._db.execute(
+            "SELECT MIN(key), GROUP_CONCAT(row_no) FROM ids GROUP BY custom_id HAVING COUNT(*) > 1"
+            " ORDER BY MIN(row_no) LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return int(count), [(key, [int(n) for n in nos.split(",")][:10]) for key, nos in rows]
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+    def __enter__(self) -> KeyRegistry:
+        return self
+
+    def __exit__(self, *exc: tuple[type[BaseException], BaseException, TracebackType] | None) -> None:
+        self.close()

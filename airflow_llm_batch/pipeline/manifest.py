@@ -1,0 +1,100 @@
+"""Durable run state in the workspace: intents before batches exist, batch ids after.
+
+The manifest is the answer to "what has this task already paid for?". A retried or cleared task
+loads it and re-attaches to its batches; a finished task re-lands its results without paying.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
+
+MANIFEST_NAME = "manifest.json"
+VERSION = 1
+
+
+class ChunkState:
+    PREPARED = "prepared"  # chunk file written, nothing sent
+    SUBMITTING = "submitting"  # intent recorded: a create call may have reached the provider
+    SUBMITTED = "submitted"  # batch id known
+    ENDED = "ended"  # the batch reached a terminal state
+    COLLECTED = "collected"  # answers joined and stored under results/
+
+
+@dataclass
+class ChunkRecord:
+    index: int
+    count: int
+    bytes: int
+    requests: str
+    keys: str
+    attempt: int = 1
+    state: str = ChunkState.PREPARED
+    tag: str | None = None
+    batch_id: str | None = None
+    intent_at: float | None = None
+    submitted_at: float | None = None
+    batch_state: str | None = None
+    batch_errors: list[dict[str, Any]] = field(default_factory=list)
+    results: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in (ChunkState.SUBMITTING, ChunkState.SUBMITTED)
+
+
+@dataclass
+class Manifest:
+    provider: str
+    model: str
+    run_tag: str
+    digest: str
+    total_rows: int
+    chunks: list[ChunkRecord]
+    created_at: float = field(default_factory=time.time)
+    version: int = VERSION
+    landed: dict[str, Any] | None = None
+
+    @property
+    def batch_ids(self) -> list[str]:
+        return [c.batch_id for c in self.chunks if c.batch_id]
+
+    @property
+    def open_batch_ids(self) -> list[str]:
+        return [c.batch_id for c in self.chunks if c.batch_id and c.state == ChunkState.SUBMITTED]
+
+    def chunk_for(self, batch_id: str) -> ChunkRecord:
+        for chunk in self.chunks:
+            if chunk.batch_id == batch_id:
+                return chunk
+        raise KeyError(batch_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        if data.get("version") != VERSION:
+            raise ValueError(f"manifest version {data.get('version')} is not supported (expected {VERSION})")
+        chunks = [ChunkRecord(**c) for c in data["chunks"]]
+        return cls(**{**data, "chunks": chunks})
+
+
+class ManifestStore:
+    """Loads and saves the manifest of one task run folder, atomically."""
+
+    def __init__(self, folder: StoragePath) -> None:
+        self.folder = folder
+        self.path = folder / MANIFEST_NAME
+
+    def load(self) -> Manifest | None:
+        if not self.path.exists():
+            return None
+        return Manifest.from_dict(read_json(self.path))
+
+    def save(self, manifest: Manifest) -> None:
+        write_json_atomically(self.path, manifest.to_dict())

@@ -1,0 +1,169 @@
+"""One streaming pass over the rows: render, validate, plan chunks and write them to the workspace.
+
+Nothing is submitted here. If any row is invalid, the pass still reads every row (so the error lists
+all the problems at once) and then raises `InvalidInputError`; no batch exists at that point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.pipeline.keys import KeyRegistry
+from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
+from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest
+
+log = logging.getLogger(__name__)
+
+LineBuilder = Callable[[LLMRequest], dict[str, Any]]
+IdMapper = Callable[[str], str]
+
+_MAX_LISTED_ERRORS = 20
+
+
+@dataclass
+class ChunkFiles:
+    """Where one chunk's request lines and its custom_id -> key index are stored."""
+
+    index: int
+    count: int
+    bytes: int
+    requests: str
+    keys: str
+
+
+@dataclass
+class PreparedInput:
+    chunks: list[ChunkFiles]
+    total_rows: int
+    digest: str
+    errors: list[str] = field(default_factory=list)
+
+
+def chunk_name(index: int, attempt: int = 1) -> str:
+    return f"{index:05d}" if attempt == 1 else f"{index:05d}-a{attempt}"
+
+
+class _ChunkWriter:
+    """Streams request lines into chunk files, starting a new one at the count or byte limit."""
+
+    def __init__(self, folder: StoragePath, limits: BatchLimits, max_rows: int | None) -> None:
+        self.folder = folder
+        self.max_rows = min(limits.max_requests, max_rows or limits.max_requests)
+        self.max_bytes = limits.max_bytes
+        self.chunks: list[ChunkFiles] = []
+        self._req: IO[bytes] | None = None
+        self._keys: IO[bytes] | None = None
+
+    def add(self, line: bytes, index_line: bytes) -> None:
+        current = self.chunks[-1] if self.chunks else None
+        if current is None or current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes:
+            current = self._open_next()
+        assert self._req is not None and self._keys is not None
+        self._req.write(line)
+        self._keys.write(index_line)
+        current.count += 1
+        current.bytes += len(line)
+
+    def _open_next(self) -> ChunkFiles:
+        self.close()
+        name = chunk_name(len(self.chunks))
+        chunk = ChunkFiles(len(self.chunks), 0, 0, f"chunks/{name}.requests.jsonl", f"chunks/{name}.keys.jsonl")
+        self._req = (self.folder / chunk.requests).open("wb")
+        self._keys = (self.folder / chunk.keys).open("wb")
+        self.chunks.append(chunk)
+        return chunk
+
+    def close(self) -> None:
+        for fh in (self._req, self._keys):
+            if fh is not None:
+                fh.close()
+        self._req = self._keys = None
+
+
+def prepare(
+    rows: Iterable[Mapping[str, Any]],
+    spec: RequestSpec,
+    *,
+    folder: StoragePath,
+    limits: BatchLimits,
+    build_line: LineBuilder,
+    custom_id_for: IdMapper = str,
+    max_rows_per_chunk: int | None = None,
+    carry: tuple[str, ...] = (),
+    write: bool = True,
+) -> PreparedInput:
+    """Render and validate every row, writing chunk files under ``folder/chunks``.
+
+    Raises InvalidInputError naming the rows when any row is invalid; nothing is submitted.
+    With ``write=False`` only the digest is computed (used to check that a retry sees the same rows).
+    """
+    renderer = RequestRenderer(spec)
+    if write:
+        (folder / "chunks").mkdir(parents=True, exist_ok=True)
+    writer = _ChunkWriter(folder, limits, max_rows_per_chunk)
+    digest = hashlib.sha256()
+    errors: list[str] = []
+    reasons: Counter[str] = Counter()
+    total = 0
+    with KeyRegistry() as registry:
+        try:
+            for row_no, row in enumerate(rows):
+                total += 1
+                try:
+                    key = renderer.key_of(row) if isinstance(row, Mapping) else ""
+                    custom_id = custom_id_for(key)
+                    request = renderer.render(row, custom_id, key)
+                    line = json.dumps(build_line(request), ensure_ascii=False, separators=(",", ":"))
+                    data = (line + "\n").encode()
+                    if len(data) > limits.max_request_bytes:
+                        raise RowError(
+                            f"request is {len(data):,} bytes, over the provider's limit of "
+                            f"{limits.max_request_bytes:,}"
+                        )
+                except RowError as exc:
+                    reasons[str(exc).split(":")[0]] += 1
+                    if len(errors) < _MAX_LISTED_ERRORS:
+                        errors.append(f"row {row_no}{_key_note(row, spec.key)}: {exc}")
+                    continue
+                registry.add(custom_id, key, row_no)
+                digest.update(data)
+                if errors or not write:
+                    continue  # keep validating, stop writing: nothing will be submitted
+                entry = {"c": custom_id, "k": key, "n": row_no}
+                if carry:
+                    entry["carry"] = {col: row.get(col) for col in carry}
+                writer.add(data, (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode())
+        finally:
+            writer.close()
+        dup_count, dups = registry.duplicates()
+    for key, row_nos in dups:
+        if len(errors) < _MAX_LISTED_ERRORS:
+            errors.append(f"duplicate key {key!r} on rows {', '.join(map(str, row_nos))}")
+    if dup_count:
+        reasons["duplicate key"] += dup_count
+    if errors:
+        counted = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
+        listing = "\n  ".join(errors)
+        hint = " (no key column is set: identical rows get the same id; set `key=`)" if spec.key is None and dup_count else ""
+        raise InvalidInputError(
+            f"{sum(reasons.values())} of {total} rows are invalid ({counted}){hint}; nothing was submitted."
+            f"\n  {listing}"
+        )
+    if total == 0:
+        raise InvalidInputError("no rows to process: the input is empty; nothing was submitted.")
+    log.info("Prepared %d rows into %d chunk(s)", total, len(writer.chunks))
+    return PreparedInput(writer.chunks, total, digest.hexdigest())
+
+
+def _key_note(row: Any, key_column: str | None) -> str:
+    if key_column and isinstance(row, Mapping) and row.get(key_column) is not None:
+        return f" (key {str(row[key_column])!r})"
+    return ""

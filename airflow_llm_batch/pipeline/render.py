@@ -1,0 +1,100 @@
+"""Turn input rows into provider-neutral requests with a sandboxed Jinja template.
+
+Row values are data: they are passed to the template as ``row`` and printed as text; a value that
+itself looks like ``{{ ... }}`` is never evaluated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
+class RowError(Exception):
+    """Why one row cannot become a request (collected, then reported together)."""
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """Everything that turns a row into a request, apart from the row itself."""
+
+    model: str
+    prompt: str
+    endpoint: Endpoint = Endpoint.CHAT
+    system_prompt: str | None = None
+    key: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    response_schema: dict[str, Any] | None = None
+    schema_name: str = "result"
+    json_output: bool = False
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def row_hash(row: Mapping[str, Any]) -> str:
+    """A stable id for a row without a key column: the same row always gets the same id."""
+    canonical = json.dumps(row, sort_keys=True, default=str, ensure_ascii=False)
+    return "h" + hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+
+class RequestRenderer:
+    """Compiles the templates once and renders rows one at a time.
+
+    Example: ``RequestRenderer(RequestSpec(model="m", prompt="Classify: {{ row.text }}", key="id"))``
+    """
+
+    def __init__(self, spec: RequestSpec) -> None:
+        self.spec = spec
+        try:
+            self._prompt = _ENV.from_string(spec.prompt)
+            self._system = _ENV.from_string(spec.system_prompt) if spec.system_prompt else None
+        except TemplateError as exc:
+            raise ValueError(f"prompt template does not compile: {exc}") from exc
+
+    def key_of(self, row: Mapping[str, Any]) -> str:
+        if self.spec.key is None:
+            return row_hash(row)
+        if self.spec.key not in row:
+            raise RowError(f"key column {self.spec.key!r} is missing")
+        value = row[self.spec.key]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise RowError(f"key column {self.spec.key!r} is empty")
+        return str(value)
+
+    def render(self, row: Mapping[str, Any], custom_id: str, key: str) -> LLMRequest:
+        if not isinstance(row, Mapping):
+            raise RowError(f"row is a {type(row).__name__}, expected a mapping of column -> value")
+        prompt = self._render(self._prompt, row, "prompt", self.spec.context)
+        if not prompt.strip():
+            raise RowError("prompt renders empty")
+        system = self._render(self._system, row, "system_prompt", self.spec.context) if self._system else None
+        return LLMRequest(
+            custom_id=custom_id,
+            key=key,
+            model=self.spec.model,
+            endpoint=self.spec.endpoint,
+            prompt=prompt,
+            system_prompt=system,
+            params=self.spec.params,
+            response_schema=self.spec.response_schema,
+            schema_name=self.spec.schema_name,
+            json_output=self.spec.json_output,
+        )
+
+    @staticmethod
+    def _render(template: Any, row: Mapping[str, Any], what: str, context: Mapping[str, Any]) -> str:
+        try:
+            return str(template.render(row=row, **context))
+        except UndefinedError as exc:
+            raise RowError(f"{what} template field missing: {exc.message}") from exc
+        except TemplateError as exc:
+            raise RowError(f"{what} template failed: {exc}") from exc

@@ -1,0 +1,70 @@
+"""The small slice of a path API the engine needs; `pathlib.Path` and Airflow's ObjectStoragePath both fit."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import IO, Any, Protocol
+
+
+class StoragePath(Protocol):
+    """A local or remote path (file://, gs://, s3://...)."""
+
+    name: str
+
+    def __truediv__(self, other: str) -> StoragePath: ...
+
+    @property
+    def parent(self) -> StoragePath: ...
+
+    def open(self, mode: str = "r", **kwargs: Any) -> IO[Any]: ...
+
+    def exists(self) -> bool: ...
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None: ...
+
+    def unlink(self, missing_ok: bool = False) -> None: ...
+
+    def rename(self, target: Any) -> Any: ...
+
+
+def write_bytes_atomically(path: StoragePath, data: bytes) -> None:
+    """Write to a temporary sibling, then rename, so readers never see half a file."""
+    with AtomicWriter(path) as fh:
+        fh.write(data)
+
+
+def write_json_atomically(path: StoragePath, document: Any) -> None:
+    write_bytes_atomically(path, json.dumps(document, indent=1, sort_keys=True).encode())
+
+
+def read_json(path: StoragePath) -> Any:
+    with path.open("rb") as fh:
+        return json.loads(fh.read())
+
+
+class AtomicWriter:
+    """Context manager that streams into a temporary sibling and renames it over ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+    """
+
+    def __init__(self, path: StoragePath) -> None:
+        self.path = path
+        self.tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self._fh: IO[bytes] | None = None
+
+    def __enter__(self) -> IO[bytes]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = self.tmp.open("wb")
+        return self._fh
+
+    def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
+        assert self._fh is not None
+        self._fh.close()
+        if exc_type is not None:
+            self.tmp.unlink(missing_ok=True)
+            return
+        if self.path.exists():
+            self.path.unlink()
+        self.tmp.rename(self.path)

@@ -1,0 +1,219 @@
+"""Provider-neutral request, result, status and usage types shared by every layer."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+class Endpoint(str, enum.Enum):
+    """What kind of call each request of a batch makes."""
+
+    CHAT = "chat_completions"
+    RESPONSES = "responses"
+    EMBEDDINGS = "embeddings"
+
+    @classmethod
+    def parse(cls, value: str | Endpoint) -> Endpoint:
+        if isinstance(value, Endpoint):
+            return value
+        text = value.strip().lower().lstrip("/").removeprefix("v1/").replace("/", "_")
+        aliases = {"chat": cls.CHAT, "chat_completions": cls.CHAT, "responses": cls.RESPONSES,
+                   "embeddings": cls.EMBEDDINGS, "embedding": cls.EMBEDDINGS}
+        if text not in aliases:
+            raise ValueError(f"unknown endpoint {value!r}; use one of {[e.value for e in cls]}")
+        return aliases[text]
+
+
+class BatchState(str, enum.Enum):
+    """Neutral lifecycle of one provider batch."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    CANCELLING = "cancelling"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def has_results(self) -> bool:
+        """Whether answers may be downloaded (expired and cancelled batches keep finished rows)."""
+        return self in (BatchState.COMPLETED, BatchState.EXPIRED, BatchState.CANCELLED)
+
+
+TERMINAL_STATES = frozenset(
+    {BatchState.COMPLETED, BatchState.FAILED, BatchState.EXPIRED, BatchState.CANCELLED}
+)
+
+
+class RowStatus(str, enum.Enum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one request or a sum of many."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cached_input_tokens + other.cached_input_tokens,
+        )
+
+    def to_dict(self) -> dict[str, int]:
+        return {**asdict(self), "total_tokens": self.total_tokens}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Usage:
+        data = data or {}
+        return cls(
+            int(data.get("input_tokens", 0)),
+            int(data.get("output_tokens", 0)),
+            int(data.get("cached_input_tokens", 0)),
+        )
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """What one provider batch may hold."""
+
+    max_requests: int
+    max_bytes: int
+    max_request_bytes: int
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One rendered row, in provider-neutral form.
+
+    Example: ``LLMRequest(custom_id="t-1", key="t-1", model="gpt-4o-mini", endpoint=Endpoint.CHAT,
+    prompt="Classify: ...", system_prompt="You triage tickets.")``
+    """
+
+    custom_id: str
+    key: str
+    model: str
+    endpoint: Endpoint
+    prompt: str
+    system_prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    response_schema: dict[str, Any] | None = None
+    schema_name: str = "result"
+    json_output: bool = False
+
+
+@dataclass(frozen=True)
+class RawResult:
+    """One provider answer, already decoded from the provider's format but not yet parsed."""
+
+    custom_id: str
+    ok: bool
+    text: str | None = None
+    embedding: list[float] | None = None
+    model: str | None = None
+    usage: Usage = Usage()
+    error_code: str | None = None
+    error_message: str | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class ResultRow:
+    """What lands for each input row: exactly one per row, succeeded or failed with a reason."""
+
+    key: str
+    status: RowStatus
+    output: str | None = None
+    parsed: Any = None
+    error: dict[str, str] | None = None
+    usage: Usage = Usage()
+    model: str | None = None
+    batch_id: str | None = None
+    custom_id: str | None = None
+    attempts: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "status": self.status.value,
+            "output": self.output,
+            "parsed": self.parsed,
+            "error": self.error,
+            "usage": self.usage.to_dict(),
+            "model": self.model,
+            "batch_id": self.batch_id,
+            "custom_id": self.custom_id,
+            "attempts": self.attempts,
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResultRow:
+        known = {"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
+                 "custom_id", "attempts"}
+        return cls(
+            key=data["key"],
+            status=RowStatus(data["status"]),
+            output=data.get("output"),
+            parsed=data.get("parsed"),
+            error=data.get("error"),
+            usage=Usage.from_dict(data.get("usage")),
+            model=data.get("model"),
+            batch_id=data.get("batch_id"),
+            custom_id=data.get("custom_id"),
+            attempts=int(data.get("attempts", 1)),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """A poll's view of one provider batch."""
+
+    batch_id: str
+    state: BatchState
+    provider_status: str
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    errors: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "state": self.state.value,
+            "provider_status": self.provider_status,
+            "total": self.total,
+            "completed": self.completed,
+            "failed": self.failed,
+            "errors": list(self.errors),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BatchProgress:
+        return cls(
+            batch_id=data["batch_id"],
+            state=BatchState(data["state"]),
+            provider_status=data.get("provider_status", ""),
+            total=int(data.get("total", 0)),
+            completed=int(data.get("completed", 0)),
+            failed=int(data.get("failed", 0)),
+            errors=tuple(data.get("errors", ())),
+        )

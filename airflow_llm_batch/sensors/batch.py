@@ -1,0 +1,60 @@
+"""LLMBatchSensor: wait (deferred by default) until every batch of a submitted run has ended."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_llm_batch.operators.run_context import check_event, timeout_at
+from airflow_llm_batch.operators.split import HandleUser
+from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
+
+
+class LLMBatchSensor(HandleUser, BaseSensorOperator):
+    """Succeeds when every batch in ``handle`` (from SubmitLLMBatchOperator) has ended.
+
+    Ended means completed, failed, expired or cancelled: the results task decides what the rows
+    say. With ``deferrable=True`` (default) the wait happens in the triggerer.
+
+    Example: ``LLMBatchSensor(task_id="wait", handle=submit.output, poll_interval=60)``
+    """
+
+    template_fields: Sequence[str] = ("handle",)
+
+    def __init__(self, *, deferrable: bool = True, poll_interval: float = 30.0,
+                 wait_timeout: timedelta | float | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("poke_interval", poll_interval)
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.wait_timeout = wait_timeout
+
+    def poke(self, context: Any) -> bool:
+        access, folder, tags, manifest = self.open_run()
+        progress = access.run(folder, tags, lambda run: run.poll(manifest))
+        self.log.info("%s", describe(progress))
+        return not manifest.open_batch_ids
+
+    def execute(self, context: Any) -> None:
+        if not self.deferrable:
+            super().execute(context)
+            return
+        if self.poke(context):
+            return
+        access, _, _, manifest = self.open_run()
+        self.defer(
+            trigger=LLMBatchTrigger(provider=access.provider, conn_id=access.conn_id,
+                                    batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
+                                    timeout_at=timeout_at(self.wait_timeout, time.time())),
+            method_name="execute_complete",
+        )
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        access, folder, tags, manifest = self.open_run()
+        wait = check_event(event, on_timeout=lambda: None)
+        access.offline_run(folder, tags).record_progress(manifest, wait.batches)
+        self.log.info("%s", describe(wait.batches))

@@ -1,0 +1,1 @@
+"""Where results land: XCom (small runs) or object storage (JSONL)."""

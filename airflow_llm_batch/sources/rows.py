@@ -1,0 +1,61 @@
+"""Row sources for the operators: a list of dicts, or a JSONL / CSV file on any object storage."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from airflow.sdk import ObjectStoragePath
+
+from airflow_llm_batch.exceptions import InvalidInputError
+
+RowsFactory = Callable[[], Iterable[Mapping[str, Any]]]
+
+
+def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
+    """A URI (``file://``, ``gs://``, ``s3://``...) or a plain local path -> ObjectStoragePath."""
+    if isinstance(uri, ObjectStoragePath):
+        return uri
+    text = str(uri)
+    return ObjectStoragePath(text if "://" in text else f"file://{text}")
+
+
+def rows_factory(rows: Any) -> RowsFactory:
+    """Return a callable yielding the rows anew at each call (the engine may read them twice).
+
+    Checks the source exists now, so a typo fails before anything is submitted.
+    """
+    if isinstance(rows, (str, ObjectStoragePath)):
+        path = to_path(rows)
+        if not path.exists():
+            raise InvalidInputError(f"rows file {path} does not exist; nothing was submitted.")
+        return lambda: read_rows_file(path)
+    if isinstance(rows, Mapping):
+        raise InvalidInputError("rows is a single mapping; pass a list of row dicts or a file URI")
+    if isinstance(rows, Iterable):
+        materialised = rows if isinstance(rows, (list, tuple)) else list(rows)
+        return lambda: materialised
+    raise InvalidInputError(f"rows must be a list of dicts or a file URI, not {type(rows).__name__}")
+
+
+def read_rows_file(path: ObjectStoragePath) -> Iterator[Mapping[str, Any]]:
+    """Stream rows from JSONL (``.jsonl``/``.ndjson``/``.json``) or CSV (``.csv``)."""
+    suffix = path.name.lower().rsplit(".", 1)[-1]
+    with path.open("rb") as fh:
+        if suffix == "csv":
+            yield from csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
+            return
+        if suffix not in ("jsonl", "ndjson", "json"):
+            raise InvalidInputError(f"rows file {path}: unknown format {suffix!r}; use .jsonl or .csv")
+        for line_no, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InvalidInputError(
+                    f"rows file {path}, line {line_no}: not JSON ({exc.msg}); nothing was submitted."
+                ) from exc

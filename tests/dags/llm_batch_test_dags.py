@@ -1,0 +1,45 @@
+"""DAGs the test-suite runs with dag.test(); everything variable comes in through params."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from airflow.sdk import DAG
+
+from airflow_llm_batch.operators import LLMBatchOperator, LLMBatchResultsOperator, SubmitLLMBatchOperator
+from airflow_llm_batch.sensors.batch import LLMBatchSensor
+
+CONN = "llm_emulator"
+PARAMS = {"rows": "", "destination": "", "workspace": ""}
+
+
+class Verdict(BaseModel):
+    label: str = Field(max_length=400)
+    score: int = Field(ge=0, le=10)
+
+
+with DAG("llmb_operator", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    LLMBatchOperator(
+        task_id="batch", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="Item {{ row.id }}: {{ row.text }}", system_prompt="Judge the item.",
+        response_format=Verdict, destination="{{ params.destination }}", workspace="{{ params.workspace }}",
+        max_rows_per_chunk=1000, poll_interval=0.2, retries=0,
+    )
+
+with DAG("llmb_split", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    submit = SubmitLLMBatchOperator(
+        task_id="submit", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", workspace="{{ params.workspace }}", max_rows_per_chunk=400,
+    )
+    wait = LLMBatchSensor(task_id="wait", handle=submit.output, poll_interval=0.2)
+    land = LLMBatchResultsOperator(task_id="land", handle=submit.output, destination="{{ params.destination }}")
+    submit >> wait >> land
+
+with DAG("llmb_sync", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    LLMBatchOperator(
+        task_id="batch", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", workspace="{{ params.workspace }}", deferrable=False, poll_interval=0.2,
+        retries=0,
+    )

@@ -1,0 +1,65 @@
+"""Answers join to rows by custom_id, whatever their order; parsing failures stay per row."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from airflow_llm_batch.pipeline.join import join_results
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.types import RawResult, RowStatus, Usage
+
+
+class Label(BaseModel):
+    name: str
+    score: int = Field(ge=0, le=5)
+
+
+def keys(n: int) -> list[dict]:
+    return [{"c": f"c{i}", "k": f"k{i}", "n": i} for i in range(n)]
+
+
+def test_out_of_order_answers_join_by_custom_id() -> None:
+    answers = [RawResult(f"c{i}", ok=True, text=f"answer {i}", usage=Usage(2, 3)) for i in reversed(range(5))]
+    rows = list(join_results(keys(5), answers, OutputParser(), batch_id="b1"))
+    assert [r.key for r in rows] == [f"k{i}" for i in range(5)]
+    assert [r.output for r in rows] == [f"answer {i}" for i in range(5)]
+    assert all(r.status == RowStatus.SUCCEEDED and r.batch_id == "b1" for r in rows)
+
+
+def test_missing_and_failed_answers_become_failed_rows() -> None:
+    answers = [RawResult("c0", ok=False, error_code="rate_limit_exceeded", error_message="slow down"),
+               RawResult("zzz", ok=True, text="stray")]
+    rows = list(join_results(keys(2), answers, OutputParser(), batch_id="b", missing_code="batch_expired",
+                             missing_message="expired"))
+    assert rows[0].error == {"code": "rate_limit_exceeded", "message": "slow down"}
+    assert rows[1].status == RowStatus.FAILED and rows[1].error == {"code": "batch_expired", "message": "expired"}
+    assert len(rows) == 2
+
+
+def test_pydantic_parsing_records_validation_failures_per_row() -> None:
+    answers = [RawResult("c0", ok=True, text='{"name": "a", "score": 4}'),
+               RawResult("c1", ok=True, text='{"name": "b", "score": 9}'),
+               RawResult("c2", ok=True, text="not json")]
+    rows = list(join_results(keys(3), answers, OutputParser(Label), batch_id="b"))
+    assert rows[0].parsed == {"name": "a", "score": 4}
+    assert rows[1].status == RowStatus.FAILED and rows[1].error["code"] == "invalid_output"
+    assert "score" in rows[1].error["message"]
+    assert rows[2].error["code"] == "invalid_output" and rows[1].output == '{"name": "b", "score": 9}'
+
+
+def test_json_schema_parsing_and_truncation() -> None:
+    schema = {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}
+    parser = OutputParser({"name": "thing", "schema": schema})
+    assert parser.name == "thing" and parser.schema == schema
+    answers = [RawResult("c0", ok=True, text='{"x": 1}'),
+               RawResult("c1", ok=True, text='{"x": "one"}'),
+               RawResult("c2", ok=True, text='{"x": ', finish_reason="length")]
+    rows = list(join_results(keys(3), answers, parser, batch_id="b"))
+    assert rows[0].parsed == {"x": 1}
+    assert rows[1].error["code"] == "invalid_output" and "at x" in rows[1].error["message"]
+    assert rows[2].error["code"] == "truncated" and rows[2].extra["finish_reason"] == "length"
+
+
+def test_embeddings_land_as_parsed_vectors() -> None:
+    rows = list(join_results(keys(1), [RawResult("c0", ok=True, embedding=[0.1, 0.2])], OutputParser(), batch_id="b"))
+    assert rows[0].parsed == [0.1, 0.2] and rows[0].status == RowStatus.SUCCEEDED
