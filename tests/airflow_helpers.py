@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow.models.dagbag import DagBag
+from airflow.dag_processing.dagbag import DagBag
 from airflow.utils.state import DagRunState, TaskInstanceState
 
 _BAG: DagBag | None = None
@@ -15,7 +15,7 @@ def get_dag(dag_id: str) -> Any:
     if _BAG is None:
         import os
 
-        _BAG = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"], include_examples=False)
+        _BAG = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
         assert not _BAG.import_errors, _BAG.import_errors
     return _BAG.dags[dag_id]
 

@@ -12,7 +12,8 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 
 # The SDKs log one INFO line per HTTP request through httpx; at thousands of polls that is noise and
 # CPU (measured 15-25% of a poll). Warnings and errors still come through.
-logging.getLogger("httpx").setLevel(logging.WARNING)
+for _name in ("httpx", "httpx2"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 
 class LLMBatchHook(BaseHook):

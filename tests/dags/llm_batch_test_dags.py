@@ -43,3 +43,20 @@ with DAG("llmb_sync", schedule=None, start_date=datetime(2026, 1, 1), params=PAR
         prompt="{{ row.text }}", workspace="{{ params.workspace }}", deferrable=False, poll_interval=0.2,
         retries=0,
     )
+
+
+class CrashAfterWaitOperator(LLMBatchOperator):
+    """Simulates a worker dying after its batches were submitted and ended, on the first try only."""
+
+    def execute_complete(self, context, event=None):  # type: ignore[no-untyped-def]
+        if context["ti"].try_number == 1:
+            raise RuntimeError("simulated worker crash after submit")
+        return super().execute_complete(context, event)
+
+
+with DAG("llmb_retry", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    CrashAfterWaitOperator(
+        task_id="batch", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", destination="{{ params.destination }}", workspace="{{ params.workspace }}",
+        max_rows_per_chunk=300, poll_interval=0.2, retries=1, retry_delay=0,
+    )
