@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from airflow_llm_batch.hooks.base import LLMBatchHook
-
-if TYPE_CHECKING:
-    pass
 
 #: provider name -> "module:Class" of its hook (imported only when used, so optional SDKs stay optional)
 PROVIDER_HOOKS: dict[str, str] = {
     "openai": "airflow_llm_batch.hooks.openai:OpenAIBatchHook",
+    "anthropic": "airflow_llm_batch.hooks.anthropic:AnthropicBatchHook",
+    "gemini": "airflow_llm_batch.hooks.gemini:GeminiBatchHook",
+    "vertex": "airflow_llm_batch.hooks.vertex:VertexBatchHook",
 }
 
 

@@ -15,6 +15,7 @@ from airflow_llm_batch.operators.run_context import (
     ProviderAccess,
     check_event,
     land,
+    landing_context,
     parser_for,
     run_folder,
     run_tags,
@@ -22,6 +23,7 @@ from airflow_llm_batch.operators.run_context import (
 )
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
 
@@ -86,7 +88,9 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
         access = self._provider_access()
         folder, tags = run_folder(self.workspace, context), run_tags(context)
         manifest = self.prepare_manifest(access.offline_run(folder, tags), context)
-        if not self.destination:
+        if self.destination:
+            open_sink(self.destination).check(self._landing(context))
+        else:
             check_fits(manifest.total_rows, self.xcom_max_rows)
         access.run(folder, tags, lambda run: run.submit(manifest))
         context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
@@ -127,8 +131,11 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
         parser = parser_for(self.response_format)
         access.run(folder, tags, lambda run: run.collect(manifest, parser))
         run = access.offline_run(folder, tags)
-        return land(run, manifest, destination=self.destination, provider=self.provider,
-                    min_success_rate=self.min_success_rate)
+        return land(run, manifest, landing=self._landing(self._context), destination=self.destination,
+                    provider=self.provider, min_success_rate=self.min_success_rate)
+
+    def _landing(self, context: Any) -> LandingContext:
+        return landing_context(context, parser_for(self.response_format), self.provider, self.model)
 
     def _wait_on_worker(self, access: ProviderAccess, folder: Any, tags: dict[str, str],
                         manifest: Manifest, deadline: float | None) -> None:

@@ -19,7 +19,7 @@ from airflow_llm_batch.hooks import LLMBatchHook, hook_class
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
-from airflow_llm_batch.sinks.object_storage import write_jsonl
+from airflow_llm_batch.sinks import LandingContext, Sink, open_sink
 from airflow_llm_batch.sinks.xcom import as_xcom
 from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
@@ -109,7 +109,8 @@ def land(
     run: BatchRun,
     manifest: Manifest,
     *,
-    destination: str | None,
+    landing: LandingContext,
+    destination: str | Sink | None,
     provider: str,
     min_success_rate: float | None,
 ) -> dict[str, Any]:
@@ -118,9 +119,9 @@ def land(
     out: dict[str, Any] = {"provider": provider, "model": manifest.model, **summary.to_dict(),
                            "workspace": str(run.folder), "destination": None}
     if destination:
-        path = to_path(destination)
-        write_jsonl(path, run.iter_results(manifest))
-        out["destination"] = str(path)
+        landed = open_sink(destination).write(run.iter_results(manifest), landing)
+        out["destination"] = landed.get("uri", str(destination))
+        out["landed"] = landed
     else:
         out["results"] = as_xcom(run.iter_results(manifest))
     log.info("Results: %d succeeded, %d failed of %d; errors %s; tokens in=%d out=%d; batches %s; -> %s",
@@ -142,3 +143,9 @@ def _enforce_success_rate(succeeded: int, total: int, minimum: float | None, err
 
 def parser_for(response_format: Any) -> OutputParser:
     return OutputParser(response_format)
+
+
+def landing_context(context: Any, parser: OutputParser, provider: str, model: str) -> LandingContext:
+    ti = context["ti"]
+    return LandingContext(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
+                          response_schema=parser.schema, provider=provider, model=model)

@@ -12,7 +12,14 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_llm_batch.operators.request_options import RequestOptions
-from airflow_llm_batch.operators.run_context import ProviderAccess, land, parser_for, run_folder, run_tags
+from airflow_llm_batch.operators.run_context import (
+    ProviderAccess,
+    land,
+    landing_context,
+    parser_for,
+    run_folder,
+    run_tags,
+)
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import ResponseFormat
 from airflow_llm_batch.pipeline.run import BatchRun
@@ -88,7 +95,8 @@ class LLMBatchResultsOperator(HandleUser):
             await run.collect(manifest, parser_for(self.response_format))
 
         access.run(folder, tags, _collect)
-        return land(access.offline_run(folder, tags), manifest, destination=self.destination,
+        landing = landing_context(context, parser_for(self.response_format), access.provider, manifest.model)
+        return land(access.offline_run(folder, tags), manifest, landing=landing, destination=self.destination,
                     provider=access.provider, min_success_rate=self.min_success_rate)
 
 
