@@ -14,6 +14,12 @@ from airflow_llm_batch.exceptions import InvalidInputError
 
 RowsFactory = Callable[[], Iterable[Mapping[str, Any]]]
 
+#: URI scheme -> "module:function"; the function takes (uri, **options), checks the source exists
+#: (InvalidInputError otherwise) and returns a RowsFactory that reads the rows in pages.
+SOURCE_SCHEMES: dict[str, str] = {
+    "bq": "airflow_llm_batch.sources.bigquery:bigquery_rows",
+}
+
 
 def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
     """A URI (``file://``, ``gs://``, ``s3://``...) or a plain local path -> ObjectStoragePath."""
@@ -23,11 +29,17 @@ def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
     return ObjectStoragePath(text if "://" in text else f"file://{text}")
 
 
-def rows_factory(rows: Any) -> RowsFactory:
+def rows_factory(rows: Any, **options: Any) -> RowsFactory:
     """Return a callable yielding the rows anew at each call (the engine may read them twice).
 
     Checks the source exists now, so a typo fails before anything is submitted.
     """
+    if isinstance(rows, str) and "://" in rows and rows.split("://", 1)[0].lower() in SOURCE_SCHEMES:
+        import importlib
+
+        module, _, name = SOURCE_SCHEMES[rows.split("://", 1)[0].lower()].partition(":")
+        factory: RowsFactory = getattr(importlib.import_module(module), name)(rows, **options)
+        return factory
     if isinstance(rows, (str, ObjectStoragePath)):
         path = to_path(rows)
         if not path.exists():
