@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator
-
+from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.operators.request_options import RequestOptions
 from airflow_llm_batch.operators.run_context import (
     ProviderAccess,
@@ -21,20 +20,22 @@ from airflow_llm_batch.operators.run_context import (
     run_tags,
     timeout_at,
 )
-from airflow_llm_batch.pipeline.manifest import Manifest
+from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
+from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
 
 
-class LLMBatchOperator(RequestOptions, BaseOperator):
+class LLMBatchOperator(RequestOptions):
     """Render a prompt over every row, run it through a provider batch API, and land the answers.
 
     The task prepares and validates every row (nothing is paid if any row is bad), records an intent
     in its workspace before each batch is created, defers to the triggerer while the batches run,
-    then joins the answers to the rows by custom_id and writes them to ``destination``. A retry or a
-    cleared task re-attaches to its batches instead of paying again.
+    then joins the answers to the rows by custom_id, resubmits rows whose failure is retryable, and
+    writes one result per row to ``destination``. A retry or a cleared task re-attaches to its
+    batches instead of paying again.
 
     Example::
 
@@ -47,9 +48,17 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
             destination="gs://bucket/triage/{{ ds }}.jsonl",
         )
 
-    :param destination: object storage URI for the results JSONL; None returns them in XCom (small runs)
+    :param destination: where results land: an object storage URI (``file://``, ``gs://``, ``s3://``),
+        ``bq://project.dataset.table``, or a Sink; None returns them in XCom (small runs only)
     :param deferrable: wait in the triggerer (default) or poll on the worker
-    :param timeout: give up waiting after this long (the batches are cancelled if ``cancel_on_timeout``)
+    :param poll_interval: seconds between polls of the batches
+    :param timeout: give up waiting after this long from the first submit (the batches are cancelled
+        if ``cancel_on_timeout``)
+    :param max_attempts: attempts per row for retryable failures (rate limit, server error, expiry...)
+    :param retry_on: extra codes to retry: "invalid_output", "truncated", "batch_cancelled"
+    :param enqueued_token_budget: per-model enqueued-token limit: chunks are planned under it and sent
+        only as in-flight batches end (OpenAI's ENQUEUED TOKEN LIMIT)
+    :param max_open_batches: cap on this task's batches in flight at once
     :param min_success_rate: fail the task (after landing) if fewer rows succeed; a run where every row
         failed always fails
     """
@@ -60,12 +69,16 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
     def __init__(
         self,
         *,
-        destination: str | None = None,
+        destination: Any = None,
         deferrable: bool = True,
         poll_interval: float = 30.0,
         timeout: timedelta | float | None = None,
         cancel_on_timeout: bool = True,
         cancel_on_kill: bool = True,
+        max_attempts: int = 3,
+        retry_on: Iterable[str] = (),
+        enqueued_token_budget: int | None = None,
+        max_open_batches: int | None = None,
         min_success_rate: float | None = None,
         xcom_max_rows: int = DEFAULT_MAX_XCOM_ROWS,
         **kwargs: Any,
@@ -77,6 +90,11 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
         self.wait_timeout = timeout
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
+        unknown = set(retry_on) - OPTIONAL_RETRY_CODES - RETRYABLE_CODES
+        if unknown:
+            raise ValueError(f"retry_on: unknown codes {sorted(unknown)}; choose from {sorted(OPTIONAL_RETRY_CODES)}")
+        self.policy = RetryPolicy(max_attempts=max_attempts, retry_codes=RETRYABLE_CODES | frozenset(retry_on))
+        self.admission = Admission(token_budget=enqueued_token_budget, max_open_batches=max_open_batches)
         self.min_success_rate = min_success_rate
         self.xcom_max_rows = xcom_max_rows
         self._access: ProviderAccess | None = None
@@ -86,74 +104,86 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
     def execute(self, context: Any) -> Any:
         self._context = context
         access = self._provider_access()
-        folder, tags = run_folder(self.workspace, context), run_tags(context)
-        manifest = self.prepare_manifest(access.offline_run(folder, tags), context)
+        run = self._run(access, context)
+        manifest = self.prepare_manifest(run, context)
         if self.destination:
             open_sink(self.destination).check(self._landing(context))
         else:
             check_fits(manifest.total_rows, self.xcom_max_rows)
-        access.run(folder, tags, lambda run: run.submit(manifest))
-        context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
-        deadline = timeout_at(self.wait_timeout, manifest.created_at)
-        if manifest.open_batch_ids and self.deferrable:
-            self.defer(
-                trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
-                                        batch_ids=manifest.open_batch_ids,
-                                        poll_interval=self.poll_interval, timeout_at=deadline),
-                method_name="execute_complete",
-            )
-        if manifest.open_batch_ids:
-            self._wait_on_worker(access, folder, tags, manifest, deadline)
-        return self._finish(access, folder, tags, manifest)
+        return self._advance(access, context, manifest)
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         self._context = context
         access = self._provider_access()
-        folder, tags = run_folder(self.workspace, context), run_tags(context)
-        run = access.offline_run(folder, tags)
+        run = self._run(access, context)
         manifest = self._load(run)
-        wait = check_event(event, on_timeout=lambda: self._cancel_on(access, folder, tags, manifest,
-                                                                       self.cancel_on_timeout))
+        wait = check_event(event, on_timeout=lambda: self._cancel(access, context, manifest, self.cancel_on_timeout))
         run.record_progress(manifest, wait.batches)
-        return self._finish(access, folder, tags, manifest)
+        return self._advance(access, context, manifest)
 
     def on_kill(self) -> None:
         if not self.cancel_on_kill or self._context is None:
             return
         access = self._provider_access()
-        folder, tags = run_folder(self.workspace, self._context), run_tags(self._context)
-        manifest = access.offline_run(folder, tags).store.load()
+        manifest = self._run(access, self._context).store.load()
         if manifest is not None:
-            self._cancel_on(access, folder, tags, manifest, True)
+            self._cancel(access, self._context, manifest, True)
 
-    # -- steps -------------------------------------------------------------------------------------
-    def _finish(self, access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest) -> Any:
+    # -- the loop: collect what ended, send what waits, then wait or land ---------------------------
+    def _advance(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
         parser = parser_for(self.response_format)
-        access.run(folder, tags, lambda run: run.collect(manifest, parser))
-        run = access.offline_run(folder, tags)
-        return land(run, manifest, landing=self._landing(self._context), destination=self.destination,
-                    provider=self.provider, min_success_rate=self.min_success_rate)
+        deadline = timeout_at(self.wait_timeout, manifest.created_at)
+        while True:
+            async def step(run: BatchRun) -> None:
+                await run.collect(manifest, parser)
+                if manifest.breaker and manifest.open_batch_ids:
+                    await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
+                await run.submit(manifest)
 
-    def _landing(self, context: Any) -> LandingContext:
-        return landing_context(context, parser_for(self.response_format), self.provider, self.model)
+            self._with_run(access, context, step)
+            context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
+            if manifest.is_done:
+                return self._land(access, context, manifest)
+            waiting = any(c.state == ChunkState.PREPARED for c in manifest.chunks)
+            if self.deferrable:
+                self.defer(
+                    trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
+                                            batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
+                                            timeout_at=deadline, return_on_first_end=waiting),
+                    method_name="execute_complete",
+                )
+            self._wait_on_worker(access, context, manifest, deadline, waiting)
 
-    def _wait_on_worker(self, access: ProviderAccess, folder: Any, tags: dict[str, str],
-                        manifest: Manifest, deadline: float | None) -> None:
+    def _land(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
+        summary = land(self._run(access, context), manifest, landing=self._landing(context),
+                       destination=self.destination, provider=self.provider,
+                       min_success_rate=self.min_success_rate)
+        if manifest.breaker:
+            b = manifest.breaker
+            raise ProviderError(
+                f"circuit breaker: {b['rows']} of {b['of']} rows of batch {b['batch_id']} failed with "
+                f"{b['code']} ({b['message']}); nothing more was submitted. Results were landed with every "
+                f"row's reason. Fix the connection/account, then clear the task."
+            )
+        return summary
+
+    def _wait_on_worker(self, access: ProviderAccess, context: Any, manifest: Manifest,
+                        deadline: float | None, any_end: bool) -> None:
         """deferrable=False: poll from the worker (holds the slot; for setups without a triggerer)."""
-        while manifest.open_batch_ids:
-            progress = access.run(folder, tags, lambda run: run.poll(manifest))
+        watched = set(manifest.open_batch_ids)
+        while True:
+            progress = self._with_run(access, context, lambda run: run.poll(manifest))
             self.log.info("%s", describe(progress))
-            if not manifest.open_batch_ids:
+            still_open = watched & set(manifest.open_batch_ids)
+            if not still_open or (any_end and still_open != watched):
                 return
             if deadline is not None and time.time() >= deadline:
                 check_event({"version": 1, "status": "timeout", "batches": [p.to_dict() for p in progress],
                              "message": "the task's timeout passed before the batches ended"},
-                            on_timeout=lambda: self._cancel_on(access, folder, tags, manifest,
-                                                               self.cancel_on_timeout))
+                            on_timeout=lambda: self._cancel(access, context, manifest, self.cancel_on_timeout))
             time.sleep(self.poll_interval)
 
-    def _cancel_on(self, access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest,
-                   enabled: bool) -> None:
+    def _cancel(self, access: ProviderAccess, context: Any, manifest: Manifest, enabled: bool) -> None:
         ids = manifest.open_batch_ids
         if not enabled or not ids:
             self.log.info("Leaving %d open batch(es) running: %s", len(ids), ids)
@@ -162,8 +192,20 @@ class LLMBatchOperator(RequestOptions, BaseOperator):
         async def _cancel(run: BatchRun) -> None:
             await asyncio.gather(*(run.backend.cancel(b) for b in ids))
 
-        access.run(folder, tags, _cancel)
+        self._with_run(access, context, _cancel)
         self.log.warning("Cancelled %d open batch(es): %s", len(ids), ids)
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    def _run(self, access: ProviderAccess, context: Any) -> BatchRun:
+        return access.offline_run(run_folder(self.workspace, context), run_tags(context),
+                                  policy=self.policy, admission=self.admission)
+
+    def _with_run(self, access: ProviderAccess, context: Any, work: Any) -> Any:
+        return access.run(run_folder(self.workspace, context), run_tags(context), work,
+                          policy=self.policy, admission=self.admission)
+
+    def _landing(self, context: Any) -> LandingContext:
+        return landing_context(context, parser_for(self.response_format), self.provider, self.model)
 
     def _provider_access(self) -> ProviderAccess:
         if self._access is None:

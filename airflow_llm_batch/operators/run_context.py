@@ -70,21 +70,22 @@ class ProviderAccess:
         hook = hook_class(provider)(conn_id)
         return cls(provider, hook.conn_id, hook, hook.get_connection(hook.conn_id))
 
-    def run(self, folder: ObjectStoragePath, tags: dict[str, str], work: Callable[[BatchRun], Awaitable[T]]) -> T:
+    def run(self, folder: ObjectStoragePath, tags: dict[str, str], work: Callable[[BatchRun], Awaitable[T]],
+            **options: Any) -> T:
         """Run ``work`` with a BatchRun whose backend lives (and is closed) in one event loop."""
 
         async def _go() -> T:
             backend = self.hook.backend_from_connection(self.conn)
             try:
-                return await work(BatchRun(folder, backend, tags=tags))
+                return await work(BatchRun(folder, backend, tags=tags, **options))
             finally:
                 await backend.aclose()
 
         return asyncio.run(_go())
 
-    def offline_run(self, folder: ObjectStoragePath, tags: dict[str, str]) -> BatchRun:
+    def offline_run(self, folder: ObjectStoragePath, tags: dict[str, str], **options: Any) -> BatchRun:
         """A BatchRun for work that makes no calls (preparing, reading results)."""
-        return BatchRun(folder, self.hook.backend_from_connection(self.conn), tags=tags)
+        return BatchRun(folder, self.hook.backend_from_connection(self.conn), tags=tags, **options)
 
 
 def timeout_at(timeout: timedelta | float | None, start: float) -> float | None:

@@ -22,6 +22,7 @@ from airflow_llm_batch.operators.run_context import (
 )
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import ResponseFormat
+from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.rows import to_path
 
@@ -94,7 +95,8 @@ class LLMBatchResultsOperator(HandleUser):
                                    f"upstream of this task")
             await run.collect(manifest, parser_for(self.response_format))
 
-        access.run(folder, tags, _collect)
+        # the split form does not resubmit: every row is final after one attempt
+        access.run(folder, tags, _collect, policy=RetryPolicy(max_attempts=1))
         landing = landing_context(context, parser_for(self.response_format), access.provider, manifest.model)
         return land(access.offline_run(folder, tags), manifest, landing=landing, destination=self.destination,
                     provider=access.provider, min_success_rate=self.min_success_rate)

@@ -41,10 +41,18 @@ class ChunkRecord:
     batch_errors: list[dict[str, Any]] = field(default_factory=list)
     results: str | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    tokens: int = 0
+    retry_of: int | None = None
+    requeues: int = 0
+    previous_batch_ids: list[str] = field(default_factory=list)
 
     @property
     def is_open(self) -> bool:
         return self.state in (ChunkState.SUBMITTING, ChunkState.SUBMITTED)
+
+    @property
+    def is_final(self) -> bool:
+        return self.state == ChunkState.COLLECTED
 
 
 @dataclass
@@ -58,10 +66,16 @@ class Manifest:
     created_at: float = field(default_factory=time.time)
     version: int = VERSION
     landed: dict[str, Any] | None = None
+    breaker: dict[str, Any] | None = None
 
     @property
     def batch_ids(self) -> list[str]:
-        return [c.batch_id for c in self.chunks if c.batch_id]
+        return [b for c in self.chunks for b in [*c.previous_batch_ids, c.batch_id] if b]
+
+    @property
+    def is_done(self) -> bool:
+        """Every chunk collected: each input row has exactly one final result stored."""
+        return all(c.is_final for c in self.chunks)
 
     @property
     def open_batch_ids(self) -> list[str]:

@@ -18,6 +18,7 @@ from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.pipeline.keys import KeyRegistry
 from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
 from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ class ChunkFiles:
     bytes: int
     requests: str
     keys: str
+    tokens: int = 0
 
 
 @dataclass
@@ -54,23 +56,28 @@ def chunk_name(index: int, attempt: int = 1) -> str:
 class _ChunkWriter:
     """Streams request lines into chunk files, starting a new one at the count or byte limit."""
 
-    def __init__(self, folder: StoragePath, limits: BatchLimits, max_rows: int | None) -> None:
+    def __init__(self, folder: StoragePath, limits: BatchLimits, max_rows: int | None,
+                 max_tokens: int | None = None) -> None:
         self.folder = folder
         self.max_rows = min(limits.max_requests, max_rows or limits.max_requests)
         self.max_bytes = limits.max_bytes
+        self.max_tokens = max_tokens
         self.chunks: list[ChunkFiles] = []
         self._req: IO[bytes] | None = None
         self._keys: IO[bytes] | None = None
 
     def add(self, line: bytes, index_line: bytes) -> None:
         current = self.chunks[-1] if self.chunks else None
-        if current is None or current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes:
+        tokens = estimate_tokens(line)
+        if (current is None or current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes
+                or (self.max_tokens is not None and current.tokens + tokens > self.max_tokens)):
             current = self._open_next()
         assert self._req is not None and self._keys is not None
         self._req.write(line)
         self._keys.write(index_line)
         current.count += 1
         current.bytes += len(line)
+        current.tokens += tokens
 
     def _open_next(self) -> ChunkFiles:
         self.close()
@@ -99,6 +106,7 @@ def prepare(
     max_rows_per_chunk: int | None = None,
     carry: tuple[str, ...] = (),
     write: bool = True,
+    max_tokens_per_chunk: int | None = None,
 ) -> PreparedInput:
     """Render and validate every row, writing chunk files under ``folder/chunks``.
 
@@ -108,7 +116,7 @@ def prepare(
     renderer = RequestRenderer(spec)
     if write:
         (folder / "chunks").mkdir(parents=True, exist_ok=True)
-    writer = _ChunkWriter(folder, limits, max_rows_per_chunk)
+    writer = _ChunkWriter(folder, limits, max_rows_per_chunk, max_tokens_per_chunk)
     digest = hashlib.sha256()
     errors: list[str] = []
     reasons: Counter[str] = Counter()
@@ -127,6 +135,11 @@ def prepare(
                         raise RowError(
                             f"request is {len(data):,} bytes, over the provider's limit of "
                             f"{limits.max_request_bytes:,}"
+                        )
+                    if max_tokens_per_chunk is not None and estimate_tokens(data) > max_tokens_per_chunk:
+                        raise RowError(
+                            f"request is ~{estimate_tokens(data):,} tokens, over the enqueued-token budget "
+                            f"of {max_tokens_per_chunk:,}"
                         )
                 except RowError as exc:
                     reasons[str(exc).split(":")[0]] += 1

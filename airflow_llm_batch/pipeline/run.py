@@ -19,12 +19,14 @@ from typing import Any
 
 from airflow_llm_batch.exceptions import InputChangedError, ReattachError
 from airflow_llm_batch.pipeline.backend import BatchBackend
-from airflow_llm_batch.pipeline.join import join_results, read_key_index
+from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
+from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, Usage
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,9 @@ class RunSummary:
     errors_by_code: dict[str, int]
     usage: Usage
     batch_ids: list[str]
+    resubmitted_rows: int = 0
+    requeued_batches: int = 0
+    breaker: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,9 @@ class RunSummary:
             "errors_by_code": self.errors_by_code,
             "usage": self.usage.to_dict(),
             "batch_ids": self.batch_ids,
+            "resubmitted_rows": self.resubmitted_rows,
+            "requeued_batches": self.requeued_batches,
+            "breaker": self.breaker,
         }
 
 
@@ -70,11 +78,21 @@ class BatchRun:
         await run.collect(manifest, OutputParser(MyModel))
     """
 
-    def __init__(self, folder: StoragePath, backend: BatchBackend, *, tags: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        folder: StoragePath,
+        backend: BatchBackend,
+        *,
+        tags: Mapping[str, str],
+        policy: RetryPolicy | None = None,
+        admission: Admission | None = None,
+    ) -> None:
         self.folder = folder
         self.backend = backend
         self.tags = {k: str(v)[:500] for k, v in tags.items()}
         self.store = ManifestStore(folder)
+        self.policy = policy or RetryPolicy()
+        self.admission = admission or Admission()
 
     # -- preparing ---------------------------------------------------------------------------------
     def prepare_or_load(
@@ -92,7 +110,8 @@ class BatchRun:
         def _prepare(write: bool) -> Any:
             return prepare(rows(), spec, folder=self.folder, limits=self.backend.limits,
                            build_line=self.backend.request_line, custom_id_for=self.backend.custom_id_for,
-                           max_rows_per_chunk=max_rows_per_chunk, carry=carry, write=write)
+                           max_rows_per_chunk=max_rows_per_chunk, carry=carry, write=write,
+                           max_tokens_per_chunk=self.admission.token_budget)
 
         existing = self.store.load()
         if existing is not None and any(c.state != ChunkState.PREPARED for c in existing.chunks):
@@ -112,22 +131,30 @@ class BatchRun:
             run_tag=_run_tag(self.tags),
             digest=prepared.digest,
             total_rows=prepared.total_rows,
-            chunks=[ChunkRecord(c.index, c.count, c.bytes, c.requests, c.keys) for c in prepared.chunks],
+            chunks=[ChunkRecord(c.index, c.count, c.bytes, c.requests, c.keys, tokens=c.tokens)
+                    for c in prepared.chunks],
         )
         self.store.save(manifest)
         return manifest
 
     # -- submitting --------------------------------------------------------------------------------
     async def submit(self, manifest: Manifest) -> list[str]:
-        """Create a batch for every chunk that has none, recording the intent first."""
+        """Create batches for waiting chunks, as admission allows, recording each intent first.
+
+        Chunks left waiting (token budget or batch cap reached) are submitted by a later call,
+        after open batches end. Nothing is submitted once the circuit breaker has tripped.
+        """
         created: list[str] = []
         for chunk in manifest.chunks:
             if chunk.state == ChunkState.SUBMITTING and await self._reattach(manifest, chunk):
                 continue
-            if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING):
+            if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING) or manifest.breaker:
+                continue
+            open_chunks = [c for c in manifest.chunks if c.state == ChunkState.SUBMITTED]
+            if not self.admission.admits(len(open_chunks), sum(c.tokens for c in open_chunks), chunk.tokens):
                 continue
             name = chunk_name(chunk.index, chunk.attempt)
-            chunk.tag = chunk.tag or f"{manifest.run_tag}-{name}"
+            chunk.tag = chunk.tag or f"{manifest.run_tag}-{name}" + (f"-q{chunk.requeues}" if chunk.requeues else "")
             chunk.state, chunk.intent_at = ChunkState.SUBMITTING, time.time()
             self.store.save(manifest)
             tags = {**self.tags, "chunk": name, "llm_batch_tag": chunk.tag}
@@ -137,7 +164,12 @@ class BatchRun:
             chunk.batch_id, chunk.state, chunk.submitted_at = batch_id, ChunkState.SUBMITTED, time.time()
             self.store.save(manifest)
             created.append(batch_id)
-            log.info("Submitted chunk %s: %d requests as batch %s", name, chunk.count, batch_id)
+            log.info("Submitted chunk %s: %d requests (~%d tokens) as batch %s",
+                     name, chunk.count, chunk.tokens, batch_id)
+        waiting = sum(c.state == ChunkState.PREPARED for c in manifest.chunks)
+        if waiting and not manifest.breaker:
+            log.info("%d chunk(s) wait for admission (token budget %s, max open batches %s)",
+                     waiting, self.admission.token_budget, self.admission.max_open_batches)
         return created
 
     async def _reattach(self, manifest: Manifest, chunk: ChunkRecord) -> bool:
@@ -179,27 +211,114 @@ class BatchRun:
 
     # -- collecting --------------------------------------------------------------------------------
     async def collect(self, manifest: Manifest, parser: OutputParser) -> None:
-        """Download, join and store the answers of every ended chunk not yet collected."""
-        for chunk in manifest.chunks:
+        """Download, join and store the answers of every ended chunk not yet collected.
+
+        Rows whose failure is retryable go into a new chunk (attempt + 1) instead of the results;
+        a batch refused for the enqueued-token limit goes back to the queue whole.
+        """
+        for chunk in list(manifest.chunks):
             if chunk.state != ChunkState.ENDED:
                 continue
             assert chunk.batch_id is not None and chunk.batch_state is not None
             state = BatchState(chunk.batch_state)
+            if self._requeue_if_refused(manifest, chunk, state):
+                continue
             answers: dict[str, RawResult] = {}
             if state.has_results:
                 async for answer in self.backend.results(chunk.batch_id):
                     answers[answer.custom_id] = answer
-            code, message = self._no_answer_reason(chunk, state)
-            rows = join_results(
-                read_key_index(self.folder / chunk.keys), answers.values(), parser,
-                batch_id=chunk.batch_id, attempt=chunk.attempt, missing_code=code, missing_message=message,
-            )
-            chunk.results = f"results/{chunk_name(chunk.index, chunk.attempt)}.jsonl"
-            chunk.counts = _write_results(self.folder / chunk.results, rows)
-            chunk.state = ChunkState.COLLECTED
-            self.store.save(manifest)
-            log.info("Collected batch %s (%s): %s", chunk.batch_id, state.value,
-                     {k: v for k, v in chunk.counts.items() if not k.startswith("tokens_")})
+            self._check_breaker(manifest, chunk, answers)
+            self._store_chunk_results(manifest, chunk, state, answers, parser)
+        if manifest.breaker:
+            self._fail_unsent(manifest, parser)
+
+    def _fail_unsent(self, manifest: Manifest, parser: OutputParser) -> None:
+        """After the breaker trips, chunks never sent still owe one result per row: failed, with why."""
+        assert manifest.breaker is not None
+        message = f"not submitted: the circuit breaker tripped on {manifest.breaker['code']}"
+        for chunk in manifest.chunks:
+            if chunk.state == ChunkState.PREPARED:
+                self._store_chunk_results(manifest, chunk, BatchState.FAILED, {}, parser,
+                                          reason=("not_submitted", message))
+
+    def _requeue_if_refused(self, manifest: Manifest, chunk: ChunkRecord, state: BatchState) -> bool:
+        codes = {str(e.get("code")) for e in chunk.batch_errors}
+        if state != BatchState.FAILED or not codes & REQUEUE_BATCH_CODES:
+            return False
+        if chunk.requeues >= self.policy.max_requeues:
+            log.warning("Chunk %d refused %d times (%s); failing its rows", chunk.index, chunk.requeues, codes)
+            return False
+        assert chunk.batch_id is not None
+        chunk.previous_batch_ids.append(chunk.batch_id)
+        chunk.requeues += 1
+        chunk.batch_id = chunk.tag = chunk.batch_state = None
+        chunk.state, chunk.batch_errors = ChunkState.PREPARED, []
+        self.store.save(manifest)
+        log.warning("Batch for chunk %d refused (%s): queued again (requeue %d), to be sent when open "
+                    "batches end", chunk.index, ", ".join(sorted(codes)), chunk.requeues)
+        return True
+
+    def _check_breaker(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult]) -> None:
+        failures: Counter[str] = Counter(a.error_code or "error" for a in answers.values() if not a.ok)
+        trip = self.policy.breaker_trip(failures, chunk.count)
+        if trip is None or manifest.breaker:
+            return
+        code, count = trip
+        sample = next(a.error_message for a in answers.values() if a.error_code == code)
+        manifest.breaker = {"code": code, "rows": count, "of": chunk.count, "batch_id": chunk.batch_id,
+                            "message": (sample or "")[:300]}
+        log.error("Circuit breaker: %d of %d rows of batch %s failed with %s; no more batches will be "
+                  "submitted", count, chunk.count, chunk.batch_id, code)
+
+    def _store_chunk_results(self, manifest: Manifest, chunk: ChunkRecord, state: BatchState,
+                             answers: dict[str, RawResult], parser: OutputParser,
+                             reason: tuple[str, str] | None = None) -> None:
+        code, message = reason or self._no_answer_reason(chunk, state)
+        retry_positions: list[int] = []
+        retry_keys: list[dict[str, Any]] = []
+
+        def final_rows() -> Iterator[ResultRow]:
+            for position, entry in enumerate(read_key_index(self.folder / chunk.keys)):
+                row = to_result_row(entry, answers.pop(entry["c"], None), parser, chunk.batch_id, code, message)
+                row.attempts = chunk.attempt
+                error_code = row.error["code"] if row.error else None
+                if not manifest.breaker and self.policy.should_retry(error_code, chunk.attempt):
+                    retry_positions.append(position)
+                    retry_keys.append(entry)
+                    continue
+                yield row
+
+        name = chunk_name(chunk.index, chunk.attempt)
+        results = f"results/{name}.jsonl"
+        counts = _write_results(self.folder / results, final_rows())
+        if answers:
+            log.warning("Ignored %d answer(s) whose custom_id is not in chunk %s", len(answers), name)
+        if retry_positions:
+            manifest.chunks.append(self._retry_chunk(manifest, chunk, retry_positions, retry_keys))
+        chunk.results, chunk.counts, chunk.state = results, counts, ChunkState.COLLECTED
+        self.store.save(manifest)  # one atomic step: results, retry chunk and state together
+        log.info("Collected batch %s (%s): %s%s", chunk.batch_id, state.value,
+                 {k: v for k, v in counts.items() if not k.startswith("tokens_")},
+                 f"; {len(retry_positions)} row(s) queued for attempt {chunk.attempt + 1}" if retry_positions else "")
+
+    def _retry_chunk(self, manifest: Manifest, source: ChunkRecord, positions: list[int],
+                     keys: list[dict[str, Any]]) -> ChunkRecord:
+        """Copy the request lines at ``positions`` of ``source`` into a new chunk (attempt + 1)."""
+        index, attempt = len(manifest.chunks), source.attempt + 1
+        name = chunk_name(index, attempt)
+        requests, key_file = f"chunks/{name}.requests.jsonl", f"chunks/{name}.keys.jsonl"
+        wanted, size, tokens = set(positions), 0, 0
+        with (self.folder / source.requests).open("rb") as src, AtomicWriter(self.folder / requests) as out:
+            for position, line in enumerate(src):
+                if position in wanted:
+                    out.write(line)
+                    size += len(line)
+                    tokens += estimate_tokens(line)
+        with AtomicWriter(self.folder / key_file) as out:
+            for entry in keys:
+                out.write((json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode())
+        return ChunkRecord(index, len(positions), size, requests, key_file, attempt=attempt, tokens=tokens,
+                           retry_of=source.index)
 
     @staticmethod
     def _no_answer_reason(chunk: ChunkRecord, state: BatchState) -> tuple[str, str]:
@@ -232,6 +351,9 @@ class BatchRun:
             errors_by_code=dict(sorted(errors.items())),
             usage=usage,
             batch_ids=manifest.batch_ids,
+            resubmitted_rows=sum(c.count for c in manifest.chunks if c.retry_of is not None),
+            requeued_batches=sum(c.requeues for c in manifest.chunks),
+            breaker=manifest.breaker,
         )
 
 

@@ -21,8 +21,9 @@ HEARTBEAT_SECONDS = 300.0
 
 
 class LLMBatchTrigger(BaseTrigger):
-    """Polls ``batch_ids`` with the provider's async client until all end, the deadline passes, or
-    polling fails for good.
+    """Polls ``batch_ids`` with the provider's async client until all end (or, with
+    ``return_on_first_end``, the first one: the worker then sends chunks waiting for admission),
+    the deadline passes, or polling fails for good.
 
     Kwargs hold ids and settings only, never secrets: the client is built from ``conn_id`` in the
     triggerer. Up to ``max_consecutive_errors`` transient failures in a row are retried with
@@ -40,6 +41,7 @@ class LLMBatchTrigger(BaseTrigger):
         poll_interval: float = 30.0,
         timeout_at: float | None = None,
         max_consecutive_errors: int = 5,
+        return_on_first_end: bool = False,
     ) -> None:
         super().__init__()
         self.provider = provider
@@ -48,6 +50,7 @@ class LLMBatchTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.timeout_at = timeout_at
         self.max_consecutive_errors = max_consecutive_errors
+        self.return_on_first_end = return_on_first_end
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -59,6 +62,7 @@ class LLMBatchTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "timeout_at": self.timeout_at,
                 "max_consecutive_errors": self.max_consecutive_errors,
+                "return_on_first_end": self.return_on_first_end,
             },
         )
 
@@ -92,7 +96,8 @@ class LLMBatchTrigger(BaseTrigger):
             if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
                 self.log.info("%s", line)
                 last_line, last_log = line, time.monotonic()
-            if all(p.state.is_terminal for p in progress):
+            ended = [p.state.is_terminal for p in progress]
+            if all(ended) or (self.return_on_first_end and any(ended)):
                 return WaitEvent(WaitOutcome.ENDED, progress)
             if self.timeout_at is not None and time.time() >= self.timeout_at:
                 return WaitEvent(WaitOutcome.TIMEOUT, progress, "the task's timeout passed before the batches ended")
