@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
@@ -43,6 +45,8 @@ STATES = {
 }
 
 _MAX_METADATA_PAIRS, _MAX_METADATA_KEY, _MAX_METADATA_VALUE = 16, 64, 512
+#: tries of one batch create after transient failures, each preceded by a look-up of the tag
+CREATE_ATTEMPTS = 6
 
 
 class OpenAIBatchBackend:
@@ -98,20 +102,56 @@ class OpenAIBatchBackend:
     async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
         endpoint = _endpoint_of_chunk(open_chunk)
         try:
-            with open_chunk() as fh:
+            with open_chunk() as fh:  # a repeated upload costs nothing: the SDK may retry it
                 upload = await self.client.files.create(
                     file=(f"{tags.get('llm_batch_tag', 'chunk')}.jsonl", fh, "application/jsonl"),
                     purpose="batch",
                 )
-            batch = await self.client.batches.create(
-                input_file_id=upload.id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-                metadata=_metadata(tags),
-            )
         except openai.APIStatusError as exc:
-            raise ProviderError(f"OpenAI refused the batch ({exc.status_code}): {_api_message(exc)}") from exc
+            raise ProviderError(f"OpenAI refused the upload ({exc.status_code}): {_api_message(exc)}") from exc
         except openai.APIConnectionError as exc:
             raise ProviderError(f"cannot reach the OpenAI endpoint {self.client.base_url}: {exc}") from exc
-        return batch.id
+        return await self._create_once(upload.id, endpoint, tags)
+
+    async def _create_once(self, file_id: str, endpoint: str, tags: dict[str, str]) -> str:
+        """Create the batch without blind retries: after a transient failure the create may still have
+        landed, so look for the tag before trying again (a blind retry could pay twice)."""
+        tag, started = tags.get("llm_batch_tag", ""), time.time()
+        client = self.client.with_options(max_retries=0)
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                batch = await client.batches.create(
+                    input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+                    metadata=_metadata(tags),
+                )
+                return batch.id
+            except openai.APIStatusError as exc:
+                if exc.status_code < 500 and exc.status_code != 429 or attempt == CREATE_ATTEMPTS:
+                    raise ProviderError(
+                        f"OpenAI refused the batch ({exc.status_code}): {_api_message(exc)}") from exc
+                reason = f"HTTP {exc.status_code}"
+            except openai.APIConnectionError as exc:  # includes timeouts
+                if attempt == CREATE_ATTEMPTS:
+                    raise ProviderError(f"cannot reach the OpenAI endpoint {self.client.base_url}: {exc}") from exc
+                reason = type(exc).__name__
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+            found = await self._find_with_retries(tag, started - 60)
+            if found:
+                log.info("Batch create failed (%s) but batch %s carries the tag: using it", reason, found[0])
+                return found[0]
+            log.warning("Batch create failed (%s), attempt %d/%d; no batch carries the tag, trying again",
+                        reason, attempt, CREATE_ATTEMPTS)
+        raise AssertionError("unreachable")
+
+    async def _find_with_retries(self, tag: str, created_after: float) -> list[str]:
+        for attempt in range(1, CREATE_ATTEMPTS + 1):
+            try:
+                return await self.find(tag, created_after)
+            except (openai.APIStatusError, openai.APIConnectionError):
+                if attempt == CREATE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
+        return []
 
     async def find(self, tag: str, created_after: float) -> list[str]:
         found: list[str] = []
