@@ -38,6 +38,7 @@ def run_demo(rows: int, home: str) -> int:
         AIRFLOW__CORE__DAGS_FOLDER=str(repo / "example_dags"),
         AIRFLOW__API_AUTH__JWT_SECRET="demo-" + "x" * 64,
         AIRFLOW__LLM_BATCH__WORKSPACE=f"file://{root}/workspace",
+        LLM_BATCH_DEMO_POLL_INTERVAL="1",
     )
     from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 
@@ -63,6 +64,9 @@ def run_demo(rows: int, home: str) -> int:
     print("\n=== nightly_ticket_triage summary ===")
     print(json.dumps(summary, indent=2))
     print(f"run state: {dag_run.state}; results file: {results}")
+    if results.exists():
+        with results.open() as fh:
+            print("first result row:", fh.readline().strip())
     ok = dag_run.state == "success" and summary and summary["succeeded"] == rows
     return 0 if ok else 1
 

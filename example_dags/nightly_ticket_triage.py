@@ -7,6 +7,7 @@ Runs unchanged on the bundled emulator (`make demo`) or on the real OpenAI Batch
 
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -61,7 +62,8 @@ with DAG(
         response_format=Triage,
         request_params={"temperature": 0, "max_tokens": 300},
         destination="{{ params.results_uri }}",
-        poll_interval=60,
+        # batches take minutes to hours: poll every minute (the demo sets 1 s for the emulator)
+        poll_interval=float(os.environ.get("LLM_BATCH_DEMO_POLL_INTERVAL", "60")),
         timeout=timedelta(hours=26),
         min_success_rate=0.95,
         retries=2,
