@@ -1,0 +1,22 @@
+"""A local server that speaks the OpenAI and Anthropic batch APIs, for offline, free tests.
+
+The official ``openai`` and ``anthropic`` SDKs talk to it unchanged::
+
+    from airflow_llm_batch.emulator import Emulator, EmulatorConfig
+
+    with Emulator(EmulatorConfig(requests_per_second=5000)) as emu:
+        client = openai.OpenAI(base_url=emu.openai_base_url, api_key="test")
+        claude = anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="test")
+        ...
+        emu.stats()["openai"]["requests_by_custom_id"]
+
+Answers are deterministic (see :mod:`airflow_llm_batch.emulator.model` for the rules and the
+``[[emulator:...]]`` prompt markers that make rows fail or truncate). The package is written from
+the providers' wire formats only and imports nothing else from ``airflow_llm_batch``.
+"""
+
+from .cli import main
+from .config import EmulatorConfig
+from .server import AsyncEmulator, Emulator, create_app, serve
+
+__all__ = ["AsyncEmulator", "Emulator", "EmulatorConfig", "create_app", "main", "serve"]

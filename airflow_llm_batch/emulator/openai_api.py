@@ -1,0 +1,175 @@
+"""HTTP routes of the emulated OpenAI Files and Batch APIs (``/v1/files``, ``/v1/batches``).
+
+The official ``openai`` SDK talks to these routes unchanged with
+``base_url="http://HOST:PORT/v1"``. The same handlers are also mounted under ``/openai`` so that
+an ``AzureOpenAI`` client (``azure_endpoint="http://HOST:PORT"``) works too; its ``api-version``
+query parameter is ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import BodyPartReader, web
+
+from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
+from .state import EmulatorState
+
+FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
+OPENAI_BATCHES_KEY = web.AppKey("openai_batches", OpenAIBatches)
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """OpenAI-shaped error body for errors raised outside the handlers (auth, unknown route)."""
+    type_ = "invalid_request_error"
+    code: str | None = None
+    if status == 401:
+        code = "invalid_api_key"
+    elif status >= 500:
+        type_ = "server_error"
+    elif status == 429:
+        type_ = "rate_limit_error"
+    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+async def _json_payload(request: web.Request) -> Mapping[str, Any]:
+    try:
+        payload = await request.json(loads=json.loads)
+    except ValueError as exc:
+        raise OpenAIError(400, "We could not parse the JSON body of your request.") from exc
+    if not isinstance(payload, Mapping):
+        raise OpenAIError(400, "The request body must be a JSON object.")
+    return payload
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise OpenAIError(400, f"Invalid '{name}': expected an integer.", param=name) from exc
+    if not low <= value <= high:
+        raise OpenAIError(400, f"Invalid '{name}': must be between {low} and {high}.", param=name)
+    return value
+
+
+def _list_body(items: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": items,
+        "first_id": items[0]["id"] if items else None,
+        "last_id": items[-1]["id"] if items else None,
+        "has_more": has_more,
+    }
+
+
+class OpenAIRoutes:
+    """aiohttp handlers bound to one :class:`OpenAIBatches` store."""
+
+    def __init__(self, store: OpenAIBatches) -> None:
+        self.store = store
+
+    # ---------------------------------------------------------------------------------- files
+    async def upload_file(self, request: web.Request) -> web.Response:
+        if not request.content_type.startswith("multipart/"):
+            raise OpenAIError(400, "File uploads must be sent as multipart/form-data.")
+        data: bytes | None = None
+        filename = "upload.jsonl"
+        purpose: str | None = None
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.name == "file":
+                data = bytes(await part.read(decode=False))
+                filename = part.filename or filename
+            elif part.name == "purpose":
+                purpose = await part.text()
+            else:
+                await part.release()
+        if data is None:
+            raise OpenAIError(
+                400, "Missing required parameter: 'file'.", param="file", code="missing_required_parameter"
+            )
+        if purpose is None:
+            raise OpenAIError(
+                400,
+                "Missing required parameter: 'purpose'.",
+                param="purpose",
+                code="missing_required_parameter",
+            )
+        if purpose not in FILE_PURPOSES:
+            raise OpenAIError(
+                400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose", code="invalid_value"
+            )
+        stored = self.store.add_file(data, filename, purpose, uploaded=True)
+        return web.json_response(stored.to_json())
+
+    async def list_files(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 10_000, 1, 10_000)
+        purpose = request.query.get("purpose")
+        newest_first = request.query.get("order", "desc") != "asc"
+        files: list[StoredFile] = sorted(
+            self.store.files.values(), key=lambda f: f.sequence, reverse=newest_first
+        )
+        if purpose:
+            files = [f for f in files if f.purpose == purpose]
+        after = request.query.get("after")
+        if after:
+            position = next((i for i, f in enumerate(files) if f.id == after), None)
+            files = files[position + 1 :] if position is not None else []
+        page = files[:limit]
+        return web.json_response(_list_body([f.to_json() for f in page], len(files) > limit))
+
+    async def retrieve_file(self, request: web.Request) -> web.Response:
+        return web.json_response(self.store.get_file(request.match_info["file_id"]).to_json())
+
+    async def delete_file(self, request: web.Request) -> web.Response:
+        file_id = request.match_info["file_id"]
+        self.store.delete_file(file_id)
+        return web.json_response({"id": file_id, "object": "file", "deleted": True})
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        stored = self.store.get_file(request.match_info["file_id"])
+        return web.Response(body=stored.data, content_type="application/octet-stream")
+
+    # -------------------------------------------------------------------------------- batches
+    async def create_batch(self, request: web.Request) -> web.Response:
+        batch = self.store.create_batch(await _json_payload(request))
+        return web.json_response(batch.to_json())
+
+    async def retrieve_batch(self, request: web.Request) -> web.Response:
+        return web.json_response(self.store.get_batch(request.match_info["batch_id"]).to_json())
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        limit = _int_query(request, "limit", 20, 1, 100)
+        page, has_more = self.store.list_batches(request.query.get("after"), limit)
+        return web.json_response(_list_body([b.to_json() for b in page], has_more))
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        return web.json_response(self.store.cancel_batch(request.match_info["batch_id"]).to_json())
+
+    def register(self, app: web.Application, prefix: str) -> None:
+        app.router.add_post(f"{prefix}/files", self.upload_file)
+        app.router.add_get(f"{prefix}/files", self.list_files)
+        app.router.add_get(f"{prefix}/files/{{file_id}}", self.retrieve_file)
+        app.router.add_delete(f"{prefix}/files/{{file_id}}", self.delete_file)
+        app.router.add_get(f"{prefix}/files/{{file_id}}/content", self.file_content)
+        app.router.add_post(f"{prefix}/batches", self.create_batch)
+        app.router.add_get(f"{prefix}/batches", self.list_batches)
+        app.router.add_get(f"{prefix}/batches/{{batch_id}}", self.retrieve_batch)
+        app.router.add_post(f"{prefix}/batches/{{batch_id}}/cancel", self.cancel_batch)
+
+
+def add_routes(app: web.Application, state: EmulatorState) -> OpenAIBatches:
+    """Mount the OpenAI routes (``/v1`` and the Azure-style ``/openai``) on ``app``."""
+    store = OpenAIBatches(state)
+    app[OPENAI_BATCHES_KEY] = store
+    routes = OpenAIRoutes(store)
+    routes.register(app, "/v1")
+    routes.register(app, "/openai")
+    return store

@@ -1,0 +1,178 @@
+"""State shared by every emulated provider: config, clock, ids, pacing and statistics.
+
+All state lives in memory and is only touched from the server's event loop, so no locks are
+needed. Batch progress is computed from the clock (see :class:`Pace`), never advanced by
+background tasks: whoever looks at a batch first brings it up to date, which keeps the emulator
+deterministic and idle when nobody polls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import math
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import EmulatorConfig
+
+Clock = Callable[[], float]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector during bulk work on tens of thousands of rows.
+
+    Parsing or answering a 50,000-row batch allocates many long-lived containers, which makes
+    the collector rescan the whole heap several times (about half the run time). Nothing in that
+    work creates reference cycles, so pausing it is safe; it is restored on exit.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+class ApiError(Exception):
+    """An HTTP error answer. Each provider subclasses it with its own JSON error shape."""
+
+    status: int
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        """JSON body of the error answer."""
+        return {"error": {"message": self.message}}
+
+
+@dataclass
+class ProviderStats:
+    """What a provider was asked to do, to prove in tests that nothing was paid twice.
+
+    ``requests_by_custom_id`` counts, per custom_id, the times it appeared in a created batch
+    (across all batches, including batches that later fail validation);
+    ``accepted_requests_by_custom_id`` only counts batches that passed validation, i.e. requests
+    that would be processed and billed.
+    """
+
+    batches_created: int = 0
+    files_uploaded: int = 0
+    batches: list[str] = field(default_factory=list)
+    requests_by_custom_id: Counter[str] = field(default_factory=Counter)
+    accepted_requests_by_custom_id: Counter[str] = field(default_factory=Counter)
+    batches_failed_validation: int = 0
+
+    def snapshot(self) -> dict[str, Any]:
+        """A JSON-ready copy."""
+        return {
+            "batches_created": self.batches_created,
+            "files_uploaded": self.files_uploaded,
+            "batches": list(self.batches),
+            "requests_by_custom_id": dict(self.requests_by_custom_id),
+            "accepted_requests_by_custom_id": dict(self.accepted_requests_by_custom_id),
+            "batches_failed_validation": self.batches_failed_validation,
+        }
+
+
+@dataclass
+class Fault:
+    """An injected HTTP failure: the next ``count`` matching requests get ``status``.
+
+    Matches requests whose path starts with ``path_prefix`` and, when set, whose method is
+    ``method``. Lets tests exercise retry and backoff of polling clients. With
+    ``lose_response`` the request is carried out first and only its answer is replaced by the
+    error: a create that succeeded on the server while the client saw a failure (the case that
+    makes naive retries pay twice).
+    """
+
+    status: int
+    count: int = 1
+    path_prefix: str = "/"
+    method: str | None = None
+    message: str = "Fault injected by the emulator."
+    lose_response: bool = False
+
+    def matches(self, method: str, path: str) -> bool:
+        return (
+            self.count > 0
+            and path.startswith(self.path_prefix)
+            and (self.method is None or self.method.upper() == method.upper())
+        )
+
+
+@dataclass(frozen=True)
+class Pace:
+    """When each request of a batch is answered: ``rate`` per second from ``start`` on."""
+
+    start: float
+    rate: float
+    total: int
+
+    @property
+    def end(self) -> float:
+        """Time the last request is answered."""
+        return self.start + self.total / self.rate
+
+    def done_at(self, moment: float) -> int:
+        """How many requests are answered at ``moment``."""
+        if moment >= self.end:
+            return self.total
+        if moment <= self.start:
+            return 0
+        return min(self.total, math.floor((moment - self.start) * self.rate))
+
+
+class EmulatorState:
+    """Config, clock, id factory and per-provider statistics of one emulator instance."""
+
+    def __init__(self, config: EmulatorConfig, clock: Clock = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self._stats: dict[str, ProviderStats] = {}
+        self._sequence = 0
+        self.faults: list[Fault] = []
+
+    def now(self) -> float:
+        """Current time in Unix seconds."""
+        return self.clock()
+
+    def next_sequence(self) -> int:
+        """A number that grows with every call: orders objects by creation."""
+        self._sequence += 1
+        return self._sequence
+
+    @staticmethod
+    def new_id(prefix: str, length: int = 24) -> str:
+        """A fresh random identifier such as ``batch_6f1c...``."""
+        return prefix + secrets.token_hex(length // 2)
+
+    def stats_for(self, provider: str) -> ProviderStats:
+        """The statistics of ``provider``, created on first use."""
+        return self._stats.setdefault(provider, ProviderStats())
+
+    def stats_snapshot(self) -> dict[str, Any]:
+        """JSON-ready statistics of every registered provider."""
+        return {name: stats.snapshot() for name, stats in self._stats.items()}
+
+    def take_fault(self, method: str, path: str) -> Fault | None:
+        """The first injected fault matching the request, consuming one of its uses."""
+        for fault in self.faults:
+            if fault.matches(method, path):
+                fault.count -= 1
+                return fault
+        return None
+
+    def reset_stats(self) -> None:
+        """Zero every provider's statistics (batches and files stay)."""
+        for name in list(self._stats):
+            self._stats[name] = ProviderStats()
