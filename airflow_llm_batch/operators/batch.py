@@ -106,6 +106,9 @@ class LLMBatchOperator(RequestOptions):
         access = self._provider_access()
         run = self._run(access, context)
         manifest = self.prepare_manifest(run, context)
+        if self.dry_run:
+            self.log.info("dry_run: nothing submitted")
+            return self.dry_run_summary(manifest)
         if self.destination:
             open_sink(self.destination).check(self._landing(context))
         else:
@@ -136,6 +139,7 @@ class LLMBatchOperator(RequestOptions):
         while True:
             async def step(run: BatchRun) -> None:
                 await run.collect(manifest, parser)
+                run.finalize(manifest, parser)
                 if manifest.breaker and manifest.open_batch_ids:
                     await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
                 await run.submit(manifest)
@@ -155,9 +159,10 @@ class LLMBatchOperator(RequestOptions):
             self._wait_on_worker(access, context, manifest, deadline, waiting)
 
     def _land(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
+        price, taken_on = self.price()
         summary = land(self._run(access, context), manifest, landing=self._landing(context),
                        destination=self.destination, provider=self.provider,
-                       min_success_rate=self.min_success_rate)
+                       min_success_rate=self.min_success_rate, price=price, prices_taken_on=taken_on)
         if manifest.breaker:
             b = manifest.breaker
             raise ProviderError(
@@ -198,11 +203,11 @@ class LLMBatchOperator(RequestOptions):
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, access: ProviderAccess, context: Any) -> BatchRun:
         return access.offline_run(run_folder(self.workspace, context), run_tags(context),
-                                  policy=self.policy, admission=self.admission)
+                                  policy=self.policy, admission=self.admission, cache=self.answer_cache())
 
     def _with_run(self, access: ProviderAccess, context: Any, work: Any) -> Any:
         return access.run(run_folder(self.workspace, context), run_tags(context), work,
-                          policy=self.policy, admission=self.admission)
+                          policy=self.policy, admission=self.admission, cache=self.answer_cache())
 
     def _landing(self, context: Any) -> LandingContext:
         return landing_context(context, parser_for(self.response_format), self.provider, self.model)

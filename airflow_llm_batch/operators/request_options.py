@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
+from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
+from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
+from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
 
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import Endpoint
-from airflow_llm_batch.sources.rows import rows_factory
+from airflow_llm_batch.operators.run_context import default_workspace
+from airflow_llm_batch.sources.rows import rows_factory, to_path
 
 
 class LiteralRows:
@@ -48,6 +56,16 @@ class RequestOptions(BaseOperator):
         ``$AIRFLOW_HOME/llm_batch_workspace``)
     :param max_rows_per_chunk: cap requests per batch below the provider's limit
     :param carry_columns: input columns copied into each result row
+    :param cache: request cache mode: "read_write" (default), "read", "write" or "off". Rows whose
+        request (model, messages, params, schema) was answered before are answered from the cache, and
+        identical requests within the run are sent once; "off" sends every row
+    :param cache_ttl: ignore cached answers older than this (seconds or timedelta); None = no expiry
+    :param cache_location: where answers are kept (default ``{workspace}/_cache``)
+    :param max_cost_usd: stop before submitting when the estimate is over this (BudgetExceededError)
+    :param prices: per provider/model price overrides in USD per 1M tokens, e.g.
+        ``{"openai": {"my-ft-model": {"input": 0.3, "output": 1.2}}}``
+    :param expected_output_tokens: expected answer size per row, for the estimate
+    :param dry_run: render, validate and estimate only; nothing is submitted
     """
 
     template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id")
@@ -68,6 +86,13 @@ class RequestOptions(BaseOperator):
         workspace: str | None = None,
         max_rows_per_chunk: int | None = None,
         carry_columns: Sequence[str] = (),
+        cache: str = "read_write",
+        cache_ttl: timedelta | float | None = None,
+        cache_location: str | None = None,
+        max_cost_usd: float | None = None,
+        prices: dict[str, dict[str, dict[str, float]]] | None = None,
+        expected_output_tokens: int = 256,
+        dry_run: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -84,6 +109,13 @@ class RequestOptions(BaseOperator):
         self.workspace = workspace
         self.max_rows_per_chunk = max_rows_per_chunk
         self.carry_columns = tuple(carry_columns)
+        self.cache = CacheMode.parse(cache)
+        self.cache_ttl = cache_ttl.total_seconds() if isinstance(cache_ttl, timedelta) else cache_ttl
+        self.cache_location = cache_location
+        self.max_cost_usd = max_cost_usd
+        self.prices = prices
+        self.expected_output_tokens = expected_output_tokens
+        self.dry_run = dry_run
         OutputParser(response_format)  # fail at DAG parse time on a bad response_format
 
     def request_spec(self, context: Any) -> RequestSpec:
@@ -101,14 +133,68 @@ class RequestOptions(BaseOperator):
             context=template_scope(context),
         )
 
+    def answer_cache(self) -> AnswerCache | None:
+        """The request cache: ``{cache_location or workspace/_cache}/{provider}``, or None when off."""
+        if self.cache == CacheMode.OFF:
+            return None
+        root = to_path(self.cache_location) if self.cache_location else (
+            to_path(self.workspace or default_workspace()) / "_cache")
+        return AnswerCache(root / "v1" / self.provider, mode=self.cache, ttl_seconds=self.cache_ttl)
+
+    def price(self) -> tuple[ModelPrice | None, str]:
+        table = PriceTable.default().with_overrides(self.prices)
+        return table.price_for(self.provider, self.model), table.taken_on
+
     def prepare_manifest(self, run: BatchRun, context: Any) -> Manifest:
-        manifest = run.prepare_or_load(
-            rows_factory(self.rows), self.request_spec(context), max_rows_per_chunk=self.max_rows_per_chunk,
-            carry=self.carry_columns,
-        )
-        self.log.info("Run state: %s (%d rows, %d chunk(s), %d batch(es) already created)",
-                      run.store.path, manifest.total_rows, len(manifest.chunks), len(manifest.batch_ids))
+        """Validate and plan (or re-attach), then estimate the cost and stop here if over budget.
+
+        Invalid input and a budget stop fail the task without retries: no retry can fix them.
+        """
+        try:
+            manifest = run.prepare_or_load(
+                rows_factory(self.rows), self.request_spec(context), max_rows_per_chunk=self.max_rows_per_chunk,
+                carry=self.carry_columns,
+            )
+            fresh = not manifest.batch_ids
+            if fresh:
+                manifest.estimate = self._estimate(manifest).to_dict()
+                run.store.save(manifest)
+            self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats; %d "
+                          "batch(es) already created); estimate %s", run.store.path, manifest.total_rows,
+                          sum(c.count for c in manifest.chunks if c.retry_of is None), len(manifest.chunks),
+                          manifest.cached_rows, manifest.follower_rows, len(manifest.batch_ids),
+                          describe_estimate(manifest.estimate))
+            if fresh and not self.dry_run:
+                check_budget(self._estimate(manifest), self.max_cost_usd)
+        except (InvalidInputError, BudgetExceededError) as exc:
+            raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
         return manifest
+
+    def _estimate(self, manifest: Manifest) -> CostEstimate:
+        price, _ = self.price()
+        limit = next((self.request_params[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
+                      if isinstance(self.request_params.get(k), int)), None)
+        return estimate_cost(
+            price, rows=sum(c.count for c in manifest.chunks), input_tokens=sum(c.tokens for c in manifest.chunks),
+            expected_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else self.expected_output_tokens,
+            max_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else limit,
+        )
+
+    def dry_run_summary(self, manifest: Manifest) -> dict[str, Any]:
+        return {"dry_run": True, "provider": self.provider, "model": self.model, "total": manifest.total_rows,
+                "to_send": sum(c.count for c in manifest.chunks), "chunks": len(manifest.chunks),
+                "cached_rows": manifest.cached_rows, "repeated_rows": manifest.follower_rows,
+                "estimate": manifest.estimate}
+
+
+def describe_estimate(estimate: dict[str, Any] | None) -> str:
+    if not estimate:
+        return "n/a"
+    if not estimate.get("price_known"):
+        return "unknown (model not in the price table; pass prices= to estimate)"
+    worst = estimate.get("worst_case_batch_usd")
+    return (f"${estimate['batch_usd']:.4f} at batch price (real-time ${estimate['realtime_usd']:.4f})"
+            + (f", worst case ${worst:.4f}" if worst is not None else ""))
 
 
 def template_scope(context: Any) -> dict[str, Any]:

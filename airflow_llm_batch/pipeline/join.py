@@ -57,6 +57,8 @@ def to_result_row(
     missing_message: str,
 ) -> ResultRow:
     extra = dict(entry.get("carry") or {})
+    if "f" in entry:
+        extra["fingerprint"] = entry["f"]
     base = {"key": entry["k"], "custom_id": entry["c"], "batch_id": batch_id, "extra": extra}
     if answer is None:
         return ResultRow(status=RowStatus.FAILED, error={"code": missing_code, "message": missing_message}, **base)

@@ -67,15 +67,27 @@ class Manifest:
     version: int = VERSION
     landed: dict[str, Any] | None = None
     breaker: dict[str, Any] | None = None
+    cached_rows: int = 0
+    follower_rows: int = 0
+    cached_usage: dict[str, int] = field(default_factory=dict)
+    answered_results: list[str] = field(default_factory=list)
+    answered_counts: dict[str, int] = field(default_factory=dict)
+    estimate: dict[str, Any] | None = None
 
     @property
     def batch_ids(self) -> list[str]:
         return [b for c in self.chunks for b in [*c.previous_batch_ids, c.batch_id] if b]
 
     @property
-    def is_done(self) -> bool:
-        """Every chunk collected: each input row has exactly one final result stored."""
+    def chunks_done(self) -> bool:
+        """Every chunk collected (rows answered without a batch may still need their results)."""
         return all(c.is_final for c in self.chunks)
+
+    @property
+    def is_done(self) -> bool:
+        """Each input row has exactly one final result stored."""
+        answered = bool(self.answered_results) or not (self.cached_rows or self.follower_rows)
+        return self.chunks_done and answered
 
     @property
     def open_batch_ids(self) -> list[str]:

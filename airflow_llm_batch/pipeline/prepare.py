@@ -17,9 +17,10 @@ from typing import IO, Any
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.pipeline.keys import KeyRegistry
 from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
+from airflow_llm_batch.pipeline.routing import AnswerLookup, RowRouter
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
-from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest
+from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest, Usage
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class PreparedInput:
     chunks: list[ChunkFiles]
     total_rows: int
     digest: str
-    errors: list[str] = field(default_factory=list)
+    cached_rows: int = 0
+    follower_rows: int = 0
+    cached_usage: Usage = field(default_factory=Usage)
 
 
 def chunk_name(index: int, attempt: int = 1) -> str:
@@ -107,16 +110,21 @@ def prepare(
     carry: tuple[str, ...] = (),
     write: bool = True,
     max_tokens_per_chunk: int | None = None,
+    fingerprint: Callable[[dict[str, Any]], str] | None = None,
+    cache: AnswerLookup | None = None,
 ) -> PreparedInput:
     """Render and validate every row, writing chunk files under ``folder/chunks``.
 
     Raises InvalidInputError naming the rows when any row is invalid; nothing is submitted.
     With ``write=False`` only the digest is computed (used to check that a retry sees the same rows).
+    With ``fingerprint`` set, a row repeating an earlier row's request is not sent again, and with
+    ``cache`` set, rows whose request has a stored answer are answered from it (see routing.py).
     """
     renderer = RequestRenderer(spec)
     if write:
         (folder / "chunks").mkdir(parents=True, exist_ok=True)
     writer = _ChunkWriter(folder, limits, max_rows_per_chunk, max_tokens_per_chunk)
+    router = RowRouter(folder, writer, fingerprint=fingerprint, cache=cache)
     digest = hashlib.sha256()
     errors: list[str] = []
     reasons: Counter[str] = Counter()
@@ -129,7 +137,8 @@ def prepare(
                     key = renderer.key_of(row) if isinstance(row, Mapping) else ""
                     custom_id = custom_id_for(key)
                     request = renderer.render(row, custom_id, key)
-                    line = json.dumps(build_line(request), ensure_ascii=False, separators=(",", ":"))
+                    line_doc = build_line(request)
+                    line = json.dumps(line_doc, ensure_ascii=False, separators=(",", ":"))
                     data = (line + "\n").encode()
                     if len(data) > limits.max_request_bytes:
                         raise RowError(
@@ -150,11 +159,12 @@ def prepare(
                 digest.update(data)
                 if errors or not write:
                     continue  # keep validating, stop writing: nothing will be submitted
-                entry = {"c": custom_id, "k": key, "n": row_no}
+                entry: dict[str, Any] = {"c": custom_id, "k": key, "n": row_no}
                 if carry:
                     entry["carry"] = {col: row.get(col) for col in carry}
-                writer.add(data, (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode())
+                router.add(data, entry, line_doc)
         finally:
+            router.close()
             writer.close()
         dup_count, dups = registry.duplicates()
     for key, row_nos in dups:
@@ -172,8 +182,11 @@ def prepare(
         )
     if total == 0:
         raise InvalidInputError("no rows to process: the input is empty; nothing was submitted.")
-    log.info("Prepared %d rows into %d chunk(s)", total, len(writer.chunks))
-    return PreparedInput(writer.chunks, total, digest.hexdigest())
+    log.info("Prepared %d rows: %d to send in %d chunk(s), %d answered from the cache, %d repeating "
+             "another row's request", total, sum(c.count for c in writer.chunks), len(writer.chunks),
+             router.cached_rows, router.follower_rows)
+    return PreparedInput(writer.chunks, total, digest.hexdigest(), router.cached_rows, router.follower_rows,
+                         router.cached_usage)
 
 
 def _key_note(row: Any, key_column: str | None) -> str:

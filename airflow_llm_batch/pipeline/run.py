@@ -11,6 +11,9 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
+import sqlite3
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,11 +26,13 @@ from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
+from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
+from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
-from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, Usage
+from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,9 @@ class RunSummary:
     resubmitted_rows: int = 0
     requeued_batches: int = 0
     breaker: dict[str, Any] | None = None
+    cached_rows: int = 0
+    repeated_rows: int = 0
+    sent_rows: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +71,9 @@ class RunSummary:
             "resubmitted_rows": self.resubmitted_rows,
             "requeued_batches": self.requeued_batches,
             "breaker": self.breaker,
+            "sent_rows": self.sent_rows,
+            "cached_rows": self.cached_rows,
+            "repeated_rows": self.repeated_rows,
         }
 
 
@@ -86,6 +97,7 @@ class BatchRun:
         tags: Mapping[str, str],
         policy: RetryPolicy | None = None,
         admission: Admission | None = None,
+        cache: Any = None,
     ) -> None:
         self.folder = folder
         self.backend = backend
@@ -93,6 +105,8 @@ class BatchRun:
         self.store = ManifestStore(folder)
         self.policy = policy or RetryPolicy()
         self.admission = admission or Admission()
+        #: the request cache (pipeline.cache.AnswerCache) or None when caching is off
+        self.cache = cache
 
     # -- preparing ---------------------------------------------------------------------------------
     def prepare_or_load(
@@ -111,7 +125,9 @@ class BatchRun:
             return prepare(rows(), spec, folder=self.folder, limits=self.backend.limits,
                            build_line=self.backend.request_line, custom_id_for=self.backend.custom_id_for,
                            max_rows_per_chunk=max_rows_per_chunk, carry=carry, write=write,
-                           max_tokens_per_chunk=self.admission.token_budget)
+                           max_tokens_per_chunk=self.admission.token_budget,
+                           fingerprint=self._fingerprint if self.cache is not None else None,
+                           cache=self.cache if self.cache is not None and self.cache.mode.reads else None)
 
         existing = self.store.load()
         if existing is not None and any(c.state != ChunkState.PREPARED for c in existing.chunks):
@@ -133,9 +149,15 @@ class BatchRun:
             total_rows=prepared.total_rows,
             chunks=[ChunkRecord(c.index, c.count, c.bytes, c.requests, c.keys, tokens=c.tokens)
                     for c in prepared.chunks],
+            cached_rows=prepared.cached_rows,
+            follower_rows=prepared.follower_rows,
+            cached_usage=prepared.cached_usage.to_dict(),
         )
         self.store.save(manifest)
         return manifest
+
+    def _fingerprint(self, line: dict[str, Any]) -> str:
+        return request_fingerprint(self.backend.name, line)
 
     # -- submitting --------------------------------------------------------------------------------
     async def submit(self, manifest: Manifest) -> list[str]:
@@ -276,10 +298,15 @@ class BatchRun:
         code, message = reason or self._no_answer_reason(chunk, state)
         retry_positions: list[int] = []
         retry_keys: list[dict[str, Any]] = []
+        to_cache: list[tuple[str, RawResult]] = []
+        cache_writes = self.cache is not None and self.cache.mode.writes
 
         def final_rows() -> Iterator[ResultRow]:
             for position, entry in enumerate(read_key_index(self.folder / chunk.keys)):
-                row = to_result_row(entry, answers.pop(entry["c"], None), parser, chunk.batch_id, code, message)
+                answer = answers.pop(entry["c"], None)
+                row = to_result_row(entry, answer, parser, chunk.batch_id, code, message)
+                if cache_writes and answer is not None and row.status == RowStatus.SUCCEEDED and "f" in entry:
+                    to_cache.append((entry["f"], answer))
                 row.attempts = chunk.attempt
                 error_code = row.error["code"] if row.error else None
                 if not manifest.breaker and self.policy.should_retry(error_code, chunk.attempt):
@@ -291,6 +318,9 @@ class BatchRun:
         name = chunk_name(chunk.index, chunk.attempt)
         results = f"results/{name}.jsonl"
         counts = _write_results(self.folder / results, final_rows())
+        if to_cache:
+            stored = self.cache.put_many(to_cache)
+            log.info("Stored %d answer(s) of chunk %s in the request cache", stored, name)
         if answers:
             log.warning("Ignored %d answer(s) whose custom_id is not in chunk %s", len(answers), name)
         if retry_positions:
@@ -329,17 +359,66 @@ class BatchRun:
             return code, f"the batch failed: {first.get('message', 'no reason given')}{line}"
         return _NO_ANSWER.get(state, ("missing_result", "the provider returned no answer for this row"))
 
-    # -- reading -----------------------------------------------------------------------------------
-    def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
-        for chunk in manifest.chunks:
-            if chunk.results is None:
-                continue
-            with (self.folder / chunk.results).open("rb") as fh:
+    # -- rows answered without a batch -------------------------------------------------------------
+    def finalize(self, manifest: Manifest, parser: OutputParser) -> None:
+        """Once every chunk is collected, write the results of cached rows and of rows that repeat
+        another row's request (they get that row's final result)."""
+        if not manifest.chunks_done or manifest.is_done:
+            return
+        counts: Counter[str] = Counter()
+        files: list[str] = []
+        if manifest.cached_rows:
+            files.append("results/answered-cached.jsonl")
+            counts.update(_write_results(self.folder / files[-1], self._cached_rows(parser)))
+        if manifest.follower_rows:
+            files.append("results/answered-repeats.jsonl")
+            counts.update(_write_results(self.folder / files[-1], self._follower_rows(manifest)))
+        manifest.answered_results, manifest.answered_counts = files, dict(counts)
+        self.store.save(manifest)
+        log.info("Answered without a batch: %d row(s) from the request cache, %d repeating another row",
+                 manifest.cached_rows, manifest.follower_rows)
+
+    def _cached_rows(self, parser: OutputParser) -> Iterator[ResultRow]:
+        with (self.folder / CACHED_FILE).open("rb") as fh:
+            for line in fh:
+                item = json.loads(line)
+                entry = item["entry"]
+                answer = answer_from_dict(entry["c"], item["answer"])
+                row = to_result_row(entry, answer, parser, None, "missing_result", "")
+                row.usage, row.cached = Usage(), True  # nothing was paid for this row now
+                yield row
+
+    def _follower_rows(self, manifest: Manifest) -> Iterator[ResultRow]:
+        leader_files = [c.results for c in manifest.chunks if c.results]
+        if manifest.cached_rows:
+            leader_files.append("results/answered-cached.jsonl")
+        with tempfile.TemporaryDirectory(prefix="llm-batch-fanout-") as tmp:
+            db = sqlite3.connect(os.path.join(tmp, "leaders.db"))
+            db.execute("CREATE TABLE leaders (fp TEXT PRIMARY KEY, row TEXT)")
+            db.executemany("INSERT OR REPLACE INTO leaders VALUES (?, ?)",
+                           ((r.extra["fingerprint"], json.dumps(r.to_dict(), default=str))
+                            for r in self._iter_files(leader_files) if "fingerprint" in r.extra))
+            with (self.folder / FOLLOWERS_FILE).open("rb") as fh:
+                for line in fh:
+                    item = json.loads(line)
+                    found = db.execute("SELECT row FROM leaders WHERE fp = ?", (item["f"],)).fetchone()
+                    yield _repeat_row(item["entry"], json.loads(found[0]) if found else None)
+            db.close()
+
+    def _iter_files(self, files: Iterable[str]) -> Iterator[ResultRow]:
+        for name in files:
+            with (self.folder / name).open("rb") as fh:
                 for line in fh:
                     yield ResultRow.from_dict(json.loads(line))
 
+    # -- reading -----------------------------------------------------------------------------------
+    def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
+        """Every final result row: one per input row once ``manifest.is_done``."""
+        yield from self._iter_files([*(c.results for c in manifest.chunks if c.results),
+                                     *manifest.answered_results])
+
     def summary(self, manifest: Manifest) -> RunSummary:
-        counts: Counter[str] = Counter()
+        counts: Counter[str] = Counter(manifest.answered_counts)
         for chunk in manifest.chunks:
             counts.update(chunk.counts)
         usage = Usage(counts["tokens_input"], counts["tokens_output"], counts["tokens_cached"])
@@ -354,7 +433,21 @@ class BatchRun:
             resubmitted_rows=sum(c.count for c in manifest.chunks if c.retry_of is not None),
             requeued_batches=sum(c.requeues for c in manifest.chunks),
             breaker=manifest.breaker,
+            cached_rows=manifest.cached_rows,
+            repeated_rows=manifest.follower_rows,
+            sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None),
         )
+
+
+def _repeat_row(entry: dict[str, Any], leader: dict[str, Any] | None) -> ResultRow:
+    """The result of a row whose request repeats ``leader``'s: the same answer, nothing paid."""
+    if leader is None:  # only if the workspace was edited by hand: still one result for the row
+        return ResultRow(key=entry["k"], status=RowStatus.FAILED, custom_id=entry["c"],
+                         error={"code": "missing_result", "message": "the identical request's result is missing"})
+    row = ResultRow.from_dict(leader)
+    row.key, row.custom_id, row.cached, row.usage = entry["k"], entry["c"], True, Usage()
+    row.extra = {**row.extra, **(entry.get("carry") or {}), "repeat_of": leader["key"]}
+    return row
 
 
 def _write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:

@@ -147,6 +147,7 @@ class ResultRow:
     batch_id: str | None = None
     custom_id: str | None = None
     attempts: int = 1
+    cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,13 +162,14 @@ class ResultRow:
             "batch_id": self.batch_id,
             "custom_id": self.custom_id,
             "attempts": self.attempts,
+            "cached": self.cached,
             **self.extra,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:
         known = {"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
-                 "custom_id", "attempts"}
+                 "custom_id", "attempts", "cached"}
         return cls(
             key=data["key"],
             status=RowStatus(data["status"]),
@@ -179,6 +181,7 @@ class ResultRow:
             batch_id=data.get("batch_id"),
             custom_id=data.get("custom_id"),
             attempts=int(data.get("attempts", 1)),
+            cached=bool(data.get("cached", False)),
             extra={k: v for k, v in data.items() if k not in known},
         )
 

@@ -60,3 +60,23 @@ with DAG("llmb_retry", schedule=None, start_date=datetime(2026, 1, 1), params=PA
         prompt="{{ row.text }}", destination="{{ params.destination }}", workspace="{{ params.workspace }}",
         max_rows_per_chunk=300, poll_interval=0.2, retries=1, retry_delay=0,
     )
+
+
+with DAG("llmb_cache", schedule=None, start_date=datetime(2026, 1, 1),
+         params={**PARAMS, "max_cost_usd": None, "dry_run": False}, catchup=False):
+    LLMBatchOperator(
+        task_id="batch", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", destination="{{ params.destination }}", workspace="{{ params.workspace }}",
+        poll_interval=0.2, retries=0, cache="read_write",
+    )
+
+with DAG("llmb_budget", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    LLMBatchOperator(
+        task_id="batch", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", destination="{{ params.destination }}", workspace="{{ params.workspace }}",
+        request_params={"max_tokens": 500}, max_cost_usd=0.0001, poll_interval=0.2, retries=3,
+    )
+    LLMBatchOperator(
+        task_id="dry", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
+        prompt="{{ row.text }}", workspace="{{ params.workspace }}", dry_run=True, retries=0,
+    )

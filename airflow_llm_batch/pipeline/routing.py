@@ -1,0 +1,122 @@
+"""Where each valid row goes during preparation: sent in a chunk, answered from the request cache,
+or answered by an identical request of the same run (sent once, fanned out).
+
+Files written under the run folder:
+- ``answered/cached.jsonl``: {"entry": key-index entry, "answer": stored answer} per cache hit
+- ``answered/followers.jsonl``: {"entry": ..., "f": fingerprint} per row whose request repeats an
+  earlier row's request in this run (it gets that row's final result)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Callable
+from typing import IO, Any, Protocol
+
+from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.types import RawResult, Usage
+
+CACHED_FILE = "answered/cached.jsonl"
+FOLLOWERS_FILE = "answered/followers.jsonl"
+PAGE = 1_000
+
+
+class AnswerLookup(Protocol):
+    """The part of the request cache the router needs."""
+
+    def get_many(self, fps: list[str]) -> dict[str, Any]: ...
+
+
+class ChunkSink(Protocol):
+    def add(self, line: bytes, index_line: bytes) -> None: ...
+
+
+def encode(document: Any) -> bytes:
+    return (json.dumps(document, ensure_ascii=False, default=str) + "\n").encode()
+
+
+def answer_to_dict(answer: Any) -> dict[str, Any]:
+    """A cached answer (CachedAnswer or RawResult) as plain JSON."""
+    return {"text": answer.text, "embedding": answer.embedding, "model": answer.model,
+            "usage": answer.usage.to_dict(), "finish_reason": answer.finish_reason}
+
+
+def answer_from_dict(custom_id: str, data: dict[str, Any]) -> RawResult:
+    return RawResult(custom_id, ok=True, text=data.get("text"), embedding=data.get("embedding"),
+                     model=data.get("model"), usage=Usage.from_dict(data.get("usage")),
+                     finish_reason=data.get("finish_reason"))
+
+
+class RowRouter:
+    """Routes rows to the chunk writer, the cached file or the followers file.
+
+    With ``fingerprint=None`` (cache off) every row is sent. Fingerprints already seen in this run
+    are tracked in an SQLite file, so memory stays flat for any row count.
+    """
+
+    def __init__(self, folder: StoragePath, chunks: ChunkSink, *,
+                 fingerprint: Callable[[dict[str, Any]], str] | None, cache: AnswerLookup | None) -> None:
+        self.folder, self.chunks = folder, chunks
+        self.fingerprint, self.cache = fingerprint, cache
+        self.cached_rows = self.follower_rows = 0
+        self.cached_usage = Usage()
+        self._page: list[tuple[bytes, dict[str, Any]]] = []
+        self._files: dict[str, IO[bytes]] = {}
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        if fingerprint is not None:
+            self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-fps-")
+            self._db = sqlite3.connect(os.path.join(self._dir.name, "fps.db"))
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
+
+    def add(self, data: bytes, entry: dict[str, Any], line: dict[str, Any]) -> None:
+        if self.fingerprint is None:
+            self.chunks.add(data, encode(entry))
+            return
+        fp = entry["f"] = self.fingerprint(line)
+        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 0:
+            self._write(FOLLOWERS_FILE, {"entry": entry, "f": fp})
+            self.follower_rows += 1
+            return
+        if self.cache is None:
+            self.chunks.add(data, encode(entry))
+            return
+        self._page.append((data, entry))
+        if len(self._page) >= PAGE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._page:
+            return
+        assert self.cache is not None
+        hits = self.cache.get_many([entry["f"] for _, entry in self._page])
+        for data, entry in self._page:
+            hit = hits.get(entry["f"])
+            if hit is None:
+                self.chunks.add(data, encode(entry))
+                continue
+            self._write(CACHED_FILE, {"entry": entry, "answer": answer_to_dict(hit)})
+            self.cached_rows += 1
+            self.cached_usage = self.cached_usage + hit.usage
+        self._page.clear()
+
+    def _write(self, name: str, document: Any) -> None:
+        if name not in self._files:
+            (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
+            self._files[name] = (self.folder / name).open("wb")
+        self._files[name].write(encode(document))
+
+    def close(self) -> None:
+        try:
+            self._flush()
+        finally:
+            for fh in self._files.values():
+                fh.close()
+            self._files.clear()
+            if self._dir is not None:
+                self._db.close()
+                self._dir.cleanup()
+                self._dir = None
