@@ -38,6 +38,10 @@ def emulator() -> Iterator[Any]:
     os.environ[f"AIRFLOW_CONN_{EMULATOR_CONN_ID.upper()}"] = json.dumps(
         {"conn_type": "openai", "password": "test-key", "host": emu.openai_base_url}
     )
+    os.environ["AIRFLOW_CONN_LLM_EMULATOR_PATIENT"] = json.dumps(
+        {"conn_type": "openai", "password": "test-key", "host": emu.openai_base_url,
+         "extra": {"max_retries": 12}}
+    )
     os.environ["AIRFLOW_CONN_ANTHROPIC_EMULATOR"] = json.dumps(
         {"conn_type": "anthropic", "password": "test-key", "host": emu.anthropic_base_url}
     )

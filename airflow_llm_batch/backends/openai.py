@@ -126,7 +126,7 @@ class OpenAIBatchBackend:
                 )
                 return batch.id
             except openai.APIStatusError as exc:
-                if exc.status_code < 500 and exc.status_code != 429 or attempt == CREATE_ATTEMPTS:
+                if (exc.status_code < 500 and exc.status_code != 429) or attempt == CREATE_ATTEMPTS:
                     raise ProviderError(
                         f"OpenAI refused the batch ({exc.status_code}): {_api_message(exc)}") from exc
                 reason = f"HTTP {exc.status_code}"
@@ -184,10 +184,19 @@ class OpenAIBatchBackend:
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
+            broken = 0
             async with self.client.files.with_streaming_response.content(file_id) as response:
                 async for line in response.iter_lines():
-                    if line.strip():
-                        yield decode_output_line(json.loads(line))
+                    if not line.strip():
+                        continue
+                    try:
+                        document = json.loads(line)
+                    except json.JSONDecodeError:
+                        broken += 1  # its row gets no answer: it ends as missing_result (retryable)
+                        continue
+                    yield decode_output_line(document)
+            if broken:
+                log.warning("Skipped %d unreadable line(s) in file %s of batch %s", broken, file_id, batch_id)
 
     async def cancel(self, batch_id: str) -> None:
         try:

@@ -25,6 +25,7 @@ class LLMBatchHook(BaseHook):
 
     provider: ClassVar[str]
     conn_name_attr = "conn_id"
+    default_conn_name: ClassVar[str]
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

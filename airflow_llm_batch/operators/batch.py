@@ -106,7 +106,7 @@ class LLMBatchOperator(RequestOptions):
         access = self._provider_access()
         run = self._run(access, context)
         manifest = self.prepare_manifest(run, context)
-        if self.dry_run:
+        if self.estimate_only:
             self.log.info("dry_run: nothing submitted")
             return self.dry_run_summary(manifest)
         if self.destination:

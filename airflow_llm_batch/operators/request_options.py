@@ -10,16 +10,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
+from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
-from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
-
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
+from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import Endpoint
-from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.sources.rows import rows_factory, to_path
 
 
@@ -115,7 +114,8 @@ class RequestOptions(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.prices = prices
         self.expected_output_tokens = expected_output_tokens
-        self.dry_run = dry_run
+        # stored under another name: BaseOperator.dry_run() is a method Airflow calls
+        self.estimate_only = dry_run
         OutputParser(response_format)  # fail at DAG parse time on a bad response_format
 
     def request_spec(self, context: Any) -> RequestSpec:
@@ -164,7 +164,7 @@ class RequestOptions(BaseOperator):
                           sum(c.count for c in manifest.chunks if c.retry_of is None), len(manifest.chunks),
                           manifest.cached_rows, manifest.follower_rows, len(manifest.batch_ids),
                           describe_estimate(manifest.estimate))
-            if fresh and not self.dry_run:
+            if fresh and not self.estimate_only:
                 check_budget(self._estimate(manifest), self.max_cost_usd)
         except (InvalidInputError, BudgetExceededError) as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc

@@ -16,12 +16,12 @@ from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.exceptions import BatchTimeoutError, ProviderError, TooManyFailuresError
 from airflow_llm_batch.hooks import LLMBatchHook, hook_class
-from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_usd
+from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
-from airflow_llm_batch.pipeline.types import ResultRow, Usage
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.types import ResultRow, Usage
 from airflow_llm_batch.sinks import LandingContext, Sink, open_sink
 from airflow_llm_batch.sinks.xcom import as_xcom
 from airflow_llm_batch.sources.rows import to_path

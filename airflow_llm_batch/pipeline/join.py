@@ -36,12 +36,9 @@ def join_results(
     Answers are held in a dict for one chunk at most (bounded by the provider's batch size).
     Answers whose custom_id is not in the chunk are counted and logged, never attached to a row.
     """
-    by_id: dict[str, RawResult] = {}
-    for answer in answers:
-        by_id[answer.custom_id] = answer
+    by_id: dict[str, RawResult] = {a.custom_id: a for a in answers}
     for entry in keys:
-        answer = by_id.pop(entry["c"], None)
-        row = to_result_row(entry, answer, parser, batch_id, missing_code, missing_message)
+        row = to_result_row(entry, by_id.pop(entry["c"], None), parser, batch_id, missing_code, missing_message)
         row.attempts = attempt
         yield row
     if by_id:

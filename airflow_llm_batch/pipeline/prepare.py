@@ -175,7 +175,9 @@ def prepare(
     if errors:
         counted = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common())
         listing = "\n  ".join(errors)
-        hint = " (no key column is set: identical rows get the same id; set `key=`)" if spec.key is None and dup_count else ""
+        hint = ""
+        if spec.key is None and dup_count:
+            hint = " (no key column is set: identical rows get the same id; set `key=`)"
         raise InvalidInputError(
             f"{sum(reasons.values())} of {total} rows are invalid ({counted}){hint}; nothing was submitted."
             f"\n  {listing}"

@@ -8,6 +8,7 @@ the worker, ``poll`` in the trigger (through the backend only) or on the worker 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -18,18 +19,18 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from airflow_llm_batch.exceptions import InputChangedError, ReattachError
 from airflow_llm_batch.pipeline.backend import BatchBackend
+from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
 from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
-from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
-from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
@@ -156,6 +157,10 @@ class BatchRun:
         self.store.save(manifest)
         return manifest
 
+    def _open(self, name: str) -> IO[bytes]:
+        handle: IO[bytes] = (self.folder / name).open("rb")
+        return handle
+
     def _fingerprint(self, line: dict[str, Any]) -> str:
         return request_fingerprint(self.backend.name, line)
 
@@ -180,9 +185,7 @@ class BatchRun:
             chunk.state, chunk.intent_at = ChunkState.SUBMITTING, time.time()
             self.store.save(manifest)
             tags = {**self.tags, "chunk": name, "llm_batch_tag": chunk.tag}
-            batch_id = await self.backend.submit(
-                lambda chunk=chunk: (self.folder / chunk.requests).open("rb"), chunk.count, tags
-            )
+            batch_id = await self.backend.submit(functools.partial(self._open, chunk.requests), chunk.count, tags)
             chunk.batch_id, chunk.state, chunk.submitted_at = batch_id, ChunkState.SUBMITTED, time.time()
             self.store.save(manifest)
             created.append(batch_id)

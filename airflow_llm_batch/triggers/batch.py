@@ -43,7 +43,7 @@ class LLMBatchTrigger(BaseTrigger):
         max_consecutive_errors: int = 5,
         return_on_first_end: bool = False,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.provider = provider
         self.conn_id = conn_id
         self.batch_ids = list(batch_ids)
@@ -72,7 +72,7 @@ class LLMBatchTrigger(BaseTrigger):
                 event = await self._watch(backend)
         except Exception as exc:  # building the client failed: bad connection, missing SDK
             event = WaitEvent(WaitOutcome.ERROR, message=f"cannot poll: {type(exc).__name__}: {exc}")
-        yield TriggerEvent(event.to_payload())
+        yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]  # untyped in Airflow
 
     async def _watch(self, backend: BatchBackend) -> WaitEvent:
         errors, last_line, last_log = 0, "", 0.0

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
-
 from airflow.sdk import DAG
+from pydantic import BaseModel, Field
 
 from airflow_llm_batch.operators import LLMBatchOperator, LLMBatchResultsOperator, SubmitLLMBatchOperator
 from airflow_llm_batch.sensors.batch import LLMBatchSensor
