@@ -66,6 +66,10 @@ class AtomicWriter:
         if exc_type is not None:
             self.tmp.unlink(missing_ok=True)
             return
+        replace = getattr(self.tmp, "replace", None)
+        if replace is not None:  # pathlib and ObjectStoragePath: one overwriting rename
+            replace(self.path)
+            return
         if self.path.exists():
             self.path.unlink()
         self.tmp.rename(self.path)

@@ -1,0 +1,339 @@
+"""The request cache: answers kept in the workspace by request fingerprint, so a request answered by
+an earlier run (a nightly DAG, a re-run) is not paid for again.
+
+One small JSON object per fingerprint at ``root / fp[:2] / f"{fp}.json"``, on local disk or object
+storage (anything that fits :class:`~airflow_llm_batch.pipeline.storage.StoragePath`). Entries are
+written under a temporary name and then renamed, so a reader never sees half an entry; two runs
+storing the same fingerprint at once both write a complete answer to the same request, and either
+one may win. Lookups and writes run in a thread pool, because on object storage each is a request.
+Memory is bounded by the page the caller passes (e.g. 1,000 fingerprints at a time).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import logging
+import math
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.types import RawResult, Usage
+
+log = logging.getLogger(__name__)
+
+#: version of the entry format; entries of another version are treated as unreadable
+ENTRY_VERSION = 1
+_FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class CacheMode(str, enum.Enum):
+    """How a run uses the request cache.
+
+    Example::
+
+        >>> CacheMode.parse("read").reads, CacheMode.parse("read").writes
+        (True, False)
+        >>> CacheMode.parse(False)
+        <CacheMode.OFF: 'off'>
+    """
+
+    READ_WRITE = "read_write"
+    READ = "read"
+    WRITE = "write"
+    OFF = "off"
+
+    @property
+    def reads(self) -> bool:
+        """Whether stored answers are reused."""
+        return self in (CacheMode.READ_WRITE, CacheMode.READ)
+
+    @property
+    def writes(self) -> bool:
+        """Whether new answers are stored."""
+        return self in (CacheMode.READ_WRITE, CacheMode.WRITE)
+
+    @classmethod
+    def parse(cls, value: str | bool | CacheMode | None) -> CacheMode:
+        """A mode from its name ("read_write", "read", "write", "off"; case and "-" ignored),
+        ``True`` (read_write), ``False``/``None`` (off) or a mode. Raises ValueError otherwise."""
+        if isinstance(value, CacheMode):
+            return value
+        if value is None or value is False:
+            return cls.OFF
+        if value is True:
+            return cls.READ_WRITE
+        if isinstance(value, str):
+            text = value.strip().lower().replace("-", "_")
+            for mode in cls:
+                if text == mode.value:
+                    return mode
+        raise ValueError(f"unknown cache mode {value!r}; use one of {[mode.value for mode in cls]}")
+
+
+@dataclass(frozen=True)
+class CachedAnswer:
+    """A stored answer: what the provider returned for one request, and when it was stored.
+
+    ``usage`` is what the request used when it was answered (what a hit saves, not what it costs).
+
+    Example::
+
+        >>> answer = CachedAnswer(text="positive", embedding=None, model="gpt-4o-mini",
+        ...                       usage=Usage(12, 1), finish_reason="stop", stored_at=1_790_000_000.0)
+        >>> answer.to_raw("row-7").ok, answer.to_raw("row-7").text
+        (True, 'positive')
+    """
+
+    text: str | None
+    embedding: list[float] | None
+    model: str | None
+    usage: Usage
+    finish_reason: str | None
+    stored_at: float
+
+    def to_raw(self, custom_id: str) -> RawResult:
+        """The answer as a successful result for the row ``custom_id``."""
+        return RawResult(custom_id, ok=True, text=self.text, embedding=self.embedding, model=self.model,
+                         usage=self.usage, finish_reason=self.finish_reason)
+
+    @classmethod
+    def from_raw(cls, raw: RawResult, stored_at: float) -> CachedAnswer:
+        return cls(raw.text, raw.embedding, raw.model, raw.usage, raw.finish_reason, stored_at)
+
+    def to_entry(self, fingerprint: str) -> dict[str, Any]:
+        """The JSON object stored for ``fingerprint``."""
+        return {"v": ENTRY_VERSION, "fingerprint": fingerprint, "stored_at": self.stored_at, "text": self.text,
+                "embedding": self.embedding, "model": self.model,
+                "usage": {k: v for k, v in self.usage.to_dict().items() if k != "total_tokens"},
+                "finish_reason": self.finish_reason}
+
+    @classmethod
+    def from_entry(cls, entry: Any, fingerprint: str) -> CachedAnswer:
+        """Read a stored entry; raises ValueError when it is not a valid entry for ``fingerprint``."""
+        if not isinstance(entry, dict) or entry.get("v") != ENTRY_VERSION:
+            raise ValueError("not a cache entry of this version")
+        if entry.get("fingerprint") != fingerprint:
+            raise ValueError("entry stored under another fingerprint")
+        stored_at, usage = entry.get("stored_at"), entry.get("usage")
+        if isinstance(stored_at, bool) or not isinstance(stored_at, (int, float)) or not math.isfinite(stored_at):
+            raise ValueError("bad stored_at")
+        if not isinstance(usage, dict) or not all(
+                isinstance(usage.get(k, 0), int) and not isinstance(usage.get(k, 0), bool)
+                for k in ("input_tokens", "output_tokens", "cached_input_tokens")):
+            raise ValueError("bad usage")
+        text, embedding = entry.get("text"), entry.get("embedding")
+        model, finish_reason = entry.get("model"), entry.get("finish_reason")
+        if not all(v is None or isinstance(v, str) for v in (text, model, finish_reason)):
+            raise ValueError("bad text, model or finish_reason")
+        if embedding is not None and not (isinstance(embedding, list) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding)):
+            raise ValueError("bad embedding")
+        return cls(text, None if embedding is None else [float(x) for x in embedding], model,
+                   Usage.from_dict(usage), finish_reason, float(stored_at))
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counts since the cache object was made: lookups that hit, missed, found an entry older than
+    the TTL or an unreadable one; answers stored, and answers that could not be stored.
+
+    Example::
+
+        >>> CacheStats(hits=9_500, misses=500).to_dict()["hits"]
+        9500
+    """
+
+    hits: int = 0
+    misses: int = 0
+    expired: int = 0
+    corrupt: int = 0
+    stored: int = 0
+    failed: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+class _Outcome(enum.Enum):
+    HIT = "hits"
+    MISS = "misses"
+    EXPIRED = "expired"
+    CORRUPT = "corrupt"
+
+
+class AnswerCache:
+    """Answers by request fingerprint under ``root`` (a local path or an ObjectStoragePath).
+
+    Example::
+
+        >>> import tempfile, pathlib
+        >>> cache = AnswerCache(pathlib.Path(tempfile.mkdtemp()), ttl_seconds=30 * 86400)
+        >>> fp = "ab" * 32
+        >>> cache.put_many([(fp, RawResult("row-1", ok=True, text="yes", usage=Usage(10, 1)))])
+        1
+        >>> cache.get_many([fp, "cd" * 32])[fp].text
+        'yes'
+        >>> cache.stats.hits, cache.stats.misses
+        (1, 1)
+    """
+
+    def __init__(self, root: StoragePath, *, mode: CacheMode = CacheMode.READ_WRITE,
+                 ttl_seconds: float | None = None, threads: int = 16,
+                 clock: Callable[[], float] = time.time) -> None:
+        if ttl_seconds is not None and (isinstance(ttl_seconds, bool) or not ttl_seconds > 0):
+            raise ValueError(f"ttl_seconds must be > 0 or None (no expiry), got {ttl_seconds!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
+        self.root: StoragePath = root
+        self.mode = CacheMode.parse(mode)
+        self.ttl_seconds = ttl_seconds
+        self.threads = threads
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._counts = CacheStats().to_dict()
+
+    def path_for(self, fingerprint: str) -> StoragePath:
+        """Where the entry of ``fingerprint`` lives."""
+        _check_fingerprint(fingerprint)
+        path: StoragePath = self.root / fingerprint[:2] / f"{fingerprint}.json"
+        return path
+
+    @property
+    def stats(self) -> CacheStats:
+        with self._lock:
+            return CacheStats(**self._counts)
+
+    def get_many(self, fps: Sequence[str]) -> dict[str, CachedAnswer]:
+        """The stored answers among ``fps`` (hits only). Entries older than the TTL and unreadable
+        ones are skipped (the latter with a warning). Returns {} when the mode does not read."""
+        if not self.mode.reads:
+            return {}
+        unique = list(dict.fromkeys(fps))
+        for fp in unique:
+            _check_fingerprint(fp)
+        now = self._clock()
+        found: dict[str, CachedAnswer] = {}
+        counts = dict.fromkeys(_Outcome, 0)
+        for fp, (outcome, answer) in zip(unique, self._map(lambda fp: self._read(fp, now), unique), strict=True):
+            counts[outcome] += 1
+            if answer is not None:
+                found[fp] = answer
+        with self._lock:
+            for outcome, n in counts.items():
+                self._counts[outcome.value] += n
+        if counts[_Outcome.CORRUPT]:
+            log.warning("Request cache: ignored %d unreadable entr(ies) of %d looked up",
+                        counts[_Outcome.CORRUPT], len(unique))
+        log.debug("Request cache: %d hit(s), %d miss(es), %d expired of %d looked up",
+                  counts[_Outcome.HIT], counts[_Outcome.MISS], counts[_Outcome.EXPIRED], len(unique))
+        return found
+
+    def put_many(self, items: Iterable[tuple[str, RawResult]]) -> int:
+        """Store the successful answers among ``items`` (fingerprint, answer); returns how many were
+        stored. Failed answers are skipped; a mode that does not write stores nothing. An answer that
+        cannot be written (storage error) is counted in ``stats.failed`` and logged, not raised: the
+        run has its answer, only a later run loses the reuse. ``items`` is consumed a window at a
+        time, so a generator of any length keeps memory flat."""
+        if not self.mode.writes:
+            return 0
+        now = self._clock()
+        stored = failed = 0
+        for window in _windows(((fp, raw) for fp, raw in items if raw.ok), max(64, self.threads * 8)):
+            for fp, _ in window:
+                _check_fingerprint(fp)
+            written = sum(self._map(lambda item: self._write(item[0], item[1], now), window))
+            stored, failed = stored + written, failed + len(window) - written
+        with self._lock:
+            self._counts["stored"] += stored
+            self._counts["failed"] += failed
+        if failed:
+            log.warning("Request cache: could not store %d answer(s) (%d stored)", failed, stored)
+        log.debug("Request cache: stored %d answer(s)", stored)
+        return stored
+
+    def _read(self, fp: str, now: float) -> tuple[_Outcome, CachedAnswer | None]:
+        try:
+            with self.path_for(fp).open("rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            return _Outcome.MISS, None
+        except Exception:  # unreadable (permissions, a storage error): never fail the run for it
+            return _Outcome.CORRUPT, None
+        try:
+            answer = CachedAnswer.from_entry(json.loads(data), fp)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return _Outcome.CORRUPT, None
+        if self.ttl_seconds is not None and now - answer.stored_at > self.ttl_seconds:
+            return _Outcome.EXPIRED, None
+        return _Outcome.HIT, answer
+
+    def _write(self, fp: str, raw: RawResult, now: float) -> bool:
+        entry = CachedAnswer.from_raw(raw, now).to_entry(fp)
+        data = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        path = self.path_for(fp)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tmp.open("wb") as fh:
+                fh.write(data)
+            _move_into_place(tmp, path)
+        except Exception:
+            _discard(tmp)
+            return False
+        return True
+
+    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
+        workers = min(self.threads, len(items))
+        if workers <= 1:
+            return (fn(item) for item in items)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-batch-cache") as pool:
+            return iter(list(pool.map(fn, items)))
+
+
+def _move_into_place(tmp: StoragePath, path: StoragePath) -> None:
+    """Rename ``tmp`` over ``path``, replacing an entry another writer may have stored meanwhile.
+
+    ``pathlib.Path.replace`` is an atomic overwrite; universal-pathlib paths do not implement
+    ``replace`` but their ``rename`` (fsspec ``mv``) overwrites. If a backend refuses to overwrite,
+    the entry already there answers the same request, so it is kept and ours is dropped.
+    """
+    replace = getattr(tmp, "replace", None)
+    if callable(replace):
+        try:
+            replace(path)
+            return
+        except NotImplementedError:  # universal-pathlib: UnsupportedOperation
+            pass
+    try:
+        tmp.rename(path)
+    except FileExistsError:
+        _discard(tmp)
+
+
+def _discard(path: StoragePath) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        log.debug("Request cache: could not remove a temporary entry")
+
+
+def _check_fingerprint(fp: str) -> None:
+    if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
+        raise ValueError(f"not a request fingerprint (lowercase hex): {fp!r}")
+
+
+def _windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while window := list(itertools.islice(iterator, size)):
+        yield window
