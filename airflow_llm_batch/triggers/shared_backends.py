@@ -23,7 +23,11 @@ async def shared_backend(provider: str, conn_id: str) -> AsyncIterator[BatchBack
         backend, users = _SHARED[slot]
         _SHARED[slot] = (backend, users + 1)
     else:
-        backend = await hook_class(provider)(conn_id).aget_backend()
+        # the first use imports the provider SDK (~1 s for openai) and builds a client (TLS bundle):
+        # both run in a thread so the triggerer's event loop never stalls
+        hook = (await asyncio.to_thread(hook_class, provider))(conn_id)
+        conn = await hook.aget_connection(hook.conn_id)
+        backend = await asyncio.to_thread(hook.backend_from_connection, conn)
         _SHARED[slot] = (backend, 1)
     try:
         yield backend
