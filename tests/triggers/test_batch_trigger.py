@@ -101,3 +101,28 @@ async def test_deadline_passed_yields_timeout(client: OpenAI, emulator: Any) -> 
         event = await first_event(trigger)
     assert event.outcome == WaitOutcome.TIMEOUT
     assert event.batches[0].provider_status == "validating"
+
+
+async def test_triggers_on_one_connection_share_one_client(client: OpenAI) -> None:
+    import asyncio
+
+    from airflow_llm_batch.triggers import shared_backends
+
+    ids = [make_batch(client) for _ in range(4)]
+    triggers = [LLMBatchTrigger(provider="openai", conn_id="llm_emulator", batch_ids=[b], poll_interval=0.1)
+                for b in ids]
+    seen: list[int] = []
+    original = shared_backends._build
+
+    async def counting_build(provider: str, conn_id: str) -> object:
+        backend = await original(provider, conn_id)
+        seen.append(id(backend))
+        return backend
+
+    shared_backends._build = counting_build  # type: ignore[assignment]
+    try:
+        events = await asyncio.gather(*(first_event(t) for t in triggers))
+    finally:
+        shared_backends._build = original
+    assert all(e.outcome == WaitOutcome.ENDED for e in events)
+    assert len(seen) == 1 and not shared_backends._SHARED
