@@ -25,6 +25,9 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.sensors.batch"]}],
         "triggers": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.triggers.batch"]}],
         "hooks": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.hooks.openai"]}],
+        "task-decorators": [
+            {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
+        ],
         "connection-types": [
             {"hook-class-name": "airflow_llm_batch.hooks.openai.OpenAIBatchHook", "connection-type": "openai"},
         ],
