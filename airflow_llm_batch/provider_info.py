@@ -24,11 +24,14 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.sensors.batch"]}],
         "triggers": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.triggers.batch"]}],
-        "hooks": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.hooks.openai"]}],
+        "hooks": [{"integration-name": "LLM Batch", "python-modules": [
+            "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai"]}],
         "task-decorators": [
             {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
         ],
         "connection-types": [
             {"hook-class-name": "airflow_llm_batch.hooks.openai.OpenAIBatchHook", "connection-type": "openai"},
+            {"hook-class-name": "airflow_llm_batch.hooks.azure_openai.AzureOpenAIBatchHook",
+             "connection-type": "azure_openai"},
         ],
     }

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, ClassVar
 
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.exceptions import ProviderError
@@ -56,11 +56,13 @@ class OpenAIBatchBackend:
     """
 
     name: ClassVar[str] = "openai"
+    #: the ``url`` of each input line and the batch ``endpoint``
+    urls: ClassVar[dict[Endpoint, str]] = URLS
     limits: ClassVar[BatchLimits] = BatchLimits(
         max_requests=50_000, max_bytes=200 * 1024 * 1024, max_request_bytes=200 * 1024 * 1024
     )
 
-    def __init__(self, client: AsyncOpenAI) -> None:
+    def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI) -> None:
         self.client = client
 
     # -- building ----------------------------------------------------------------------------------
@@ -68,7 +70,7 @@ class OpenAIBatchBackend:
         return key
 
     def request_line(self, request: LLMRequest) -> dict[str, object]:
-        return {"custom_id": request.custom_id, "method": "POST", "url": URLS[request.endpoint],
+        return {"custom_id": request.custom_id, "method": "POST", "url": self.urls[request.endpoint],
                 "body": self.request_body(request)}
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from airflow_llm_batch.hooks.base import LLMBatchHook
 #: provider name -> "module:Class" of its hook (imported only when used, so optional SDKs stay optional)
 PROVIDER_HOOKS: dict[str, str] = {
     "openai": "airflow_llm_batch.hooks.openai:OpenAIBatchHook",
+    "azure_openai": "airflow_llm_batch.hooks.azure_openai:AzureOpenAIBatchHook",
     "anthropic": "airflow_llm_batch.hooks.anthropic:AnthropicBatchHook",
     "gemini": "airflow_llm_batch.hooks.gemini:GeminiBatchHook",
     "vertex": "airflow_llm_batch.hooks.vertex:VertexBatchHook",
