@@ -1,49 +1,183 @@
-"""Results as JSONL on any object storage, written to a temporary name and renamed when complete."""
+"""Results as JSONL or Parquet on object storage, streamed, and atomic (readers never see half a file).
+
+``gs://`` goes through google-cloud-storage (resumable upload, atomic on finalise; no gcsfs
+needed); every other scheme (``file://``, ``s3://``...) through ObjectStoragePath, writing a
+temporary sibling that is renamed when complete.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
-from typing import Any
-
-from airflow.sdk import ObjectStoragePath
+import logging
+from collections.abc import Iterable, Iterator
+from typing import IO, Any, ClassVar
 
 from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.google.uris import merge_options, split_options
 from airflow_llm_batch.pipeline.storage import AtomicWriter
-from airflow_llm_batch.pipeline.types import ResultRow
+from airflow_llm_batch.pipeline.types import ResultRow, RowStatus
 from airflow_llm_batch.sinks.base import LandingContext
 
+log = logging.getLogger(__name__)
 
-def write_jsonl(destination: ObjectStoragePath, rows: Iterable[ResultRow]) -> int:
-    """Stream ``rows`` to ``destination``; readers never see a partial file. Returns the row count."""
-    count = 0
-    with AtomicWriter(destination) as fh:
-        for row in rows:
-            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
-            count += 1
-    return count
+FORMATS = ("jsonl", "parquet")
+FAILURES = ("inline", "separate")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def _jsonl_line(row: ResultRow) -> bytes:
+    return (json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode()
 
 
 class ObjectStorageSink:
-    """``file://``, ``gs://``, ``s3://``... (anything ObjectStoragePath knows) as JSONL.
+    """``file://``, ``gs://``, ``s3://``... as JSONL (default) or Parquet.
 
-    Example: ``ObjectStorageSink("gs://bucket/triage/2026-11-21.jsonl")``
+    Options (keyword arguments, or ``?name=value`` after the URI, e.g. from a templated
+    ``destination``):
+
+    * ``format``: ``jsonl`` or ``parquet``; default by suffix (``.parquet``/``.pq`` -> Parquet).
+    * ``failures``: ``inline`` (default: failed rows in the same file, with status and error) or
+      ``separate`` (failed rows in ``<stem>.failures.jsonl`` next to the results; always written,
+      empty when nothing failed, so a stale file never survives a re-run).
+    * ``row_group_size``: Parquet rows per row group (default 10,000), the memory bound.
+    * ``conn_id``: Google connection for ``gs://`` (default ``google_cloud_default``).
+
+    A re-landing replaces the file(s) whole, so a retry never duplicates rows.
+
+    Example::
+
+        ObjectStorageSink("gs://bucket/triage/2026-11-21.parquet", failures="separate")
+        # or, in an operator: destination="gs://bucket/triage/{{ ds }}.parquet?failures=separate"
     """
 
+    template_fields: ClassVar[tuple[str, ...]] = ("uri",)
+    _OPTIONS: ClassVar[frozenset[str]] = frozenset({"format", "failures", "row_group_size", "conn_id"})
+
     def __init__(self, destination: str, **options: Any) -> None:
-        from airflow_llm_batch.sources.rows import to_path
-
-        if options:
-            raise InvalidInputError(f"unknown options for an object storage destination: {sorted(options)}")
         self.uri = destination
-        self.path = to_path(destination)
+        self.given = options
 
-    def check(self, context: LandingContext) -> None:
+    def __repr__(self) -> str:
+        return f"ObjectStorageSink({self.uri!r}{''.join(f', {k}={v!r}' for k, v in self.given.items())})"
+
+    # -- configuration (read lazily: the URI may be a template until the task runs) -----------------
+    @property
+    def target(self) -> str:
+        return split_options(self.uri)[0]
+
+    def options(self) -> dict[str, Any]:
+        base, from_uri = split_options(self.uri)
+        merged = merge_options(from_uri, self.given, where=base)
+        unknown = sorted(set(merged) - self._OPTIONS)
+        if unknown:
+            raise InvalidInputError(f"unknown options for an object storage destination: {unknown}; "
+                                    f"known: {sorted(self._OPTIONS)}")
+        fmt = str(merged.get("format") or ("parquet" if base.lower().endswith(_PARQUET_SUFFIXES) else "jsonl"))
+        failures = str(merged.get("failures") or "inline")
+        if fmt.lower() not in FORMATS:
+            raise InvalidInputError(f"format={fmt!r}: use one of {FORMATS}")
+        if failures.lower() not in FAILURES:
+            raise InvalidInputError(f"failures={failures!r}: use one of {FAILURES}")
         try:
-            self.path.fs  # noqa: B018 - resolving the filesystem fails fast on an unknown scheme
+            group = int(merged.get("row_group_size") or 10_000)
+        except ValueError as exc:
+            raise InvalidInputError(f"row_group_size={merged['row_group_size']!r} is not a number") from exc
+        return {"format": fmt.lower(), "failures": failures.lower(), "row_group_size": group,
+                "conn_id": merged.get("conn_id")}
+
+    # -- the Sink protocol -------------------------------------------------------------------------
+    def check(self, context: LandingContext) -> None:
+        opts = self.options()
+        if opts["format"] == "parquet":
+            from airflow_llm_batch.sinks.parquet import require_pyarrow
+
+            require_pyarrow()
+        if self.target.startswith("gs://"):
+            from airflow_llm_batch.google.gcs import GcsObject
+
+            GcsObject.parse(self.target, opts["conn_id"]).check_bucket()
+            return
+        try:
+            self._path(self.target).fs  # noqa: B018 - resolving the filesystem fails fast on an unknown scheme
         except (ValueError, ImportError) as exc:
             raise InvalidInputError(f"destination {self.uri!r}: {exc}; nothing was submitted.") from exc
 
     def write(self, rows: Iterable[ResultRow], context: LandingContext) -> dict[str, Any]:
-        count = write_jsonl(self.path, rows)
-        return {"uri": str(self.path), "rows": count}
+        opts = self.options()
+        separate = opts["failures"] == "separate"
+        failures_name = _failures_name(self.target)
+        counts = {"succeeded": 0, "failed": 0}
+        with contextlib.ExitStack() as stack:
+            main = stack.enter_context(self._open(self.target, opts["conn_id"]))
+            side = stack.enter_context(self._open(failures_name, opts["conn_id"])) if separate else None
+            writer = _record_writer(main, opts, context)
+            try:
+                for row in rows:
+                    failed = row.status == RowStatus.FAILED
+                    counts["failed" if failed else "succeeded"] += 1
+                    if failed and side is not None:
+                        side.write(_jsonl_line(row))
+                    else:
+                        writer.write(row)
+                writer.close()
+            except BaseException:
+                writer.abort()
+                raise
+        landed: dict[str, Any] = {"uri": self.target, "format": opts["format"],
+                                  "rows": counts["succeeded"] + counts["failed"], **counts}
+        if separate:
+            landed["failures_uri"] = failures_name
+        log.info("Landed %d rows (%d failed) as %s at %s%s", landed["rows"], counts["failed"], opts["format"],
+                 self.target, f"; failures in {failures_name}" if separate else "")
+        return landed
+
+    # -- plumbing ----------------------------------------------------------------------------------
+    @staticmethod
+    def _path(uri: str) -> Any:
+        from airflow_llm_batch.sources.rows import to_path
+
+        try:
+            return to_path(uri)
+        except ValueError as exc:
+            raise InvalidInputError(f"destination {uri!r}: {exc}; nothing was submitted.") from exc
+
+    @contextlib.contextmanager
+    def _open(self, uri: str, conn_id: str | None) -> Iterator[IO[bytes]]:
+        if uri.startswith("gs://"):
+            from airflow_llm_batch.google.gcs import GcsObject, atomic_gcs_writer
+
+            with atomic_gcs_writer(GcsObject.parse(uri, conn_id)) as fh:
+                yield fh
+        else:
+            with AtomicWriter(self._path(uri)) as fh:
+                yield fh
+
+
+def _failures_name(uri: str) -> str:
+    head, _, name = uri.rpartition("/")
+    stem = name.rsplit(".", 1)[0] if "." in name else name
+    return f"{head}/{stem}.failures.jsonl"
+
+
+class _JsonlWriter:
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+
+    def write(self, row: ResultRow) -> None:
+        self.fh.write(_jsonl_line(row))
+
+    def close(self) -> None:
+        """Nothing to finish: the atomic writer finalises the file."""
+
+    def abort(self) -> None:
+        """Nothing to undo: the atomic writer discards the file."""
+
+
+def _record_writer(fh: IO[bytes], opts: dict[str, Any], context: LandingContext) -> Any:
+    """An object with ``write(row)``, ``close()`` and ``abort()`` for the chosen format."""
+    if opts["format"] == "jsonl":
+        return _JsonlWriter(fh)
+    from airflow_llm_batch.sinks.parquet import ParquetResultWriter
+
+    return ParquetResultWriter(fh, context.response_schema, opts["row_group_size"])

@@ -54,14 +54,29 @@ def rows_factory(rows: Any, **options: Any) -> RowsFactory:
 
 
 def read_rows_file(path: ObjectStoragePath) -> Iterator[Mapping[str, Any]]:
-    """Stream rows from JSONL (``.jsonl``/``.ndjson``/``.json``) or CSV (``.csv``)."""
+    """Stream rows from JSONL (``.jsonl``/``.ndjson``/``.json``), CSV (``.csv``) or Parquet
+    (``.parquet``/``.pq``, read in record batches; needs pyarrow)."""
     suffix = path.name.lower().rsplit(".", 1)[-1]
-    with path.open("rb") as fh:
+    with path.open("rb") as fh:  # type: ignore[no-untyped-call]
+        if suffix in ("parquet", "pq"):
+            try:
+                import pyarrow.parquet as pq
+            except ImportError as exc:
+                raise InvalidInputError(f"rows file {path}: reading Parquet needs pyarrow "
+                                        f"(pip install 'airflow-llm-batch[parquet]'); nothing was submitted.") from exc
+            try:
+                batches = pq.ParquetFile(fh).iter_batches(batch_size=10_000)  # the reader's memory bound
+                for batch in batches:
+                    yield from batch.to_pylist()
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise InvalidInputError(f"rows file {path}: not readable as Parquet ({exc}); "
+                                        f"nothing was submitted.") from exc
+            return
         if suffix == "csv":
             yield from csv.DictReader(io.TextIOWrapper(fh, encoding="utf-8", newline=""))
             return
         if suffix not in ("jsonl", "ndjson", "json"):
-            raise InvalidInputError(f"rows file {path}: unknown format {suffix!r}; use .jsonl or .csv")
+            raise InvalidInputError(f"rows file {path}: unknown format {suffix!r}; use .jsonl, .csv or .parquet")
         for line_no, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
