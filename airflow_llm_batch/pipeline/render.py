@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, UndefinedError
+from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
@@ -57,8 +57,12 @@ class RequestRenderer:
         try:
             self._prompt = _ENV.from_string(spec.prompt)
             self._system = _ENV.from_string(spec.system_prompt) if spec.system_prompt else None
+            # a system prompt that does not mention `row` is the same for every row: render it once
+            self._system_per_row = bool(spec.system_prompt) and "row" in meta.find_undeclared_variables(
+                _ENV.parse(spec.system_prompt))
         except TemplateError as exc:
             raise ValueError(f"prompt template does not compile: {exc}") from exc
+        self._system_once: str | None = None
 
     def key_of(self, row: Mapping[str, Any]) -> str:
         if self.spec.key is None:
@@ -76,7 +80,7 @@ class RequestRenderer:
         prompt = self._render(self._prompt, row, "prompt", self.spec.context)
         if not prompt.strip():
             raise RowError("prompt renders empty")
-        system = self._render(self._system, row, "system_prompt", self.spec.context) if self._system else None
+        system = self._system_text(row)
         return LLMRequest(
             custom_id=custom_id,
             key=key,
@@ -89,6 +93,15 @@ class RequestRenderer:
             schema_name=self.spec.schema_name,
             json_output=self.spec.json_output,
         )
+
+    def _system_text(self, row: Mapping[str, Any]) -> str | None:
+        if self._system is None:
+            return None
+        if self._system_per_row:
+            return self._render(self._system, row, "system_prompt", self.spec.context)
+        if self._system_once is None:
+            self._system_once = self._render(self._system, {}, "system_prompt", self.spec.context)
+        return self._system_once
 
     @staticmethod
     def _render(template: Any, row: Mapping[str, Any], what: str, context: Mapping[str, Any]) -> str:

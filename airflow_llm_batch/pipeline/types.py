@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -77,7 +77,8 @@ class Usage:
         )
 
     def to_dict(self) -> dict[str, int]:
-        return {**asdict(self), "total_tokens": self.total_tokens}
+        return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+                "cached_input_tokens": self.cached_input_tokens, "total_tokens": self.total_tokens}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> Usage:

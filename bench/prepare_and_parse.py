@@ -1,0 +1,534 @@
+#!/usr/bin/env python
+"""Benchmark of the two row-proportional passes of a batch run: ``prepare`` and the collect path.
+
+For every N (default 100,000 and 1,000,000) three phases each run in a FRESH subprocess, so
+``ru_maxrss`` (the peak resident set size) is the peak of that phase at that N only:
+
+1. ``prepare``: N synthetic rows from a generator (never a list) -> ``pipeline.prepare.prepare``
+   with the real ``OpenAIBatchBackend.request_line`` (chat endpoint, Jinja prompt + system prompt,
+   pydantic response schema in strict JSON-schema mode), OpenAI limits (50,000 requests per chunk).
+2. ``synth`` (harness, not library code): for each chunk, the provider output file OpenAI would
+   return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
+   the schema, plus usage -- written to a local file.
+3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
+   stream the output file through ``decode_output_line`` into the per-chunk answer dict, then
+   ``join_results(read_key_index(...), answers, OutputParser(Model), batch_id=...)`` -> results
+   JSONL written by ``run._write_results``.
+
+Usage::
+
+    .venv/bin/python bench/prepare_and_parse.py                        # 100k and 1M
+    .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000
+    .venv/bin/python bench/prepare_and_parse.py --rows 100000 --profile       # cProfile, top 25
+    .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000 --tracemalloc
+
+The Markdown table is printed and written to ``bench/out/prepare_and_parse.md`` (git-ignored).
+``--profile`` and ``--tracemalloc`` slow everything down: their rows/s and RSS are not the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_ROWS = (100_000, 1_000_000)
+PHASES = ("prepare", "synth", "collect")
+OUT_DIR = Path(__file__).resolve().parent / "out"
+RESULT_MARK = "BENCH_RESULT "
+BATCH_PREFIX = "batch_bench"
+
+PROMPT = (
+    "Classify this support ticket.\n"
+    "Subject: {{ row.subject }}\n"
+    "Customer plan: {{ row.plan }} | language: {{ row.lang }}\n"
+    "{{ row.body }}"
+)
+SYSTEM_PROMPT = "You triage support tickets for {{ company }}. Answer with the requested JSON only."
+
+_WORDS = (
+    "account billing card charge refund invoice login password reset error crash slow app page order "
+    "delivery late missing broken screen update install please help urgent again since yesterday the my "
+    "cannot still not working twice payment subscription cancel upgrade email address phone number"
+).split()
+_SUBJECTS = ("Refund request", "Cannot log in", "App crashes on start", "Order is late", "Double charge",
+             "Change my email", "Invoice missing", "Upgrade question", "Password reset fails", "Other")
+_PLANS = ("free", "pro", "business", "enterprise")
+_LANGS = ("en", "fr", "de", "es", "it", "pt", "nl")
+_CATEGORIES = ("billing", "account", "bug", "delivery", "other")
+
+
+# -- shared by the phases (imported lazily so the parent process stays light) -------------------------------
+def _model() -> Any:
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    class Triage(BaseModel):
+        category: Literal["billing", "account", "bug", "delivery", "other"]
+        priority: int = Field(ge=1, le=5)
+        summary: str = Field(max_length=200)
+        tags: list[str]
+        needs_human: bool
+
+    return Triage
+
+
+def synthetic_rows(n: int, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """N ticket-like rows, produced one at a time (never materialised as a list)."""
+    rnd = random.Random(seed)
+    choices, words = rnd.choices, _WORDS
+    for i in range(n):
+        yield {
+            "id": f"T-{i:09d}",
+            "subject": _SUBJECTS[i % len(_SUBJECTS)],
+            "plan": _PLANS[i % len(_PLANS)],
+            "lang": _LANGS[i % len(_LANGS)],
+            "body": " ".join(choices(words, k=20 + i % 41)),
+        }
+
+
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class _Tracer:
+    """Optional tracemalloc probes: snapshots at chosen moments, diffed against the first one."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.snaps: list[tuple[str, Any]] = []
+        if enabled:
+            import tracemalloc
+
+            tracemalloc.start(4)
+
+    def snap(self, label: str) -> None:
+        if self.enabled:
+            import tracemalloc
+
+            current, peak = tracemalloc.get_traced_memory()
+            self.snaps.append((f"{label} (traced {current / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB)",
+                               tracemalloc.take_snapshot()))
+
+    def report(self, top: int = 12) -> list[str]:
+        if not self.enabled or len(self.snaps) < 2:
+            return []
+        import tracemalloc
+
+        flt = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen *>")]
+        first_label, first = self.snaps[0]
+        lines = [f"tracemalloc first probe: {first_label}"]
+        for label, snap in self.snaps[1:]:
+            lines.append(f"growth from the first probe to: {label}")
+            stats = snap.filter_traces(flt).compare_to(first.filter_traces(flt), "traceback")
+            for stat in stats[:top]:
+                if stat.size_diff <= 0:
+                    continue
+                frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(stat.traceback))
+                lines.append(f"  {stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+8d} blocks  {frames}")
+        return lines
+
+
+class _Probe:
+    """Wraps the row generator to take tracemalloc snapshots at given row numbers during prepare."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], at: dict[int, str], tracer: _Tracer) -> None:
+        self.rows, self.at, self.tracer = rows, at, tracer
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for i, row in enumerate(self.rows):
+            if i in self.at:
+                self.tracer.snap(self.at[i])
+            yield row
+
+
+# -- the three phases, each in its own subprocess ---------------------------------------------------------
+def phase_prepare(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    from openai import AsyncOpenAI
+
+    from airflow_llm_batch.backends.openai import OpenAIBatchBackend
+    from airflow_llm_batch.pipeline.parsing import OutputParser
+    from airflow_llm_batch.pipeline.prepare import prepare
+    from airflow_llm_batch.pipeline.render import RequestSpec
+
+    backend = OpenAIBatchBackend(AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1"))
+    parser = OutputParser(_model())
+    spec = RequestSpec(model="gpt-4o-mini", prompt=PROMPT, system_prompt=SYSTEM_PROMPT, key="id",
+                       params={"temperature": 0, "max_completion_tokens": 300},
+                       response_schema=parser.schema, schema_name=parser.name, context={"company": "Acme"})
+    baseline = _peak_kib()
+    rows: Iterable[dict[str, Any]] = synthetic_rows(n)
+    if tracer.enabled:
+        rows = _Probe(rows, {max(1, n // 5): f"row {n // 5:,}", n - 1: f"row {n - 1:,}"}, tracer)
+    start, cpu0 = time.perf_counter(), _cpu()
+    workspace: Any = folder  # a pathlib.Path (mypy does not match it to the StoragePath protocol)
+    prepared = prepare(rows, spec, folder=workspace, limits=backend.limits, build_line=backend.request_line,
+                       custom_id_for=backend.custom_id_for)
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
+    peak = _peak_kib()
+    tracer.snap("after prepare() returned")
+    assert prepared.total_rows == n, prepared.total_rows
+    (folder / "bench_chunks.json").write_text(json.dumps(
+        [{"index": c.index, "count": c.count, "requests": c.requests, "keys": c.keys} for c in prepared.chunks]))
+    # what the row generator alone costs, measured on up to 100k rows after the timed pass
+    sample = min(n, 100_000)
+    t0 = time.perf_counter()
+    for _ in synthetic_rows(sample):
+        pass
+    gen_rate = sample / (time.perf_counter() - t0)
+    request_bytes = sum(c.bytes for c in prepared.chunks)
+    return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": peak,
+            "notes": f"{len(prepared.chunks)} chunks, {request_bytes / n:.0f} B/request line, "
+                     f"row generator alone {gen_rate:,.0f} rows/s"}
+
+
+def _answer_for(custom_id: str, rnd: random.Random) -> str:
+    answer = {
+        "category": rnd.choice(_CATEGORIES),
+        "priority": rnd.randint(1, 5),
+        "summary": f"Ticket {custom_id}: customer reports a problem and asks for help.",
+        "tags": rnd.sample(_WORDS, k=rnd.randint(1, 4)),
+        "needs_human": rnd.random() < 0.3,
+    }
+    return json.dumps(answer)
+
+
+def phase_synth(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    """What OpenAI writes as a batch's output file: shuffled lines, each a full chat completion."""
+    chunks = json.loads((folder / "bench_chunks.json").read_text())
+    (folder / "outputs").mkdir(exist_ok=True)
+    baseline = _peak_kib()
+    start, cpu0 = time.perf_counter(), _cpu()
+    created = 1_790_000_000
+    total = 0
+    for chunk in chunks:
+        rnd = random.Random(1000 + chunk["index"])
+        lines: list[bytes] = []
+        with (folder / chunk["requests"]).open("rb") as fh:
+            for raw in fh:
+                request = json.loads(raw)
+                prompt_tokens = sum(len(m["content"]) for m in request["body"]["messages"]) // 4
+                content = _answer_for(request["custom_id"], rnd)
+                completion_tokens = len(content) // 4
+                line = {
+                    "id": f"batch_req_{rnd.getrandbits(96):024x}",
+                    "custom_id": request["custom_id"],
+                    "response": {
+                        "status_code": 200,
+                        "request_id": f"{rnd.getrandbits(128):032x}",
+                        "body": {
+                            "id": f"chatcmpl-{rnd.getrandbits(120):030x}",
+                            "object": "chat.completion",
+                            "created": created,
+                            "model": "gpt-4o-mini-2024-07-18",
+                            "choices": [{
+                                "index": 0,
+                                "message": {"role": "assistant", "content": content, "refusal": None,
+                                            "annotations": []},
+                                "logprobs": None,
+                                "finish_reason": "stop",
+                            }],
+                            "usage": {
+                                "prompt_tokens": prompt_tokens,
+                                "completion_tokens": completion_tokens,
+                                "total_tokens": prompt_tokens + completion_tokens,
+                                "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                                "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                                              "accepted_prediction_tokens": 0,
+                                                              "rejected_prediction_tokens": 0},
+                            },
+                            "service_tier": "default",
+                            "system_fingerprint": "fp_0123456789",
+                        },
+                    },
+                    "error": None,
+                }
+                lines.append((json.dumps(line) + "\n").encode())
+        rnd.shuffle(lines)  # the provider returns answers in any order
+        with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("wb") as out:
+            out.writelines(lines)
+        total += len(lines)
+        del lines
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
+    assert total == n, total
+    return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
+            "notes": "harness only: one chunk's output lines are held to shuffle them"}
+
+
+def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    """BatchRun.collect for every chunk, with the download replaced by reading the local output file."""
+    from collections import Counter
+
+    from airflow_llm_batch.backends.openai import decode_output_line
+    from airflow_llm_batch.pipeline.join import join_results, read_key_index
+    from airflow_llm_batch.pipeline.parsing import OutputParser
+    from airflow_llm_batch.pipeline.types import RawResult
+
+    _write_results, writer_note = _results_writer()
+
+    chunks = json.loads((folder / "bench_chunks.json").read_text())
+    parser = OutputParser(_model())
+    (folder / "results").mkdir(exist_ok=True)
+    baseline = _peak_kib()
+    totals: Counter[str] = Counter()
+    read_s = join_s = 0.0
+    tracer.snap("before the first chunk")
+    start, cpu0 = time.perf_counter(), _cpu()
+    for chunk in chunks:
+        t0 = time.perf_counter()
+        answers: dict[str, RawResult] = {}
+        with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
+            for line in fh:  # what backend.results() yields, line by line
+                if line.strip():
+                    answer = decode_output_line(json.loads(line))
+                    answers[answer.custom_id] = answer
+        t1 = time.perf_counter()
+        if chunk["index"] in (0, len(chunks) - 1):
+            tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
+        rows = join_results(read_key_index(folder / chunk["keys"]), answers.values(), parser,
+                            batch_id=f"{BATCH_PREFIX}_{chunk['index']:05d}")
+        totals.update(_write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", rows))
+        read_s += t1 - t0
+        join_s += time.perf_counter() - t1
+        del answers, rows
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
+    assert totals["succeeded"] == n and totals["failed"] == 0, dict(totals)
+    return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
+            "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
+                     f"{totals['succeeded']:,} succeeded; {writer_note}"}
+
+
+def _results_writer() -> tuple[Any, str]:
+    """``run._write_results`` itself; a copy of it only when run.py cannot be imported right now."""
+    try:
+        from airflow_llm_batch.pipeline.run import _write_results
+
+        return _write_results, "results via run._write_results"
+    except ImportError as exc:
+        return _write_results_copy, f"results via a copy of run._write_results (run.py: {exc})"
+
+
+def _write_results_copy(path: Path, rows: Iterable[Any]) -> dict[str, int]:
+    from collections import Counter
+
+    from airflow_llm_batch.pipeline.storage import AtomicWriter
+
+    counts: Counter[str] = Counter()
+    target: Any = path
+    with AtomicWriter(target) as fh:
+        for row in rows:
+            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
+            counts[row.status.value] += 1
+            if row.error:
+                counts[f"error:{row.error['code']}"] += 1
+            counts["tokens_input"] += row.usage.input_tokens
+            counts["tokens_output"] += row.usage.output_tokens
+            counts["tokens_cached"] += row.usage.cached_input_tokens
+    return dict(counts)
+
+
+PHASE_FUNCS = {"prepare": phase_prepare, "synth": phase_synth, "collect": phase_collect}
+
+
+def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None:
+    # import everything up front so neither the profile nor tracemalloc counts module imports
+    import airflow_llm_batch.backends.openai
+    import airflow_llm_batch.pipeline.join
+    import airflow_llm_batch.pipeline.prepare  # noqa: F401
+
+    _results_writer()
+
+    load_start = os.getloadavg()[0]
+    tracer = _Tracer(trace)
+    func = PHASE_FUNCS[phase]
+    if profile:
+        import cProfile
+        import io
+        import pstats
+
+        prof = cProfile.Profile()
+        result = prof.runcall(func, n, folder, tracer)
+        buf = io.StringIO()
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("cumulative").print_stats(30)
+        result["profile"] = buf.getvalue()
+    else:
+        result = func(n, folder, tracer)
+    result["tracemalloc"] = tracer.report()
+    result.update(phase=phase, n=n, load=max(load_start, os.getloadavg()[0]))
+    print(RESULT_MARK + json.dumps(result), flush=True)
+
+
+# -- the parent: one subprocess per (N, phase), then the table ---------------------------------------------
+def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", phase, "--rows", str(n), "--folder", str(folder)]
+    cmd += ["--profile"] if args.profile else []
+    cmd += ["--tracemalloc"] if args.tracemalloc else []
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        raise SystemExit(f"phase {phase} at N={n} failed (exit {proc.returncode})")
+    line = next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARK))
+    result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
+    result["wall"] = wall
+    return result
+
+
+def _disk_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def _mib(kib: int) -> str:
+    return f"{kib / 1024:.1f}"
+
+
+def _table(results: list[dict[str, Any]]) -> list[str]:
+    lines = ["| N | phase | wall s | CPU s | rows/s (wall) | load1 | RSS after imports (MiB) | peak RSS (MiB) "
+             "| peak - baseline (MiB) | notes |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r['n']:,} | {r['phase']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
+                     f"{r['n'] / r['seconds']:,.0f} | {r['load']:.1f} | "
+                     f"{_mib(r['baseline_kib'])} | {_mib(r['peak_kib'])} | "
+                     f"{_mib(r['peak_kib'] - r['baseline_kib'])} | {r['notes']} |")
+    return lines
+
+
+def _verdict(results: list[dict[str, Any]]) -> list[str]:
+    sizes = sorted({r["n"] for r in results})
+    if len(sizes) < 2:
+        return ["(one N only: run two sizes to compare peak memory)"]
+    lo, hi = sizes[0], sizes[-1]
+    out = []
+    for phase in PHASES:
+        a = next((r for r in results if r["n"] == lo and r["phase"] == phase), None)
+        b = next((r for r in results if r["n"] == hi and r["phase"] == phase), None)
+        if a is None or b is None:
+            continue
+        da, db = a["peak_kib"] - a["baseline_kib"], b["peak_kib"] - b["baseline_kib"]
+        growth = db - da
+        flat = growth <= max(16 * 1024, 0.25 * max(da, 1))
+        per_row = growth * 1024 / (hi - lo)
+        label = f"{phase} (harness, not library code)" if phase == "synth" else phase
+        if phase != "prepare" and lo < 50_000:
+            label += f" [holds one chunk at a time: N={lo:,} is below the 50,000-row chunk, compare N >= 50,000]"
+        out.append(f"- {label}: peak - baseline {_mib(da)} MiB at N={lo:,} vs {_mib(db)} MiB at N={hi:,} "
+                   f"({'+' if growth >= 0 else ''}{_mib(growth)} MiB, {per_row:+.1f} B/row): "
+                   f"{'flat (streaming)' if flat else 'GROWS with N'}")
+    return out
+
+
+def _code_state() -> str:
+    """The commit measured, and whether the library had uncommitted edits (figures depend on them)."""
+    def git(*cmd: str) -> str:
+        proc = subprocess.run(["git", *cmd], cwd=ROOT, capture_output=True, text=True, check=False)
+        return proc.stdout.rstrip("\n") if proc.returncode == 0 else ""
+
+    head = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    dirty = [x[3:] for x in git("status", "--porcelain", "--", "airflow_llm_batch").splitlines()]
+    if not dirty:
+        return f"{head} (library clean)"
+    shown = ", ".join(dirty[:8]) + (f" (+{len(dirty) - 8} more)" if len(dirty) > 8 else "")
+    return f"{head} plus uncommitted library edits: {shown}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rows", type=int, nargs="+", default=list(DEFAULT_ROWS), help="sizes N to run")
+    ap.add_argument("--phases", nargs="+", choices=PHASES, default=list(PHASES))
+    ap.add_argument("--profile", action="store_true", help="cProfile each phase (top 30 by cumulative time)")
+    ap.add_argument("--tracemalloc", action="store_true", help="tracemalloc probes (slow; use small N)")
+    ap.add_argument("--workdir", type=Path, default=None, help="where the temp folders go (default: $TMPDIR)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp folders")
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "prepare_and_parse.md")
+    ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
+    ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker:
+        worker(args.worker, args.rows[0], args.folder, args.profile, args.tracemalloc)
+        return 0
+
+    if ("collect" in args.phases or "synth" in args.phases) and "prepare" not in args.phases:
+        ap.error("synth and collect need the prepare phase of the same run")
+    started = time.perf_counter()
+    results: list[dict[str, Any]] = []
+    extras: list[str] = []
+    for n in args.rows:
+        folder = Path(tempfile.mkdtemp(prefix=f"llmb-bench-{n}-", dir=args.workdir))
+        try:
+            for phase in PHASES:
+                if phase not in args.phases and not (phase == "synth" and "collect" in args.phases):
+                    continue
+                r = _run_phase(phase, n, folder, args)
+                r["notes"] += f"; workspace now {_disk_bytes(folder) / 2**20:,.0f} MiB on disk"
+                results.append(r)
+                print(f"N={n:>10,} {phase:<8} {r['seconds']:7.1f} s (CPU {r['cpu_seconds']:.1f} s, load "
+                      f"{r['load']:.1f}) {n / r['seconds']:>10,.0f} rows/s  "
+                      f"peak RSS {_mib(r['peak_kib']):>7} MiB (after imports {_mib(r['baseline_kib'])})  "
+                      f"{r['notes']}", flush=True)
+                for key in ("profile", "tracemalloc"):
+                    if r.get(key):
+                        text = r[key] if isinstance(r[key], str) else "\n".join(r[key])
+                        block = f"### {key}: {phase}, N={n:,}\n\n```\n{text.rstrip()}\n```"
+                        extras.append(block)
+                        print(block, flush=True)
+        finally:
+            if args.keep:
+                print(f"kept {folder}")
+            else:
+                shutil.rmtree(folder, ignore_errors=True)
+    total = time.perf_counter() - started
+
+    skewed = " (figures skewed by --profile/--tracemalloc)" if args.profile or args.tracemalloc else ""
+    doc = [
+        "# prepare_and_parse benchmark" + skewed,
+        "",
+        f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- machine: {platform.machine()}, os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "
+        f"{platform.system()} {platform.release()}",
+        f"- code: {_code_state()}",
+        f"- command: `{' '.join([Path(sys.executable).name, 'bench/prepare_and_parse.py', *(argv or sys.argv[1:])])}`",
+        f"- total wall time: {total:.0f} s (every phase is a fresh subprocess; RSS is ru_maxrss of that process)",
+        "",
+        *_table(results),
+        "",
+        "Peak memory versus N (peak RSS minus RSS after imports, smallest vs largest N):",
+        "",
+        *_verdict(results),
+        "",
+        *[x for block in extras for x in (block, "")],
+    ]
+    text = "\n".join(doc)
+    print("\n" + text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
