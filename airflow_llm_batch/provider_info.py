@@ -25,7 +25,8 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.sensors.batch"]}],
         "triggers": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.triggers.batch"]}],
         "hooks": [{"integration-name": "LLM Batch", "python-modules": [
-            "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai"]}],
+            "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai",
+            "airflow_llm_batch.hooks.anthropic"]}],
         "task-decorators": [
             {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
         ],
@@ -33,5 +34,7 @@ def get_provider_info() -> dict[str, Any]:
             {"hook-class-name": "airflow_llm_batch.hooks.openai.OpenAIBatchHook", "connection-type": "openai"},
             {"hook-class-name": "airflow_llm_batch.hooks.azure_openai.AzureOpenAIBatchHook",
              "connection-type": "azure_openai"},
+            {"hook-class-name": "airflow_llm_batch.hooks.anthropic.AnthropicBatchHook",
+             "connection-type": "anthropic"},
         ],
     }

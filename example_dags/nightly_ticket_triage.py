@@ -44,10 +44,8 @@ with DAG(
     schedule="@daily",
     start_date=datetime(2026, 11, 1),
     catchup=False,
-    params={
-        "tickets_uri": "file:///tmp/llm-batch-demo/tickets/{{ ds }}.jsonl",
-        "results_uri": "file:///tmp/llm-batch-demo/triage/{{ ds }}.jsonl",
-    },
+    # empty params mean "the day's default files" (params are not templates themselves)
+    params={"tickets_uri": "", "results_uri": ""},
     tags=["llm-batch", "example"],
 ):
     LLMBatchOperator(
@@ -55,13 +53,13 @@ with DAG(
         provider="openai",
         conn_id="openai_default",
         model="gpt-4o-mini",
-        rows="{{ params.tickets_uri }}",
+        rows="{{ params.tickets_uri or 'file:///tmp/llm-batch-demo/tickets/' ~ ds ~ '.jsonl' }}",
         key="ticket_id",
         system_prompt="You triage customer support tickets for an online shop.",
         prompt="Subject: {{ row.subject }}\nCustomer tier: {{ row.tier }}\n\n{{ row.body }}",
         response_format=Triage,
         request_params={"temperature": 0, "max_tokens": 300},
-        destination="{{ params.results_uri }}",
+        destination="{{ params.results_uri or 'file:///tmp/llm-batch-demo/triage/' ~ ds ~ '.jsonl' }}",
         # batches take minutes to hours: poll every minute (the demo sets 1 s for the emulator)
         poll_interval=float(os.environ.get("LLM_BATCH_DEMO_POLL_INTERVAL", "60")),
         timeout=timedelta(hours=26),

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from typing import Any, ClassVar
 
 import openai
@@ -162,12 +162,14 @@ class OpenAIBatchBackend:
                 await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
         return []
 
-    async def find(self, tag: str, created_after: float) -> list[str]:
+    async def find(self, tag: str, created_after: float, *, count: int | None = None,
+                   first_custom_id: str | None = None, exclude: Collection[str] = ()) -> list[str]:
+        """Batches whose metadata carries ``tag`` (exact; the other hints are not needed)."""
         found: list[str] = []
         async for batch in self.client.batches.list(limit=100):
             if batch.created_at < created_after:
                 break
-            if (batch.metadata or {}).get("llm_batch_tag") == tag:
+            if (batch.metadata or {}).get("llm_batch_tag") == tag and batch.id not in exclude:
                 found.append(batch.id)
         return found
 

@@ -8,7 +8,9 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow_llm_batch.exceptions import ProviderError
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.operators.request_options import RequestOptions
 from airflow_llm_batch.operators.run_context import (
     ProviderAccess,
@@ -48,8 +50,10 @@ class LLMBatchOperator(RequestOptions):
             destination="gs://bucket/triage/{{ ds }}.jsonl",
         )
 
-    :param destination: where results land: an object storage URI (``file://``, ``gs://``, ``s3://``),
-        ``bq://project.dataset.table``, or a Sink; None returns them in XCom (small runs only)
+    :param destination: where results land: an object storage URI (``file://``, ``gs://``, ``s3://``;
+        JSONL, or Parquet with a ``.parquet`` suffix), ``bq://project.dataset.table`` (a BigQuery load
+        job + MERGE per run; options as ``?mode=append``), or a Sink object; None returns them in XCom
+        (small runs only)
     :param deferrable: wait in the triggerer (default) or poll on the worker
     :param poll_interval: seconds between polls of the batches
     :param timeout: give up waiting after this long from the first submit (the batches are cancelled
@@ -109,10 +113,13 @@ class LLMBatchOperator(RequestOptions):
         if self.estimate_only:
             self.log.info("dry_run: nothing submitted")
             return self.dry_run_summary(manifest)
-        if self.destination:
-            open_sink(self.destination).check(self._landing(context))
-        else:
-            check_fits(manifest.total_rows, self.xcom_max_rows)
+        try:
+            if self.destination:
+                open_sink(self.destination).check(self._landing(context))
+            else:
+                check_fits(manifest.total_rows, self.xcom_max_rows)
+        except InvalidInputError as exc:  # a retry cannot fix a wrong destination: fail for good
+            raise AirflowFailException(f"InvalidInputError: {exc}") from exc
         return self._advance(access, context, manifest)
 
     def execute_complete(self, context: Any, event: Any = None) -> Any:

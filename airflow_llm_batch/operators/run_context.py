@@ -174,5 +174,7 @@ def parser_for(response_format: Any) -> OutputParser:
 
 def landing_context(context: Any, parser: OutputParser, provider: str, model: str) -> LandingContext:
     ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
     return LandingContext(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
+                          map_index=-1 if map_index is None else int(map_index),
                           response_schema=parser.schema, provider=provider, model=model)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from typing import IO, ClassVar, Protocol
 
 from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, LLMRequest, RawResult
@@ -33,8 +33,22 @@ class BatchBackend(Protocol):
         """Create a batch from a chunk file; return the provider's batch id."""
         ...
 
-    async def find(self, tag: str, created_after: float) -> list[str]:
-        """Ids of batches carrying ``tag`` created after the Unix time ``created_after``."""
+    async def find(
+        self,
+        tag: str,
+        created_after: float,
+        *,
+        count: int | None = None,
+        first_custom_id: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[str]:
+        """Ids of batches that may hold the chunk tagged ``tag``, created after ``created_after``.
+
+        Providers that store the tag (OpenAI metadata, Gemini display name) match on it exactly;
+        providers without metadata (Anthropic) match on what they can observe: the request
+        ``count``, the chunk's ``first_custom_id`` once results exist, never the ids in ``exclude``
+        (this run's other batches). Several matches make the engine refuse rather than pay twice.
+        """
         ...
 
     async def progress(self, batch_id: str) -> BatchProgress: ...

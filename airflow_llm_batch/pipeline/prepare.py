@@ -125,7 +125,7 @@ def prepare(
         (folder / "chunks").mkdir(parents=True, exist_ok=True)
     writer = _ChunkWriter(folder, limits, max_rows_per_chunk, max_tokens_per_chunk)
     router = RowRouter(folder, writer, fingerprint=fingerprint, cache=cache)
-    digest = hashlib.sha256()
+    digest = OrderFreeDigest()
     errors: list[str] = []
     reasons: Counter[str] = Counter()
     total = 0
@@ -189,6 +189,24 @@ def prepare(
              router.cached_rows, router.follower_rows)
     return PreparedInput(writer.chunks, total, digest.hexdigest(), router.cached_rows, router.follower_rows,
                          router.cached_usage)
+
+
+class OrderFreeDigest:
+    """A digest of a multiset of request lines: the same rows in another order give the same value
+    (sources such as BigQuery guarantee no order without ORDER BY), any changed row changes it."""
+
+    _MOD = 1 << 256
+
+    def __init__(self) -> None:
+        self._sum = 0
+        self._count = 0
+
+    def update(self, data: bytes) -> None:
+        self._sum = (self._sum + int.from_bytes(hashlib.sha256(data).digest(), "big")) % self._MOD
+        self._count += 1
+
+    def hexdigest(self) -> str:
+        return hashlib.sha256(f"{self._count}:{self._sum:064x}".encode()).hexdigest()
 
 
 def _key_note(row: Any, key_column: str | None) -> str:

@@ -157,6 +157,11 @@ class BatchRun:
         self.store.save(manifest)
         return manifest
 
+    def _first_custom_id(self, chunk: ChunkRecord) -> str | None:
+        with (self.folder / chunk.keys).open("rb") as fh:
+            first = fh.readline()
+        return str(json.loads(first)["c"]) if first.strip() else None
+
     def _open(self, name: str) -> IO[bytes]:
         handle: IO[bytes] = (self.folder / name).open("rb")
         return handle
@@ -200,7 +205,10 @@ class BatchRun:
     async def _reattach(self, manifest: Manifest, chunk: ChunkRecord) -> bool:
         """An intent without a batch id: find the batch the crashed attempt may have created."""
         assert chunk.tag is not None and chunk.intent_at is not None
-        found = await self.backend.find(chunk.tag, chunk.intent_at - FIND_SLACK_SECONDS)
+        found = await self.backend.find(
+            chunk.tag, chunk.intent_at - FIND_SLACK_SECONDS, count=chunk.count,
+            first_custom_id=self._first_custom_id(chunk), exclude=manifest.batch_ids,
+        )
         if len(found) > 1:
             raise ReattachError(
                 f"{len(found)} batches carry tag {chunk.tag!r} ({found}); refusing to guess which one "

@@ -18,6 +18,7 @@ class LandingContext:
     dag_id: str
     task_id: str
     run_id: str
+    map_index: int = -1
     response_schema: dict[str, Any] | None = None
     provider: str = ""
     model: str = ""

@@ -107,4 +107,6 @@ def test_digest_tracks_content(tmp_path: Path) -> None:
     b = run([{"id": 1, "text": "a"}], tmp_path / "b")
     c = run([{"id": 1, "text": "changed"}], tmp_path / "c")
     assert a.digest == b.digest != c.digest
+    two = [{"id": 1, "text": "a"}, {"id": 2, "text": "b"}]
+    assert run(two, tmp_path / "d").digest == run(two[::-1], tmp_path / "e").digest
     assert asdict(a.chunks[0])["count"] == 1

@@ -1,0 +1,394 @@
+"""Anthropic Message Batches: requests posted inline (no file upload), one batch per chunk.
+
+Request translation (from the neutral `LLMRequest`)
+    * ``system_prompt`` -> ``system``; the prompt -> one user message; ``max_tokens`` from the
+      request params (1024 when absent: the API requires it).
+    * A JSON schema (``response_format`` = pydantic model or schema dict) -> a forced tool whose
+      ``input_schema`` is the schema; the answer is the tool call's input, re-serialised as JSON.
+      The schema must describe an object (a tool input always is one).
+    * JSON without a schema (``response_format="json"``) -> an instruction appended to the system
+      prompt (Anthropic has no JSON mode); the parser still validates every answer.
+    * ``cache_system_prompt: true`` in the request params (reserved, stripped before sending) puts
+      the system prompt in a text block marked ``cache_control: {"type": "ephemeral"}``.
+    * Every other param passes through (temperature, top_p, top_k, stop_sequences, metadata...);
+      a few OpenAI-only names are refused with the Anthropic spelling, before anything is paid.
+
+custom_ids must match ``^[a-zA-Z0-9_-]{1,64}$``: a key that does not is replaced by
+``"k_" + sha256(key)[:62]``; the engine's key index maps it back, so results carry the user's key
+(a clash with a literal key of that form is caught by the engine's duplicate-id check).
+
+Creating a batch
+    The chunk's lines are read and posted in one ``messages.batches.create`` call, with the SDK's
+    own retries off (a blind retry could create a second batch). 429 and 529 prove nothing was
+    created: the call is tried again after a delay. After another 5xx or a lost connection the
+    batch may exist: the backend looks for a batch of the same size that was not among the newest
+    ones listed just before the call, uses it if there is exactly one, tries again if there is none,
+    and stops with ProviderError if there are several.
+
+Re-attach without metadata
+    An Anthropic batch carries no metadata and no name: the ``llm_batch_tag`` recorded with an
+    intent cannot be read back from the batch. `AnthropicBatchBackend.find` therefore matches on
+    what is observable and remembers nothing between processes:
+
+    1. list batches newest first (``after_id`` paging) down to ``created_after``;
+    2. drop the ones in ``exclude`` (batch ids the run already recorded for its other chunks);
+    3. with ``count``: keep batches holding exactly that many requests (request_counts sum);
+    4. with ``first_custom_id``: a batch that has ended shows its custom_ids in its results, so
+       keep it only if they hold that id; a batch still processing cannot be checked and stays.
+
+    Every survivor is returned; the engine refuses to guess when there is more than one (never pay
+    twice). Limits: called with only ``(tag, created_after)``, every batch created in the window is
+    a candidate, so any other batch created by the same API key in the window (another task,
+    another chunk of this run) makes the re-attach ambiguous, and a lone unrelated batch would be
+    taken for ours; ``count`` and ``exclude`` make a false match unlikely, ``first_custom_id``
+    settles it once batches end. Two runs over the same keys and the same count, created within
+    the window and both still processing, cannot be told apart: that ends in ReattachError, never
+    in a second payment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncGenerator, Collection, Iterator
+from contextlib import aclosing
+from typing import Any, ClassVar
+
+import anthropic
+from anthropic import AsyncAnthropic
+from anthropic.types import Message, TextBlock, ToolUseBlock
+from anthropic.types.messages import (
+    MessageBatchErroredResult,
+    MessageBatchIndividualResponse,
+    MessageBatchRequestCounts,
+    MessageBatchSucceededResult,
+)
+
+from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
+from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.types import (
+    BatchLimits,
+    BatchProgress,
+    BatchState,
+    Endpoint,
+    LLMRequest,
+    RawResult,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+SAFE_CUSTOM_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+DEFAULT_MAX_TOKENS = 1024
+CACHE_SYSTEM_PROMPT = "cache_system_prompt"
+JSON_INSTRUCTION = "Answer with a single JSON object and nothing else: no prose, no code fences."
+TOOL_DESCRIPTION = "Record the answer. Always call this tool with the complete answer as its input."
+
+STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
+
+#: OpenAI-only request params -> what to use instead (refused at validation, before any payment)
+OPENAI_ONLY_PARAMS = {
+    "max_completion_tokens": "max_tokens",
+    "stop": "stop_sequences",
+    "response_format": "the operator's response_format",
+    "n": "one request per row",
+    "seed": "nothing (not supported)",
+    "logprobs": "nothing (not supported)",
+    "frequency_penalty": "nothing (not supported)",
+    "presence_penalty": "nothing (not supported)",
+}
+
+#: create answers that prove no batch was created (rate limited, overloaded): safe to repeat
+REFUSED_STATUSES = frozenset({429, 529})
+#: after an unclear create failure, batches created this long before the call are candidates (clock skew)
+CREATE_LOOKBACK_SECONDS = 60.0
+_RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
+                  "expired": ("batch_expired", "the batch expired before this row was answered")}
+
+
+class AnthropicBatchBackend:
+    """Message Batches through ``/v1/messages/batches`` with an ``AsyncAnthropic`` client.
+
+    Example: ``AnthropicBatchBackend(AsyncAnthropic(base_url="http://127.0.0.1:8787", api_key="x"))``
+
+    :param create_retry_delays: seconds to wait before each new try of a create that failed
+        transiently (429, 5xx, lost connection); after a failure that may hide a created batch (5xx
+        other than 529, lost connection) the backend looks for that batch before trying again.
+    """
+
+    name: ClassVar[str] = "anthropic"
+    limits: ClassVar[BatchLimits] = BatchLimits(
+        # the create body wraps the lines in {"requests":[...]}: keep a margin under 256 MB
+        max_requests=100_000, max_bytes=256 * MIB - 64 * 1024, max_request_bytes=32 * MIB
+    )
+
+    def __init__(self, client: AsyncAnthropic, *,
+                 create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
+        self.client = client
+        self.create_retry_delays = create_retry_delays
+
+    # -- building ----------------------------------------------------------------------------------
+    def custom_id_for(self, key: str) -> str:
+        """The key itself when Anthropic accepts it, else a deterministic safe id derived from it."""
+        if SAFE_CUSTOM_ID.fullmatch(key):
+            return key
+        return "k_" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:62]
+
+    def request_line(self, request: LLMRequest) -> dict[str, object]:
+        return {"custom_id": request.custom_id, "params": self.request_params(request)}
+
+    def request_params(self, request: LLMRequest) -> dict[str, Any]:
+        """The Messages API params of one request."""
+        if request.endpoint != Endpoint.CHAT:
+            raise InvalidInputError(f"Anthropic batches only run messages, not {request.endpoint.value!r}; "
+                                    f"use endpoint='chat_completions'")
+        params = dict(request.params)
+        _refuse_openai_params(params)
+        cache = bool(params.pop(CACHE_SYSTEM_PROMPT, False))
+        body: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": params.pop("max_tokens", DEFAULT_MAX_TOKENS),
+            "messages": [{"role": "user", "content": request.prompt}],
+        }
+        system = _system_text(request)
+        if system:
+            body["system"] = [_cached_block(system)] if cache else system
+        if request.response_schema is not None:
+            if params.get("thinking"):
+                raise InvalidInputError("a response schema forces a tool call, which Anthropic does not "
+                                        "allow with extended thinking: drop 'thinking' from request_params")
+            body.update(_forced_tool(request.response_schema, request.schema_name))
+        return {**body, **params}
+
+    # -- talking to the service --------------------------------------------------------------------
+    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
+        requests = list(_read_requests(open_chunk))
+        if len(requests) != count:
+            raise LLMBatchError(f"chunk {tags.get('chunk')} holds {len(requests)} requests, expected "
+                                f"{count}; nothing was submitted")
+        batch_id = await self._create(requests, tags.get("llm_batch_tag", ""))
+        log.info("Created Anthropic batch %s with %d requests (intent %s)", batch_id, count,
+                 tags.get("llm_batch_tag"))
+        return batch_id
+
+    async def _create(self, requests: list[dict[str, Any]], tag: str) -> str:
+        """Create the batch without blind retries. A 429 or 529 proves nothing was created: wait and try
+        again. After another 5xx or a lost connection the batch may exist: look for it first."""
+        client = self.client.with_options(max_retries=0)  # an SDK retry could create a second batch
+        known, started = await self._newest_ids(), time.time()
+        for delay in (*self.create_retry_delays, None):
+            try:
+                batch = await client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+                return batch.id
+            except anthropic.APIStatusError as exc:
+                if (exc.status_code < 500 and exc.status_code != 429) or delay is None:
+                    raise ProviderError(
+                        f"Anthropic refused the batch ({exc.status_code}): {_api_message(exc)}"
+                    ) from exc
+                unclear, reason = exc.status_code not in REFUSED_STATUSES, f"HTTP {exc.status_code}"
+            except anthropic.APIConnectionError as exc:  # includes timeouts
+                if delay is None:
+                    raise ProviderError(
+                        f"cannot reach the Anthropic endpoint {self.client.base_url}: {exc}. The batch may "
+                        f"exist: a retry of the task re-attaches to it"
+                    ) from exc
+                unclear, reason = True, type(exc).__name__
+            await asyncio.sleep(delay)
+            landed = await self._landed(tag, started, len(requests), known) if unclear else None
+            if landed:
+                log.info("Batch create failed (%s) but batch %s appeared with the same size: using it",
+                         reason, landed)
+                return landed
+            log.warning("Batch create failed (%s); nothing was created, trying again", reason)
+        raise AssertionError("unreachable")
+
+    async def _newest_ids(self) -> set[str]:
+        """Ids of the newest batches before a create: never mistaken for the one it makes."""
+        try:
+            page = await self.client.messages.batches.list(limit=100)
+        except anthropic.APIStatusError as exc:
+            raise ProviderError(f"Anthropic refused to list batches ({exc.status_code}): "
+                                f"{_api_message(exc)}; nothing was submitted") from exc
+        except anthropic.APIConnectionError as exc:
+            raise ProviderError(f"cannot reach the Anthropic endpoint {self.client.base_url}: {exc}; nothing "
+                                f"was submitted") from exc
+        return {batch.id for batch in page.data}
+
+    async def _landed(self, tag: str, started: float, count: int, known: set[str]) -> str | None:
+        """The batch an unclear create made, if one appeared: newer than the call, same size, not known."""
+        try:
+            found = await self.find(tag, started - CREATE_LOOKBACK_SECONDS, count=count, exclude=known)
+        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+            raise ProviderError(f"a batch create failed and checking whether it landed failed too ({exc}); "
+                                f"a retry of the task re-attaches to it if it exists") from exc
+        if len(found) > 1:
+            raise ProviderError(f"a batch create failed and {len(found)} new batches of {count} requests "
+                                f"appeared since ({found}); refusing to guess or to create another")
+        return found[0] if found else None
+
+    async def find(
+        self,
+        tag: str,
+        created_after: float,
+        *,
+        count: int | None = None,
+        first_custom_id: str | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[str]:
+        """Batches that may hold the chunk of intent ``tag`` (see the module docstring for the rules).
+
+        ``tag`` cannot be read from an Anthropic batch; it is only logged.
+        """
+        found: list[str] = []
+        async for batch in self.client.messages.batches.list(limit=100):
+            if batch.created_at.timestamp() < created_after:
+                break  # newest first: everything further is older
+            if batch.id in exclude or (count is not None and _total(batch.request_counts) != count):
+                continue
+            if first_custom_id and batch.processing_status == "ended" and not await self._holds(
+                batch.id, first_custom_id
+            ):
+                continue
+            found.append(batch.id)
+        log.info("Intent %s: %d candidate batch(es) since %.0f (count=%s, id checked=%s): %s",
+                 tag, len(found), created_after, count, first_custom_id is not None, found)
+        return found
+
+    async def _holds(self, batch_id: str, custom_id: str) -> bool:
+        """Whether an ended batch's results hold ``custom_id`` (stops reading at the first match)."""
+        async with aclosing(self.results(batch_id)) as answers:
+            async for answer in answers:
+                if answer.custom_id == custom_id:
+                    return True
+        return False
+
+    async def progress(self, batch_id: str) -> BatchProgress:
+        batch = await self.client.messages.batches.retrieve(batch_id)
+        counts = batch.request_counts
+        return BatchProgress(
+            batch_id=batch.id,
+            state=batch_state(batch.processing_status, counts, batch.cancel_initiated_at is not None),
+            provider_status=batch.processing_status,
+            total=_total(counts),
+            completed=counts.succeeded,
+            failed=counts.errored + counts.canceled + counts.expired,
+        )
+
+    async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
+        lines = await self.client.messages.batches.results(batch_id)
+        try:
+            async for line in lines:
+                yield decode_result(line)
+        finally:
+            await lines.close()
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.messages.batches.cancel(batch_id)
+        except anthropic.APIStatusError as exc:  # already ended, or unknown: nothing left to stop
+            log.info("Cancel of batch %s not applied (%s)", batch_id, exc.status_code)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+
+# -- translation helpers ---------------------------------------------------------------------------
+def _refuse_openai_params(params: dict[str, Any]) -> None:
+    wrong = sorted(set(params) & set(OPENAI_ONLY_PARAMS))
+    if wrong:
+        hints = ", ".join(f"{name} -> {OPENAI_ONLY_PARAMS[name]}" for name in wrong)
+        raise InvalidInputError(f"request_params {wrong} are OpenAI parameters that Anthropic rejects "
+                                f"({hints})")
+
+
+def _system_text(request: LLMRequest) -> str | None:
+    if request.json_output and request.response_schema is None:
+        return f"{request.system_prompt}\n\n{JSON_INSTRUCTION}" if request.system_prompt else JSON_INSTRUCTION
+    return request.system_prompt
+
+
+def _cached_block(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+
+
+def _forced_tool(schema: dict[str, Any], schema_name: str) -> dict[str, Any]:
+    """A tool the model must call, whose input is the structured answer."""
+    if schema.get("type", "object") != "object":
+        raise InvalidInputError(
+            f"Anthropic returns structured answers as a tool input, which is an object; the response schema "
+            f"is of type {schema.get('type')!r}: wrap it in an object"
+        )
+    name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema_name)[:64] or "result"
+    description = TOOL_DESCRIPTION + (f" {schema['description']}" if schema.get("description") else "")
+    return {"tools": [{"name": name, "description": description, "input_schema": schema}],
+            "tool_choice": {"type": "tool", "name": name}}
+
+
+def _read_requests(open_chunk: OpenChunk) -> Iterator[dict[str, Any]]:
+    with open_chunk() as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+# -- decoding helpers ------------------------------------------------------------------------------
+def _total(counts: MessageBatchRequestCounts) -> int:
+    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+
+
+def batch_state(status: str, counts: MessageBatchRequestCounts, cancel_requested: bool) -> BatchState:
+    """Neutral state of a batch. An ended batch is cancelled when a cancel reached it (even if some rows
+    were answered first), expired when any request expired (it hit the 24 h limit), else completed
+    (whatever share of its rows errored: each row carries its own outcome)."""
+    if status != "ended":
+        return STATES.get(status, BatchState.RUNNING)
+    if cancel_requested or counts.canceled:
+        return BatchState.CANCELLED
+    return BatchState.EXPIRED if counts.expired else BatchState.COMPLETED
+
+
+def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
+    """One results line (SDK object) -> RawResult: succeeded, errored, canceled or expired."""
+    custom_id, result = str(line.custom_id), line.result
+    if isinstance(result, MessageBatchSucceededResult):
+        return _decode_message(custom_id, result.message)
+    if isinstance(result, MessageBatchErroredResult):
+        error = result.error.error
+        return RawResult(custom_id, ok=False, error_code=str(error.type or "error"),
+                         error_message=str(error.message))
+    kind = str(getattr(result, "type", None))
+    code, message = _RESULT_ERRORS.get(kind, ("unknown_result", f"unknown result type {kind!r}"))
+    return RawResult(custom_id, ok=False, error_code=code, error_message=message)
+
+
+def _decode_message(custom_id: str, message: Message) -> RawResult:
+    """Text blocks joined; with a tool call (a forced tool: the structured answer), its input as JSON."""
+    usage = _usage(message)
+    tool_calls = [block for block in message.content if isinstance(block, ToolUseBlock)]
+    if tool_calls:
+        text = json.dumps(tool_calls[0].input, ensure_ascii=False)
+    else:
+        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
+    if message.stop_reason == "refusal":
+        return RawResult(custom_id, ok=False, text=text or None, model=message.model, usage=usage,
+                         error_code="refusal", error_message="the model declined to answer")
+    return RawResult(custom_id, ok=True, text=text, model=message.model, usage=usage,
+                     finish_reason=message.stop_reason)
+
+
+def _usage(message: Message) -> Usage:
+    """Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt token
+    (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read."""
+    usage = message.usage
+    written = usage.cache_creation_input_tokens or 0
+    read = usage.cache_read_input_tokens or 0
+    return Usage(usage.input_tokens + written + read, usage.output_tokens, read)
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    return str(exc.api_message or exc.message)

@@ -1,0 +1,1 @@
+"""Provider backends and hooks, tested with the official SDKs against the bundled emulator."""
