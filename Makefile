@@ -6,7 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .uv-bootstrap/bin/uv)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: install demo test bench lint emulator clean
+.PHONY: install demo demo-bigquery test bench lint emulator clean
 
 .uv-bootstrap/bin/uv:
 	$(PYTHON) -m venv .uv-bootstrap
@@ -20,6 +20,9 @@ install: $(VENV)/.installed
 
 demo: install
 	$(PY) -m airflow_llm_batch.cli demo
+
+demo-bigquery: install
+	$(PY) -m airflow_llm_batch.demo_bigquery
 
 test: install
 	$(PY) -m pytest

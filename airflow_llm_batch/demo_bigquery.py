@@ -56,6 +56,7 @@ def run_bigquery_demo(rows: int = 500, home: str = ".demo/bigquery") -> int:
         AIRFLOW_HOME=str(root / "airflow"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__DAGS_FOLDER=str(repo / "example_dags"),
+        LLM_BATCH_DEMO_POLL_INTERVAL="1",
         AIRFLOW__API_AUTH__JWT_SECRET="demo-" + "x" * 64,
         AIRFLOW__LLM_BATCH__WORKSPACE=f"file://{root}/workspace",
     )

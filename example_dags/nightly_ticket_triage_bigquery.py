@@ -11,6 +11,8 @@ extra `project`) or Application Default Credentials reach BigQuery. Set the two 
 
 from __future__ import annotations
 
+import os
+
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -72,7 +74,7 @@ with DAG(
         response_format=Triage,
         request_params={"temperature": 0, "max_tokens": 300},
         destination="bq://{{ params.triage_table }}?mode=merge",
-        poll_interval=60,
+        poll_interval=float(os.environ.get("LLM_BATCH_DEMO_POLL_INTERVAL", "60")),  # demo: 1 s
         timeout=timedelta(hours=26),
         min_success_rate=0.95,
         retries=2,
