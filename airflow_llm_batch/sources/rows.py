@@ -18,6 +18,7 @@ RowsFactory = Callable[[], Iterable[Mapping[str, Any]]]
 #: (InvalidInputError otherwise) and returns a RowsFactory that reads the rows in pages.
 SOURCE_SCHEMES: dict[str, str] = {
     "bq": "airflow_llm_batch.sources.bigquery:bigquery_rows",
+    "gs": "airflow_llm_batch.sources.gcs:gcs_rows",
 }
 
 
