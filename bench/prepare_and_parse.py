@@ -286,7 +286,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from airflow_llm_batch.pipeline.parsing import OutputParser
     from airflow_llm_batch.pipeline.types import RawResult
 
-    _write_results, writer_note = _results_writer()
+    from airflow_llm_batch.pipeline.run import _write_results
 
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
@@ -317,36 +317,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     assert totals["succeeded"] == n and totals["failed"] == 0, dict(totals)
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
-                     f"{totals['succeeded']:,} succeeded; {writer_note}"}
-
-
-def _results_writer() -> tuple[Any, str]:
-    """``run._write_results`` itself; a copy of it only when run.py cannot be imported right now."""
-    try:
-        from airflow_llm_batch.pipeline.run import _write_results
-
-        return _write_results, "results via run._write_results"
-    except ImportError as exc:
-        return _write_results_copy, f"results via a copy of run._write_results (run.py: {exc})"
-
-
-def _write_results_copy(path: Path, rows: Iterable[Any]) -> dict[str, int]:
-    from collections import Counter
-
-    from airflow_llm_batch.pipeline.storage import AtomicWriter
-
-    counts: Counter[str] = Counter()
-    target: Any = path
-    with AtomicWriter(target) as fh:
-        for row in rows:
-            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
-            counts[row.status.value] += 1
-            if row.error:
-                counts[f"error:{row.error['code']}"] += 1
-            counts["tokens_input"] += row.usage.input_tokens
-            counts["tokens_output"] += row.usage.output_tokens
-            counts["tokens_cached"] += row.usage.cached_input_tokens
-    return dict(counts)
+                     f"{totals['succeeded']:,} succeeded"}
 
 
 PHASE_FUNCS = {"prepare": phase_prepare, "synth": phase_synth, "collect": phase_collect}
