@@ -284,9 +284,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.join import join_results, read_key_index
     from airflow_llm_batch.pipeline.parsing import OutputParser
-    from airflow_llm_batch.pipeline.types import RawResult
-
     from airflow_llm_batch.pipeline.run import _write_results
+    from airflow_llm_batch.pipeline.types import RawResult
 
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
@@ -327,9 +326,8 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
     # import everything up front so neither the profile nor tracemalloc counts module imports
     import airflow_llm_batch.backends.openai
     import airflow_llm_batch.pipeline.join
-    import airflow_llm_batch.pipeline.prepare  # noqa: F401
-
-    _results_writer()
+    import airflow_llm_batch.pipeline.prepare
+    import airflow_llm_batch.pipeline.run  # noqa: F401
 
     load_start = os.getloadavg()[0]
     tracer = _Tracer(trace)
