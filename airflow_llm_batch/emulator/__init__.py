@@ -11,12 +11,16 @@ The official ``openai`` and ``anthropic`` SDKs talk to it unchanged::
         emu.stats()["openai"]["requests_by_custom_id"]
 
 Answers are deterministic (see :mod:`airflow_llm_batch.emulator.model` for the rules and the
-``[[emulator:...]]`` prompt markers that make rows fail or truncate). The package is written from
+``[[emulator:...]]`` prompt markers that make rows fail or truncate). A :class:`FaultPlan`
+(``emu.set_fault_plan(FaultPlan(row_error_rate=0.1))``, see :mod:`airflow_llm_batch.emulator.faults`)
+makes both providers fail rows, expire batches, answer transient HTTP errors, slow down or write
+broken output lines, deterministically. The package is written from
 the providers' wire formats only and imports nothing else from ``airflow_llm_batch``.
 """
 
 from .cli import main
 from .config import EmulatorConfig
+from .faults import Fault, FaultPlan
 from .server import AsyncEmulator, Emulator, create_app, serve
 
-__all__ = ["AsyncEmulator", "Emulator", "EmulatorConfig", "create_app", "main", "serve"]
+__all__ = ["AsyncEmulator", "Emulator", "EmulatorConfig", "Fault", "FaultPlan", "create_app", "main", "serve"]

@@ -8,11 +8,13 @@ absolute and built from the address the client used to reach the emulator.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 from aiohttp import web
 
 from .anthropic_batches import AnthropicBatches, AnthropicError, error_type_for
+from .faults import RETRY_AFTER_HEADERS
 from .state import EmulatorState, gc_paused
 
 ANTHROPIC_BATCHES_KEY = web.AppKey("anthropic_batches", AnthropicBatches)
@@ -21,6 +23,34 @@ ANTHROPIC_BATCHES_KEY = web.AppKey("anthropic_batches", AnthropicBatches)
 def error_body(status: int, message: str) -> dict[str, Any]:
     """Anthropic-shaped error body for errors raised outside the handlers (auth, unknown route)."""
     return {"type": "error", "error": {"type": error_type_for(status), "message": message}}
+
+
+OVERLOADED_STATUS = 529
+_TRANSIENT_MESSAGES = {
+    429: "Number of requests has exceeded your rate limit. Please try again later.",
+    500: "Internal server error",
+    OVERLOADED_STATUS: "Overloaded",
+}
+
+
+def transient_error(status: int) -> web.Response:
+    """A transient error as the Anthropic API sends it (fault plan), with a short ``retry-after``.
+
+    503 becomes 529 ``overloaded_error``, the status Anthropic answers when it is overloaded.
+    """
+    if status == 503:
+        status = OVERLOADED_STATUS
+    request_id = "req_" + secrets.token_hex(12)
+    body = {
+        "type": "error",
+        "error": {
+            "type": error_type_for(status),
+            "message": _TRANSIENT_MESSAGES.get(status, "Internal server error"),
+        },
+        "request_id": request_id,
+    }
+    headers = {**RETRY_AFTER_HEADERS, "request-id": request_id}
+    return web.json_response(body, status=status, headers=headers)
 
 
 def _base_url(request: web.Request) -> str:

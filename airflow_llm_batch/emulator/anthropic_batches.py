@@ -15,6 +15,9 @@ prefix writes the cache (``cache_creation_input_tokens``), the others read it
 
 Deleting is allowed once a batch has ended (else 400). Cancelling a batch already being cancelled
 returns it unchanged; cancelling a batch that ended without a cancel is a 400.
+
+The fault plan (:mod:`.faults`) can fail chosen requests (``errored`` with ``error.type`` = the
+plan's code), expire a batch part-way, slow it down and break results lines.
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import model
-from .anthropic_answers import CacheUse, cached_prefix, message_result
+from .anthropic_answers import CacheUse, cached_prefix, errored_result, message_result
+from .faults import BatchFaults, break_line
 from .state import ApiError, EmulatorState, Pace, gc_paused
 
 log = logging.getLogger(__name__)
@@ -90,10 +94,12 @@ class AnthropicBatch:
     rows: list[AnthropicRow]
     pace: Pace
     expires: float
+    faults: BatchFaults | None = None
+    """What the fault plan in force at creation does to this batch."""
     status: str = "in_progress"
     processed: int = 0
-    lines: list[bytes] = field(default_factory=list)
-    """Results lines of the answered rows, in processing order."""
+    lines: list[tuple[bool, str, bytes]] = field(default_factory=list)
+    """(succeeded, custom_id, results line) of the answered rows, in processing order."""
     cancel_initiated_at: float | None = None
     ended_at: float | None = None
     succeeded: int = 0
@@ -186,13 +192,16 @@ class AnthropicBatches:
             rows = self._parse_requests(requests)
         now = self.state.now()
         expire_after = config.expire_after_seconds
+        faults = self.state.fault_plan.for_batch(PROVIDER, (row.custom_id for row in rows))
+        rate = config.requests_per_second if faults is None else faults.pace(config.requests_per_second)
         batch = AnthropicBatch(
             id=self.state.new_id("msgbatch_"),
             created=now,
             sequence=self.state.next_sequence(),
             rows=rows,
-            pace=Pace(now, config.requests_per_second, len(rows)),
+            pace=Pace(now, rate, len(rows)),
             expires=now + (expire_after if expire_after is not None else EXPIRY_SECONDS),
+            faults=faults,
         )
         self.batches[batch.id] = batch
         self.stats.batches_created += 1
@@ -260,7 +269,9 @@ class AnthropicBatches:
         if batch.status == "ended":
             raise _invalid(f"Message batch {batch_id!r} has already ended and cannot be canceled.")
         now = self.state.now()
-        self._process(batch, batch.pace.done_at(now))
+        done = batch.pace.done_at(now)
+        planned = batch.faults.expire_after(batch.pace.total) if batch.faults is not None else None
+        self._process(batch, done if planned is None else min(done, planned))
         batch.status, batch.cancel_initiated_at = "canceling", now
         self.advance(batch, now)
         return batch
@@ -286,11 +297,19 @@ class AnthropicBatches:
         if batch.status == "in_progress":
             expire_at = batch.expires if config.expire_after_seconds is not None else None
             end_at = batch.pace.end + config.finalizing_seconds
+            planned = batch.faults.expire_after(batch.pace.total) if batch.faults is not None else None
+            if planned is not None:  # the fault plan expires it once `planned` rows are answered
+                planned_at = batch.pace.start + planned / batch.pace.rate
+                if (expire_at is None or planned_at <= expire_at) and now >= planned_at:
+                    self._process(batch, planned)
+                    self._end(batch, planned_at, "expired")
+                    return
             if expire_at is not None and expire_at < batch.pace.end and now >= expire_at:
                 self._process(batch, batch.pace.done_at(expire_at))
                 self._end(batch, expire_at, "expired")
                 return
-            self._process(batch, batch.pace.done_at(now))
+            done = batch.pace.done_at(now)
+            self._process(batch, done if planned is None else min(done, planned))
             if now >= end_at:
                 self._end(batch, end_at, None)
         elif batch.status == "canceling":
@@ -305,27 +324,55 @@ class AnthropicBatches:
             return
         with gc_paused():
             for row in batch.rows[batch.processed : upto]:
-                result = message_result(row.params, seed=f"{batch.id}\x1f{row.custom_id}", cache=row.cache)
-                if result["type"] == "succeeded":
+                injected = batch.faults.row_error(row.custom_id) if batch.faults is not None else None
+                if injected is not None:
+                    result = errored_result(
+                        injected, f"Emulated failure '{injected}' injected by the fault plan."
+                    )
+                    self.stats.row_errors_injected += 1
+                else:
+                    result = message_result(
+                        row.params, seed=f"{batch.id}\x1f{row.custom_id}", cache=row.cache
+                    )
+                succeeded = result["type"] == "succeeded"
+                if succeeded:
                     batch.succeeded += 1
                 else:
                     batch.errored += 1
-                batch.lines.append(_jsonl({"custom_id": row.custom_id, "result": result}))
+                batch.lines.append(
+                    (succeeded, row.custom_id, _jsonl({"custom_id": row.custom_id, "result": result}))
+                )
         batch.processed = upto
 
     def _end(self, batch: AnthropicBatch, moment: float, unanswered: str | None) -> None:
-        """End the batch: unanswered rows become ``unanswered`` ("canceled"/"expired") results."""
+        """End the batch: unanswered rows become ``unanswered`` ("canceled"/"expired") results.
+
+        Counts the delivered successful answers; the fault plan may break some lines.
+        """
         lines = batch.lines
         leftover = batch.rows[batch.processed :]
         if leftover and unanswered is not None:
             lines.extend(
-                _jsonl({"custom_id": row.custom_id, "result": {"type": unanswered}}) for row in leftover
+                (False, row.custom_id, _jsonl({"custom_id": row.custom_id, "result": {"type": unanswered}}))
+                for row in leftover
             )
             if unanswered == "canceled":
                 batch.canceled = len(leftover)
             else:
                 batch.expired = len(leftover)
-        batch.results_jsonl = b"".join(lines)
+        output: list[bytes] = []
+        delivered: list[str] = []
+        for succeeded, custom_id, line in lines:
+            if batch.faults is not None and self.state.fault_plan.breaks_line(
+                PROVIDER, custom_id, batch.faults.plan
+            ):
+                line = break_line(line)
+                self.stats.malformed_lines += 1
+            elif succeeded:
+                delivered.append(custom_id)
+            output.append(line)
+        self.stats.succeeded_by_custom_id.update(delivered)
+        batch.results_jsonl = b"".join(output)
         batch.status, batch.ended_at = "ended", moment
         batch.rows, batch.lines = [], []
         log.info(

@@ -1,6 +1,9 @@
 """Command line entry: run the emulator in the foreground until SIGINT or SIGTERM.
 
 Wired as ``airflow-llm-batch emulator ...`` and ``python -m airflow_llm_batch.emulator``.
+The fault flags (``--row-error-rate``, ``--expire-batches``, ``--http-error-rate``...) put a
+:class:`~.faults.FaultPlan` in force from the start; ``POST``/``DELETE /_emulator/fault-plan``
+change it while the emulator runs.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import contextlib
 import logging
 import signal
 import sys
+from typing import Any
 
 from .config import EmulatorConfig
+from .faults import FaultPlan
 from .server import AsyncEmulator
 
 DEFAULT_PORT = 8787
@@ -55,7 +60,53 @@ def build_parser(prog: str = "airflow-llm-batch emulator") -> argparse.ArgumentP
     )
     parser.add_argument("--api-key", default=None, help="require this API key on every request")
     parser.add_argument("--verbose", action="store_true", help="log batch lifecycle events to stderr")
+    _add_fault_arguments(parser)
     return parser
+
+
+def _statuses(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected comma-separated HTTP statuses, got {text!r}") from exc
+
+
+_FAULT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("row_error_rate", "--row-error-rate", float, "share of custom_ids whose requests fail"),
+    ("row_error_code", "--row-error-code", str, "error code of those failures"),
+    ("row_error_times", "--row-error-times", int, "a chosen custom_id fails its first N submissions, 0 = always"),
+    ("expire_batches", "--expire-batches", int, "the first N batches expire part-way"),
+    ("expire_done_fraction", "--expire-done-fraction", float, "share answered when those batches expire"),
+    ("http_error_rate", "--http-error-rate", float, "share of API requests answered with a transient error"),
+    ("http_error_statuses", "--http-error-statuses", _statuses, "comma-separated statuses of those errors"),
+    ("slow_factor", "--slow-factor", float, "divide the processing pace by this"),
+    ("malformed_output_rate", "--malformed-output-rate", float, "share of custom_ids whose output line is broken"),
+    ("enqueued_token_limit", "--enqueued-token-limit", int, "OpenAI enqueued prompt tokens per model"),
+    ("seed", "--fault-seed", int, "seed of every fault choice"),
+)
+
+
+def _add_fault_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "fault plan", "deterministic faults for both providers (see airflow_llm_batch.emulator.faults)"
+    )
+    defaults = FaultPlan()
+    for field_name, flag, kind, text in _FAULT_FLAGS:
+        default = getattr(defaults, field_name)
+        shown = ",".join(map(str, default)) if isinstance(default, tuple) else default
+        group.add_argument(
+            flag, dest=f"fault_{field_name}", type=kind, default=None, help=f"{text} (default: {shown})"
+        )
+
+
+def fault_plan_from_args(args: argparse.Namespace) -> FaultPlan | None:
+    """The fault plan the command line asks for, None when no fault flag is given."""
+    given = {
+        field_name: getattr(args, f"fault_{field_name}")
+        for field_name, *_ in _FAULT_FLAGS
+        if getattr(args, f"fault_{field_name}", None) is not None
+    }
+    return FaultPlan(**given) if given else None
 
 
 async def _run(config: EmulatorConfig) -> None:
@@ -70,6 +121,8 @@ async def _run(config: EmulatorConfig) -> None:
             f"(OpenAI base_url {emulator.openai_base_url}, Anthropic base_url {emulator.anthropic_base_url})",
             flush=True,
         )
+        if emulator.fault_plan is not None:
+            print(f"fault plan: {emulator.fault_plan}", flush=True)
         await stop.wait()
 
 
@@ -86,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             finalizing_seconds=args.finalizing_seconds,
             expire_after_seconds=args.expire_after_seconds,
             api_key=args.api_key,
+            fault_plan=fault_plan_from_args(args),
         )
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         parser.error(str(exc))
     if args.verbose:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")

@@ -1,14 +1,17 @@
 """Configuration of the batch API emulator.
 
 One frozen dataclass holds every knob: where to bind, how fast batches move through their
-statuses, which limits the emulated services enforce, and optional fault knobs. The defaults are
-the real services' limits and a pace that finishes a 1,000-request batch in about 1.5 seconds.
+statuses, which limits the emulated services enforce, and optional fault knobs (including the
+:class:`~.faults.FaultPlan` in force at start). The defaults are the real services' limits and a
+pace that finishes a 1,000-request batch in about 1.5 seconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+
+from .faults import FaultPlan
 
 MIB = 1024 * 1024
 
@@ -66,6 +69,10 @@ class EmulatorConfig:
     embedding_dimensions: int = 16
     """Length of emulated embedding vectors when a request does not ask for ``dimensions``."""
 
+    fault_plan: FaultPlan | None = None
+    """Fault plan in force when the emulator starts (change it at runtime with
+    ``set_fault_plan``/``clear_fault_plan``); see :mod:`.faults`."""
+
     def __post_init__(self) -> None:
         if self.requests_per_second <= 0:
             raise ValueError("requests_per_second must be > 0")
@@ -74,6 +81,8 @@ class EmulatorConfig:
                 raise ValueError(f"{name} must be >= 0")
         if self.expire_after_seconds is not None and self.expire_after_seconds <= 0:
             raise ValueError("expire_after_seconds must be > 0 when set")
+        if self.fault_plan is not None and not isinstance(self.fault_plan, FaultPlan):
+            raise TypeError("fault_plan must be a FaultPlan")
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be in 0..65535")
         for name in (

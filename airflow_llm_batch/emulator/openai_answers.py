@@ -92,6 +92,12 @@ def _marker_error(code: str) -> RowOutcome:
     return error_outcome(status, f"Emulated failure '{code}' requested by a prompt marker.", code)
 
 
+def injected_error(code: str) -> RowOutcome:
+    """A row failed by the fault plan: the same status and body as an ``[[emulator:error:CODE]]``."""
+    status = ERROR_STATUS.get(code, 400)
+    return error_outcome(status, f"Emulated failure '{code}' injected by the fault plan.", code)
+
+
 def _missing(param: str) -> RowOutcome:
     return error_outcome(400, f"Missing required parameter: '{param}'.", "missing_required_parameter", param)
 

@@ -9,11 +9,14 @@ query parameter is ignored.
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from .faults import RETRY_AFTER_HEADERS
+from .openai_answers import error_type_for
 from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
 from .state import EmulatorState
 
@@ -32,6 +35,29 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     elif status == 429:
         type_ = "rate_limit_error"
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
+
+
+_TRANSIENT: dict[int, tuple[str, str, str | None]] = {
+    429: (
+        "Rate limit reached for requests in organization org-emulator on requests per min (RPM). "
+        "Please try again in 10ms.",
+        "requests",
+        "rate_limit_exceeded",
+    ),
+    500: ("The server had an error while processing your request. Sorry about that!", "server_error", None),
+    502: ("Bad gateway.", "server_error", None),
+    503: ("The engine is currently overloaded, please try again later.", "server_error", None),
+}
+
+
+def transient_error(status: int) -> web.Response:
+    """A transient error as the OpenAI API sends it (fault plan), with a short ``retry-after``."""
+    message, type_, code = _TRANSIENT.get(
+        status, ("The server had an error while processing your request.", error_type_for(status), None)
+    )
+    body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
+    headers = {**RETRY_AFTER_HEADERS, "x-request-id": "req_" + secrets.token_hex(16)}
+    return web.json_response(body, status=status, headers=headers)
 
 
 async def _json_payload(request: web.Request) -> Mapping[str, Any]:

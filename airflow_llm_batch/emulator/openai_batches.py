@@ -26,6 +26,9 @@ Choices where the real service is silent or unconfirmed:
   ``request_counts.failed`` counts answered failures only.
 * Cancelling a batch that is already cancelling or cancelled returns it unchanged; cancelling a
   completed, failed or expired batch is a 400.
+
+The fault plan (:mod:`.faults`) can fail chosen rows, expire a batch part-way, slow it down, break
+output lines and lower the enqueued token limit at runtime.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import model
-from .openai_answers import Answerer, RowContext, answerer_for
+from .faults import BatchFaults, break_line
+from .openai_answers import Answerer, RowContext, answerer_for, injected_error
 from .openai_input import (
     ALLOWED_ENDPOINTS,
     BatchRow,
@@ -118,12 +122,17 @@ class OpenAIBatch:
     rows: list[BatchRow]
     errors: list[dict[str, Any]]
     expires: float
-    prompt_tokens: int = 0
+    rate: float
+    """Requests answered per second once in progress."""
+    faults: BatchFaults | None = None
+    """What the fault plan in force at creation does to this batch."""
+    prompt_tokens: int | None = None
+    """Estimated prompt tokens (for the enqueued token limit), computed on first need."""
     status: str = "validating"
     pace: Pace | None = None
     processed: int = 0
-    answers: list[tuple[bool, bytes]] = field(default_factory=list)
-    """(succeeded, output line) of the answered rows, in processing order."""
+    answers: list[tuple[bool, str, bytes]] = field(default_factory=list)
+    """(succeeded, custom_id, output line) of the answered rows, in processing order."""
     total: int = 0
     completed: int = 0
     failed: int = 0
@@ -290,6 +299,7 @@ class OpenAIBatches:
             rows=parsed.rows,
             errors=parsed.errors,
             expires=now + (expire_after if expire_after is not None else COMPLETION_WINDOW_SECONDS),
+            rate=self.state.config.requests_per_second,
         )
         if not batch.errors:
             self._check_token_limit(batch, now)
@@ -301,6 +311,9 @@ class OpenAIBatches:
             self.stats.batches_failed_validation += 1
         else:
             self.stats.accepted_requests_by_custom_id.update(row.custom_id for row in batch.rows)
+            batch.faults = self.state.fault_plan.for_batch(PROVIDER, (row.custom_id for row in batch.rows))
+            if batch.faults is not None:
+                batch.rate = batch.faults.pace(batch.rate)
         log.info(
             "openai batch %s created: %d requests, %d validation errors",
             batch.id,
@@ -309,17 +322,23 @@ class OpenAIBatches:
         )
         return batch
 
+    @staticmethod
+    def _prompt_tokens(batch: OpenAIBatch) -> int:
+        """The batch's estimated prompt tokens (its rows are kept while it is unfinished)."""
+        if batch.prompt_tokens is None:
+            batch.prompt_tokens = sum(estimate_prompt_tokens(batch.route, row.body) for row in batch.rows)
+        return batch.prompt_tokens
+
     def _check_token_limit(self, batch: OpenAIBatch, now: float) -> None:
-        limit = self.state.config.enqueued_token_limit
+        limit = self.state.fault_plan.enqueued_token_limit(self.state.config.enqueued_token_limit)
         if limit is None:
             return
-        batch.prompt_tokens = sum(estimate_prompt_tokens(batch.route, row.body) for row in batch.rows)
         enqueued = 0
         for other in self.batches.values():
             self.advance(other, now)
             if other.model == batch.model and other.status in ACTIVE_STATUSES and not other.errors:
-                enqueued += other.prompt_tokens
-        if enqueued + batch.prompt_tokens > limit:
+                enqueued += self._prompt_tokens(other)
+        if enqueued + self._prompt_tokens(batch) > limit:
             batch.errors.append(
                 {
                     "code": "token_limit_exceeded",
@@ -360,7 +379,9 @@ class OpenAIBatches:
         if batch.status not in ("validating", "in_progress", "finalizing"):
             raise OpenAIError(400, f"Cannot cancel a batch with status '{batch.status}'.")
         if batch.pace is not None:
-            self._process(batch, batch.pace.done_at(now))
+            done = batch.pace.done_at(now)
+            planned = batch.faults.expire_after(batch.total) if batch.faults is not None else None
+            self._process(batch, done if planned is None else min(done, planned))
         batch.status = "cancelling"
         batch.cancelling_at = now
         self.advance(batch, now)
@@ -385,14 +406,22 @@ class OpenAIBatches:
                 return
             batch.status, batch.in_progress_at = "in_progress", validated_at
             batch.total = len(batch.rows)
-            batch.pace = Pace(validated_at, config.requests_per_second, batch.total)
+            batch.pace = Pace(validated_at, batch.rate, batch.total)
         if batch.status == "in_progress":
             assert batch.pace is not None
+            planned = batch.faults.expire_after(batch.total) if batch.faults is not None else None
+            if planned is not None:  # the fault plan expires it once `planned` rows are answered
+                planned_at = batch.pace.start + planned / batch.pace.rate
+                if (expire_at is None or planned_at <= expire_at) and now >= planned_at:
+                    self._process(batch, planned)
+                    self._finish(batch, "expired", planned_at)
+                    return
             if expire_at is not None and expire_at < batch.pace.end and now >= expire_at:
                 self._process(batch, batch.pace.done_at(expire_at))
                 self._finish(batch, "expired", expire_at)
                 return
-            self._process(batch, batch.pace.done_at(now))
+            done = batch.pace.done_at(now)
+            self._process(batch, done if planned is None else min(done, planned))
             if now < batch.pace.end:
                 return
             batch.status, batch.finalizing_at = "finalizing", batch.pace.end
@@ -422,13 +451,18 @@ class OpenAIBatches:
                 batch.answers.append(self._answer_row(batch, index, answer))
         batch.processed = upto
 
-    @staticmethod
-    def _answer_row(batch: OpenAIBatch, index: int, answer: Answerer) -> tuple[bool, bytes]:
-        """Answer one row, count it, and return (succeeded, output line)."""
+    def _answer_row(self, batch: OpenAIBatch, index: int, answer: Answerer) -> tuple[bool, str, bytes]:
+        """Answer one row, count it, and return (succeeded, custom_id, output line)."""
         assert batch.pace is not None
         row = batch.rows[index]
-        answered_at = int(batch.pace.start + (index + 1) / batch.pace.rate)
-        outcome = answer(row.body, RowContext(seed=f"{batch.id}\x1f{row.custom_id}", created=answered_at))
+        injected = batch.faults.row_error(row.custom_id) if batch.faults is not None else None
+        if injected is not None:
+            outcome = injected_error(injected)
+            self.stats.row_errors_injected += 1
+        else:
+            answered_at = int(batch.pace.start + (index + 1) / batch.pace.rate)
+            context = RowContext(seed=f"{batch.id}\x1f{row.custom_id}", created=answered_at)
+            outcome = answer(row.body, context)
         if outcome.ok:
             batch.completed += 1
             batch.input_tokens += outcome.input_tokens
@@ -445,18 +479,32 @@ class OpenAIBatches:
             },
             "error": None,
         }
-        return outcome.ok, _jsonl(line)
+        return outcome.ok, row.custom_id, _jsonl(line)
 
     def _finish(self, batch: OpenAIBatch, status: str, moment: float) -> None:
-        """Enter a terminal status and write the output and error files."""
+        """Enter a terminal status, write the output and error files and count delivered answers."""
         batch.status = status
         setattr(batch, f"{status}_at", moment)
         to_output_file = self.state.config.errors_in_output_file
-        output = [line for ok, line in batch.answers if ok or to_output_file]
-        errors = [line for ok, line in batch.answers if not (ok or to_output_file)]
+        output: list[bytes] = []
+        errors: list[bytes] = []
+        delivered: list[str] = []
+        for ok, custom_id, line in batch.answers:
+            if not (ok or to_output_file):
+                errors.append(line)
+                continue
+            if batch.faults is not None and self.state.fault_plan.breaks_line(
+                PROVIDER, custom_id, batch.faults.plan
+            ):
+                line = break_line(line)
+                self.stats.malformed_lines += 1
+            elif ok:
+                delivered.append(custom_id)
+            output.append(line)
+        self.stats.succeeded_by_custom_id.update(delivered)
         if status == "expired":
             for row in batch.rows[batch.processed :]:
-                line = {
+                expired = {
                     "id": "batch_req_" + model.short_id("req", batch.id, row.custom_id, length=32),
                     "custom_id": row.custom_id,
                     "response": None,
@@ -465,7 +513,7 @@ class OpenAIBatches:
                         "message": "This request could not be executed before the completion window expired.",
                     },
                 }
-                errors.append(_jsonl(line))
+                errors.append(_jsonl(expired))
         if output:
             batch.output_file_id = self.add_file(
                 b"".join(output), f"batch_{batch.id}_output.jsonl", "batch_output", uploaded=False

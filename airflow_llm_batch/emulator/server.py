@@ -2,14 +2,18 @@
 
 * :func:`create_app` builds the aiohttp application: each provider module mounts its routes
   (``add_routes(app, state)``) and names the path prefixes whose errors it formats; a middleware
-  checks the API key, plays injected faults and turns errors into each provider's JSON shape.
+  checks the API key, plays injected faults and the fault plan's transient HTTP errors
+  (:mod:`.faults`), and turns errors into each provider's JSON shape.
 * :class:`AsyncEmulator` runs the server in the caller's event loop (``async with``).
 * :class:`Emulator` runs it in a background thread with its own event loop, for synchronous code
   and tests (``with Emulator(cfg) as emu``).
 
-Control routes (never behind the API key): ``GET /_emulator/stats``, ``POST /_emulator/reset``
-(zero the statistics), ``POST /_emulator/faults`` (body: :class:`~.state.Fault` fields),
-``DELETE /_emulator/faults``, ``GET /_emulator/health``.
+Control routes (never behind the API key, never hit by injected faults): ``GET /_emulator/stats``,
+``POST /_emulator/reset`` (zero the statistics), ``POST /_emulator/faults`` (body:
+:class:`~.faults.Fault` fields), ``DELETE /_emulator/faults``, ``POST /_emulator/fault-plan``
+(body: :class:`~.faults.FaultPlan` fields; puts the plan in force and restarts its counters),
+``GET /_emulator/fault-plan`` (``{"fault_plan": {...} | null}``), ``DELETE /_emulator/fault-plan``,
+``GET /_emulator/health``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from aiohttp import web
 
 from . import anthropic_api, openai_api
 from .config import EmulatorConfig
-from .state import ApiError, Clock, EmulatorState, Fault
+from .faults import Fault, FaultPlan
+from .state import ApiError, Clock, EmulatorState, ProviderStats
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +52,44 @@ class Provider:
     path_prefixes: tuple[str, ...]
     add_routes: Callable[[web.Application, EmulatorState], object]
     error_body: Callable[[int, str], dict[str, Any]]
+    transient_error: Callable[[int], web.Response]
+    """The answer to a request hit by a fault plan HTTP error of the given status."""
 
 
 PROVIDERS: tuple[Provider, ...] = (
     # Most specific prefixes first: /v1/messages belongs to Anthropic, the rest of /v1 to OpenAI.
-    Provider("anthropic", ("/v1/messages",), anthropic_api.add_routes, anthropic_api.error_body),
-    Provider("openai", ("/v1", "/openai"), openai_api.add_routes, openai_api.error_body),
+    Provider(
+        "anthropic",
+        ("/v1/messages",),
+        anthropic_api.add_routes,
+        anthropic_api.error_body,
+        anthropic_api.transient_error,
+    ),
+    Provider(
+        "openai", ("/v1", "/openai"), openai_api.add_routes, openai_api.error_body, openai_api.transient_error
+    ),
 )
 """Emulated providers. A new one (e.g. Gemini) adds an entry with its own module."""
 
 
-def _error_body_for(path: str, status: int, message: str) -> dict[str, Any]:
+def _provider_for(path: str) -> Provider | None:
     for provider in PROVIDERS:
         if path.startswith(provider.path_prefixes):
-            return provider.error_body(status, message)
+            return provider
+    return None
+
+
+def _error_body_for(path: str, status: int, message: str) -> dict[str, Any]:
+    provider = _provider_for(path)
+    if provider is not None:
+        return provider.error_body(status, message)
     return {"error": {"message": message}}
+
+
+def _count_http_error(stats: ProviderStats | None, status: int) -> None:
+    if stats is not None:
+        stats.http_errors_injected += 1
+        stats.http_errors_by_status[str(status)] += 1
 
 
 def _authorized(request: web.Request, api_key: str) -> bool:
@@ -87,13 +115,24 @@ async def _gateway(
             key = state.config.api_key
             if key is not None and not _authorized(request, key):
                 return web.json_response(_error_body_for(path, 401, "Invalid API key."), status=401)
+            provider = _provider_for(path)
+            stats = state.stats_for(provider.name) if provider is not None else None
+            if stats is not None:
+                stats.api_requests += 1
             fault = state.take_fault(request.method, path)
             if fault is not None:
                 if fault.lose_response:
                     await handler(request)
+                _count_http_error(stats, fault.status)
                 return web.json_response(
                     _error_body_for(path, fault.status, fault.message), status=fault.status
                 )
+            if provider is not None:
+                status = state.fault_plan.take_http_error()
+                if status is not None:  # before any processing: a retried create creates one batch
+                    response = provider.transient_error(status)
+                    _count_http_error(stats, response.status)
+                    return response
         return await handler(request)
     except ApiError as exc:
         return web.json_response(exc.body(), status=exc.status)
@@ -140,6 +179,31 @@ async def _clear_faults(request: web.Request) -> web.Response:
     return web.json_response({"cleared": True})
 
 
+def _plan_json(state: EmulatorState) -> dict[str, Any]:
+    plan = state.fault_plan.plan
+    return {"fault_plan": None if plan is None else plan.to_json()}
+
+
+async def _set_fault_plan(request: web.Request) -> web.Response:
+    try:
+        plan = FaultPlan.from_json(await request.json())
+    except (ValueError, TypeError) as exc:
+        return web.json_response({"error": {"message": f"Invalid fault plan: {exc}"}}, status=400)
+    state = request.app[STATE_KEY]
+    state.fault_plan.set(plan)
+    return web.json_response(_plan_json(state))
+
+
+async def _get_fault_plan(request: web.Request) -> web.Response:
+    return web.json_response(_plan_json(request.app[STATE_KEY]))
+
+
+async def _clear_fault_plan(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.fault_plan.set(None)
+    return web.json_response(_plan_json(state))
+
+
 def create_app(state: EmulatorState) -> web.Application:
     """The aiohttp application serving every emulated provider over ``state``."""
     config = state.config
@@ -156,6 +220,9 @@ def create_app(state: EmulatorState) -> web.Application:
     app.router.add_get(f"{CONTROL_PREFIX}/health", _health)
     app.router.add_post(f"{CONTROL_PREFIX}/faults", _add_fault)
     app.router.add_delete(f"{CONTROL_PREFIX}/faults", _clear_faults)
+    app.router.add_post(f"{CONTROL_PREFIX}/fault-plan", _set_fault_plan)
+    app.router.add_get(f"{CONTROL_PREFIX}/fault-plan", _get_fault_plan)
+    app.router.add_delete(f"{CONTROL_PREFIX}/fault-plan", _clear_fault_plan)
     return app
 
 
@@ -279,6 +346,21 @@ class AsyncEmulator:
 
     def clear_faults(self) -> None:
         self.state.faults.clear()
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        """The fault plan in force, None when there is none."""
+        return self.state.fault_plan.plan
+
+    def set_fault_plan(self, plan: FaultPlan) -> None:
+        """Put ``plan`` in force for both providers and restart its counters (see :mod:`.faults`)."""
+        if not isinstance(plan, FaultPlan):
+            raise TypeError("plan must be a FaultPlan")
+        self.state.fault_plan.set(plan)
+
+    def clear_fault_plan(self) -> None:
+        """Remove the fault plan: new batches and requests behave normally again."""
+        self.state.fault_plan.set(None)
 
     async def __aenter__(self) -> AsyncEmulator:
         await self.start()
@@ -437,6 +519,24 @@ class Emulator:
 
     def clear_faults(self) -> None:
         self._on_loop(self._inner.clear_faults)
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        """The fault plan in force, None when there is none."""
+        return self._on_loop(lambda: self._inner.fault_plan)
+
+    def set_fault_plan(self, plan: FaultPlan) -> None:
+        """Put ``plan`` in force for both providers and restart its counters (see :mod:`.faults`).
+
+        Applied on the server's loop, so it is safe from any thread.
+        """
+        if not isinstance(plan, FaultPlan):
+            raise TypeError("plan must be a FaultPlan")
+        self._on_loop(lambda: self._inner.set_fault_plan(plan))
+
+    def clear_fault_plan(self) -> None:
+        """Remove the fault plan: new batches and requests behave normally again."""
+        self._on_loop(self._inner.clear_fault_plan)
 
     def __enter__(self) -> Emulator:
         self.start()

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import EmulatorConfig
+from .faults import Fault as Fault
+from .faults import FaultPlanState
 
 Clock = Callable[[], float]
 
@@ -62,7 +64,15 @@ class ProviderStats:
     ``requests_by_custom_id`` counts, per custom_id, the times it appeared in a created batch
     (across all batches, including batches that later fail validation);
     ``accepted_requests_by_custom_id`` only counts batches that passed validation, i.e. requests
-    that would be processed and billed.
+    that would be processed and billed. ``succeeded_by_custom_id`` counts the successful
+    (billable) answers delivered, counted when a batch ends (completed, expired or cancelled) and
+    its results are produced: a client that never pays twice keeps every value at 1 or below.
+    A line the fault plan writes broken is not a delivered answer (see ``malformed_lines``).
+
+    ``api_requests`` counts the API requests of this provider that passed the API key check;
+    ``http_errors_injected`` (and ``http_errors_by_status``) the ones answered with an injected
+    error (fault plan or :class:`~.faults.Fault`); ``row_errors_injected`` the rows failed by the
+    fault plan.
     """
 
     batches_created: int = 0
@@ -70,7 +80,13 @@ class ProviderStats:
     batches: list[str] = field(default_factory=list)
     requests_by_custom_id: Counter[str] = field(default_factory=Counter)
     accepted_requests_by_custom_id: Counter[str] = field(default_factory=Counter)
+    succeeded_by_custom_id: Counter[str] = field(default_factory=Counter)
     batches_failed_validation: int = 0
+    api_requests: int = 0
+    http_errors_injected: int = 0
+    http_errors_by_status: Counter[str] = field(default_factory=Counter)
+    row_errors_injected: int = 0
+    malformed_lines: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -80,34 +96,14 @@ class ProviderStats:
             "batches": list(self.batches),
             "requests_by_custom_id": dict(self.requests_by_custom_id),
             "accepted_requests_by_custom_id": dict(self.accepted_requests_by_custom_id),
+            "succeeded_by_custom_id": dict(self.succeeded_by_custom_id),
             "batches_failed_validation": self.batches_failed_validation,
+            "api_requests": self.api_requests,
+            "http_errors_injected": self.http_errors_injected,
+            "http_errors_by_status": dict(self.http_errors_by_status),
+            "row_errors_injected": self.row_errors_injected,
+            "malformed_lines": self.malformed_lines,
         }
-
-
-@dataclass
-class Fault:
-    """An injected HTTP failure: the next ``count`` matching requests get ``status``.
-
-    Matches requests whose path starts with ``path_prefix`` and, when set, whose method is
-    ``method``. Lets tests exercise retry and backoff of polling clients. With
-    ``lose_response`` the request is carried out first and only its answer is replaced by the
-    error: a create that succeeded on the server while the client saw a failure (the case that
-    makes naive retries pay twice).
-    """
-
-    status: int
-    count: int = 1
-    path_prefix: str = "/"
-    method: str | None = None
-    message: str = "Fault injected by the emulator."
-    lose_response: bool = False
-
-    def matches(self, method: str, path: str) -> bool:
-        return (
-            self.count > 0
-            and path.startswith(self.path_prefix)
-            and (self.method is None or self.method.upper() == method.upper())
-        )
 
 
 @dataclass(frozen=True)
@@ -133,7 +129,7 @@ class Pace:
 
 
 class EmulatorState:
-    """Config, clock, id factory and per-provider statistics of one emulator instance."""
+    """Config, clock, id factory, faults and per-provider statistics of one emulator instance."""
 
     def __init__(self, config: EmulatorConfig, clock: Clock = time.time) -> None:
         self.config = config
@@ -141,6 +137,7 @@ class EmulatorState:
         self._stats: dict[str, ProviderStats] = {}
         self._sequence = 0
         self.faults: list[Fault] = []
+        self.fault_plan = FaultPlanState(config.fault_plan)
 
     def now(self) -> float:
         """Current time in Unix seconds."""
