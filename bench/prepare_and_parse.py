@@ -13,7 +13,7 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
    stream the output file through ``decode_output_line`` into the per-chunk answer dict, then
    ``join_results(read_key_index(...), answers, OutputParser(Model), batch_id=...)`` -> results
-   JSONL written by ``run._write_results``.
+   JSONL written by ``answered.write_results``.
 
 Usage::
 
@@ -284,7 +284,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.join import join_results, read_key_index
     from airflow_llm_batch.pipeline.parsing import OutputParser
-    from airflow_llm_batch.pipeline.run import _write_results
+    from airflow_llm_batch.pipeline.answered import write_results
     from airflow_llm_batch.pipeline.types import RawResult
 
     chunks = json.loads((folder / "bench_chunks.json").read_text())
@@ -308,7 +308,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
         rows = join_results(read_key_index(folder / chunk["keys"]), answers.values(), parser,
                             batch_id=f"{BATCH_PREFIX}_{chunk['index']:05d}")
-        totals.update(_write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", rows))
+        totals.update(write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", rows))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, rows

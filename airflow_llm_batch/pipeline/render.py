@@ -58,7 +58,7 @@ class RequestRenderer:
             self._prompt = _ENV.from_string(spec.prompt)
             self._system = _ENV.from_string(spec.system_prompt) if spec.system_prompt else None
             # a system prompt that does not mention `row` is the same for every row: render it once
-            self._system_per_row = bool(spec.system_prompt) and "row" in meta.find_undeclared_variables(
+            self._system_per_row = spec.system_prompt is not None and "row" in meta.find_undeclared_variables(
                 _ENV.parse(spec.system_prompt))
         except TemplateError as exc:
             raise ValueError(f"prompt template does not compile: {exc}") from exc

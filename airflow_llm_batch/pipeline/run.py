@@ -12,9 +12,6 @@ import functools
 import hashlib
 import json
 import logging
-import os
-import sqlite3
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +19,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from airflow_llm_batch.exceptions import InputChangedError, ReattachError
+from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
 from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
@@ -30,7 +28,6 @@ from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
-from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
@@ -328,7 +325,7 @@ class BatchRun:
 
         name = chunk_name(chunk.index, chunk.attempt)
         results = f"results/{name}.jsonl"
-        counts = _write_results(self.folder / results, final_rows())
+        counts = write_results(self.folder / results, final_rows())
         if to_cache:
             stored = self.cache.put_many(to_cache)
             log.info("Stored %d answer(s) of chunk %s in the request cache", stored, name)
@@ -380,41 +377,15 @@ class BatchRun:
         files: list[str] = []
         if manifest.cached_rows:
             files.append("results/answered-cached.jsonl")
-            counts.update(_write_results(self.folder / files[-1], self._cached_rows(parser)))
+            counts.update(write_results(self.folder / files[-1], cached_rows(self.folder, parser)))
         if manifest.follower_rows:
             files.append("results/answered-repeats.jsonl")
-            counts.update(_write_results(self.folder / files[-1], self._follower_rows(manifest)))
+            leaders = self._iter_files([*(c.results for c in manifest.chunks if c.results), *files[:-1]])
+            counts.update(write_results(self.folder / files[-1], repeat_rows(self.folder, leaders)))
         manifest.answered_results, manifest.answered_counts = files, dict(counts)
         self.store.save(manifest)
         log.info("Answered without a batch: %d row(s) from the request cache, %d repeating another row",
                  manifest.cached_rows, manifest.follower_rows)
-
-    def _cached_rows(self, parser: OutputParser) -> Iterator[ResultRow]:
-        with (self.folder / CACHED_FILE).open("rb") as fh:
-            for line in fh:
-                item = json.loads(line)
-                entry = item["entry"]
-                answer = answer_from_dict(entry["c"], item["answer"])
-                row = to_result_row(entry, answer, parser, None, "missing_result", "")
-                row.usage, row.cached = Usage(), True  # nothing was paid for this row now
-                yield row
-
-    def _follower_rows(self, manifest: Manifest) -> Iterator[ResultRow]:
-        leader_files = [c.results for c in manifest.chunks if c.results]
-        if manifest.cached_rows:
-            leader_files.append("results/answered-cached.jsonl")
-        with tempfile.TemporaryDirectory(prefix="llm-batch-fanout-") as tmp:
-            db = sqlite3.connect(os.path.join(tmp, "leaders.db"))
-            db.execute("CREATE TABLE leaders (fp TEXT PRIMARY KEY, row TEXT)")
-            db.executemany("INSERT OR REPLACE INTO leaders VALUES (?, ?)",
-                           ((r.extra["fingerprint"], json.dumps(r.to_dict(), default=str))
-                            for r in self._iter_files(leader_files) if "fingerprint" in r.extra))
-            with (self.folder / FOLLOWERS_FILE).open("rb") as fh:
-                for line in fh:
-                    item = json.loads(line)
-                    found = db.execute("SELECT row FROM leaders WHERE fp = ?", (item["f"],)).fetchone()
-                    yield _repeat_row(item["entry"], json.loads(found[0]) if found else None)
-            db.close()
 
     def _iter_files(self, files: Iterable[str]) -> Iterator[ResultRow]:
         for name in files:
@@ -448,31 +419,6 @@ class BatchRun:
             repeated_rows=manifest.follower_rows,
             sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None),
         )
-
-
-def _repeat_row(entry: dict[str, Any], leader: dict[str, Any] | None) -> ResultRow:
-    """The result of a row whose request repeats ``leader``'s: the same answer, nothing paid."""
-    if leader is None:  # only if the workspace was edited by hand: still one result for the row
-        return ResultRow(key=entry["k"], status=RowStatus.FAILED, custom_id=entry["c"],
-                         error={"code": "missing_result", "message": "the identical request's result is missing"})
-    row = ResultRow.from_dict(leader)
-    row.key, row.custom_id, row.cached, row.usage = entry["k"], entry["c"], True, Usage()
-    row.extra = {**row.extra, **(entry.get("carry") or {}), "repeat_of": leader["key"]}
-    return row
-
-
-def _write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
-    with AtomicWriter(path) as fh:
-        for row in rows:
-            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
-            counts[row.status.value] += 1
-            if row.error:
-                counts[f"error:{row.error['code']}"] += 1
-            counts["tokens_input"] += row.usage.input_tokens
-            counts["tokens_output"] += row.usage.output_tokens
-            counts["tokens_cached"] += row.usage.cached_input_tokens
-    return dict(counts)
 
 
 def _run_tag(tags: Mapping[str, str]) -> str:

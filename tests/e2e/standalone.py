@@ -28,6 +28,10 @@ T = TypeVar("T")
 
 #: where `airflow` and the interpreter of this environment live (standalone spawns `airflow ...` by name)
 VENV_BIN = Path(sys.prefix) / "bin"
+#: OpenAI batch statuses that do not change any more
+TERMINAL_BATCH = frozenset({"completed", "failed", "expired", "cancelled"})
+#: task instance states in which a task does not run any more (without a clear)
+TERMINAL_TI = frozenset({"success", "failed", "upstream_failed", "skipped", "removed"})
 
 
 def free_port() -> int:
@@ -55,6 +59,27 @@ def tail(path: Path, lines: int = 80) -> str:
         return f"<{path} does not exist>"
     text = path.read_text(errors="replace").splitlines()
     return "\n".join(text[-lines:])
+
+
+def log(msg: str, t0: float) -> None:
+    """One progress line of an end-to-end test, stamped with the seconds since ``t0``."""
+    print(f"[e2e +{time.monotonic() - t0:6.1f}s] {msg}", flush=True)
+
+
+def write_rows(path: Path, count: int) -> Path:
+    """``count`` JSONL rows ``{"id": "r0000", "text": ...}``."""
+    with path.open("w") as fh:
+        for i in range(count):
+            fh.write(json.dumps({"id": f"r{i:04d}", "text": f"row number {i}"}) + "\n")
+    return path
+
+
+def emulator_batch(emu: Any, batch_id: str) -> dict[str, Any]:
+    """The emulator's view of one OpenAI batch (GET /batches/{id})."""
+    req = urllib.request.Request(f"{emu.openai_base_url}/batches/{batch_id}",
+                                 headers={"Authorization": "Bearer test-key"})
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return dict(json.loads(resp.read()))
 
 
 def _snapshot_tree(proc: psutil.Process) -> list[psutil.Process]:
@@ -282,6 +307,24 @@ class AirflowStandalone:
 
     def task_instance(self, dag_id: str, run_id: str, task_id: str) -> dict[str, Any]:
         return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"))
+
+    def clear_task_instances(self, dag_id: str, run_id: str, task_ids: list[str],
+                             **options: Any) -> dict[str, Any]:
+        """Clear the task instances (the UI's "Clear" / `airflow tasks clear`): POST
+        /api/v2/dags/{dag_id}/clearTaskInstances, not a dry run, whatever state they are in."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": task_ids, "only_failed": False,
+                "only_running": False, "reset_dag_runs": True, "include_upstream": False,
+                "include_downstream": False, **options}
+        status, answer = self.request("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", body)
+        if status != 200:
+            raise RuntimeError(f"clearing {task_ids} of {dag_id}/{run_id}: HTTP {status}: {answer}")
+        return dict(answer)
+
+    def task_logs(self, dag_id: str, run_id: str, task_id: str, attempt: int | None = None) -> list[Path]:
+        """The log files of a task (worker and trigger logs) of one attempt, or of every attempt."""
+        folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
+        pattern = f"attempt={attempt}.log*" if attempt is not None else "attempt=*.log*"
+        return sorted(folder.glob(pattern))
 
     def check_alive(self) -> None:
         if self.process is not None and self.process.poll() is not None:

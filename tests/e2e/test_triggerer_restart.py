@@ -8,15 +8,21 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.e2e.standalone import (
+    TERMINAL_BATCH,
+    TERMINAL_TI,
+    AirflowStandalone,
+    emulator_batch,
+    kill_tree,
+    log,
+    wait_for,
+    write_rows,
+)
 
-from tests.e2e.standalone import AirflowStandalone, kill_tree, wait_for
-
+# the `slow_emulator` and `airflow` fixtures (tests/e2e/conftest.py) read these
 DAGS = Path(__file__).parent / "dags"
 DAG_FILE = DAGS / "llmb_e2e_restart.py"
 DAG_ID = "llmb_e2e_triggerer_restart"
@@ -26,68 +32,17 @@ ROWS = 400
 CHUNK = 200
 #: emulator pace: each 200-row batch runs ~20 s, long enough to kill and replace the triggerer mid-way
 REQUESTS_PER_SECOND = 10.0
-TERMINAL_BATCH = {"completed", "failed", "expired", "cancelled"}
-TERMINAL_TI = {"success", "failed", "upstream_failed", "skipped", "removed"}
-
-
-def log(msg: str, t0: float) -> None:
-    print(f"[e2e +{time.monotonic() - t0:6.1f}s] {msg}", flush=True)
-
-
-@pytest.fixture
-def slow_emulator() -> Iterator[Any]:
-    from airflow_llm_batch.emulator import Emulator, EmulatorConfig
-
-    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, requests_per_second=REQUESTS_PER_SECOND,
-                                  validating_seconds=0.2, finalizing_seconds=0.2))
-    emu.start()
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture
-def airflow(tmp_path: Path, slow_emulator: Any,
-            request: pytest.FixtureRequest) -> Iterator[AirflowStandalone]:
-    conn = {"conn_type": "openai", "password": "test-key", "host": slow_emulator.openai_base_url}
-    instance = AirflowStandalone(
-        tmp_path / "airflow-home", [DAG_FILE],
-        extra_env={
-            f"AIRFLOW_CONN_{CONN_ID.upper()}": json.dumps(conn),
-            # a restarted triggerer takes over triggers of a triggerer whose heartbeat is older than this
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
-        },
-    )
-    try:
-        instance.start()
-        yield instance
-    finally:
-        failed = any(getattr(request.node, f"rep_{phase}", None) is not None
-                     and getattr(request.node, f"rep_{phase}").failed for phase in ("setup", "call"))
-        if failed:
-            print(instance.diagnostics(80), flush=True)
-        started = time.monotonic()
-        instance.stop()
-        print(f"[e2e] stopped every process in {time.monotonic() - started:.1f}s", flush=True)
-
-
-def emulator_batch(emu: Any, batch_id: str) -> dict[str, Any]:
-    req = urllib.request.Request(f"{emu.openai_base_url}/batches/{batch_id}",
-                                 headers={"Authorization": "Bearer test-key"})
-    with urllib.request.urlopen(req, timeout=5) as resp:
-        return dict(json.loads(resp.read()))
-
+AIRFLOW_ENV = {
+    # a restarted triggerer takes over triggers of a triggerer whose heartbeat is older than this
+    "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
+    "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "5",
+}
 
 def test_triggerer_killed_while_deferred_new_triggerer_finishes_nothing_paid_twice(
     tmp_path: Path, slow_emulator: Any, airflow: AirflowStandalone
 ) -> None:
     t0 = time.monotonic()
-    rows = tmp_path / "rows.jsonl"
-    with rows.open("w") as fh:
-        for i in range(ROWS):
-            fh.write(json.dumps({"id": f"r{i:04d}", "text": f"row number {i}"}) + "\n")
+    rows = write_rows(tmp_path / "rows.jsonl", ROWS)
     dest = tmp_path / "out" / "results.jsonl"
     conf = {"rows": f"file://{rows}", "destination": f"file://{dest}", "workspace": f"file://{tmp_path}/ws"}
 

@@ -1,0 +1,80 @@
+"""Results of rows answered without a batch: from the request cache, or by an identical request of
+the same run (the "leader", whose final result the repeats share). See routing.py for how rows get
+here; this module writes their result rows once every chunk is collected."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from airflow_llm_batch.pipeline.join import to_result_row
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
+from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
+from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage
+
+
+def cached_rows(folder: StoragePath, parser: OutputParser) -> Iterator[ResultRow]:
+    """One result per cache hit: the stored answer parsed anew, nothing paid now."""
+    with (folder / CACHED_FILE).open("rb") as fh:
+        for line in fh:
+            item = json.loads(line)
+            entry = item["entry"]
+            row = to_result_row(entry, answer_from_dict(entry["c"], item["answer"]), parser, None,
+                                "missing_result", "")
+            row.usage, row.cached = Usage(), True
+            yield row
+
+
+def repeat_rows(folder: StoragePath, leaders: Iterable[ResultRow]) -> Iterator[ResultRow]:
+    """One result per repeated request: its leader's final result under the repeat's own key.
+
+    Leaders are indexed by fingerprint in an SQLite file, so memory stays flat for any row count.
+    """
+    with tempfile.TemporaryDirectory(prefix="llm-batch-fanout-") as tmp:
+        db = sqlite3.connect(os.path.join(tmp, "leaders.db"))
+        try:
+            db.execute("CREATE TABLE leaders (fp TEXT PRIMARY KEY, row TEXT)")
+            db.executemany("INSERT OR REPLACE INTO leaders VALUES (?, ?)",
+                           ((r.extra["fingerprint"], json.dumps(r.to_dict(), default=str))
+                            for r in leaders if "fingerprint" in r.extra))
+            with (folder / FOLLOWERS_FILE).open("rb") as fh:
+                for line in fh:
+                    item = json.loads(line)
+                    found = db.execute("SELECT row FROM leaders WHERE fp = ?", (item["f"],)).fetchone()
+                    yield _repeat_row(item["entry"], json.loads(found[0]) if found else None)
+        finally:
+            db.close()
+
+
+def _repeat_row(entry: dict[str, Any], leader: dict[str, Any] | None) -> ResultRow:
+    """The result of a row whose request repeats ``leader``'s: the same answer, nothing paid."""
+    if leader is None:  # only if the workspace was edited by hand: still one result for the row
+        return ResultRow(key=entry["k"], status=RowStatus.FAILED, custom_id=entry["c"],
+                         error={"code": "missing_result", "message": "the identical request's result is missing"})
+    row = ResultRow.from_dict(leader)
+    row.key, row.custom_id, row.cached, row.usage = entry["k"], entry["c"], True, Usage()
+    row.extra = {**row.extra, **(entry.get("carry") or {}), "repeat_of": leader["key"]}
+    return row
+
+
+
+def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    with AtomicWriter(path) as fh:
+        for row in rows:
+            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
+            counts[row.status.value] += 1
+            if row.error:
+                counts[f"error:{row.error['code']}"] += 1
+            counts["tokens_input"] += row.usage.input_tokens
+            counts["tokens_output"] += row.usage.output_tokens
+            counts["tokens_cached"] += row.usage.cached_input_tokens
+    return dict(counts)
+
+
