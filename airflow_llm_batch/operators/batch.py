@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.operators.request_options import RequestOptions
@@ -103,6 +103,7 @@ class LLMBatchOperator(RequestOptions):
         self.xcom_max_rows = xcom_max_rows
         self._access: ProviderAccess | None = None
         self._context: Any = None
+        self._killed = False
 
     # -- the task ----------------------------------------------------------------------------------
     def execute(self, context: Any) -> Any:
@@ -132,6 +133,9 @@ class LLMBatchOperator(RequestOptions):
         return self._advance(access, context, manifest)
 
     def on_kill(self) -> None:
+        """Cancel open batches (``cancel_on_kill``) and remember that we did: if the task runs again
+        (a clear), their unanswered rows are resent, and answered rows are kept."""
+        self._killed = True
         if not self.cancel_on_kill or self._context is None:
             return
         access = self._provider_access()
@@ -142,8 +146,10 @@ class LLMBatchOperator(RequestOptions):
     # -- the loop: collect what ended, send what waits, then wait or land ---------------------------
     def _advance(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
         parser = parser_for(self.response_format)
-        deadline = timeout_at(self.wait_timeout, manifest.created_at)
+        deadline = self._deadline(access, context, manifest)
         while True:
+            if self._killed:
+                raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
             async def step(run: BatchRun) -> None:
                 await run.collect(manifest, parser)
                 run.finalize(manifest, parser)
@@ -164,6 +170,16 @@ class LLMBatchOperator(RequestOptions):
                     method_name="execute_complete",
                 )
             self._wait_on_worker(access, context, manifest, deadline, waiting)
+
+    def _deadline(self, access: ProviderAccess, context: Any, manifest: Manifest) -> float | None:
+        """``timeout`` counts from this try's first wait: a cleared or retried task gets a fresh one."""
+        if self.wait_timeout is None:
+            return None
+        try_number = int(getattr(context["ti"], "try_number", 0) or 0)
+        if manifest.deadline is None or manifest.deadline.get("try") != try_number:
+            manifest.deadline = {"try": try_number, "at": timeout_at(self.wait_timeout, time.time())}
+            self._run(access, context).store.save(manifest)
+        return float(manifest.deadline["at"])
 
     def _land(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
         price, taken_on = self.price()
@@ -187,7 +203,7 @@ class LLMBatchOperator(RequestOptions):
             progress = self._with_run(access, context, lambda run: run.poll(manifest))
             self.log.info("%s", describe(progress))
             still_open = watched & set(manifest.open_batch_ids)
-            if not still_open or (any_end and still_open != watched):
+            if not still_open or (any_end and still_open != watched) or self._killed:
                 return
             if deadline is not None and time.time() >= deadline:
                 check_event({"version": 1, "status": "timeout", "batches": [p.to_dict() for p in progress],
@@ -195,17 +211,19 @@ class LLMBatchOperator(RequestOptions):
                             on_timeout=lambda: self._cancel(access, context, manifest, self.cancel_on_timeout))
             time.sleep(self.poll_interval)
 
-    def _cancel(self, access: ProviderAccess, context: Any, manifest: Manifest, enabled: bool) -> None:
+    def _cancel(self, access: ProviderAccess, context: Any, manifest: Manifest, enabled: bool) -> str:
         ids = manifest.open_batch_ids
         if not enabled or not ids:
             self.log.info("Leaving %d open batch(es) running: %s", len(ids), ids)
-            return
+            return "left running (cancel_on_timeout=False)" if ids else "none open"
 
         async def _cancel(run: BatchRun) -> None:
+            run.remember_cancelled(ids)  # first: a later try resends their unanswered rows
             await asyncio.gather(*(run.backend.cancel(b) for b in ids))
 
         self._with_run(access, context, _cancel)
         self.log.warning("Cancelled %d open batch(es): %s", len(ids), ids)
+        return "cancelled"
 
     # -- plumbing ----------------------------------------------------------------------------------
     def _run(self, access: ProviderAccess, context: Any) -> BatchRun:

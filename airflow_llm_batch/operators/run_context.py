@@ -98,12 +98,17 @@ def timeout_at(timeout: timedelta | float | None, start: float) -> float | None:
     return start + seconds
 
 
-def check_event(event: Any, *, on_timeout: Callable[[], None]) -> WaitEvent:
-    """Validate a trigger event; raise the matching error for timeout and polling failures."""
+def check_event(event: Any, *, on_timeout: Callable[[], str]) -> WaitEvent:
+    """Validate a trigger event; raise the matching error for timeout and polling failures.
+
+    ``on_timeout`` acts on the open batches and says what it did ("cancelled" / "left running").
+    """
     wait = WaitEvent.from_payload(event)
     if wait.outcome == WaitOutcome.TIMEOUT:
-        on_timeout()
-        raise BatchTimeoutError(f"{wait.message}; {len(wait.batches)} batch(es) still open")
+        done = on_timeout()
+        open_ids = [b.batch_id for b in wait.batches if not b.state.is_terminal]
+        raise BatchTimeoutError(f"{wait.message}: {len(open_ids)} open batch(es) {done} ({open_ids}). "
+                                f"Finished rows are kept in the workspace; clearing the task re-attaches.")
     if wait.outcome == WaitOutcome.ERROR:
         raise ProviderError(f"waiting for the batches failed: {wait.message}. A retry re-attaches to them.")
     return wait

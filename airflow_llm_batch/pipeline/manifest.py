@@ -73,6 +73,7 @@ class Manifest:
     answered_results: list[str] = field(default_factory=list)
     answered_counts: dict[str, int] = field(default_factory=dict)
     estimate: dict[str, Any] | None = None
+    deadline: dict[str, Any] | None = None
 
     @property
     def batch_ids(self) -> list[str]:

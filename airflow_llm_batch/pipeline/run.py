@@ -28,12 +28,14 @@ from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
-from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
+from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath, read_json, write_json_atomically
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
 
 log = logging.getLogger(__name__)
 
+#: batches this task cancelled itself (on_kill): their unanswered rows are resent on the next try
+CANCELLED_FILE = "cancelled_by_task.json"
 #: how far before a recorded intent a batch may have been created (clock skew between machines)
 FIND_SLACK_SECONDS = 600.0
 
@@ -153,6 +155,18 @@ class BatchRun:
         )
         self.store.save(manifest)
         return manifest
+
+    # -- batches we cancelled ourselves (on_kill) ----------------------------------------------------
+    def remember_cancelled(self, batch_ids: Iterable[str]) -> None:
+        """Record batches cancelled by this task (kill/clear): their unanswered rows are resent on
+        the next try, whatever ``retry_codes`` says. A separate file, not the manifest: on_kill runs
+        while the task's own thread may be saving the manifest."""
+        ids = sorted(set(self._cancelled_by_us()) | set(batch_ids))
+        write_json_atomically(self.folder / CANCELLED_FILE, ids)
+
+    def _cancelled_by_us(self) -> list[str]:
+        path = self.folder / CANCELLED_FILE
+        return list(read_json(path)) if path.exists() else []
 
     def _first_custom_id(self, chunk: ChunkRecord) -> str | None:
         with (self.folder / chunk.keys).open("rb") as fh:
@@ -308,6 +322,14 @@ class BatchRun:
         retry_keys: list[dict[str, Any]] = []
         to_cache: list[tuple[str, RawResult]] = []
         cache_writes = self.cache is not None and self.cache.mode.writes
+        ours = chunk.batch_id in self._cancelled_by_us()
+
+        def retry(error_code: str | None) -> bool:
+            if manifest.breaker:
+                return False
+            if ours and error_code == "batch_cancelled":
+                return chunk.attempt < self.policy.max_attempts
+            return self.policy.should_retry(error_code, chunk.attempt)
 
         def final_rows() -> Iterator[ResultRow]:
             for position, entry in enumerate(read_key_index(self.folder / chunk.keys)):
@@ -317,7 +339,7 @@ class BatchRun:
                     to_cache.append((entry["f"], answer))
                 row.attempts = chunk.attempt
                 error_code = row.error["code"] if row.error else None
-                if not manifest.breaker and self.policy.should_retry(error_code, chunk.attempt):
+                if retry(error_code):
                     retry_positions.append(position)
                     retry_keys.append(entry)
                     continue

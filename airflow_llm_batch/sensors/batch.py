@@ -55,6 +55,6 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
 
     def execute_complete(self, context: Any, event: Any = None) -> None:
         access, folder, tags, manifest = self.open_run()
-        wait = check_event(event, on_timeout=lambda: None)
+        wait = check_event(event, on_timeout=lambda: "left running (the sensor never cancels)")
         access.offline_run(folder, tags).record_progress(manifest, wait.batches)
         self.log.info("%s", describe(wait.batches))
