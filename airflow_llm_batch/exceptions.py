@@ -12,7 +12,15 @@ class InvalidInputError(LLMBatchError):
 
 
 class ProviderError(LLMBatchError):
-    """The provider refused or failed a batch (validation failure, authentication, quota...)."""
+    """The provider refused or failed a batch (validation failure, authentication, quota...).
+
+    ``status_code`` carries the HTTP status when there was one: the trigger stops at once on the
+    ones polling again cannot fix (400, 401, 403, 404).
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
 
 
 class BatchExpiredError(ProviderError):

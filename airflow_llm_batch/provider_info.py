@@ -26,7 +26,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.triggers.batch"]}],
         "hooks": [{"integration-name": "LLM Batch", "python-modules": [
             "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai",
-            "airflow_llm_batch.hooks.anthropic"]}],
+            "airflow_llm_batch.hooks.anthropic", "airflow_llm_batch.hooks.gemini"]}],
         "task-decorators": [
             {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
         ],
@@ -36,5 +36,6 @@ def get_provider_info() -> dict[str, Any]:
              "connection-type": "azure_openai"},
             {"hook-class-name": "airflow_llm_batch.hooks.anthropic.AnthropicBatchHook",
              "connection-type": "anthropic"},
+            {"hook-class-name": "airflow_llm_batch.hooks.gemini.GeminiBatchHook", "connection-type": "gemini"},
         ],
     }

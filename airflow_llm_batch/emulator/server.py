@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import anthropic_api, openai_api
+from . import anthropic_api, gemini_api, openai_api
 from .config import EmulatorConfig
 from .faults import Fault, FaultPlan
 from .state import ApiError, Clock, EmulatorState, ProviderStats
@@ -65,6 +65,8 @@ PROVIDERS: tuple[Provider, ...] = (
         anthropic_api.error_body,
         anthropic_api.transient_error,
     ),
+    Provider("gemini", gemini_api.PATH_PREFIXES, gemini_api.add_routes, gemini_api.error_body,
+             gemini_api.transient_error),
     Provider(
         "openai", ("/v1", "/openai"), openai_api.add_routes, openai_api.error_body, openai_api.transient_error
     ),

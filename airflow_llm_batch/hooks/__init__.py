@@ -14,6 +14,10 @@ PROVIDER_HOOKS: dict[str, str] = {
 }
 
 
+#: provider name -> the pip extra that installs its SDK
+EXTRAS: dict[str, str] = {"anthropic": "anthropic", "gemini": "gemini", "vertex": "google"}
+
+
 def hook_class(provider: str) -> type[LLMBatchHook]:
     """The hook class serving ``provider``; a clear error naming the known ones otherwise."""
     import importlib
@@ -25,7 +29,8 @@ def hook_class(provider: str) -> type[LLMBatchHook]:
         cls: type[LLMBatchHook] = getattr(importlib.import_module(module), name)
     except ImportError as exc:
         raise ImportError(
-            f"provider {provider!r} needs an optional dependency: pip install 'airflow-llm-batch[{provider}]'"
+            f"provider {provider!r} needs an optional dependency: pip install "
+            f"'airflow-llm-batch[{EXTRAS.get(provider, provider)}]' ({exc})"
         ) from exc
     return cls
 

@@ -49,6 +49,11 @@ BACKEND_CASES = [
     BackendCase("anthropic", stats_key="anthropic", model="claude-haiku-4-5", build=_anthropic),
 ]
 
+# cases living in their own modules import BackendCase from here, so they are added after it exists
+from tests.contract.case_gemini import GEMINI_CASE  # noqa: E402
+
+BACKEND_CASES.append(GEMINI_CASE)
+
 
 @pytest.fixture(params=BACKEND_CASES, ids=str)
 def case(request: pytest.FixtureRequest) -> BackendCase:

@@ -1,0 +1,614 @@
+"""Gemini Developer API batch mode (``models/*:batchGenerateContent``) through ``google-genai``.
+
+Request translation (from the neutral `LLMRequest`)
+    * The prompt -> one ``contents`` entry with role ``user``; ``system_prompt`` ->
+      ``systemInstruction``; the model -> ``request.model`` (``models/...``), so a chunk file names
+      its model.
+    * Request params are ``GenerateContentConfig`` fields, snake_case or camelCase
+      (``temperature``, ``max_output_tokens``, ``top_p``, ``thinking_config``, ``safety_settings``...),
+      plus the OpenAI spellings ``max_tokens``/``max_completion_tokens``, ``stop`` and ``n``. They
+      are checked against google-genai's own ``GenerateContentConfig`` before anything is paid, then
+      written with their wire names: generation fields into ``generationConfig``, request fields
+      (``safetySettings``, ``tools``, ``toolConfig``, ``cachedContent``, ``labels``,
+      ``serviceTier``, ``store``) next to it.
+    * A JSON schema -> ``generationConfig.responseMimeType = "application/json"`` and
+      ``responseJsonSchema`` = the schema as is. Not ``responseSchema``: that field takes Gemini's
+      OpenAPI 3.0 subset (upper-case types, ``nullable``, no ``$ref``/``$defs``), so a pydantic
+      schema would have to be rewritten (google-genai's ``t_schema`` does it lossily), while
+      ``responseJsonSchema`` takes JSON Schema unchanged (google-genai passes it through:
+      ``t_json_schema`` is the identity). JSON without a schema -> ``responseMimeType`` only.
+
+Inline or file
+    A chunk whose create body would stay under ``inline_max_bytes`` (the documented 20 MB inline
+    limit, measured as google-genai serializes the body) is sent inline, each request with
+    ``metadata: {"key": custom_id}``; a larger one is uploaded with the Files API (resumable) as
+    JSONL lines ``{"key", "request"}`` and created from the file (up to 2 GB).
+
+Joining answers: by key, never by position
+    Inline responses have been reported out of order (python-genai#1909) and without their
+    ``metadata`` (python-genai#2008). Inline responses are joined on ``metadata.key``, output file
+    lines on ``key``. A response without a key is never guessed: it is skipped (its row ends as
+    ``missing_result``, which the engine retries) and this backend then sends its next chunks as
+    files, whose lines carry the key.
+
+Reading batches
+    google-genai's ``BatchJob`` drops ``batchStats`` and the operation's ``error``. Progress and
+    results therefore read the batch as the service sends it, through ``client.aio.operations.get``
+    (public; it accepts any object with ``name`` and ``from_api_response``). A batch that SUCCEEDED
+    may hold only failed rows (python-genai#2693): per-row ``error`` objects are always read.
+
+Creating a batch
+    The create call runs with google-genai's retries off (a blind retry could create a second
+    batch). A 429 or a failed connect proves nothing was created: it is tried again after a
+    delay. After a 5xx, a timeout or a connection lost mid-call the batch may exist: the backend
+    first looks for a batch whose ``displayName`` is the chunk's ``llm_batch_tag``, uses it if
+    there is one, and only then tries again.
+
+Limits
+    ``max_bytes`` is the documented 2 GB input file limit. The Developer API documents no cap on
+    the number of requests per batch (only bytes, 100 concurrent batches, and enqueued tokens per
+    model); ``max_requests`` = 200,000 is Vertex AI's documented per-job cap for Gemini batch
+    prediction, used here as a conservative bound (unconfirmed for the Developer API).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import io
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import AsyncGenerator, Collection, Iterator
+from typing import IO, Any, ClassVar, cast
+
+import aiohttp
+import httpx
+import pydantic
+from google import genai
+from google.genai import errors, types
+
+from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
+from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.types import (
+    BatchLimits,
+    BatchProgress,
+    BatchState,
+    Endpoint,
+    LLMRequest,
+    RawResult,
+    Usage,
+)
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+INLINE_LIMIT_BYTES = 20 * MIB
+"""The documented cap on a create call with inline requests."""
+DEFAULT_INLINE_MAX_BYTES = INLINE_LIMIT_BYTES - 256 * 1024
+"""Inline only below this estimated create body size: headroom for the envelope and rounding."""
+JSONL_MIME_TYPE = "jsonl"
+
+STATES: dict[str, BatchState] = {
+    "BATCH_STATE_UNSPECIFIED": BatchState.PENDING,
+    "BATCH_STATE_PENDING": BatchState.PENDING,
+    "BATCH_STATE_RUNNING": BatchState.RUNNING,
+    "BATCH_STATE_SUCCEEDED": BatchState.COMPLETED,
+    "BATCH_STATE_FAILED": BatchState.FAILED,
+    "BATCH_STATE_CANCELLED": BatchState.CANCELLED,
+    "BATCH_STATE_EXPIRED": BatchState.EXPIRED,
+    # google-genai's names for the same states (and Vertex's extra ones)
+    "JOB_STATE_UNSPECIFIED": BatchState.PENDING,
+    "JOB_STATE_QUEUED": BatchState.PENDING,
+    "JOB_STATE_PENDING": BatchState.PENDING,
+    "JOB_STATE_RUNNING": BatchState.RUNNING,
+    "JOB_STATE_UPDATING": BatchState.RUNNING,
+    "JOB_STATE_PAUSED": BatchState.RUNNING,
+    "JOB_STATE_SUCCEEDED": BatchState.COMPLETED,
+    "JOB_STATE_PARTIALLY_SUCCEEDED": BatchState.COMPLETED,
+    "JOB_STATE_FAILED": BatchState.FAILED,
+    "JOB_STATE_CANCELLING": BatchState.CANCELLING,
+    "JOB_STATE_CANCELLED": BatchState.CANCELLED,
+    "JOB_STATE_EXPIRED": BatchState.EXPIRED,
+}
+
+#: per-row error codes (google.rpc.Code numbers, HTTP statuses, or status names) -> neutral codes
+ERROR_CODES: dict[int, str] = {
+    1: "batch_cancelled", 2: "server_error", 3: "invalid_request_error", 4: "timeout", 5: "not_found",
+    6: "already_exists", 7: "permission_denied", 8: "rate_limit_exceeded", 9: "failed_precondition",
+    10: "server_error", 11: "invalid_request_error", 12: "unsupported", 13: "server_error",
+    14: "service_unavailable", 15: "server_error", 16: "authentication_error",
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_denied", 404: "not_found",
+    408: "timeout", 429: "rate_limit_exceeded", 500: "server_error", 502: "server_error",
+    503: "service_unavailable", 504: "timeout",
+}
+STATUS_NUMBERS: dict[str, int] = {
+    "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
+    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
+    "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
+    "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
+}
+#: finish reasons that mean the answer was withheld: the row fails as a refusal
+REFUSED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
+FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
+
+#: GenerateContentConfig fields that go into ``generationConfig``
+GENERATION_FIELDS = frozenset({
+    "temperature", "top_p", "top_k", "candidate_count", "max_output_tokens", "stop_sequences",
+    "response_logprobs", "logprobs", "presence_penalty", "frequency_penalty", "seed", "response_modalities",
+    "media_resolution", "speech_config", "thinking_config", "image_config", "enable_enhanced_civic_answers",
+    "audio_transcription_config",
+})
+#: GenerateContentConfig fields that sit on the request itself, next to ``generationConfig``
+REQUEST_FIELDS = frozenset({"safety_settings", "tools", "tool_config", "labels", "cached_content", "service_tier",
+                            "store"})
+#: OpenAI spellings accepted for convenience
+PARAM_ALIASES = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
+                 "stop": "stop_sequences", "n": "candidate_count"}
+#: params refused, with what to use instead
+REFUSED_PARAMS = {
+    "system_instruction": "the operator's system_prompt",
+    "response_mime_type": "the operator's response_format",
+    "response_schema": "the operator's response_format",
+    "response_json_schema": "the operator's response_format",
+    "routing_config": "provider='vertex' (Vertex AI only)",
+    "model_selection_config": "provider='vertex' (Vertex AI only)",
+    "audio_timestamp": "provider='vertex' (Vertex AI only)",
+    "model_armor_config": "provider='vertex' (Vertex AI only)",
+    "generation_output_config": "provider='vertex' (Vertex AI only)",
+}
+_CONFIG_FIELDS = types.GenerateContentConfig.model_fields
+_BY_ALIAS = {info.alias: name for name, info in _CONFIG_FIELDS.items() if info.alias}
+#: wire names of the request-level fields (what the inline conversion moves back into the config)
+_REQUEST_WIRE_FIELDS = ("systemInstruction", *(str(_CONFIG_FIELDS[name].alias) for name in sorted(REQUEST_FIELDS)))
+
+#: create answers that prove no batch was created: safe to repeat
+REFUSED_STATUSES = frozenset({429})
+#: create answers after which the batch may or may not exist
+UNCLEAR_STATUSES = frozenset({408, 500, 502, 503, 504})
+#: after an unclear create failure, batches created this long before the call are candidates (clock skew)
+CREATE_LOOKBACK_SECONDS = 60.0
+_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError, TimeoutError, ConnectionError,
+)
+#: failures to connect at all: the request never reached the service
+_CONNECT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, httpx.ConnectError)
+_API_OR_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (errors.APIError, *_TRANSPORT_ERRORS)
+_NO_RETRY = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
+
+
+class GeminiBatchBackend:
+    """Batches through ``models/*:batchGenerateContent`` and the Files API with a ``genai.Client``
+    (its async surface, ``client.aio``).
+
+    Example::
+
+        client = genai.Client(api_key="...", http_options=types.HttpOptions(base_url="http://127.0.0.1:8787"))
+        backend = GeminiBatchBackend(client)
+
+    :param inline_max_bytes: send a chunk inline when its estimated create body is at most this many
+        bytes, else upload it as a file (0 always uploads)
+    :param create_retry_delays: seconds to wait before each new try of a create that failed
+        transiently (429, 5xx, timeout, lost connection)
+    """
+
+    name: ClassVar[str] = "gemini"
+    limits: ClassVar[BatchLimits] = BatchLimits(
+        max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES
+    )
+
+    def __init__(self, client: genai.Client, *, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
+                 create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
+        self.client = client
+        self.inline_max_bytes = inline_max_bytes
+        self.create_retry_delays = create_retry_delays
+        #: set once inline responses came back without their key: later chunks go as files
+        self.inline_unjoinable = False
+
+    # -- building ----------------------------------------------------------------------------------
+    def custom_id_for(self, key: str) -> str:
+        return key
+
+    def request_line(self, request: LLMRequest) -> dict[str, object]:
+        return {"key": request.custom_id, "request": self.request_body(request)}
+
+    def request_body(self, request: LLMRequest) -> dict[str, Any]:
+        """The ``GenerateContentRequest`` (wire JSON) of one request."""
+        if request.endpoint != Endpoint.CHAT:
+            raise InvalidInputError(f"Gemini batches here run generateContent, not {request.endpoint.value!r}; "
+                                    f"use endpoint='chat_completions'")
+        generation, request_fields = translate_params(_params_key(request.params))
+        body: dict[str, Any] = {
+            "model": model_path(request.model),
+            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
+        }
+        if request.system_prompt:
+            body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
+        config = dict(generation)
+        if request.response_schema is not None:
+            config.update(responseMimeType="application/json", responseJsonSchema=request.response_schema)
+        elif request.json_output:
+            config["responseMimeType"] = "application/json"
+        if config:
+            body["generationConfig"] = config
+        body.update(request_fields)
+        return body
+
+    # -- submitting --------------------------------------------------------------------------------
+    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
+        tag = tags.get("llm_batch_tag", "")
+        lines = None if self.inline_unjoinable else _read_if_small(open_chunk, self.inline_max_bytes)
+        if lines is not None and len(lines) != count:
+            raise LLMBatchError(f"chunk {tags.get('chunk')} holds {len(lines)} requests, expected {count}; "
+                                f"nothing was submitted")
+        src: list[dict[str, Any]] | str
+        if lines is not None and inline_body_size(lines) <= self.inline_max_bytes:
+            model, src, how = str(lines[0]["request"]["model"]), [inlined_request(line) for line in lines], "inline"
+        else:
+            model, src, how = _model_of_chunk(open_chunk), await self._upload(open_chunk, tag), "file"
+        name = await self._create(model, src, tag)
+        log.info("Created Gemini batch %s with %d requests (%s; intent %s)", name, count, how, tag)
+        return name
+
+    async def _upload(self, open_chunk: OpenChunk, tag: str) -> str:
+        """Upload the chunk with the Files API (resumable). A repeated upload costs nothing."""
+        config = types.UploadFileConfig(display_name=tag or None, mime_type=JSONL_MIME_TYPE)
+        try:
+            with open_chunk() as fh, _as_io_base(fh) as readable:
+                uploaded = await self.client.aio.files.upload(file=readable, config=config)
+        except errors.APIError as exc:
+            raise ProviderError(f"Gemini refused the upload of the chunk file ({_describe(exc)}); nothing was "
+                                f"submitted") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise ProviderError(f"cannot reach the Gemini endpoint to upload the chunk file "
+                                f"({type(exc).__name__}); nothing was submitted") from exc
+        if not uploaded.name:
+            raise ProviderError("the Gemini Files API returned no file name for the upload; nothing was submitted")
+        log.info("Uploaded chunk file %s (%s bytes) for intent %s", uploaded.name, uploaded.size_bytes, tag)
+        return uploaded.name
+
+    async def _create(self, model: str, src: Any, tag: str) -> str:
+        """Create the batch without blind retries (see the module docstring)."""
+        config = types.CreateBatchJobConfig(display_name=tag, http_options=_NO_RETRY)
+        started = time.time()
+        for delay in (*self.create_retry_delays, None):
+            try:
+                job = await self.client.aio.batches.create(model=model, src=src, config=config)
+                if not job.name:
+                    raise ProviderError("Gemini created a batch but returned no name; a retry of the task "
+                                        "re-attaches to it by its tag")
+                return job.name
+            except errors.APIError as exc:
+                retryable = exc.code in REFUSED_STATUSES or exc.code in UNCLEAR_STATUSES
+                if not retryable or delay is None:
+                    raise ProviderError(f"Gemini refused the batch ({_describe(exc)})") from exc
+                unclear, reason = exc.code in UNCLEAR_STATUSES, f"HTTP {exc.code}"
+            except _CONNECT_ERRORS as exc:  # no connection was made: nothing was created
+                if delay is None:
+                    raise ProviderError(f"cannot reach the Gemini endpoint ({type(exc).__name__}); nothing was "
+                                        f"submitted") from exc
+                unclear, reason = False, type(exc).__name__
+            except _TRANSPORT_ERRORS as exc:
+                if delay is None:
+                    raise ProviderError(f"cannot reach the Gemini endpoint ({type(exc).__name__}). The batch may "
+                                        f"exist: a retry of the task re-attaches to it by its tag") from exc
+                unclear, reason = True, type(exc).__name__
+            await asyncio.sleep(delay)
+            landed = await self._landed(tag, started) if unclear else None
+            if landed:
+                log.info("Batch create failed (%s) but batch %s carries the tag: using it", reason, landed)
+                return landed
+            log.warning("Batch create failed (%s); no batch carries the tag, trying again", reason)
+        raise AssertionError("unreachable")
+
+    async def _landed(self, tag: str, started: float) -> str | None:
+        """The batch an unclear create made, if one appeared under its tag."""
+        try:
+            found = await self.find(tag, started - CREATE_LOOKBACK_SECONDS)
+        except _API_OR_TRANSPORT_ERRORS as exc:
+            raise ProviderError(f"a batch create failed and checking whether it landed failed too "
+                                f"({type(exc).__name__}); a retry of the task re-attaches to it if it exists") from exc
+        if len(found) > 1:
+            raise ProviderError(f"a batch create failed and {len(found)} batches carry its tag ({found}); refusing "
+                                f"to guess or to create another")
+        return found[0] if found else None
+
+    async def find(self, tag: str, created_after: float, *, count: int | None = None,
+                   first_custom_id: str | None = None, exclude: Collection[str] = ()) -> list[str]:
+        """Batches whose ``displayName`` is ``tag`` (exact; the other hints are not needed), created
+        after ``created_after``. The list order is not documented, so every page is read."""
+        found: list[str] = []
+        pager = await self.client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100))
+        async for job in pager:
+            created = job.create_time.timestamp() if job.create_time else None
+            if (job.name and job.display_name == tag and job.name not in exclude
+                    and (created is None or created >= created_after)):
+                found.append(job.name)
+        log.info("Intent %s: %d batch(es) carry its tag: %s", tag, len(found), found)
+        return found
+
+    # -- watching ----------------------------------------------------------------------------------
+    async def progress(self, batch_id: str) -> BatchProgress:
+        document = await self._document(batch_id)
+        metadata = document.get("metadata") or {}
+        status = str(metadata.get("state") or ("BATCH_STATE_SUCCEEDED" if document.get("done") else ""))
+        state = STATES.get(status, BatchState.RUNNING)
+        stats = metadata.get("batchStats") or {}
+        total, completed, failed = (_int(stats.get(name)) for name in
+                                    ("requestCount", "successfulRequestCount", "failedRequestCount"))
+        if not stats and state.is_terminal:
+            items = _inline_items(output_of(document))
+            total = len(items)
+            failed = sum(1 for item in items if not isinstance(item, dict) or "response" not in item)
+            completed = total - failed
+        batch_errors: tuple[dict[str, Any], ...] = ()
+        if state == BatchState.FAILED and isinstance(document.get("error"), dict):
+            code, message = error_code_and_message(document["error"])
+            batch_errors = ({"code": code, "message": message},)
+        return BatchProgress(batch_id=batch_id, state=state, provider_status=status, total=total,
+                             completed=completed, failed=failed, errors=batch_errors)
+
+    async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
+        output = output_of(await self._document(batch_id))
+        unjoinable = 0
+        for item in _inline_items(output):
+            metadata = item.get("metadata") if isinstance(item, dict) else None
+            key = metadata.get("key") if isinstance(metadata, dict) else None
+            if key is None:
+                unjoinable += 1
+                continue
+            yield decode_answer(str(key), item)
+        if unjoinable:
+            self.inline_unjoinable = True
+            log.warning("Batch %s: %d inline response(s) came back without their metadata key "
+                        "(python-genai#2008); they cannot be joined and their rows will be sent again as a "
+                        "file", batch_id, unjoinable)
+        responses_file = output.get("responsesFile")
+        if isinstance(responses_file, str) and responses_file:
+            async for answer in self._file_answers(batch_id, responses_file):
+                yield answer
+
+    async def _file_answers(self, batch_id: str, file_name: str) -> AsyncGenerator[RawResult, None]:
+        """Stream the responses file: downloaded to a temporary file, read line by line."""
+        folder = tempfile.mkdtemp(prefix="llm-batch-gemini-")
+        path = os.path.join(folder, "responses.jsonl")
+        broken = keyless = 0
+        try:
+            await self.client.aio.files.download(file=file_name, destination=path)
+            with open(path, "rb") as fh:  # noqa: ASYNC230  # a local temporary file, read on a worker
+                for line in fh:
+                    if not line.strip():
+                        continue
+                    try:
+                        document = json.loads(line)
+                    except json.JSONDecodeError:
+                        broken += 1  # its row gets no answer: it ends as missing_result (retryable)
+                        continue
+                    key = document.get("key") if isinstance(document, dict) else None
+                    if key is None:
+                        keyless += 1
+                        continue
+                    yield decode_answer(str(key), document)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if broken or keyless:
+            log.warning("Skipped %d unreadable and %d keyless line(s) in %s of batch %s", broken, keyless,
+                        file_name, batch_id)
+
+    async def _document(self, batch_id: str) -> dict[str, Any]:
+        """The batch (a long-running operation) as the service sends it."""
+        if not batch_id.startswith("batches/"):
+            raise ProviderError(f"{batch_id!r} is not a Gemini batch name (batches/...)")
+        try:
+            found = await self.client.aio.operations.get(
+                cast(Any, _RawOperation(batch_id)),  # any object with name + from_api_response
+            )
+        except errors.APIError as exc:
+            raise _status_error(exc, f"cannot read batch {batch_id}") from exc
+        return cast(_RawOperation, found).document
+
+    async def cancel(self, batch_id: str) -> None:
+        try:
+            await self.client.aio.batches.cancel(name=batch_id)
+        except errors.APIError as exc:  # already ended, or unknown: nothing left to stop
+            log.info("Cancel of batch %s not applied (%s)", batch_id, exc.code)
+
+    async def aclose(self) -> None:
+        await self.client.aio.aclose()
+        self.client.close()
+
+
+class _RawOperation:
+    """What ``client.aio.operations.get`` needs (``name``, ``from_api_response``), keeping the JSON whole."""
+
+    def __init__(self, name: str, document: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.document = document or {}
+
+    @classmethod
+    def from_api_response(cls, api_response: Any, is_vertex_ai: bool = False) -> _RawOperation:
+        document = api_response if isinstance(api_response, dict) else {}
+        return cls(str(document.get("name", "")), document)
+
+
+# -- translation helpers ---------------------------------------------------------------------------
+def model_path(model: str) -> str:
+    """``models/<name>`` (tuned models keep their ``tunedModels/`` path)."""
+    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
+
+
+def _params_key(params: dict[str, Any]) -> str:
+    try:
+        return json.dumps(params, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"request_params must be JSON values: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=64)
+def translate_params(params_json: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Request params (JSON text) -> (``generationConfig`` fields, request-level fields), wire names.
+
+    Checked against google-genai's ``GenerateContentConfig``: unknown names and bad values are an
+    InvalidInputError before anything is paid. Cached: every row of a task has the same params.
+    """
+    snake: dict[str, Any] = {}
+    for raw_name, value in json.loads(params_json).items():
+        name = PARAM_ALIASES.get(raw_name, _BY_ALIAS.get(raw_name, raw_name))
+        if name in REFUSED_PARAMS:
+            raise InvalidInputError(f"request_params: {raw_name!r} is not accepted here; use {REFUSED_PARAMS[name]}")
+        if name not in GENERATION_FIELDS and name not in REQUEST_FIELDS:
+            known = sorted(GENERATION_FIELDS | REQUEST_FIELDS | set(PARAM_ALIASES))
+            raise InvalidInputError(f"request_params: {raw_name!r} is not a Gemini generateContent parameter; "
+                                    f"known: {known}")
+        if name == "stop_sequences" and isinstance(value, str):
+            value = [value]
+        if name in snake:
+            raise InvalidInputError(f"request_params: {raw_name!r} repeats {name!r}")
+        snake[name] = value
+    try:
+        types.GenerateContentConfig.model_validate(snake)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidInputError(f"request_params are not valid Gemini parameters: {problems}") from exc
+    generation = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in GENERATION_FIELDS}
+    request_level = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in REQUEST_FIELDS}
+    return generation, request_level
+
+
+def inlined_request(line: dict[str, Any]) -> dict[str, Any]:
+    """A chunk line ``{"key", "request"}`` -> google-genai's ``InlinedRequest`` (as a dict), which the
+    SDK turns back into the same wire request, with ``metadata: {"key": ...}`` to join the answer."""
+    request = line["request"]
+    config = dict(request.get("generationConfig") or {})
+    config.update({name: request[name] for name in _REQUEST_WIRE_FIELDS if name in request})
+    inlined: dict[str, Any] = {"model": request.get("model"), "contents": request["contents"],
+                               "metadata": {"key": str(line["key"])}}
+    if config:
+        inlined["config"] = config
+    return inlined
+
+
+def inline_body_size(lines: list[dict[str, Any]]) -> int:
+    """The create body's size as google-genai serializes it (``json.dumps`` defaults: spaces after
+    separators, non-ASCII escaped), with the metadata that carries each key."""
+    items = (json.dumps({"request": line["request"], "metadata": {"key": str(line["key"])}}) for line in lines)
+    return 256 + sum(len(item) + 2 for item in items)
+
+
+def _read_if_small(open_chunk: OpenChunk, max_bytes: int) -> list[dict[str, Any]] | None:
+    """The chunk's lines, or None as soon as its bytes pass ``max_bytes`` (it will go as a file)."""
+    lines: list[dict[str, Any]] = []
+    size = 0
+    with open_chunk() as fh:
+        for raw in fh:
+            size += len(raw)
+            if size > max_bytes:
+                return None
+            if raw.strip():
+                lines.append(json.loads(raw))
+    return lines
+
+
+def _model_of_chunk(open_chunk: OpenChunk) -> str:
+    with open_chunk() as fh:
+        first = fh.readline()
+    return str(json.loads(first)["request"]["model"])
+
+
+@contextlib.contextmanager
+def _as_io_base(handle: IO[bytes]) -> Iterator[io.IOBase]:
+    """The handle itself when google-genai can stream it (an ``io.IOBase`` in binary mode), else a
+    temporary copy on disk."""
+    if isinstance(handle, io.IOBase) and "b" in str(getattr(handle, "mode", "b")):
+        yield handle
+        return
+    with tempfile.TemporaryFile(prefix="llm-batch-gemini-") as copy:
+        shutil.copyfileobj(handle, copy)
+        copy.seek(0)
+        yield cast(io.IOBase, copy)
+
+
+# -- decoding helpers ------------------------------------------------------------------------------
+def output_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The batch output (``inlinedResponses`` or ``responsesFile``), wherever the operation carries it."""
+    metadata = document.get("metadata") or {}
+    response = document.get("response") or {}
+    for candidate in (metadata.get("output"), response.get("output"), response):
+        if isinstance(candidate, dict) and ("inlinedResponses" in candidate or "responsesFile" in candidate):
+            return candidate
+    return {}
+
+
+def _inline_items(output: dict[str, Any]) -> list[Any]:
+    inline = output.get("inlinedResponses")
+    if isinstance(inline, dict):
+        inline = inline.get("inlinedResponses")
+    return inline if isinstance(inline, list) else []
+
+
+def _int(value: Any) -> int:
+    """An int64 from protobuf JSON (sent as a string)."""
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def error_code_and_message(error: dict[str, Any]) -> tuple[str, str]:
+    """A ``google.rpc.Status`` (numeric gRPC code, HTTP code, or status name) -> neutral code, message."""
+    raw = error.get("code")
+    status = error.get("status")
+    number = raw if isinstance(raw, int) else STATUS_NUMBERS.get(str(status or raw or "").upper())
+    if number is None and isinstance(raw, str) and raw.isdigit():
+        number = int(raw)
+    code = ERROR_CODES.get(number, f"error_{number}") if number is not None else "error"
+    return code, str(error.get("message") or status or "")
+
+
+def decode_answer(custom_id: str, item: dict[str, Any]) -> RawResult:
+    """One inline response or output line (``response`` or ``error``) -> RawResult."""
+    response = item.get("response")
+    if not isinstance(response, dict):
+        error = item.get("error") or item.get("status")
+        code, message = error_code_and_message(error) if isinstance(error, dict) else ("missing_result", "")
+        return RawResult(custom_id, ok=False, error_code=code, error_message=message or "no response for this row")
+    usage = _usage(response.get("usageMetadata") or {})
+    model = response.get("modelVersion")
+    candidates = response.get("candidates") or []
+    if not candidates:
+        blocked = (response.get("promptFeedback") or {}).get("blockReason")
+        return RawResult(custom_id, ok=False, model=model, usage=usage, error_code="refusal" if blocked else
+                         "missing_result", error_message=f"the prompt was blocked ({blocked})" if blocked else
+                         "the response holds no candidate")
+    candidate = candidates[0]
+    parts = (candidate.get("content") or {}).get("parts") or []
+    text = "".join(part["text"] for part in parts
+                   if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"))
+    finish = str(candidate.get("finishReason") or "") or None
+    if finish in REFUSED_FINISH:
+        return RawResult(custom_id, ok=False, text=text or None, model=model, usage=usage, error_code="refusal",
+                         error_message=f"the answer was withheld (finishReason {finish})", finish_reason=finish)
+    return RawResult(custom_id, ok=True, text=text, model=model, usage=usage,
+                     finish_reason=FINISH_REASONS.get(finish, finish.lower()) if finish else None)
+
+
+def _usage(metadata: dict[str, Any]) -> Usage:
+    """Thinking tokens are billed as output; cached prompt tokens are part of ``promptTokenCount``."""
+    return Usage(
+        _int(metadata.get("promptTokenCount")) + _int(metadata.get("toolUsePromptTokenCount")),
+        _int(metadata.get("candidatesTokenCount")) + _int(metadata.get("thoughtsTokenCount")),
+        _int(metadata.get("cachedContentTokenCount")),
+    )
+
+
+def _describe(exc: errors.APIError) -> str:
+    return f"{exc.code} {exc.status or ''}: {exc.message or ''}".strip()
+
+
+def _status_error(exc: errors.APIError, action: str) -> ProviderError:
+    """A ProviderError carrying the HTTP status as ``status_code`` (the trigger stops on 4xx it cannot fix)."""
+    return ProviderError(f"{action} ({_describe(exc)})", status_code=exc.code)

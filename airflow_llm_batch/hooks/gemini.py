@@ -1,0 +1,79 @@
+"""Gemini Developer API connection -> ``genai.Client`` -> Gemini batch backend."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+from airflow.sdk.definitions.connection import Connection
+from google import genai
+from google.genai import types
+
+from airflow_llm_batch.backends.gemini import DEFAULT_INLINE_MAX_BYTES, GeminiBatchBackend
+from airflow_llm_batch.hooks.base import LLMBatchHook
+
+_VERSION_SUFFIX = re.compile(r"/(v\d+(?:alpha|beta)?\d*)$")
+
+
+class GeminiBatchHook(LLMBatchHook):
+    """Connection type ``gemini``: the Gemini Developer API (an API key; not Vertex AI).
+
+    password = API key; host = base URL (e.g. ``http://127.0.0.1:8787`` for the emulator; empty for
+    generativelanguage.googleapis.com; a trailing ``/v1beta`` or ``/v1`` sets the API version).
+    extra: ``api_version`` (``v1beta`` or ``v1``; default: google-genai's), ``timeout`` (seconds),
+    ``headers`` (extra HTTP headers), ``inline_max_bytes`` (chunks whose create body is larger are
+    uploaded as files; 0 always uploads).
+
+    The key is read from the connection each time a client is built (on the worker, and in the
+    triggerer from ``conn_id``): it never travels in trigger kwargs or XCom.
+
+    Example: ``GeminiBatchHook("gemini_default").get_backend()``
+    """
+
+    provider: ClassVar[str] = "gemini"
+    conn_name_attr = "conn_id"
+    default_conn_name = "gemini_default"
+    conn_type = "gemini"
+    hook_name = "Gemini (Developer API)"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["schema", "port", "login"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {"host": "https://generativelanguage.googleapis.com (leave empty for the default)",
+                             "extra": '{"api_version": "v1beta", "timeout": 600, "inline_max_bytes": 20000000}'},
+        }
+
+    @staticmethod
+    def client_kwargs(conn: Connection) -> dict[str, Any]:
+        """One place that turns a connection into client arguments, so sync and async cannot drift."""
+        extra = conn.extra_dejson
+        api_key = conn.password or extra.get("api_key")
+        if not api_key:
+            raise ValueError(f"connection {conn.conn_id!r} has no API key: set its password")
+        options: dict[str, Any] = {}
+        api_version = extra.get("api_version")
+        if conn.host:
+            base_url = conn.host if "://" in conn.host else f"https://{conn.host}"
+            base_url = base_url.rstrip("/")
+            suffix = _VERSION_SUFFIX.search(base_url)
+            if suffix:
+                api_version = api_version or suffix.group(1)
+                base_url = base_url[: suffix.start()]
+            options["base_url"] = base_url
+        if api_version:
+            options["api_version"] = str(api_version)
+        if extra.get("timeout"):
+            options["timeout"] = int(float(extra["timeout"]) * 1000)  # google-genai takes milliseconds
+        if extra.get("headers"):
+            options["headers"] = {str(k): str(v) for k, v in dict(extra["headers"]).items()}
+        return {"api_key": api_key, "vertexai": False, "http_options": types.HttpOptions(**options)}
+
+    def backend_from_connection(self, conn: Connection) -> GeminiBatchBackend:
+        inline = conn.extra_dejson.get("inline_max_bytes")
+        return GeminiBatchBackend(genai.Client(**self.client_kwargs(conn)),
+                                  inline_max_bytes=DEFAULT_INLINE_MAX_BYTES if inline is None else int(inline))
+
+    def get_sync_client(self) -> genai.Client:
+        return genai.Client(**self.client_kwargs(self.get_connection(self.conn_id)))
