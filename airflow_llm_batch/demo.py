@@ -12,6 +12,7 @@ import json
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 SUBJECTS = ["Charged twice for order", "App crashes on login", "Cannot reset my password",
             "Please add dark mode", "Where is my parcel?", "Refund not received", "Export to CSV broken"]
@@ -71,7 +72,7 @@ def run_demo(rows: int, home: str) -> int:
     return 0 if ok else 1
 
 
-def _summary(dag_run: object) -> dict | None:
+def _summary(dag_run: object) -> dict[str, Any] | None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 

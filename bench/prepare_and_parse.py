@@ -282,9 +282,9 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from collections import Counter
 
     from airflow_llm_batch.backends.openai import decode_output_line
+    from airflow_llm_batch.pipeline.answered import write_results
     from airflow_llm_batch.pipeline.join import join_results, read_key_index
     from airflow_llm_batch.pipeline.parsing import OutputParser
-    from airflow_llm_batch.pipeline.answered import write_results
     from airflow_llm_batch.pipeline.types import RawResult
 
     chunks = json.loads((folder / "bench_chunks.json").read_text())

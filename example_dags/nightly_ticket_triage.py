@@ -11,9 +11,8 @@ import os
 from datetime import datetime, timedelta
 from enum import Enum
 
-from pydantic import BaseModel, Field
-
 from airflow.sdk import DAG
+from pydantic import BaseModel, Field
 
 from airflow_llm_batch.operators import LLMBatchOperator
 

@@ -12,7 +12,6 @@ extra `project`) or Application Default Credentials reach BigQuery. Set the two 
 from __future__ import annotations
 
 import os
-
 from datetime import datetime, timedelta
 from enum import Enum
 
