@@ -26,7 +26,8 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [{"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.triggers.batch"]}],
         "hooks": [{"integration-name": "LLM Batch", "python-modules": [
             "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai",
-            "airflow_llm_batch.hooks.anthropic", "airflow_llm_batch.hooks.gemini"]}],
+            "airflow_llm_batch.hooks.anthropic", "airflow_llm_batch.hooks.gemini",
+            "airflow_llm_batch.hooks.vertex"]}],
         "task-decorators": [
             {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
         ],

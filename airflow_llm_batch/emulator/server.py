@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import anthropic_api, gemini_api, openai_api
+from . import anthropic_api, gemini_api, openai_api, vertex_api
 from .config import EmulatorConfig
 from .faults import Fault, FaultPlan
 from .state import ApiError, Clock, EmulatorState, ProviderStats
@@ -65,6 +65,8 @@ PROVIDERS: tuple[Provider, ...] = (
         anthropic_api.error_body,
         anthropic_api.transient_error,
     ),
+    Provider("vertex", vertex_api.PATH_PREFIXES, vertex_api.add_routes, vertex_api.error_body,
+             vertex_api.transient_error),
     Provider("gemini", gemini_api.PATH_PREFIXES, gemini_api.add_routes, gemini_api.error_body,
              gemini_api.transient_error),
     Provider(

@@ -52,11 +52,16 @@ BACKEND_CASES = [
 # cases living in their own modules import BackendCase from here, so they are added after it exists
 from tests.contract.case_gemini import GEMINI_CASE  # noqa: E402
 
-BACKEND_CASES.append(GEMINI_CASE)
+from tests.contract.case_vertex import VERTEX_CASE, vertex_contract_storage  # noqa: E402,F401
+from tests.gcp.fixtures import gcs_emulator  # noqa: E402,F401
+
+BACKEND_CASES += [GEMINI_CASE, VERTEX_CASE]
 
 
 @pytest.fixture(params=BACKEND_CASES, ids=str)
 def case(request: pytest.FixtureRequest) -> BackendCase:
+    for name in getattr(request.param, "fixtures", ()):  # e.g. Vertex needs the GCS emulator
+        request.getfixturevalue(name)
     return request.param  # type: ignore[no-any-return]
 
 
