@@ -1,6 +1,10 @@
-"""A local server that speaks the OpenAI and Anthropic batch APIs, for offline, free tests.
+"""A local server that speaks the OpenAI (and Azure OpenAI), Anthropic, Gemini Developer API and
+Vertex AI batch APIs, for offline, free tests.
 
-The official ``openai`` and ``anthropic`` SDKs talk to it unchanged::
+The official ``openai``, ``anthropic``, ``google-genai`` and ``google-cloud-aiplatform`` SDKs talk to
+it unchanged (Gemini: ``genai.Client(api_key=..., http_options=HttpOptions(base_url=emu.url))``;
+Vertex jobs read their input from and write their output to the GCS/BigQuery emulators set with
+``POST /_emulator/vertex/storage`` or ``STORAGE_EMULATOR_HOST`` / ``BIGQUERY_EMULATOR_HOST``)::
 
     from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 
