@@ -151,7 +151,7 @@ def test_bigquery_rows_staged_in_bigquery_answers_landed_in_gcs(
 
 def test_gcs_staging_bigquery_output_failed_rows_keep_their_reasons(
         tmp_path: Path, vertex_emulators: dict[str, Emulator], connect: Any, bq_emulator: LocalBigQuery,
-        dataset: str, bucket: str) -> None:
+        gcs_emulator: LocalGcs, dataset: str, bucket: str) -> None:
     emu = vertex_emulators["fast"]
     prefix = f"q{uuid.uuid4().hex[:6]}"
     rows = products(1200, prefix)
@@ -163,9 +163,12 @@ def test_gcs_staging_bigquery_output_failed_rows_keep_their_reasons(
         elif row["product_id"] in transient:
             row["name"] += " [[emulator:error:server_error]]"
     conn_id = connect(emu, staging=f"gs://{bucket}/staging", output=f"bq://{dataset}")
+    # the rows themselves live in GCS too (read through google-cloud-storage, streamed)
+    gcs_emulator.client().bucket(bucket).blob("input/rows.jsonl").upload_from_string(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     before = vertex_stats(emu)
-    dag_run = run_dag("llmb_vertex", {"rows": write_rows(tmp_path / "rows.jsonl", rows), "conn_id": conn_id,
-                                      "destination": f"bq://{dataset}.descriptions",
+    dag_run = run_dag("llmb_vertex", {"rows": f"gs://{bucket}/input/rows.jsonl?conn_id={conn_id}",
+                                      "conn_id": conn_id, "destination": f"bq://{dataset}.descriptions",
                                       "workspace": f"file://{tmp_path}/ws"})
     after = vertex_stats(emu)
     assert task_states(dag_run) == {"describe": "success"}
