@@ -165,6 +165,7 @@ class LLMBatchOperator(RequestOptions):
             if self.deferrable:
                 self.defer(
                     trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
+                                            provider_options=access.options,
                                             batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
                                             timeout_at=deadline, return_on_first_end=waiting),
                     method_name="execute_complete",
@@ -239,7 +240,7 @@ class LLMBatchOperator(RequestOptions):
 
     def _provider_access(self) -> ProviderAccess:
         if self._access is None:
-            self._access = ProviderAccess.resolve(self.provider, self.conn_id)
+            self._access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
         return self._access
 
     def _load(self, run: BatchRun) -> Manifest:

@@ -10,6 +10,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
+from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
@@ -65,6 +66,9 @@ class RequestOptions(BaseOperator):
         ``{"openai": {"my-ft-model": {"input": 0.3, "output": 1.2}}}``
     :param expected_output_tokens: expected answer size per row, for the estimate
     :param dry_run: render, validate and estimate only; nothing is submitted
+    :param provider_options: this task's overrides of the connection's extras, e.g.
+        ``{"vertex_staging_uri": "gs://bucket/staging", "vertex_location": "europe-west4"}`` or
+        ``{"inline_max_bytes": 0}``; never secrets (refused: they would be stored with the trigger)
     """
 
     template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id")
@@ -92,6 +96,7 @@ class RequestOptions(BaseOperator):
         prices: dict[str, dict[str, dict[str, float]]] | None = None,
         expected_output_tokens: int = 256,
         dry_run: bool = False,
+        provider_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -114,6 +119,7 @@ class RequestOptions(BaseOperator):
         self.max_cost_usd = max_cost_usd
         self.prices = prices
         self.expected_output_tokens = expected_output_tokens
+        self.provider_options = check_options(provider_options)
         # stored under another name: BaseOperator.dry_run() is a method Airflow calls
         self.estimate_only = dry_run
         OutputParser(response_format)  # fail at DAG parse time on a bad response_format

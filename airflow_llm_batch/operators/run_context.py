@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.exceptions import BatchTimeoutError, ProviderError, TooManyFailuresError
 from airflow_llm_batch.hooks import LLMBatchHook, hook_class
+from airflow_llm_batch.hooks.options import check_options, with_options
 from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_usd
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -68,10 +69,14 @@ class ProviderAccess:
     hook: LLMBatchHook
     conn: Connection
 
+    options: dict[str, Any] = field(default_factory=dict)
+
     @classmethod
-    def resolve(cls, provider: str, conn_id: str | None) -> ProviderAccess:
+    def resolve(cls, provider: str, conn_id: str | None, options: Mapping[str, Any] | None = None) -> ProviderAccess:
+        """``options`` override the connection's extras for this task (see hooks/options.py)."""
         hook = hook_class(provider)(conn_id)
-        return cls(provider, hook.conn_id, hook, hook.get_connection(hook.conn_id))
+        checked = check_options(options)
+        return cls(provider, hook.conn_id, hook, with_options(hook.get_connection(hook.conn_id), checked), checked)
 
     def run(self, folder: ObjectStoragePath, tags: dict[str, str], work: Callable[[BatchRun], Awaitable[T]],
             **options: Any) -> T:

@@ -36,7 +36,7 @@ class SubmitLLMBatchOperator(RequestOptions):
     """
 
     def execute(self, context: Any) -> dict[str, Any]:
-        access = ProviderAccess.resolve(self.provider, self.conn_id)
+        access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
         folder, tags = run_folder(self.workspace, context), run_tags(context)
         manifest = self.prepare_manifest(access.offline_run(folder, tags), context)
         access.run(folder, tags, lambda run: run.submit(manifest))
@@ -44,7 +44,8 @@ class SubmitLLMBatchOperator(RequestOptions):
 
 
 def make_handle(access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest) -> dict[str, Any]:
-    return {"provider": access.provider, "conn_id": access.conn_id, "folder": str(folder), "tags": tags,
+    return {"provider": access.provider, "conn_id": access.conn_id, "provider_options": access.options,
+            "folder": str(folder), "tags": tags,
             "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows}
 
 
@@ -61,7 +62,7 @@ class HandleUser(BaseOperator):
         handle = self.handle
         if not isinstance(handle, dict) or "folder" not in handle:
             raise ValueError(f"handle must be the return value of SubmitLLMBatchOperator, got {handle!r}")
-        access = ProviderAccess.resolve(handle["provider"], handle["conn_id"])
+        access = ProviderAccess.resolve(handle["provider"], handle["conn_id"], handle.get("provider_options"))
         folder, tags = to_path(handle["folder"]), dict(handle["tags"])
         manifest = BatchRun(folder, access.hook.backend_from_connection(access.conn), tags=tags).store.load()
         if manifest is None:

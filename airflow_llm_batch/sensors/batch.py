@@ -48,6 +48,7 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
         access, _, _, manifest = self.open_run()
         self.defer(
             trigger=LLMBatchTrigger(provider=access.provider, conn_id=access.conn_id,
+                                    provider_options=access.options,
                                     batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
                                     timeout_at=timeout_at(self.wait_timeout, time.time())),
             method_name="execute_complete",

@@ -42,6 +42,7 @@ class LLMBatchTrigger(BaseTrigger):
         timeout_at: float | None = None,
         max_consecutive_errors: int = 5,
         return_on_first_end: bool = False,
+        provider_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.provider = provider
@@ -51,6 +52,7 @@ class LLMBatchTrigger(BaseTrigger):
         self.timeout_at = timeout_at
         self.max_consecutive_errors = max_consecutive_errors
         self.return_on_first_end = return_on_first_end
+        self.provider_options = dict(provider_options or {})  # non-secret (checked by the operator)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -63,12 +65,13 @@ class LLMBatchTrigger(BaseTrigger):
                 "timeout_at": self.timeout_at,
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "return_on_first_end": self.return_on_first_end,
+                "provider_options": self.provider_options,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with shared_backend(self.provider, self.conn_id) as backend:
+            async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
                 event = await self._watch(backend)
         except Exception as exc:  # building the client failed: bad connection, missing SDK
             event = WaitEvent(WaitOutcome.ERROR, message=f"cannot poll: {type(exc).__name__}: {exc}")

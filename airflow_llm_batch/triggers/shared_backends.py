@@ -8,34 +8,38 @@ thread, so its event loop never stalls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Any
 
 from airflow_llm_batch.hooks import hook_class
+from airflow_llm_batch.hooks.options import with_options
 from airflow_llm_batch.pipeline.backend import BatchBackend
 
-Slot = tuple[str, str, int]
+Slot = tuple[str, str, str, int]
 _SHARED: dict[Slot, tuple[BatchBackend, int]] = {}
 _LOCKS: dict[int, asyncio.Lock] = {}
 
 
-async def _build(provider: str, conn_id: str) -> BatchBackend:
+async def _build(provider: str, conn_id: str, options: Mapping[str, Any] | None = None) -> BatchBackend:
     hook = (await asyncio.to_thread(hook_class, provider))(conn_id)
-    conn = await hook.aget_connection(hook.conn_id)
+    conn = with_options(await hook.aget_connection(hook.conn_id), options)
     return await asyncio.to_thread(hook.backend_from_connection, conn)
 
 
 @asynccontextmanager
-async def shared_backend(provider: str, conn_id: str) -> AsyncIterator[BatchBackend]:
+async def shared_backend(provider: str, conn_id: str,
+                         options: Mapping[str, Any] | None = None) -> AsyncIterator[BatchBackend]:
     loop_id = id(asyncio.get_running_loop())
-    slot = (provider, conn_id, loop_id)
+    slot = (provider, conn_id, json.dumps(options or {}, sort_keys=True), loop_id)
     lock = _LOCKS.setdefault(loop_id, asyncio.Lock())
     async with lock:  # two triggers starting together must not build two clients
         if slot in _SHARED:
             backend, users = _SHARED[slot]
             _SHARED[slot] = (backend, users + 1)
         else:
-            backend = await _build(provider, conn_id)
+            backend = await _build(provider, conn_id, options)
             _SHARED[slot] = (backend, 1)
     try:
         yield backend

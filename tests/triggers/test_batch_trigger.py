@@ -114,8 +114,8 @@ async def test_triggers_on_one_connection_share_one_client(client: OpenAI) -> No
     seen: list[int] = []
     original = shared_backends._build
 
-    async def counting_build(provider: str, conn_id: str) -> object:
-        backend = await original(provider, conn_id)
+    async def counting_build(provider: str, conn_id: str, options: object = None) -> object:
+        backend = await original(provider, conn_id, options)  # type: ignore[arg-type]
         seen.append(id(backend))
         return backend
 
