@@ -24,7 +24,7 @@ demo: install
 demo-bigquery: install
 	$(PY) -m airflow_llm_batch.demo_bigquery
 
-test: install
+test: install lint
 	$(PY) -m pytest
 
 bench: install

@@ -51,7 +51,6 @@ BACKEND_CASES = [
 
 # cases living in their own modules import BackendCase from here, so they are added after it exists
 from tests.contract.case_gemini import GEMINI_CASE  # noqa: E402
-
 from tests.contract.case_vertex import VERTEX_CASE, vertex_contract_storage  # noqa: E402,F401
 from tests.gcp.fixtures import gcs_emulator  # noqa: E402,F401
 
