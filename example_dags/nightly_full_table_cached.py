@@ -5,7 +5,8 @@ request cache (on by default) answers every review whose request (model, prompt,
 schema) was answered before, so the second night over 10,000 reviews with 500 edited sends 500
 requests; the summary's `cost.cached_saving_usd` shows the money not spent. `max_cost_usd` stops
 the run before anything is paid if, say, someone changed the prompt (every fingerprint changes and
-the estimate jumps), and `cache_ttl` re-asks answers older than 30 days.
+the estimate jumps), and `cache_ttl` re-asks answers older than 30 days. The Parquet destination
+needs pyarrow (`pip install "airflow-llm-batch[parquet]"`).
 """
 
 from __future__ import annotations
