@@ -20,6 +20,7 @@ from airflow_llm_batch.operators.run_context import (
     run_folder,
     run_tags,
 )
+from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import ResponseFormat
 from airflow_llm_batch.pipeline.policy import RetryPolicy
@@ -38,15 +39,27 @@ class SubmitLLMBatchOperator(RequestOptions):
     def execute(self, context: Any) -> dict[str, Any]:
         access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
         folder, tags = run_folder(self.workspace, context), run_tags(context)
-        manifest = self.prepare_manifest(access.offline_run(folder, tags), context)
+        cache = self.answer_cache()
+        manifest = self.prepare_manifest(access.offline_run(folder, tags, cache=cache), context)
         access.run(folder, tags, lambda run: run.submit(manifest))
-        return make_handle(access, folder, tags, manifest)
+        return make_handle(access, folder, tags, manifest, cache)
 
 
-def make_handle(access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest) -> dict[str, Any]:
+def make_handle(access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest,
+                cache: AnswerCache | None = None) -> dict[str, Any]:
+    """What the sensor and the results task need: ids, places and settings, never secrets."""
+    cache_info = None if cache is None else {"root": str(cache.root), "mode": cache.mode.value,
+                                             "ttl": cache.ttl_seconds}
     return {"provider": access.provider, "conn_id": access.conn_id, "provider_options": access.options,
-            "folder": str(folder), "tags": tags,
+            "folder": str(folder), "tags": tags, "cache": cache_info,
             "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows}
+
+
+def cache_from_handle(handle: dict[str, Any]) -> AnswerCache | None:
+    info = handle.get("cache")
+    if not info:
+        return None
+    return AnswerCache(to_path(info["root"]), mode=CacheMode.parse(info["mode"]), ttl_seconds=info.get("ttl"))
 
 
 class HandleUser(BaseOperator):
@@ -94,10 +107,12 @@ class LLMBatchResultsOperator(HandleUser):
             if manifest.open_batch_ids:
                 raise RuntimeError(f"batches {manifest.open_batch_ids} have not ended; put LLMBatchSensor "
                                    f"upstream of this task")
-            await run.collect(manifest, parser_for(self.response_format))
+            parser = parser_for(self.response_format)
+            await run.collect(manifest, parser)
+            run.finalize(manifest, parser)  # rows answered from the cache or by a repeated request
 
         # the split form does not resubmit: every row is final after one attempt
-        access.run(folder, tags, _collect, policy=RetryPolicy(max_attempts=1))
+        access.run(folder, tags, _collect, policy=RetryPolicy(max_attempts=1), cache=cache_from_handle(self.handle))
         landing = landing_context(context, parser_for(self.response_format), access.provider, manifest.model)
         return land(access.offline_run(folder, tags), manifest, landing=landing, destination=self.destination,
                     provider=access.provider, min_success_rate=self.min_success_rate)

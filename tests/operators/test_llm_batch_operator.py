@@ -97,3 +97,18 @@ def test_sync_mode_returns_results_through_xcom(tmp_path: Path) -> None:
     summary = xcom(dag_run, "batch")
     assert summary["destination"] is None and len(summary["results"]) == 40
     assert {r["key"]: r["output"] for r in summary["results"]}["r00007"] == "payload 7 {{ 1 + 7 }}"
+
+
+def test_split_form_second_run_is_answered_from_the_cache(tmp_path: Path, emulator: Any) -> None:
+    rows = write_rows(tmp_path / "rows.jsonl", 300)
+    conf = {"rows": f"file://{rows}", "workspace": f"file://{tmp_path}/ws"}
+    first = run_dag("llmb_split", {**conf, "destination": f"file://{tmp_path}/a.jsonl"})
+    assert task_states(first) == {"submit": "success", "wait": "success", "land": "success"}
+    before = sum(emulator.stats()["openai"]["requests_by_custom_id"].values())
+    second = run_dag("llmb_split", {**conf, "destination": f"file://{tmp_path}/b.jsonl"})
+    assert task_states(second) == {"submit": "success", "wait": "success", "land": "success"}
+    assert sum(emulator.stats()["openai"]["requests_by_custom_id"].values()) == before  # nothing sent
+    assert xcom(second, "submit")["batch_ids"] == []
+    landed = read_jsonl(tmp_path / "b.jsonl")
+    assert len(landed) == 300 and all(r["cached"] for r in landed)
+    assert {r["key"]: r["output"] for r in landed} == {r["key"]: r["output"] for r in read_jsonl(tmp_path / "a.jsonl")}
