@@ -302,6 +302,21 @@ class AirflowStandalone:
             raise RuntimeError(f"triggering {dag_id}: HTTP {status}: {body}")
         return dict(body)
 
+    def run_when_ready(self, dag_id: str, run_id: str, tmp_path: Path, rows: int, t0: float) -> Path:
+        """Write the rows, wait for a healthy standalone and the parsed DAG, trigger the run; return
+        where the results will land."""
+        rows_file = write_rows(tmp_path / "rows.jsonl", rows)
+        dest = tmp_path / "out" / "results.jsonl"
+        conf = {"rows": f"file://{rows_file}", "destination": f"file://{dest}",
+                "workspace": f"file://{tmp_path}/ws"}
+        self.wait_healthy(timeout=240)
+        log("standalone healthy", t0)
+        self.wait_dag(dag_id, timeout=120)
+        log("DAG parsed", t0)
+        self.trigger(dag_id, run_id, conf)
+        log("run triggered", t0)
+        return dest
+
     def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
         return dict(self.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}"))
 

@@ -19,7 +19,6 @@ from tests.e2e.standalone import (
     emulator_batch,
     log,
     wait_for,
-    write_rows,
 )
 
 # the `slow_emulator` and `airflow` fixtures (tests/e2e/conftest.py) read these
@@ -43,17 +42,8 @@ def test_task_cleared_while_deferred_new_try_reattaches_nothing_paid_twice(
     tmp_path: Path, slow_emulator: Any, airflow: AirflowStandalone
 ) -> None:
     t0 = time.monotonic()
-    rows = write_rows(tmp_path / "rows.jsonl", ROWS)
-    dest = tmp_path / "out" / "results.jsonl"
-    conf = {"rows": f"file://{rows}", "destination": f"file://{dest}", "workspace": f"file://{tmp_path}/ws"}
-
-    airflow.wait_healthy(timeout=240)
-    log("standalone healthy", t0)
-    airflow.wait_dag(DAG_ID, timeout=120)
-    log("DAG parsed", t0)
     run_id = "e2e-task-cleared"
-    airflow.trigger(DAG_ID, run_id, conf)
-    log("run triggered", t0)
+    dest = airflow.run_when_ready(DAG_ID, run_id, tmp_path, ROWS, t0)
 
     def ti() -> dict[str, Any]:
         return airflow.task_instance(DAG_ID, run_id, TASK_ID)
