@@ -6,6 +6,25 @@ from typing import Any
 
 from airflow_llm_batch import __version__
 
+#: the ``[llm_batch]`` section: ``airflow config list --section llm_batch`` shows it with its defaults
+CONFIG: dict[str, Any] = {
+    "llm_batch": {
+        "description": "Options of the airflow-llm-batch provider.",
+        "options": {
+            "workspace": {
+                "description": "Object storage URI where tasks keep their run state (inputs, intents, batch "
+                "ids, downloaded results) and the request cache, unless a task sets ``workspace=``. "
+                "Use file:// for one machine, gs:// or s3:// when workers are many. Each Airflow "
+                "install gets its own by default.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "gs://my-bucket/llm_batch_workspace",
+                "default": "file://{AIRFLOW_HOME}/llm_batch_workspace",
+            },
+        },
+    },
+}
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -31,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
         "task-decorators": [
             {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
         ],
+        "config": CONFIG,
         "connection-types": [
             {"hook-class-name": "airflow_llm_batch.hooks.openai.OpenAIBatchHook", "connection-type": "openai"},
             {"hook-class-name": "airflow_llm_batch.hooks.azure_openai.AzureOpenAIBatchHook",

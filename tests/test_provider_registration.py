@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from airflow_llm_batch.provider_info import get_provider_info
 
 
@@ -37,3 +39,25 @@ def test_console_script_starts_the_emulator_help() -> None:
     script = Path(sys.executable).parent / "airflow-llm-batch"
     out = subprocess.run([str(script), "emulator", "--help"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "--port" in out.stdout
+
+
+def test_airflow_config_lists_the_llm_batch_section_under_this_airflow_home(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AIRFLOW__LLM_BATCH__WORKSPACE"}
+    env["AIRFLOW_HOME"] = str(tmp_path)
+    airflow = Path(sys.executable).parent / "airflow"
+    out = subprocess.run([str(airflow), "config", "list", "--section", "llm_batch", "--show-values"], env=env,
+                         capture_output=True, text=True, timeout=180, check=True).stdout
+    assert "[llm_batch]" in out
+    assert f"workspace = file://{tmp_path}/llm_batch_workspace" in out
+
+
+def test_default_workspace_is_under_the_running_airflow_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow.configuration import AIRFLOW_HOME
+
+    from airflow_llm_batch.operators.run_context import default_workspace
+
+    monkeypatch.delenv("AIRFLOW__LLM_BATCH__WORKSPACE", raising=False)
+    assert AIRFLOW_HOME == os.environ["AIRFLOW_HOME"]  # the test suite's own home, not ~/airflow
+    assert default_workspace() == f"file://{AIRFLOW_HOME}/llm_batch_workspace"
+    monkeypatch.setenv("AIRFLOW__LLM_BATCH__WORKSPACE", "gs://bucket/ws")
+    assert default_workspace() == "gs://bucket/ws"

@@ -33,10 +33,11 @@ T = TypeVar("T")
 
 
 def default_workspace() -> str:
-    from airflow.configuration import conf
+    """``[llm_batch] workspace``, else ``file://$AIRFLOW_HOME/llm_batch_workspace`` (one per install)."""
+    from airflow.configuration import AIRFLOW_HOME, conf
 
-    home = conf.get("core", "airflow_home", fallback=None) or "~/airflow"
-    return str(conf.get("llm_batch", "workspace", fallback=f"file://{home}/llm_batch_workspace"))
+    fallback = f"file://{AIRFLOW_HOME}/llm_batch_workspace"
+    return str(conf.get("llm_batch", "workspace", fallback=fallback) or fallback)
 
 
 def run_folder(workspace: str | None, context: Any) -> ObjectStoragePath:
