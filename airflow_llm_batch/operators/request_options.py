@@ -18,6 +18,7 @@ from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
 from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import Endpoint
 from airflow_llm_batch.sources.rows import rows_factory, to_path
@@ -50,7 +51,8 @@ class RequestOptions(BaseOperator):
     :param system_prompt: Jinja template of the system message (same scope)
     :param key: column holding a unique id per row (else a stable hash of the row)
     :param response_format: None/"text", "json", a pydantic model class, or a JSON schema dict
-    :param request_params: extra body parameters (temperature, max_tokens...)
+    :param request_params: extra body parameters (temperature, max_tokens...); names the operator sets
+        itself (model, messages, input, custom_id... see pipeline/request_params.py) are refused
     :param endpoint: "chat_completions" (default), "responses" or "embeddings"
     :param workspace: object storage URI holding run state (default ``[llm_batch] workspace`` or
         ``$AIRFLOW_HOME/llm_batch_workspace``)
@@ -110,6 +112,7 @@ class RequestOptions(BaseOperator):
         self.response_format = response_format
         self.request_params = dict(request_params or {})
         self.endpoint = Endpoint.parse(endpoint)
+        check_request_params(provider, self.endpoint, self.request_params)
         self.workspace = workspace
         self.max_rows_per_chunk = max_rows_per_chunk
         self.carry_columns = tuple(carry_columns)
