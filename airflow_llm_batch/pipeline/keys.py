@@ -35,19 +35,29 @@ class KeyRegistry:
             self._db.executemany("INSERT INTO ids VALUES (?, ?, ?)", self._page)
             self._page.clear()
 
-    def duplicates(self, limit: int = 20) -> tuple[int, list[tuple[str, list[int]]]]:
-        """Return (number of duplicated ids, first `limit` of them with their row numbers)."""
+    def duplicates(self, limit: int = 20) -> tuple[int, list[tuple[list[str], list[int]]]]:
+        """Return (number of duplicated ids, first `limit` of them as (their distinct keys, row numbers)).
+
+        One key means the same key on several rows; several keys mean different keys that the
+        provider's id rules map to one custom_id (e.g. Anthropic's safe-id substitute).
+        """
         self._flush()
         self._db.execute("CREATE INDEX ids_by_custom_id ON ids (custom_id)")
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM (SELECT custom_id FROM ids GROUP BY custom_id HAVING COUNT(*) > 1)"
         ).fetchone()
         rows = self._db.execute(
-            "SELECT MIN(key), GROUP_CONCAT(row_no) FROM ids GROUP BY custom_id HAVING COUNT(*) > 1"
+            "SELECT custom_id, GROUP_CONCAT(row_no) FROM ids GROUP BY custom_id HAVING COUNT(*) > 1"
             " ORDER BY MIN(row_no) LIMIT ?",
             (limit,),
         ).fetchall()
-        return int(count), [(key, [int(n) for n in nos.split(",")][:10]) for key, nos in rows]
+        return int(count), [(self._keys_of(custom_id), [int(n) for n in nos.split(",")][:10])
+                            for custom_id, nos in rows]
+
+    def _keys_of(self, custom_id: str) -> list[str]:
+        found = self._db.execute("SELECT DISTINCT key FROM ids WHERE custom_id = ? ORDER BY key LIMIT 10",
+                                 (custom_id,)).fetchall()
+        return [str(key) for (key,) in found]
 
     def close(self) -> None:
         self._db.close()

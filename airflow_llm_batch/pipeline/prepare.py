@@ -167,9 +167,9 @@ def prepare(
             router.close()
             writer.close()
         dup_count, dups = registry.duplicates()
-    for key, row_nos in dups:
+    for keys, row_nos in dups:
         if len(errors) < _MAX_LISTED_ERRORS:
-            errors.append(f"duplicate key {key!r} on rows {', '.join(map(str, row_nos))}")
+            errors.append(_duplicate_note(keys, row_nos))
     if dup_count:
         reasons["duplicate key"] += dup_count
     if errors:
@@ -207,6 +207,14 @@ class OrderFreeDigest:
 
     def hexdigest(self) -> str:
         return hashlib.sha256(f"{self._count}:{self._sum:064x}".encode()).hexdigest()
+
+
+def _duplicate_note(keys: list[str], row_nos: list[int]) -> str:
+    rows = ", ".join(map(str, row_nos))
+    if len(keys) == 1:
+        return f"duplicate key {keys[0]!r} on rows {rows}"
+    return (f"keys {', '.join(map(repr, keys))} (rows {rows}) map to the same provider custom_id (the "
+            f"provider's id rules replace keys they do not accept): make one of them different")
 
 
 def _key_note(row: Any, key_column: str | None) -> str:

@@ -21,6 +21,8 @@ from pydantic import BaseModel, Field
 from airflow_llm_batch.backends.anthropic import DEFAULT_MAX_TOKENS, AnthropicBatchBackend
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
+from airflow_llm_batch.pipeline.prepare import prepare
+from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.types import BatchState, Endpoint, LLMRequest, RawResult
 
 ANTHROPIC_ID = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -162,6 +164,18 @@ def test_unsafe_keys_get_a_stable_safe_custom_id(key: str) -> None:
     custom_id = backend.custom_id_for(key)
     assert ANTHROPIC_ID.fullmatch(custom_id) and custom_id != key
     assert custom_id == backend.custom_id_for(key) and custom_id != backend.custom_id_for(key + " ")
+
+
+def test_two_keys_mapped_to_one_custom_id_are_both_named(tmp_path: Path) -> None:
+    backend = AnthropicBatchBackend.__new__(AnthropicBatchBackend)
+    substitute = backend.custom_id_for("order 42")  # a key Anthropic refuses gets a safe substitute...
+    rows = [{"id": "order 42", "text": "a"}, {"id": "ok-1", "text": "b"}, {"id": substitute, "text": "c"}]
+    spec = RequestSpec(model="claude-haiku-4-5", prompt="{{ row.text }}", key="id")
+    with pytest.raises(InvalidInputError) as caught:  # ...that another row uses as its own key
+        prepare(rows, spec, folder=tmp_path, limits=backend.limits, build_line=backend.request_line,
+                custom_id_for=backend.custom_id_for)
+    message = str(caught.value)
+    assert f"keys '{substitute}', 'order 42' (rows 0, 2) map to the same provider custom_id" in message
 
 
 # -- against the emulator --------------------------------------------------------------------------
