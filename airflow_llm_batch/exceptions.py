@@ -11,6 +11,11 @@ class InvalidInputError(LLMBatchError):
     """Rows, templates or parameters are wrong; raised before anything is submitted or paid."""
 
 
+class BadConnectionError(InvalidInputError, ValueError):
+    """This Airflow connection (or provider name) cannot work as configured: no key, no host, an
+    unknown provider, bad extras. Fix the connection, then clear the task; a retry cannot fix it."""
+
+
 class ProviderError(LLMBatchError):
     """The provider refused or failed a batch (validation failure, authentication, quota...).
 

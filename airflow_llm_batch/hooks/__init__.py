@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
 #: provider name -> "module:Class" of its hook (imported only when used, so optional SDKs stay optional)
@@ -23,7 +24,7 @@ def hook_class(provider: str) -> type[LLMBatchHook]:
     import importlib
 
     if provider not in PROVIDER_HOOKS:
-        raise ValueError(f"unknown provider {provider!r}; known: {sorted(PROVIDER_HOOKS)}")
+        raise BadConnectionError(f"unknown provider {provider!r}; known: {sorted(PROVIDER_HOOKS)}")
     module, _, name = PROVIDER_HOOKS[provider].partition(":")
     try:
         cls: type[LLMBatchHook] = getattr(importlib.import_module(module), name)

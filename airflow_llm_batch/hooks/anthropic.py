@@ -8,6 +8,7 @@ from airflow.sdk.definitions.connection import Connection
 from anthropic import Anthropic, AsyncAnthropic, IdentityTokenFile, WorkloadIdentityCredentials
 
 from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
 #: platforms of the official provider's connection that serve the Message Batches API through AsyncAnthropic
@@ -51,7 +52,7 @@ class AnthropicBatchHook(LLMBatchHook):
         extra = conn.extra_dejson
         platform = str(extra.get("platform") or "anthropic").lower()
         if platform not in BATCH_PLATFORMS:
-            raise ValueError(f"connection {conn.conn_id!r} uses platform {platform!r}; the Message Batches "
+            raise BadConnectionError(f"connection {conn.conn_id!r} uses platform {platform!r}; the Message Batches "
                              f"API is served by the first-party Anthropic API only (platform 'anthropic')")
         kwargs: dict[str, Any] = {"max_retries": int(extra.get("max_retries", 3))}
         if extra.get("timeout"):
@@ -66,7 +67,7 @@ class AnthropicBatchHook(LLMBatchHook):
         elif api_key:
             kwargs["api_key"] = api_key
         else:
-            raise ValueError(f"connection {conn.conn_id!r} has no API key: set its password (or a "
+            raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password (or a "
                              f"workload_identity extra)")
         return kwargs
 
@@ -88,7 +89,7 @@ def _workload_identity(conn_id: str, config: dict[str, Any]) -> WorkloadIdentity
     """Keyless auth (an OIDC token file exchanged for an Anthropic token), read as the official hook does."""
     missing = [name for name in _WIF_REQUIRED if not config.get(name)]
     if missing:
-        raise ValueError(f"connection {conn_id!r}: workload_identity lacks {', '.join(missing)}")
+        raise BadConnectionError(f"connection {conn_id!r}: workload_identity lacks {', '.join(missing)}")
     options = {name: config[name] for name in _WIF_OPTIONAL if config.get(name)}
     return WorkloadIdentityCredentials(
         identity_token_provider=IdentityTokenFile(config["identity_token_file"]),

@@ -8,6 +8,7 @@ from airflow.sdk.definitions.connection import Connection
 from openai import AsyncAzureOpenAI
 
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
 DEFAULT_API_VERSION = "2024-10-21"
@@ -39,9 +40,9 @@ class AzureOpenAIBatchHook(LLMBatchHook):
     def client_kwargs(conn: Connection) -> dict[str, Any]:
         extra = conn.extra_dejson
         if not conn.host:
-            raise ValueError(f"connection {conn.conn_id!r} has no host: set it to the Azure OpenAI endpoint")
+            raise BadConnectionError(f"connection {conn.conn_id!r} has no host: set it to the Azure OpenAI endpoint")
         if not (conn.password or extra.get("api_key")):
-            raise ValueError(f"connection {conn.conn_id!r} has no API key: set its password")
+            raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password")
         kwargs: dict[str, Any] = {
             "azure_endpoint": conn.host if "://" in conn.host else f"https://{conn.host}",
             "api_key": conn.password or extra.get("api_key"),

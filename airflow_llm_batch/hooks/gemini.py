@@ -10,6 +10,7 @@ from google import genai
 from google.genai import types
 
 from airflow_llm_batch.backends.gemini import DEFAULT_INLINE_MAX_BYTES, GeminiBatchBackend
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
 _VERSION_SUFFIX = re.compile(r"/(v\d+(?:alpha|beta)?\d*)$")
@@ -51,7 +52,7 @@ class GeminiBatchHook(LLMBatchHook):
         extra = conn.extra_dejson
         api_key = conn.password or extra.get("api_key")
         if not api_key:
-            raise ValueError(f"connection {conn.conn_id!r} has no API key: set its password")
+            raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password")
         options: dict[str, Any] = {}
         api_version = extra.get("api_version")
         if conn.host:

@@ -8,6 +8,7 @@ from airflow.sdk.definitions.connection import Connection
 from openai import AsyncOpenAI, OpenAI
 
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
 
@@ -48,7 +49,7 @@ class OpenAIBatchHook(LLMBatchHook):
             kwargs["timeout"] = float(extra["timeout"])
         kwargs["max_retries"] = int(extra.get("max_retries", 3))
         if not kwargs["api_key"]:
-            raise ValueError(f"connection {conn.conn_id!r} has no API key: set its password")
+            raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password")
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> OpenAIBatchBackend:

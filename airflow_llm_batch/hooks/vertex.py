@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.backends.vertex import GoogleClients, VertexBatchBackend, VertexStaging
+from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.google.settings import BIGQUERY_EMULATOR_ENV, STORAGE_EMULATOR_ENV, GoogleSettings
 from airflow_llm_batch.hooks.base import LLMBatchHook
 
@@ -129,7 +130,8 @@ class VertexBatchHook(LLMBatchHook):
         credentials, cred_project = options.credentials()
         project = options.project or cred_project or os.environ.get("GOOGLE_CLOUD_PROJECT")
         if not project:
-            raise ValueError(f"connection {options.conn_id!r} names no Google Cloud project: set the extra 'project'")
+            raise BadConnectionError(f"connection {options.conn_id!r} names no Google Cloud project: "
+                                     f"set the extra 'project'")
         http_options = types.HttpOptions(
             base_url=options.vertex_endpoint, api_version=options.api_version,
             timeout=int(options.timeout_seconds * 1000),

@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
+from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.request_options import RequestOptions
 from airflow_llm_batch.operators.run_context import (
     ProviderAccess,
@@ -106,6 +107,7 @@ class LLMBatchOperator(RequestOptions):
         self._killed = False
 
     # -- the task ----------------------------------------------------------------------------------
+    @fail_without_retry
     def execute(self, context: Any) -> Any:
         self._context = context
         access = self._provider_access()
@@ -123,6 +125,7 @@ class LLMBatchOperator(RequestOptions):
             raise AirflowFailException(f"InvalidInputError: {exc}") from exc
         return self._advance(access, context, manifest)
 
+    @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         self._context = context
         access = self._provider_access()

@@ -21,6 +21,7 @@ from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import Endpoint
+from airflow_llm_batch.sources.literal import check_json_rows
 from airflow_llm_batch.sources.rows import rows_factory, to_path
 
 
@@ -29,6 +30,7 @@ class LiteralRows:
     (a ticket saying ``{{ 1 + 1 }}`` stays as written). Templating calls ``resolve`` instead."""
 
     def __init__(self, rows: Sequence[Any]) -> None:
+        check_json_rows(rows)
         self.rows = rows
 
     def resolve(self, context: Any) -> Sequence[Any]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.request_options import RequestOptions
 from airflow_llm_batch.operators.run_context import (
     ProviderAccess,
@@ -36,6 +37,7 @@ class SubmitLLMBatchOperator(RequestOptions):
     handle=submit.output)``.
     """
 
+    @fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
         access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
         folder, tags = run_folder(self.workspace, context), run_tags(context)
@@ -99,6 +101,7 @@ class LLMBatchResultsOperator(HandleUser):
         self.destination = destination
         self.min_success_rate = min_success_rate
 
+    @fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
         access, folder, tags, manifest = self.open_run()
 

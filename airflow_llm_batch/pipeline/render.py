@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -61,7 +62,8 @@ class RequestRenderer:
             self._system_per_row = spec.system_prompt is not None and "row" in meta.find_undeclared_variables(
                 _ENV.parse(spec.system_prompt))
         except TemplateError as exc:
-            raise ValueError(f"prompt template does not compile: {exc}") from exc
+            raise InvalidInputError(f"prompt or system_prompt template does not compile: {exc}; fix its "
+                                    f"Jinja syntax (nothing was submitted)") from exc
         self._system_once: str | None = None
 
     def key_of(self, row: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.run_context import check_event, timeout_at
 from airflow_llm_batch.operators.split import HandleUser
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
@@ -39,6 +40,7 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
         self.log.info("%s", describe(progress))
         return not manifest.open_batch_ids
 
+    @fail_without_retry
     def execute(self, context: Any) -> None:
         if not self.deferrable:
             super().execute(context)
@@ -54,6 +56,7 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
             method_name="execute_complete",
         )
 
+    @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> None:
         access, folder, tags, manifest = self.open_run()
         wait = check_event(event, on_timeout=lambda: "left running (the sensor never cancels)")
