@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.exceptions import InvalidInputError
-from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.hooks.options import check_options, with_options
 from airflow_llm_batch.operators.run_context import ProviderAccess
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
@@ -46,3 +52,39 @@ def test_secrets_are_refused() -> None:
     with pytest.raises(InvalidInputError, match="JSON values"):
         check_options({"when": object()})
     assert check_options({"vertex_location": "europe-west4"}) == {"vertex_location": "europe-west4"}
+
+
+@pytest.mark.parametrize(("options", "path"), [
+    ({"anthropic_client_kwargs": {"api_key": "sk-ant-nested"}}, "anthropic_client_kwargs.api_key"),
+    ({"default_headers": {"Authorization": "Bearer abc"}}, "default_headers.Authorization"),
+    ({"hosts": [{"name": "a", "proxy_password": "pw"}]}, "hosts[0].proxy_password"),
+])
+def test_nested_secret_names_are_refused_when_the_operator_is_built(options: dict[str, Any], path: str) -> None:
+    from airflow_llm_batch.operators import LLMBatchOperator
+
+    with pytest.raises(InvalidInputError, match=re.escape(f"must not carry secrets (['{path}'])")):
+        LLMBatchOperator(task_id="t", provider="anthropic", model="m", rows=[{"id": 1}], prompt="{{ row.id }}",
+                         provider_options=options)
+
+
+def test_the_worker_and_trigger_side_check_the_options_too(emulator: Any) -> None:
+    conn = Connection(conn_id="c", conn_type="openai", password="k", host=emulator.openai_base_url)
+    with pytest.raises(InvalidInputError, match="must not carry secrets"):
+        with_options(conn, {"default_headers": {"X-Api-Key": "k2"}})
+
+
+_BUILD = ("from airflow_llm_batch.operators import LLMBatchOperator\n"
+          "LLMBatchOperator(task_id='t', model='m', rows=[{'id': 1}], prompt='{{ row.id }}',\n"
+          "                 provider_options={'default_headers': {'X-Tenant-Sig': 'v'}})\n"
+          "print('built')\n")
+
+
+def test_an_admins_extra_sensitive_names_are_refused_too(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    plain = subprocess.run([sys.executable, "-c", _BUILD], env=env, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "built" in plain.stdout, plain.stderr[-2000:]
+    env["AIRFLOW__CORE__SENSITIVE_VAR_CONN_NAMES"] = "tenant_sig"
+    admin = subprocess.run([sys.executable, "-c", _BUILD], env=env, capture_output=True, text=True, timeout=120)
+    assert admin.returncode != 0
+    assert "InvalidInputError: provider_options must not carry secrets (['default_headers.X-Tenant-Sig'])" in (
+        admin.stderr)
