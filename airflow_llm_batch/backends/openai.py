@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -196,7 +197,7 @@ class OpenAIBatchBackend:
             if not file_id:
                 continue
             broken = 0
-            async with self.client.files.with_streaming_response.content(file_id) as response:
+            async with _download(self.client, batch_id, file_id) as response:
                 async for line in response.iter_lines():
                     if not line.strip():
                         continue
@@ -271,3 +272,18 @@ def _metadata(tags: dict[str, str]) -> dict[str, str]:
 def _api_message(exc: openai.APIStatusError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     return str(body.get("message") or (body.get("error") or {}).get("message") or exc.message)
+
+
+@contextlib.asynccontextmanager
+async def _download(client: AsyncOpenAI | AsyncAzureOpenAI, batch_id: str, file_id: str) -> AsyncIterator[Any]:
+    """Open a results file; a failure past the client's own retries says what it means and what to do."""
+    try:
+        async with client.files.with_streaming_response.content(file_id) as response:
+            yield response
+    except (openai.APIStatusError, openai.APIConnectionError) as exc:
+        status = getattr(exc, "status_code", None)
+        raise ProviderError(f"downloading results file {file_id} of batch {batch_id} failed after the client's "
+                            f"{client.max_retries} retries ({type(exc).__name__}, status {status}). The answers are "
+                            f"kept by the provider: the task's next try downloads them again and nothing is "
+                            f"resubmitted or paid twice; raise the connection's max_retries if this recurs",
+                            status_code=status) from exc
