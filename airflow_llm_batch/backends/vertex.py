@@ -17,7 +17,7 @@ Request lines
     ``systemInstruction``; a response schema -> ``generationConfig.responseMimeType =
     "application/json"`` + ``responseJsonSchema``; JSON without a schema -> the MIME type alone.
     ``request_params`` go into ``generationConfig`` (OpenAI spellings such as ``max_tokens`` and
-    ``top_p`` are translated, see :data:`GENERATION_PARAMS`) or, for ``safety_settings``,
+    ``top_p`` are translated, see :mod:`airflow_llm_batch.backends.vertex_request`) or, for ``safety_settings``,
     ``tools``, ``tool_config``, ``labels``, ``cached_content``, the request itself; any other name
     is refused before anything is paid.
 
