@@ -75,6 +75,7 @@ from airflow_llm_batch.pipeline.types import (
     BatchProgress,
     BatchState,
     Endpoint,
+    FinishReason,
     LLMRequest,
     RawResult,
     Usage,
@@ -378,7 +379,7 @@ def _decode_message(custom_id: str, message: Message) -> RawResult:
         return RawResult(custom_id, ok=False, text=text or None, model=message.model, usage=usage,
                          error_code="refusal", error_message="the model declined to answer")
     return RawResult(custom_id, ok=True, text=text, model=message.model, usage=usage,
-                     finish_reason=message.stop_reason)
+                     finish_reason=FinishReason.parse(message.stop_reason))
 
 
 def _usage(message: Message) -> Usage:

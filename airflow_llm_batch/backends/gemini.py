@@ -1,22 +1,7 @@
 """Gemini Developer API batch mode (``models/*:batchGenerateContent``) through ``google-genai``.
 
-Request translation (from the neutral `LLMRequest`)
-    * The prompt -> one ``contents`` entry with role ``user``; ``system_prompt`` ->
-      ``systemInstruction``; the model -> ``request.model`` (``models/...``), so a chunk file names
-      its model.
-    * Request params are ``GenerateContentConfig`` fields, snake_case or camelCase
-      (``temperature``, ``max_output_tokens``, ``top_p``, ``thinking_config``, ``safety_settings``...),
-      plus the OpenAI spellings ``max_tokens``/``max_completion_tokens``, ``stop`` and ``n``. They
-      are checked against google-genai's own ``GenerateContentConfig`` before anything is paid, then
-      written with their wire names: generation fields into ``generationConfig``, request fields
-      (``safetySettings``, ``tools``, ``toolConfig``, ``cachedContent``, ``labels``,
-      ``serviceTier``, ``store``) next to it.
-    * A JSON schema -> ``generationConfig.responseMimeType = "application/json"`` and
-      ``responseJsonSchema`` = the schema as is. Not ``responseSchema``: that field takes Gemini's
-      OpenAPI 3.0 subset (upper-case types, ``nullable``, no ``$ref``/``$defs``), so a pydantic
-      schema would have to be rewritten (google-genai's ``t_schema`` does it lossily), while
-      ``responseJsonSchema`` takes JSON Schema unchanged (google-genai passes it through:
-      ``t_json_schema`` is the identity). JSON without a schema -> ``responseMimeType`` only.
+Request translation: :mod:`airflow_llm_batch.backends.gemini_request`. Decoding answers and errors:
+:mod:`airflow_llm_batch.backends.generate_content` (shared with the Vertex backend).
 
 Inline or file
     A chunk whose create body would stay under ``inline_max_bytes`` (the documented 20 MB inline
@@ -55,7 +40,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import io
 import json
 import logging
@@ -68,20 +52,19 @@ from typing import IO, Any, ClassVar, cast
 
 import aiohttp
 import httpx
-import pydantic
 from google import genai
 from google.genai import errors, types
 
-from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
+from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
+from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
+from airflow_llm_batch.exceptions import LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
     BatchState,
-    Endpoint,
     LLMRequest,
     RawResult,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
@@ -92,79 +75,6 @@ INLINE_LIMIT_BYTES = 20 * MIB
 DEFAULT_INLINE_MAX_BYTES = INLINE_LIMIT_BYTES - 256 * 1024
 """Inline only below this estimated create body size: headroom for the envelope and rounding."""
 JSONL_MIME_TYPE = "jsonl"
-
-STATES: dict[str, BatchState] = {
-    "BATCH_STATE_UNSPECIFIED": BatchState.PENDING,
-    "BATCH_STATE_PENDING": BatchState.PENDING,
-    "BATCH_STATE_RUNNING": BatchState.RUNNING,
-    "BATCH_STATE_SUCCEEDED": BatchState.COMPLETED,
-    "BATCH_STATE_FAILED": BatchState.FAILED,
-    "BATCH_STATE_CANCELLED": BatchState.CANCELLED,
-    "BATCH_STATE_EXPIRED": BatchState.EXPIRED,
-    # google-genai's names for the same states (and Vertex's extra ones)
-    "JOB_STATE_UNSPECIFIED": BatchState.PENDING,
-    "JOB_STATE_QUEUED": BatchState.PENDING,
-    "JOB_STATE_PENDING": BatchState.PENDING,
-    "JOB_STATE_RUNNING": BatchState.RUNNING,
-    "JOB_STATE_UPDATING": BatchState.RUNNING,
-    "JOB_STATE_PAUSED": BatchState.RUNNING,
-    "JOB_STATE_SUCCEEDED": BatchState.COMPLETED,
-    "JOB_STATE_PARTIALLY_SUCCEEDED": BatchState.COMPLETED,
-    "JOB_STATE_FAILED": BatchState.FAILED,
-    "JOB_STATE_CANCELLING": BatchState.CANCELLING,
-    "JOB_STATE_CANCELLED": BatchState.CANCELLED,
-    "JOB_STATE_EXPIRED": BatchState.EXPIRED,
-}
-
-#: per-row error codes (google.rpc.Code numbers, HTTP statuses, or status names) -> neutral codes
-ERROR_CODES: dict[int, str] = {
-    1: "batch_cancelled", 2: "server_error", 3: "invalid_request_error", 4: "timeout", 5: "not_found",
-    6: "already_exists", 7: "permission_denied", 8: "rate_limit_exceeded", 9: "failed_precondition",
-    10: "server_error", 11: "invalid_request_error", 12: "unsupported", 13: "server_error",
-    14: "service_unavailable", 15: "server_error", 16: "authentication_error",
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_denied", 404: "not_found",
-    408: "timeout", 429: "rate_limit_exceeded", 500: "server_error", 502: "server_error",
-    503: "service_unavailable", 504: "timeout",
-}
-STATUS_NUMBERS: dict[str, int] = {
-    "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
-    "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
-    "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14,
-    "DATA_LOSS": 15, "UNAUTHENTICATED": 16,
-}
-#: finish reasons that mean the answer was withheld: the row fails as a refusal
-REFUSED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})
-FINISH_REASONS = {"STOP": "stop", "MAX_TOKENS": "length"}
-
-#: GenerateContentConfig fields that go into ``generationConfig``
-GENERATION_FIELDS = frozenset({
-    "temperature", "top_p", "top_k", "candidate_count", "max_output_tokens", "stop_sequences",
-    "response_logprobs", "logprobs", "presence_penalty", "frequency_penalty", "seed", "response_modalities",
-    "media_resolution", "speech_config", "thinking_config", "image_config", "enable_enhanced_civic_answers",
-    "audio_transcription_config",
-})
-#: GenerateContentConfig fields that sit on the request itself, next to ``generationConfig``
-REQUEST_FIELDS = frozenset({"safety_settings", "tools", "tool_config", "labels", "cached_content", "service_tier",
-                            "store"})
-#: OpenAI spellings accepted for convenience
-PARAM_ALIASES = {"max_tokens": "max_output_tokens", "max_completion_tokens": "max_output_tokens",
-                 "stop": "stop_sequences", "n": "candidate_count"}
-#: params refused, with what to use instead
-REFUSED_PARAMS = {
-    "system_instruction": "the operator's system_prompt",
-    "response_mime_type": "the operator's response_format",
-    "response_schema": "the operator's response_format",
-    "response_json_schema": "the operator's response_format",
-    "routing_config": "provider='vertex' (Vertex AI only)",
-    "model_selection_config": "provider='vertex' (Vertex AI only)",
-    "audio_timestamp": "provider='vertex' (Vertex AI only)",
-    "model_armor_config": "provider='vertex' (Vertex AI only)",
-    "generation_output_config": "provider='vertex' (Vertex AI only)",
-}
-_CONFIG_FIELDS = types.GenerateContentConfig.model_fields
-_BY_ALIAS = {info.alias: name for name, info in _CONFIG_FIELDS.items() if info.alias}
-#: wire names of the request-level fields (what the inline conversion moves back into the config)
-_REQUEST_WIRE_FIELDS = ("systemInstruction", *(str(_CONFIG_FIELDS[name].alias) for name in sorted(REQUEST_FIELDS)))
 
 #: create answers that prove no batch was created: safe to repeat
 REFUSED_STATUSES = frozenset({429})
@@ -218,25 +128,7 @@ class GeminiBatchBackend:
 
     def request_body(self, request: LLMRequest) -> dict[str, Any]:
         """The ``GenerateContentRequest`` (wire JSON) of one request."""
-        if request.endpoint != Endpoint.CHAT:
-            raise InvalidInputError(f"Gemini batches here run generateContent, not {request.endpoint.value!r}; "
-                                    f"use endpoint='chat_completions'")
-        generation, request_fields = translate_params(_params_key(request.params))
-        body: dict[str, Any] = {
-            "model": model_path(request.model),
-            "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
-        }
-        if request.system_prompt:
-            body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
-        config = dict(generation)
-        if request.response_schema is not None:
-            config.update(responseMimeType="application/json", responseJsonSchema=request.response_schema)
-        elif request.json_output:
-            config["responseMimeType"] = "application/json"
-        if config:
-            body["generationConfig"] = config
-        body.update(request_fields)
-        return body
+        return request_body(request)
 
     # -- submitting --------------------------------------------------------------------------------
     async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
@@ -336,9 +228,9 @@ class GeminiBatchBackend:
         document = await self._document(batch_id)
         metadata = document.get("metadata") or {}
         status = str(metadata.get("state") or ("BATCH_STATE_SUCCEEDED" if document.get("done") else ""))
-        state = STATES.get(status, BatchState.RUNNING)
+        state = JOB_STATES.get(status, BatchState.RUNNING)
         stats = metadata.get("batchStats") or {}
-        total, completed, failed = (_int(stats.get(name)) for name in
+        total, completed, failed = (int64(stats.get(name)) for name in
                                     ("requestCount", "successfulRequestCount", "failedRequestCount"))
         if not stats and state.is_terminal:
             items = _inline_items(output_of(document))
@@ -347,7 +239,7 @@ class GeminiBatchBackend:
             completed = total - failed
         batch_errors: tuple[dict[str, Any], ...] = ()
         if state == BatchState.FAILED and isinstance(document.get("error"), dict):
-            code, message = error_code_and_message(document["error"])
+            code, message = status_error(document["error"])
             batch_errors = ({"code": code, "message": message},)
         return BatchProgress(batch_id=batch_id, state=state, provider_status=status, total=total,
                              completed=completed, failed=failed, errors=batch_errors)
@@ -435,70 +327,6 @@ class _RawOperation:
         return cls(str(document.get("name", "")), document)
 
 
-# -- translation helpers ---------------------------------------------------------------------------
-def model_path(model: str) -> str:
-    """``models/<name>`` (tuned models keep their ``tunedModels/`` path)."""
-    return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
-
-
-def _params_key(params: dict[str, Any]) -> str:
-    try:
-        return json.dumps(params, sort_keys=True)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"request_params must be JSON values: {exc}") from exc
-
-
-@functools.lru_cache(maxsize=64)
-def translate_params(params_json: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Request params (JSON text) -> (``generationConfig`` fields, request-level fields), wire names.
-
-    Checked against google-genai's ``GenerateContentConfig``: unknown names and bad values are an
-    InvalidInputError before anything is paid. Cached: every row of a task has the same params.
-    """
-    snake: dict[str, Any] = {}
-    for raw_name, value in json.loads(params_json).items():
-        name = PARAM_ALIASES.get(raw_name, _BY_ALIAS.get(raw_name, raw_name))
-        if name in REFUSED_PARAMS:
-            raise InvalidInputError(f"request_params: {raw_name!r} is not accepted here; use {REFUSED_PARAMS[name]}")
-        if name not in GENERATION_FIELDS and name not in REQUEST_FIELDS:
-            known = sorted(GENERATION_FIELDS | REQUEST_FIELDS | set(PARAM_ALIASES))
-            raise InvalidInputError(f"request_params: {raw_name!r} is not a Gemini generateContent parameter; "
-                                    f"known: {known}")
-        if name == "stop_sequences" and isinstance(value, str):
-            value = [value]
-        if name in snake:
-            raise InvalidInputError(f"request_params: {raw_name!r} repeats {name!r}")
-        snake[name] = value
-    try:
-        types.GenerateContentConfig.model_validate(snake)
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise InvalidInputError(f"request_params are not valid Gemini parameters: {problems}") from exc
-    generation = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in GENERATION_FIELDS}
-    request_level = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in REQUEST_FIELDS}
-    return generation, request_level
-
-
-def inlined_request(line: dict[str, Any]) -> dict[str, Any]:
-    """A chunk line ``{"key", "request"}`` -> google-genai's ``InlinedRequest`` (as a dict), which the
-    SDK turns back into the same wire request, with ``metadata: {"key": ...}`` to join the answer."""
-    request = line["request"]
-    config = dict(request.get("generationConfig") or {})
-    config.update({name: request[name] for name in _REQUEST_WIRE_FIELDS if name in request})
-    inlined: dict[str, Any] = {"model": request.get("model"), "contents": request["contents"],
-                               "metadata": {"key": str(line["key"])}}
-    if config:
-        inlined["config"] = config
-    return inlined
-
-
-def inline_body_size(lines: list[dict[str, Any]]) -> int:
-    """The create body's size as google-genai serializes it (``json.dumps`` defaults: spaces after
-    separators, non-ASCII escaped), with the metadata that carries each key."""
-    items = (json.dumps({"request": line["request"], "metadata": {"key": str(line["key"])}}) for line in lines)
-    return 256 + sum(len(item) + 2 for item in items)
-
-
 def _read_if_small(open_chunk: OpenChunk, max_bytes: int) -> list[dict[str, Any]] | None:
     """The chunk's lines, or None as soon as its bytes pass ``max_bytes`` (it will go as a file)."""
     lines: list[dict[str, Any]] = []
@@ -548,61 +376,6 @@ def _inline_items(output: dict[str, Any]) -> list[Any]:
     if isinstance(inline, dict):
         inline = inline.get("inlinedResponses")
     return inline if isinstance(inline, list) else []
-
-
-def _int(value: Any) -> int:
-    """An int64 from protobuf JSON (sent as a string)."""
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def error_code_and_message(error: dict[str, Any]) -> tuple[str, str]:
-    """A ``google.rpc.Status`` (numeric gRPC code, HTTP code, or status name) -> neutral code, message."""
-    raw = error.get("code")
-    status = error.get("status")
-    number = raw if isinstance(raw, int) else STATUS_NUMBERS.get(str(status or raw or "").upper())
-    if number is None and isinstance(raw, str) and raw.isdigit():
-        number = int(raw)
-    code = ERROR_CODES.get(number, f"error_{number}") if number is not None else "error"
-    return code, str(error.get("message") or status or "")
-
-
-def decode_answer(custom_id: str, item: dict[str, Any]) -> RawResult:
-    """One inline response or output line (``response`` or ``error``) -> RawResult."""
-    response = item.get("response")
-    if not isinstance(response, dict):
-        error = item.get("error") or item.get("status")
-        code, message = error_code_and_message(error) if isinstance(error, dict) else ("missing_result", "")
-        return RawResult(custom_id, ok=False, error_code=code, error_message=message or "no response for this row")
-    usage = _usage(response.get("usageMetadata") or {})
-    model = response.get("modelVersion")
-    candidates = response.get("candidates") or []
-    if not candidates:
-        blocked = (response.get("promptFeedback") or {}).get("blockReason")
-        return RawResult(custom_id, ok=False, model=model, usage=usage, error_code="refusal" if blocked else
-                         "missing_result", error_message=f"the prompt was blocked ({blocked})" if blocked else
-                         "the response holds no candidate")
-    candidate = candidates[0]
-    parts = (candidate.get("content") or {}).get("parts") or []
-    text = "".join(part["text"] for part in parts
-                   if isinstance(part, dict) and isinstance(part.get("text"), str) and not part.get("thought"))
-    finish = str(candidate.get("finishReason") or "") or None
-    if finish in REFUSED_FINISH:
-        return RawResult(custom_id, ok=False, text=text or None, model=model, usage=usage, error_code="refusal",
-                         error_message=f"the answer was withheld (finishReason {finish})", finish_reason=finish)
-    return RawResult(custom_id, ok=True, text=text, model=model, usage=usage,
-                     finish_reason=FINISH_REASONS.get(finish, finish.lower()) if finish else None)
-
-
-def _usage(metadata: dict[str, Any]) -> Usage:
-    """Thinking tokens are billed as output; cached prompt tokens are part of ``promptTokenCount``."""
-    return Usage(
-        _int(metadata.get("promptTokenCount")) + _int(metadata.get("toolUsePromptTokenCount")),
-        _int(metadata.get("candidatesTokenCount")) + _int(metadata.get("thoughtsTokenCount")),
-        _int(metadata.get("cachedContentTokenCount")),
-    )
 
 
 def _describe(exc: errors.APIError) -> str:

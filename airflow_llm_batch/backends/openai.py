@@ -21,6 +21,7 @@ from airflow_llm_batch.pipeline.types import (
     BatchProgress,
     BatchState,
     Endpoint,
+    FinishReason,
     LLMRequest,
     RawResult,
     Usage,
@@ -45,6 +46,9 @@ STATES = {
     "cancelled": BatchState.CANCELLED,
 }
 
+#: a row's HTTP error code -> the neutral one: Azure OpenAI refuses a prompt its content filter
+#: blocks with a 400 whose code is ``content_filter`` (the answer-withheld case is a finish reason)
+_HTTP_ERROR_CODES = {"content_filter": "prompt_blocked"}
 _MAX_METADATA_PAIRS, _MAX_METADATA_KEY, _MAX_METADATA_VALUE = 16, 64, 512
 #: tries of one batch create after transient failures, each preceded by a look-up of the tag
 CREATE_ATTEMPTS = 6
@@ -232,7 +236,8 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
     status = int(response.get("status_code") or 0)
     if status >= 400 or not body:
         err = body.get("error") or {}
-        return RawResult(custom_id, ok=False, error_code=str(err.get("code") or err.get("type") or status),
+        code = str(err.get("code") or err.get("type") or status)
+        return RawResult(custom_id, ok=False, error_code=_HTTP_ERROR_CODES.get(code, code),
                          error_message=str(err.get("message") or f"HTTP {status}"))
     usage = body.get("usage") or {}
     model = body.get("model")
@@ -247,15 +252,23 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         if message.get("refusal"):
             return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal",
                              error_message=str(message["refusal"]))
-        return RawResult(custom_id, ok=True, text=message.get("content"), model=model, usage=use,
-                         finish_reason=choice.get("finish_reason"))
+        return _answer(custom_id, message.get("content"), model, use, choice.get("finish_reason"))
     # responses API
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
     use = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
     texts = [part.get("text", "") for item in body.get("output") or [] if item.get("type") == "message"
              for part in item.get("content") or [] if part.get("type") == "output_text"]
     finish = (body.get("incomplete_details") or {}).get("reason") if body.get("status") == "incomplete" else None
-    return RawResult(custom_id, ok=True, text="".join(texts), model=model, usage=use, finish_reason=finish)
+    return _answer(custom_id, "".join(texts), model, use, finish)
+
+
+def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, word: str | None) -> RawResult:
+    """A generated answer; one the content filter withheld or cut fails as ``content_filter``."""
+    finish = FinishReason.parse(word)
+    if finish is FinishReason.CONTENT_FILTER:
+        return RawResult(custom_id, ok=False, text=text or None, model=model, usage=usage, error_code="content_filter",
+                         error_message="the content filter withheld the answer", finish_reason=finish)
+    return RawResult(custom_id, ok=True, text=text, model=model, usage=usage, finish_reason=finish)
 
 
 def _endpoint_of_chunk(open_chunk: OpenChunk) -> str:

@@ -17,7 +17,7 @@ Request lines
     ``systemInstruction``; a response schema -> ``generationConfig.responseMimeType =
     "application/json"`` + ``responseJsonSchema``; JSON without a schema -> the MIME type alone.
     ``request_params`` go into ``generationConfig`` (OpenAI spellings such as ``max_tokens`` and
-    ``top_p`` are translated, see :data:`GENERATION_PARAMS`) or, for ``safety_settings``,
+    ``top_p`` are translated, see :mod:`airflow_llm_batch.backends.vertex_request`) or, for ``safety_settings``,
     ``tools``, ``tool_config``, ``labels``, ``cached_content``, the request itself; any other name
     is refused before anything is paid.
 
@@ -38,14 +38,11 @@ Re-attach (``find``)
     filter the service ignored cannot fool).
 
 States and errors
-    Every ``JobState`` maps to a neutral state (:data:`STATES`): ``PARTIALLY_SUCCEEDED`` is a
-    completed job whose failed rows carry their own ``status``; ``EXPIRED`` and ``CANCELLED`` keep
-    the rows answered before (the rest end ``batch_expired`` / ``batch_cancelled``). A row's
-    ``status`` (``"Bad Request: {"error": {"code": 400, "status": "INVALID_ARGUMENT", ...}}"``) is
-    decoded to a code the retry policy knows (:data:`ERROR_CODES`: ``RESOURCE_EXHAUSTED`` ->
-    ``rate_limit_exceeded``, ``INTERNAL`` -> ``server_error``...), the Google status kept in the
-    message. Note: google-genai's ``BatchJob.done`` is False for ``PARTIALLY_SUCCEEDED``; this
-    backend never relies on it.
+    Job states, row ``status`` texts, job errors and answers are decoded by
+    :mod:`airflow_llm_batch.backends.generate_content`, shared with the Gemini backend: the same
+    fault gives the same error code on both. ``PARTIALLY_SUCCEEDED`` is a completed job whose failed
+    rows carry their own ``status``; ``EXPIRED`` and ``CANCELLED`` keep the rows answered before.
+    google-genai's ``BatchJob.done`` is False for ``PARTIALLY_SUCCEEDED``: never relied on here.
 """
 
 from __future__ import annotations
@@ -55,106 +52,31 @@ import datetime as dt
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import aiohttp
 import httpx
 from google.genai import Client, errors, types
 
+from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, status_error
+from airflow_llm_batch.backends.vertex_request import generate_content_request
+from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
-from airflow_llm_batch.google.settings import GoogleSettings
 from airflow_llm_batch.pipeline.backend import OpenChunk
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
     BatchState,
-    Endpoint,
     LLMRequest,
     RawResult,
-    Usage,
 )
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIB = 1024 * 1024
-STATES: dict[str, BatchState] = {
-    "JOB_STATE_UNSPECIFIED": BatchState.PENDING,
-    "JOB_STATE_QUEUED": BatchState.PENDING,
-    "JOB_STATE_PENDING": BatchState.PENDING,
-    "JOB_STATE_RUNNING": BatchState.RUNNING,
-    "JOB_STATE_UPDATING": BatchState.RUNNING,
-    "JOB_STATE_PAUSED": BatchState.RUNNING,
-    "JOB_STATE_CANCELLING": BatchState.CANCELLING,
-    "JOB_STATE_SUCCEEDED": BatchState.COMPLETED,
-    "JOB_STATE_PARTIALLY_SUCCEEDED": BatchState.COMPLETED,
-    "JOB_STATE_FAILED": BatchState.FAILED,
-    "JOB_STATE_CANCELLED": BatchState.CANCELLED,
-    "JOB_STATE_EXPIRED": BatchState.EXPIRED,
-}
-
-#: canonical Google status of a failed row or job -> the error code the retry policy knows
-ERROR_CODES: dict[str, str] = {
-    "INVALID_ARGUMENT": "invalid_request_error",
-    "FAILED_PRECONDITION": "invalid_request_error",
-    "OUT_OF_RANGE": "invalid_request_error",
-    "NOT_FOUND": "not_found",
-    "ALREADY_EXISTS": "invalid_request_error",
-    "RESOURCE_EXHAUSTED": "rate_limit_exceeded",
-    "INTERNAL": "server_error",
-    "UNKNOWN": "server_error",
-    "DATA_LOSS": "server_error",
-    "ABORTED": "server_error",
-    "UNAVAILABLE": "service_unavailable",
-    "DEADLINE_EXCEEDED": "timeout",
-    "UNAUTHENTICATED": "authentication_error",
-    "PERMISSION_DENIED": "permission_denied",
-    "UNIMPLEMENTED": "invalid_request_error",
-    "CANCELLED": "batch_cancelled",
-}
-#: HTTP status -> canonical status, for a row status without a JSON body
-HTTP_CANONICAL: dict[int, str] = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                                  404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
-                                  503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-#: HTTP reason phrase (the start of a row status) -> HTTP status
-REASON_HTTP: dict[str, int] = {"Bad Request": 400, "Unauthorized": 401, "Forbidden": 403, "Not Found": 404,
-                               "Too Many Requests": 429, "Internal Server Error": 500, "Service Unavailable": 503,
-                               "Gateway Timeout": 504}
-#: google.rpc.Code numbers (a job's ``error.code``) -> canonical status
-RPC_CANONICAL: dict[int, str] = {1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
-                                 5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED",
-                                 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION", 10: "ABORTED",
-                                 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-                                 15: "DATA_LOSS", 16: "UNAUTHENTICATED"}
-#: finish reasons that mean the answer was withheld
-BLOCKED_FINISH = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY",
-                            "MALFORMED_FUNCTION_CALL"})
-
-#: request_params names -> generationConfig field (OpenAI spellings accepted where they mean the same)
-GENERATION_PARAMS: dict[str, str] = {
-    "temperature": "temperature", "top_p": "topP", "topP": "topP", "top_k": "topK", "topK": "topK",
-    "max_tokens": "maxOutputTokens", "max_completion_tokens": "maxOutputTokens",
-    "max_output_tokens": "maxOutputTokens", "maxOutputTokens": "maxOutputTokens",
-    "stop": "stopSequences", "stop_sequences": "stopSequences", "stopSequences": "stopSequences",
-    "seed": "seed", "presence_penalty": "presencePenalty", "presencePenalty": "presencePenalty",
-    "frequency_penalty": "frequencyPenalty", "frequencyPenalty": "frequencyPenalty",
-    "candidate_count": "candidateCount", "candidateCount": "candidateCount",
-    "response_logprobs": "responseLogprobs", "responseLogprobs": "responseLogprobs", "logprobs": "logprobs",
-    "thinking_config": "thinkingConfig", "thinkingConfig": "thinkingConfig",
-    "media_resolution": "mediaResolution", "mediaResolution": "mediaResolution",
-}
-#: request_params names -> top-level GenerateContentRequest field
-REQUEST_PARAMS: dict[str, str] = {
-    "safety_settings": "safetySettings", "safetySettings": "safetySettings", "tools": "tools",
-    "tool_config": "toolConfig", "toolConfig": "toolConfig", "labels": "labels",
-    "cached_content": "cachedContent", "cachedContent": "cachedContent",
-}
-_GENERATION_CONFIG = ("generation_config", "generationConfig")
-
 #: tries of one job create after transient failures, each preceded by a look-up of the tag
 CREATE_ATTEMPTS = 6
 READ_ATTEMPTS = 4
@@ -166,123 +88,6 @@ LOAD_TIMEOUT_SECONDS = 1800.0
 _LABEL_CHARS = re.compile(r"[^a-z0-9_-]")
 _LABELS = ("llm_batch_tag", "dag_id", "task_id", "chunk", "map_index")
 _TRANSIENT = (aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError, ConnectionError)
-
-
-# -- where chunks and answers are kept ----------------------------------------------------------------
-@dataclass(frozen=True)
-class _Location:
-    """``gs://bucket/prefix`` or ``bq://project.dataset``."""
-
-    scheme: str
-    bucket_or_project: str
-    path_or_dataset: str
-
-    @classmethod
-    def parse(cls, uri: str, default_project: str | None, what: str) -> _Location:
-        text = uri.strip().rstrip("/")
-        if text.startswith("gs://"):
-            bucket, _, prefix = text[5:].partition("/")
-            if not bucket:
-                raise InvalidInputError(f"{what} {uri!r}: expected gs://BUCKET[/PREFIX]")
-            return cls("gs", bucket, prefix)
-        if text.startswith("bq://"):
-            parts = text[5:].split(".")
-            if len(parts) == 1 and default_project:
-                parts = [default_project, *parts]
-            if len(parts) != 2 or not all(parts):
-                raise InvalidInputError(f"{what} {uri!r}: expected bq://PROJECT.DATASET (a dataset, not a table)")
-            return cls("bq", parts[0], parts[1])
-        raise InvalidInputError(f"{what} {uri!r}: use gs://BUCKET/PREFIX or bq://PROJECT.DATASET")
-
-    def child(self, *names: str) -> str:
-        """``gs://bucket/prefix/a/b`` or ``project.dataset.a`` (BigQuery table id)."""
-        if self.scheme == "gs":
-            return "/".join(["gs:/", self.bucket_or_project, *[p for p in (self.path_or_dataset, *names) if p]])
-        return ".".join([self.bucket_or_project, self.path_or_dataset, *names])
-
-    def __str__(self) -> str:
-        if self.scheme == "gs":
-            return f"gs://{self.bucket_or_project}/{self.path_or_dataset}".rstrip("/")
-        return f"bq://{self.bucket_or_project}.{self.path_or_dataset}"
-
-
-@dataclass(frozen=True)
-class VertexStaging:
-    """Where chunks are staged for the jobs (``input``) and where the jobs write (``output``).
-
-    Example: ``VertexStaging.parse("gs://my-bucket/llm-batch", output="bq://my-project.llm_results")``
-    """
-
-    input: _Location
-    output: _Location
-
-    @classmethod
-    def parse(cls, staging: str | None, output: str | None = None, project: str | None = None) -> VertexStaging:
-        if not staging:
-            raise InvalidInputError("Vertex batch prediction needs a staging location for its input: set the "
-                                    "connection extra 'vertex_staging_uri' to gs://BUCKET/PREFIX or "
-                                    "bq://PROJECT.DATASET")
-        source = _Location.parse(staging, project, "vertex_staging_uri")
-        if output:
-            target = _Location.parse(output, project, "vertex_output_uri")
-        elif source.scheme == "gs":
-            target = _Location("gs", source.bucket_or_project, "/".join(p for p in (source.path_or_dataset,
-                                                                                     "output") if p))
-        else:
-            target = source
-        return cls(source, target)
-
-    def input_for(self, tag: str) -> str:
-        if self.input.scheme == "gs":
-            return self.input.child(tag, "requests.jsonl")
-        return self.input.child(_table_name("llmb_in", tag))
-
-    def output_for(self, tag: str) -> str:
-        if self.output.scheme == "gs":
-            return self.output.child(tag)
-        return f"bq://{self.output.child(_table_name('llmb_out', tag))}"
-
-
-def _table_name(prefix: str, tag: str) -> str:
-    return f"{prefix}_{re.sub(r'[^A-Za-z0-9_]', '_', tag)}"[:1024]
-
-
-class GoogleClients:
-    """Cloud Storage and BigQuery clients for one connection, built on first use (in a worker thread).
-
-    Example: ``GoogleClients(google_settings("google_cloud_default"), project="my-project").gcs()``
-    """
-
-    def __init__(self, settings: GoogleSettings, project: str | None) -> None:
-        self.settings = settings
-        self.project = project
-        self._lock = threading.Lock()
-        self._gcs: Any = None
-        self._bigquery: Any = None
-
-    def gcs(self) -> Any:
-        from airflow_llm_batch.google import storage_client
-
-        with self._lock:
-            if self._gcs is None:
-                self._gcs = storage_client(self.settings, self.project)
-            return self._gcs
-
-    def bigquery(self) -> Any:
-        from airflow_llm_batch.google import bigquery_client
-
-        with self._lock:
-            if self._bigquery is None:
-                self._bigquery = bigquery_client(self.settings, self.project)
-            return self._bigquery
-
-    def close(self) -> None:
-        with self._lock:
-            for client in (self._gcs, self._bigquery):
-                close = getattr(client, "close", None)
-                if close is not None:
-                    close()
-            self._gcs = self._bigquery = None
 
 
 # -- the backend --------------------------------------------------------------------------------------
@@ -321,34 +126,7 @@ class VertexBatchBackend:
 
     def generate_content_request(self, request: LLMRequest) -> dict[str, Any]:
         """The ``GenerateContentRequest`` of one row."""
-        if request.endpoint == Endpoint.EMBEDDINGS:
-            raise InvalidInputError("Vertex batch prediction here runs generateContent only, not embeddings; "
-                                    "use endpoint='chat_completions'")
-        body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": request.prompt}]}]}
-        if request.system_prompt:
-            body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
-        generation: dict[str, Any] = {}
-        unknown: list[str] = []
-        for name, value in request.params.items():
-            if name in GENERATION_PARAMS:
-                generation[GENERATION_PARAMS[name]] = value
-            elif name in REQUEST_PARAMS:
-                body[REQUEST_PARAMS[name]] = value
-            elif name in _GENERATION_CONFIG and isinstance(value, Mapping):
-                generation.update(value)
-            else:
-                unknown.append(name)
-        if unknown:
-            raise InvalidInputError(f"request_params {sorted(unknown)} are not GenerateContentRequest fields; "
-                                    f"use generationConfig names ({', '.join(sorted(set(GENERATION_PARAMS.values())))})"
-                                    f", or {sorted(set(REQUEST_PARAMS.values()))}")
-        if request.response_schema is not None:
-            generation.update(responseMimeType="application/json", responseJsonSchema=request.response_schema)
-        elif request.json_output:
-            generation["responseMimeType"] = "application/json"
-        if generation:
-            body["generationConfig"] = generation
-        return body
+        return generate_content_request(request)
 
     # -- submitting --------------------------------------------------------------------------------
     async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
@@ -449,10 +227,9 @@ class VertexBatchBackend:
         incomplete = max(0, int(stats.incomplete_count or 0)) if stats else 0
         errors_: tuple[dict[str, Any], ...] = ()
         if status == "JOB_STATE_FAILED" and job.error is not None:
-            canonical = RPC_CANONICAL.get(int(job.error.code or 2), "UNKNOWN")
-            errors_ = ({"code": ERROR_CODES.get(canonical, "batch_failed"),
-                        "message": f"{canonical}: {job.error.message or 'no reason given'}"},)
-        return BatchProgress(batch_id=batch_id, state=STATES.get(status, BatchState.RUNNING),
+            code, message = status_error({"code": job.error.code, "message": job.error.message})
+            errors_ = ({"code": code, "message": message},)
+        return BatchProgress(batch_id=batch_id, state=JOB_STATES.get(status, BatchState.RUNNING),
                              provider_status=status.removeprefix("JOB_STATE_").lower(),
                              total=succeeded + failed + incomplete, completed=succeeded, failed=failed,
                              errors=errors_)
@@ -571,63 +348,11 @@ def _json_or_none(line: bytes) -> Mapping[str, Any] | None:
     return document if isinstance(document, dict) else None
 
 
-def _json_field(value: Any) -> Any:
-    """A BigQuery JSON column may come back as text."""
-    if isinstance(value, str) and value[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError:
-            return None
-    return value
-
-
-def row_error(status: str) -> tuple[str, str]:
-    """A row's ``status`` text -> (error code, message keeping the Google status)."""
-    reason, _, rest = status.partition(": ")
-    canonical, http, message = None, None, status
-    try:
-        error = json.loads(rest)["error"]
-        canonical, http, message = error.get("status"), error.get("code"), str(error.get("message") or status)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        found = re.search(r"\b([45]\d\d)\b", status)
-        http = int(found.group(1)) if found else REASON_HTTP.get(reason.strip())
-    canonical = canonical or HTTP_CANONICAL.get(int(http or 0))
-    code = ERROR_CODES.get(str(canonical), str(http) if http else "error")
-    return code, f"{canonical or reason or 'error'} ({http or '-'}): {message}"[:2000]
-
-
 def decode_prediction(record: Mapping[str, Any] | None) -> RawResult | None:
     """One output record (a predictions.jsonl line or a BigQuery row) -> RawResult; None without a key."""
     if record is None or record.get("key") is None:
         return None
-    key = str(record["key"])
-    status = record.get("status")
-    if status:
-        code, message = row_error(str(status))
-        return RawResult(key, ok=False, error_code=code, error_message=message)
-    response = _json_field(record.get("response")) or {}
-    if not isinstance(response, Mapping):
-        return RawResult(key, ok=False, error_code="missing_result", error_message="the response is not an object")
-    usage = response.get("usageMetadata") or response.get("usage_metadata") or {}
-    use = Usage(int(usage.get("promptTokenCount") or 0),
-                int(usage.get("candidatesTokenCount") or 0) + int(usage.get("thoughtsTokenCount") or 0),
-                int(usage.get("cachedContentTokenCount") or 0))
-    model = response.get("modelVersion") or response.get("model_version")
-    candidates = response.get("candidates") or []
-    if not candidates:
-        feedback = response.get("promptFeedback") or response.get("prompt_feedback") or {}
-        reason = feedback.get("blockReason") or feedback.get("block_reason") or "no candidates"
-        return RawResult(key, ok=False, model=model, usage=use, error_code="prompt_blocked",
-                         error_message=f"the prompt was blocked: {reason}")
-    candidate = candidates[0]
-    finish = candidate.get("finishReason") or candidate.get("finish_reason")
-    parts = (candidate.get("content") or {}).get("parts") or []
-    text = "".join(str(p.get("text")) for p in parts if isinstance(p, Mapping) and p.get("text") is not None
-                   and not p.get("thought"))
-    if finish in BLOCKED_FINISH:
-        return RawResult(key, ok=False, text=text or None, model=model, usage=use, error_code="content_filter",
-                         error_message=f"the answer was withheld: {finish}", finish_reason=finish)
-    return RawResult(key, ok=True, text=text, model=model, usage=use, finish_reason=finish)
+    return decode_answer(str(record["key"]), record)
 
 
 def _take(iterator: Iterator[T], count: int) -> list[T]:

@@ -15,6 +15,7 @@ Beyond :mod:`.model`'s rules:
   the numeric gRPC code of :data:`GRPC_CODES` (CODE may also be a gRPC name such as
   ``RESOURCE_EXHAUSTED`` or a number); unknown codes give 3 (INVALID_ARGUMENT). The message names
   CODE. ``[[emulator:truncate]]`` halves the answer and reports ``finishReason: "MAX_TOKENS"``.
+  ``[[emulator:blocked]]`` and ``[[emulator:filtered]]``: see :mod:`.gemini_safety`.
 * A request without ``contents`` fails with code 3, as the real endpoint would refuse it.
 
 Field names are accepted in lowerCamelCase and in snake_case, as protobuf JSON parsers do.
@@ -25,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from . import model
+from . import gemini_safety, model
 
 GRPC_CODES: dict[str, int] = {
     "cancelled": 1,
@@ -166,6 +167,9 @@ def answer(request: Any, *, model_name: str, seed: str) -> tuple[str, dict[str, 
     if markers.error_code:
         code = grpc_code(markers.error_code)
         return "error", status(code, f"Emulated failure '{markers.error_code}' requested by a prompt marker.")
+    filtered = gemini_safety.filtered_response(echo, prompt_token_count(request))
+    if filtered is not None:
+        return "response", {**filtered, "modelVersion": model_name.removeprefix("models/")}
     text = _answer_text(request, echo)
     finish = "STOP"
     if markers.truncate:

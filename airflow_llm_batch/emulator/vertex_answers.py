@@ -13,6 +13,8 @@ as the service's JSON parser accepts both. Beyond :mod:`.model`'s rules:
   ``responseJsonSchema`` (a JSON schema) or ``responseSchema`` (Vertex's OpenAPI subset, upper
   case types), else ``{"text": <prompt>}``;
 * ``[[emulator:truncate]]`` answers half the text with ``finishReason: MAX_TOKENS``;
+* ``[[emulator:blocked]]`` / ``[[emulator:filtered]]``: a blocked prompt / a withheld answer (see
+  :mod:`.gemini_safety`);
 * ``[[emulator:error:CODE]]`` fails the row: ``CODE`` is a canonical Google status
   (``RESOURCE_EXHAUSTED``...) or one of :data:`MARKER_STATUS`'s keys; any other code is a 400
   ``INVALID_ARGUMENT``. The message names the marker code.
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import model
+from . import gemini_safety, model
 
 #: canonical Google status -> HTTP status
 CANONICAL_HTTP: dict[str, int] = {
@@ -204,6 +206,9 @@ def predict(request: Any, *, model_name: str, seed: str, created: str) -> Predic
         canonical = canonical_for_marker(markers.error_code)
         return Prediction(error_status(canonical, f"Emulated failure '{markers.error_code}' requested by a "
                                                   f"prompt marker."))
+    filtered = gemini_safety.filtered_response(text, prompt_tokens(request))
+    if filtered is not None:
+        return Prediction("", {**filtered, "modelVersion": model_name.rsplit("/", 1)[-1], "createTime": created})
     answer = _answer_text(request, text)
     finish = "STOP"
     if markers.truncate:

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 from airflow.sdk.definitions.connection import Connection
 
-from airflow_llm_batch.backends.vertex import GoogleClients, VertexBatchBackend, VertexStaging
+from airflow_llm_batch.backends.vertex import VertexBatchBackend
+from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.google.settings import BIGQUERY_EMULATOR_ENV, STORAGE_EMULATOR_ENV, GoogleSettings
 from airflow_llm_batch.hooks.base import LLMBatchHook

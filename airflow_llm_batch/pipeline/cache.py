@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from airflow_llm_batch.pipeline.storage import StoragePath
-from airflow_llm_batch.pipeline.types import RawResult, Usage
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ class CachedAnswer:
     embedding: list[float] | None
     model: str | None
     usage: Usage
-    finish_reason: str | None
+    finish_reason: FinishReason | None
     stored_at: float
 
     def to_raw(self, custom_id: str) -> RawResult:
@@ -140,7 +140,7 @@ class CachedAnswer:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding)):
             raise ValueError("bad embedding")
         return cls(text, None if embedding is None else [float(x) for x in embedding], model,
-                   Usage.from_dict(usage), finish_reason, float(stored_at))
+                   Usage.from_dict(usage), FinishReason.parse(finish_reason), float(stored_at))
 
 
 @dataclass(frozen=True)

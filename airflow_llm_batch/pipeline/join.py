@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_llm_batch.pipeline.parsing import OutputError, OutputParser
 from airflow_llm_batch.pipeline.storage import StoragePath
-from airflow_llm_batch.pipeline.types import RawResult, ResultRow, RowStatus
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, ResultRow, RowStatus
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,9 @@ def to_result_row(
     if answer is None:
         return ResultRow(status=RowStatus.FAILED, error={"code": missing_code, "message": missing_message}, **base)
     common = {"usage": answer.usage, "model": answer.model, **base}
-    if answer.finish_reason not in (None, "stop", "end_turn", "tool_use", "completed", "STOP"):
-        extra["finish_reason"] = answer.finish_reason
+    finish = FinishReason.parse(answer.finish_reason)
+    if finish is not None and not finish.is_complete:
+        extra["finish_reason"] = finish.value
     if not answer.ok:
         error = {"code": answer.error_code or "error", "message": answer.error_message or ""}
         return ResultRow(status=RowStatus.FAILED, output=answer.text, error=error, **common)
@@ -70,7 +71,7 @@ def to_result_row(
     try:
         parsed = parser.parse(answer.text or "")
     except OutputError as exc:
-        code = "truncated" if "finish_reason" in extra else "invalid_output"
+        code = "truncated" if finish is FinishReason.LENGTH else "invalid_output"
         return ResultRow(status=RowStatus.FAILED, output=answer.text,
                          error={"code": code, "message": str(exc)}, **common)
     return ResultRow(status=RowStatus.SUCCEEDED, output=answer.text, parsed=parsed, **common)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from airflow_llm_batch.pipeline.storage import StoragePath
-from airflow_llm_batch.pipeline.types import RawResult, Usage
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 CACHED_FILE = "answered/cached.jsonl"
 FOLLOWERS_FILE = "answered/followers.jsonl"
@@ -47,7 +47,7 @@ def answer_to_dict(answer: Any) -> dict[str, Any]:
 def answer_from_dict(custom_id: str, data: dict[str, Any]) -> RawResult:
     return RawResult(custom_id, ok=True, text=data.get("text"), embedding=data.get("embedding"),
                      model=data.get("model"), usage=Usage.from_dict(data.get("usage")),
-                     finish_reason=data.get("finish_reason"))
+                     finish_reason=FinishReason.parse(data.get("finish_reason")))
 
 
 class RowRouter:

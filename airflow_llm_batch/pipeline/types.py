@@ -52,6 +52,55 @@ TERMINAL_STATES = frozenset(
 )
 
 
+class FinishReason(str, enum.Enum):
+    """Why the model stopped, in one vocabulary for every provider (each backend maps its own words).
+
+    * ``stop``: a natural end or a stop sequence (OpenAI ``stop``, Anthropic ``end_turn`` /
+      ``stop_sequence``, Gemini ``STOP``);
+    * ``length``: the output token limit cut the answer (``length``, ``max_tokens``, ``MAX_TOKENS``);
+    * ``tool_use``: it stopped to call a tool (``tool_calls``, ``tool_use``);
+    * ``content_filter``: a safety or content filter withheld or cut the answer (OpenAI/Azure
+      ``content_filter``, Gemini ``SAFETY``, ``RECITATION``, ``BLOCKLIST``...);
+    * ``refusal``: the model declined to answer (Anthropic ``refusal``);
+    * ``other``: anything else (Gemini ``MALFORMED_FUNCTION_CALL``, Anthropic ``pause_turn``...).
+
+    Example: ``FinishReason.parse("MAX_TOKENS") is FinishReason.LENGTH``
+    """
+
+    STOP = "stop"
+    LENGTH = "length"
+    TOOL_USE = "tool_use"
+    CONTENT_FILTER = "content_filter"
+    REFUSAL = "refusal"
+    OTHER = "other"
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the answer ended as the model meant it to (nothing cut or withheld)."""
+        return self in (FinishReason.STOP, FinishReason.TOOL_USE)
+
+    @classmethod
+    def parse(cls, value: str | FinishReason | None) -> FinishReason | None:
+        """A provider's word, or a value stored by an older version (cache entries), -> the neutral
+        reason; a word no table knows -> ``other``; nothing -> None."""
+        if value is None or isinstance(value, FinishReason):
+            return value
+        word = str(value).strip().lower()
+        return PROVIDER_FINISH_WORDS.get(word, cls.OTHER) if word else None
+
+
+#: every provider's finish/stop word (lower case) -> the neutral reason; one table for all backends
+PROVIDER_FINISH_WORDS: dict[str, FinishReason] = {
+    **dict.fromkeys(("stop", "end_turn", "stop_sequence", "completed"), FinishReason.STOP),
+    **dict.fromkeys(("length", "max_tokens", "max_output_tokens", "model_context_window_exceeded"),
+                    FinishReason.LENGTH),
+    **dict.fromkeys(("tool_use", "tool_calls", "function_call"), FinishReason.TOOL_USE),
+    **dict.fromkeys(("content_filter", "safety", "recitation", "blocklist", "prohibited_content", "spii",
+                     "image_safety", "image_prohibited_content", "image_recitation"), FinishReason.CONTENT_FILTER),
+    "refusal": FinishReason.REFUSAL,
+}
+
+
 class RowStatus(str, enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -121,7 +170,14 @@ class LLMRequest:
 
 @dataclass(frozen=True)
 class RawResult:
-    """One provider answer, already decoded from the provider's format but not yet parsed."""
+    """One provider answer, already decoded from the provider's format but not yet parsed.
+
+    ``error_code`` names the same situation the same way whatever the provider: ``prompt_blocked``
+    (a filter refused the prompt: no answer was made), ``content_filter`` (a filter withheld the
+    answer), ``refusal`` (the model declined), and the retry policy's codes (``rate_limit_exceeded``,
+    ``server_error``, ``invalid_request_error``...). A cut answer is not an error here: it is
+    ``finish_reason=length``, and the join calls it ``truncated`` when it does not parse.
+    """
 
     custom_id: str
     ok: bool
@@ -131,7 +187,7 @@ class RawResult:
     usage: Usage = Usage()
     error_code: str | None = None
     error_message: str | None = None
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
 
 
 @dataclass

@@ -191,7 +191,7 @@ async def test_text_tool_and_errored_answers_decode(backend: AnthropicBatchBacke
     batch_id = await submit(backend, path)
     assert (await wait_ended(backend, batch_id)).state == BatchState.COMPLETED
     got = await answers(backend, batch_id)
-    assert got["text"].ok and got["text"].text == "Say this back" and got["text"].finish_reason == "end_turn"
+    assert got["text"].ok and got["text"].text == "Say this back" and got["text"].finish_reason == "stop"
     assert got["text"].model == "claude-haiku-4-5" and got["other-model"].model == "claude-sonnet-4-5"
     invoice = Invoice.model_validate_json(got["tool"].text or "")
     assert invoice.vendor == "ACME 12.50" and got["tool"].finish_reason == "tool_use"

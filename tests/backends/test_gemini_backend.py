@@ -21,12 +21,9 @@ from google.genai import batches as sdk_batches
 from google.genai import types
 from pydantic import BaseModel, Field
 
-from airflow_llm_batch.backends.gemini import (
-    GeminiBatchBackend,
-    decode_answer,
-    inline_body_size,
-    inlined_request,
-)
+from airflow_llm_batch.backends.gemini import GeminiBatchBackend
+from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request
+from airflow_llm_batch.backends.generate_content import decode_answer
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
@@ -285,9 +282,9 @@ def test_decoding_refusals_blocks_thoughts_and_error_shapes() -> None:
     assert answer.ok and answer.text == "4" and answer.model == "gemini-2.5-pro"
     assert (answer.usage.input_tokens, answer.usage.output_tokens, answer.usage.cached_input_tokens) == (10, 31, 4)
     safety = decode_answer("b", {"response": {"candidates": [{"content": {"parts": []}, "finishReason": "SAFETY"}]}})
-    assert not safety.ok and safety.error_code == "refusal" and "SAFETY" in (safety.error_message or "")
+    assert not safety.ok and safety.error_code == "content_filter" and "SAFETY" in (safety.error_message or "")
     blocked = decode_answer("c", {"response": {"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"}}})
-    assert not blocked.ok and blocked.error_code == "refusal"
+    assert not blocked.ok and blocked.error_code == "prompt_blocked"
     assert decode_answer("d", {"error": {"code": 14, "message": "busy"}}).error_code == "service_unavailable"
     assert decode_answer("e", {"status": {"code": 429, "message": "slow down"}}).error_code == "rate_limit_exceeded"
     assert decode_answer("f", {"error": {"status": "DEADLINE_EXCEEDED", "message": "late"}}).error_code == "timeout"

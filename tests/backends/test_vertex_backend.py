@@ -17,16 +17,9 @@ from google.genai import Client, types
 from google.oauth2.credentials import Credentials
 from pydantic import BaseModel, Field
 
-from airflow_llm_batch.backends.vertex import (
-    ERROR_CODES,
-    STATES,
-    GoogleClients,
-    VertexBatchBackend,
-    VertexStaging,
-    decode_prediction,
-    job_labels,
-    row_error,
-)
+from airflow_llm_batch.backends.generate_content import CANONICAL_CODES, JOB_STATES, status_text_error
+from airflow_llm_batch.backends.vertex import VertexBatchBackend, decode_prediction, job_labels
+from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.emulator.vertex_api import set_vertex_storage
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
@@ -195,9 +188,10 @@ def test_every_job_state_of_both_sdks_has_a_neutral_state() -> None:
     from google.cloud.aiplatform_v1.types import JobState as AiplatformJobState
 
     names = set(types.JobState.__members__) | set(AiplatformJobState.__members__)
-    assert names <= set(STATES)
-    assert STATES["JOB_STATE_PARTIALLY_SUCCEEDED"] == BatchState.COMPLETED
-    assert STATES["JOB_STATE_EXPIRED"] == BatchState.EXPIRED and STATES["JOB_STATE_QUEUED"] == BatchState.PENDING
+    assert names <= set(JOB_STATES)
+    assert JOB_STATES["JOB_STATE_PARTIALLY_SUCCEEDED"] == BatchState.COMPLETED
+    assert JOB_STATES["JOB_STATE_EXPIRED"] == BatchState.EXPIRED
+    assert JOB_STATES["JOB_STATE_QUEUED"] == BatchState.PENDING
 
 
 # -- a job over Cloud Storage ----------------------------------------------------------------------
@@ -220,7 +214,7 @@ async def test_gcs_round_trip_answers_are_shuffled_and_joined_by_key(
     assert set(by_key) == {r.custom_id for r in requests}
     for r in requests:
         answer = by_key[r.custom_id]
-        assert answer.ok and answer.text == r.prompt and answer.finish_reason == "STOP"
+        assert answer.ok and answer.text == r.prompt and answer.finish_reason == "stop"
         assert answer.model == "gemini-2.5-flash" and answer.usage.input_tokens > 0 < answer.usage.output_tokens
     outputs = [b.name for b in gcs_emulator.client().list_blobs(bucket, prefix="stage/output/")]
     assert len(outputs) == 1 and outputs[0].startswith(f"stage/output/{tag_set['llm_batch_tag']}/prediction-model-")
@@ -281,7 +275,7 @@ async def test_partially_succeeded_rows_carry_their_own_reason(tmp_path: Path, b
         assert not answer.ok and answer.error_code == code and answer.error_message
         assert answer.error_message.startswith(prefix) and markers[i] in answer.error_message
     truncated = by_key[requests[4].custom_id]
-    assert truncated.ok and truncated.finish_reason == "MAX_TOKENS"
+    assert truncated.ok and truncated.finish_reason == "length"
     assert sum(a.ok for a in by_key.values()) == 36
 
 
@@ -424,10 +418,11 @@ async def test_staging_the_same_chunk_twice_never_doubles_its_rows(tmp_path: Pat
 def test_row_errors_keep_the_google_status_and_map_to_policy_codes() -> None:
     status = ('Bad Request: {"error": {"code": 400, "message": "Please use a valid role.", '
               '"status": "INVALID_ARGUMENT"}}')
-    assert row_error(status) == ("invalid_request_error", "INVALID_ARGUMENT (400): Please use a valid role.")
-    assert row_error("Too Many Requests: quota")[0] == "rate_limit_exceeded"
-    assert row_error("something odd")[0] == "error"
-    assert ERROR_CODES["RESOURCE_EXHAUSTED"] == "rate_limit_exceeded" and ERROR_CODES["INTERNAL"] == "server_error"
+    assert status_text_error(status) == ("invalid_request_error", "INVALID_ARGUMENT (400): Please use a valid role.")
+    assert status_text_error("Too Many Requests: quota")[0] == "rate_limit_exceeded"
+    assert status_text_error("something odd")[0] == "error"
+    assert CANONICAL_CODES["RESOURCE_EXHAUSTED"] == "rate_limit_exceeded"
+    assert CANONICAL_CODES["INTERNAL"] == "server_error"
 
 
 def test_decoding_blocked_withheld_thinking_and_bigquery_text_answers() -> None:

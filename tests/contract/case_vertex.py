@@ -30,7 +30,8 @@ import pytest
 from google.genai import Client, types
 from google.oauth2.credentials import Credentials
 
-from airflow_llm_batch.backends.vertex import GoogleClients, VertexBatchBackend, VertexStaging
+from airflow_llm_batch.backends.vertex import VertexBatchBackend
+from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.emulator import Emulator
 from airflow_llm_batch.emulator.vertex_api import set_vertex_storage
 from airflow_llm_batch.google.emulators import LocalGcs

@@ -15,7 +15,7 @@ import pytest
 
 from airflow_llm_batch.pipeline.cache import AnswerCache, CachedAnswer, CacheMode
 from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
-from airflow_llm_batch.pipeline.types import RawResult, Usage
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 
 def openai_line(custom_id: str = "row-1", **body: Any) -> dict[str, Any]:
@@ -135,6 +135,22 @@ def test_only_successful_answers_are_stored(tmp_path: Path) -> None:
     assert cache.put_many([(fp(1), failed), (fp(2), answer())]) == 1
     assert set(cache.get_many([fp(1), fp(2)])) == {fp(2)}
     assert cache.stats.stored == 1
+
+
+@pytest.mark.parametrize(("stored", "read"), [("stop", FinishReason.STOP), ("end_turn", FinishReason.STOP),
+                                              ("STOP", FinishReason.STOP), ("MAX_TOKENS", FinishReason.LENGTH),
+                                              ("max_tokens", FinishReason.LENGTH), ("pause_turn", FinishReason.OTHER),
+                                              (None, None)])
+def test_entries_stored_with_a_provider_finish_word_read_as_the_neutral_reason(
+        tmp_path: Path, stored: str | None, read: FinishReason | None) -> None:
+    """Entries written before the neutral FinishReason hold the provider's word: they still hit."""
+    cache = AnswerCache(tmp_path)
+    cache.put_many([(fp(1), answer())])
+    entry = tmp_path / fp(1)[:2] / f"{fp(1)}.json"
+    entry.write_text(json.dumps({**json.loads(entry.read_text()), "finish_reason": stored}))
+    found = AnswerCache(tmp_path).get_many([fp(1)])[fp(1)]
+    assert found.finish_reason is read and found.to_raw("row-1").finish_reason is read
+    assert json.loads(entry.read_text())["finish_reason"] == stored  # reading never rewrites the entry
 
 
 def test_stats_count_each_lookup_once(tmp_path: Path) -> None:

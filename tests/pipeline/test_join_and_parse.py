@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from pydantic import BaseModel, Field
 
 from airflow_llm_batch.pipeline.join import join_results
 from airflow_llm_batch.pipeline.parsing import OutputParser
-from airflow_llm_batch.pipeline.types import RawResult, RowStatus, Usage
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, RowStatus, Usage
 
 
 class Label(BaseModel):
@@ -63,3 +65,19 @@ def test_json_schema_parsing_and_truncation() -> None:
 def test_embeddings_land_as_parsed_vectors() -> None:
     rows = list(join_results(keys(1), [RawResult("c0", ok=True, embedding=[0.1, 0.2])], OutputParser(), batch_id="b"))
     assert rows[0].parsed == [0.1, 0.2] and rows[0].status == RowStatus.SUCCEEDED
+
+
+def test_finish_reasons_are_neutral_whatever_word_the_provider_used() -> None:
+    """Complete answers carry no note; a cut one is ``truncated`` when it does not parse, and only a
+    cut one: an answer that ended for another reason and does not parse is ``invalid_output``."""
+    parser = OutputParser({"name": "thing", "schema": {"type": "object"}})
+    words: list[str | FinishReason] = ["STOP", "end_turn", "tool_calls", FinishReason.TOOL_USE, "MAX_TOKENS",
+                                       "max_tokens", FinishReason.OTHER, "pause_turn"]
+    answers = [RawResult(f"c{i}", ok=True, text="{}" if i < 4 else '{"x": ', finish_reason=cast(Any, word))
+               for i, word in enumerate(words)]
+    rows = list(join_results(keys(len(words)), answers, parser, batch_id="b"))
+    assert [row.status for row in rows[:4]] == [RowStatus.SUCCEEDED] * 4
+    assert all("finish_reason" not in row.extra for row in rows[:4])
+    assert [(row.error or {}).get("code") for row in rows[4:]] == ["truncated", "truncated", "invalid_output",
+                                                                    "invalid_output"]
+    assert [row.extra["finish_reason"] for row in rows[4:]] == ["length", "length", "other", "other"]
