@@ -9,6 +9,7 @@ deterministic and idle when nobody polls.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import secrets
@@ -87,6 +88,12 @@ class ProviderStats:
     http_errors_by_status: Counter[str] = field(default_factory=Counter)
     row_errors_injected: int = 0
     malformed_lines: int = 0
+
+    def clear(self) -> None:
+        """Zero every counter in place: the provider modules hold this object, not a copy."""
+        fresh = ProviderStats()
+        for name in (f.name for f in dataclasses.fields(self)):
+            setattr(self, name, getattr(fresh, name))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -170,6 +177,10 @@ class EmulatorState:
         return None
 
     def reset_stats(self) -> None:
-        """Zero every provider's statistics (batches and files stay)."""
-        for name in list(self._stats):
-            self._stats[name] = ProviderStats()
+        """Zero every provider's statistics in place (batches and files stay).
+
+        The provider stores keep the :class:`ProviderStats` they got from :meth:`stats_for`, so the
+        objects are cleared, never replaced: counting goes on after a reset.
+        """
+        for stats in self._stats.values():
+            stats.clear()
