@@ -73,7 +73,8 @@ class ProviderStats:
     ``api_requests`` counts the API requests of this provider that passed the API key check;
     ``http_errors_injected`` (and ``http_errors_by_status``) the ones answered with an injected
     error (fault plan or :class:`~.faults.Fault`); ``row_errors_injected`` the rows failed by the
-    fault plan.
+    fault plan; ``create_answers_lost`` the creates that worked whose answer the fault plan lost
+    (``lost_creates`` / ``hung_creates``: the batch exists and counts in ``batches_created``).
     """
 
     batches_created: int = 0
@@ -88,6 +89,7 @@ class ProviderStats:
     http_errors_by_status: Counter[str] = field(default_factory=Counter)
     row_errors_injected: int = 0
     malformed_lines: int = 0
+    create_answers_lost: int = 0
 
     def clear(self) -> None:
         """Zero every counter in place: the provider modules hold this object, not a copy."""
@@ -110,6 +112,7 @@ class ProviderStats:
             "http_errors_by_status": dict(self.http_errors_by_status),
             "row_errors_injected": self.row_errors_injected,
             "malformed_lines": self.malformed_lines,
+            "create_answers_lost": self.create_answers_lost,
         }
 
 
