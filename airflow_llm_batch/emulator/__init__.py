@@ -17,8 +17,9 @@ Vertex jobs read their input from and write their output to the GCS/BigQuery emu
 Answers are deterministic (see :mod:`airflow_llm_batch.emulator.model` for the rules and the
 ``[[emulator:...]]`` prompt markers that make rows fail or truncate). A :class:`FaultPlan`
 (``emu.set_fault_plan(FaultPlan(row_error_rate=0.1))``, see :mod:`airflow_llm_batch.emulator.faults`)
-makes both providers fail rows, expire batches, answer transient HTTP errors, slow down or write
-broken output lines, deterministically. The package is written from
+makes every provider fail rows, expire batches, answer transient HTTP errors, lose the answer of a
+create that worked (an error, a dropped connection or a hang), slow down or write broken output
+lines, deterministically. The package is written from
 the providers' wire formats only and imports nothing else from ``airflow_llm_batch``.
 """
 

@@ -8,6 +8,7 @@ absolute and built from the address the client used to reach the emulator.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from typing import Any
 
@@ -16,6 +17,9 @@ from aiohttp import web
 from .anthropic_batches import AnthropicBatches, AnthropicError, error_type_for
 from .faults import RETRY_AFTER_HEADERS
 from .state import EmulatorState, gc_paused
+
+CREATE_PATH = re.compile(r"^/v1/messages/batches$")
+"""``POST`` here creates a batch: the fault plan's lost creates."""
 
 ANTHROPIC_BATCHES_KEY = web.AppKey("anthropic_batches", AnthropicBatches)
 

@@ -82,6 +82,10 @@ _FAULT_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("slow_factor", "--slow-factor", float, "divide the processing pace by this"),
     ("malformed_output_rate", "--malformed-output-rate", float, "share of custom_ids whose output line is broken"),
     ("enqueued_token_limit", "--enqueued-token-limit", int, "OpenAI enqueued prompt tokens per model"),
+    ("lost_creates", "--lost-creates", int, "the first N batch creates that work lose their answer"),
+    ("lost_create_status", "--lost-create-status", int, "status of those lost answers, 0 = drop the connection"),
+    ("hung_creates", "--hung-creates", int, "the next N creates that work answer nothing until the client gives up"),
+    ("hang_seconds", "--hang-seconds", float, "longest wait of those hung answers"),
     ("seed", "--fault-seed", int, "seed of every fault choice"),
 )
 

@@ -47,6 +47,18 @@ resubmit and never pay twice:
         ``overloaded_error``, the status Anthropic uses when overloaded). Every such answer
         carries ``retry-after: 0`` and ``retry-after-ms: 10``: both SDKs read ``retry-after-ms``
         first and, as it is positive, wait 10 ms instead of their exponential backoff.
+    ``lost_creates``, ``lost_create_status``, ``hung_creates``, ``hang_seconds``
+        The answer to a batch create that worked is lost: the batch exists and will be billed,
+        but the client never learns it. Counted over the creates that succeed (every provider:
+        OpenAI/Azure ``POST /batches``, Anthropic ``POST /v1/messages/batches``, Gemini
+        ``:batchGenerateContent``, Vertex ``POST .../batchPredictionJobs``) after the plan is
+        set: the first ``lost_creates`` are answered with ``lost_create_status`` in the
+        provider's error shape (0: the connection is dropped with no answer at all); the next
+        ``hung_creates`` get no answer until the client gives up (its timeout) or
+        ``hang_seconds`` pass, then the connection is dropped. This is the path where a blind
+        retry pays twice; a client that looks its batch up by tag before retrying does not.
+        Statuses that promise nothing was created (429, 503, which Anthropic routes send as
+        529) are refused here.
     ``slow_factor``
         Batches created while the plan is set answer ``requests_per_second / slow_factor``
         requests per second.
@@ -71,6 +83,7 @@ resubmit and never pay twice:
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -82,6 +95,17 @@ RETRY_AFTER_HEADERS: Mapping[str, str] = {"retry-after": "0", "retry-after-ms": 
 """Headers of every injected transient error: retry (almost) at once."""
 
 _HASH_RANGE = 1 << 64
+MAX_HANG_SECONDS = 300.0
+"""A hung answer never waits longer than this (the emulator must stay stoppable)."""
+NOT_CREATED_STATUSES = frozenset({503, 529})
+"""Statuses clients may read as "nothing was created" (Anthropic: 503 is sent as 529 overloaded)."""
+
+
+class CreateFault(enum.Enum):
+    """What happens to the answer of a batch create that worked (see ``lost_creates``)."""
+
+    LOST = "lost"
+    HUNG = "hung"
 
 
 @dataclass
@@ -147,6 +171,14 @@ class FaultPlan:
     """Divide the processing pace of new batches by this."""
     malformed_output_rate: float = 0.0
     """Share of custom_ids whose first output/results line is broken JSON."""
+    lost_creates: int = 0
+    """The first N successful batch creates (after the plan is set) lose their answer..."""
+    lost_create_status: int = 502
+    """...which the client gets as this 5xx status (0: the connection drops without an answer)."""
+    hung_creates: int = 0
+    """The next N successful creates answer nothing until the client times out..."""
+    hang_seconds: float = 30.0
+    """...or this many seconds pass; then the connection drops."""
     enqueued_token_limit: int | None = None
     """OpenAI: per-model cap on prompt tokens of unfinished batches (overrides the config)."""
     seed: int = 0
@@ -159,13 +191,21 @@ class FaultPlan:
                 raise ValueError(f"{name} must be between 0 and 1")
             object.__setattr__(self, name, value)
         _number("seed", self.seed, integer=True)
-        for name in ("row_error_times", "expire_batches"):
+        for name in ("row_error_times", "expire_batches", "lost_creates", "hung_creates"):
             if _number(name, getattr(self, name), integer=True) < 0:
                 raise ValueError(f"{name} must be >= 0")
         slow = _number("slow_factor", self.slow_factor)
         if not math.isfinite(slow) or slow <= 0:
             raise ValueError("slow_factor must be > 0")
         object.__setattr__(self, "slow_factor", slow)
+        hang = _number("hang_seconds", self.hang_seconds)
+        if not 0 < hang <= MAX_HANG_SECONDS:
+            raise ValueError(f"hang_seconds must be > 0 and <= {MAX_HANG_SECONDS:g}")
+        object.__setattr__(self, "hang_seconds", hang)
+        lost = _number("lost_create_status", self.lost_create_status, integer=True)
+        if lost != 0 and not (500 <= lost <= 599 and lost not in NOT_CREATED_STATUSES):
+            raise ValueError("lost_create_status must be a 5xx status other than 503 and 529 (they promise "
+                             "nothing was created), or 0 to drop the connection")
         if not isinstance(self.row_error_code, str) or not self.row_error_code:
             raise ValueError("row_error_code must be a non-empty string")
         if self.enqueued_token_limit is not None and (
@@ -253,6 +293,7 @@ class FaultPlanState:
         self._batches_expired = 0
         self._http_requests = 0
         self._http_errors = 0
+        self._creates = 0
         self._phase = 0.0
         self.set(plan)
 
@@ -264,6 +305,7 @@ class FaultPlanState:
         self._batches_expired = 0
         self._http_requests = 0
         self._http_errors = 0
+        self._creates = 0
         self._phase = 0.0 if plan is None else model.stable_hash("http-phase", str(plan.seed)) / _HASH_RANGE
 
     def for_batch(self, provider: str, custom_ids: Iterable[str]) -> BatchFaults | None:
@@ -310,6 +352,19 @@ class FaultPlanState:
         status = statuses[(self._http_errors + plan.seed) % len(statuses)]
         self._http_errors += 1
         return status
+
+    def take_create_fault(self) -> CreateFault | None:
+        """What happens to the answer of the batch create that just worked (counts it)."""
+        plan = self.plan
+        if plan is None or not (plan.lost_creates or plan.hung_creates):
+            return None
+        number = self._creates
+        self._creates += 1
+        if number < plan.lost_creates:
+            return CreateFault.LOST
+        if number < plan.lost_creates + plan.hung_creates:
+            return CreateFault.HUNG
+        return None
 
     def enqueued_token_limit(self, configured: int | None) -> int | None:
         """The enqueued token limit in force: the plan's when it sets one, else ``configured``."""

@@ -41,6 +41,8 @@ VERSIONS = ("v1beta", "v1")
 PATH_PREFIXES = ("/v1beta/", "/upload/v1beta/", "/upload/v1/", "/download/v1beta/", "/download/v1/", "/v1/models/")
 """Paths whose errors are Gemini-shaped (``/v1/batches`` and ``/v1/files`` are shared with OpenAI)."""
 _NAME = r"[A-Za-z0-9_.\-]+"
+CREATE_PATH = re.compile(rf"^/(v1beta|v1)/models/{_NAME}:batchGenerateContent$")
+"""``POST`` here creates a batch: the fault plan's lost creates."""
 _MARKS = ("x-goog-api-key", "x-goog-api-client")
 
 Handler = Callable[[web.Request, dict[str, str]], Awaitable[web.StreamResponse]]

@@ -9,6 +9,7 @@ query parameter is ignored.
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,9 @@ from .faults import RETRY_AFTER_HEADERS
 from .openai_answers import error_type_for
 from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
 from .state import EmulatorState
+
+CREATE_PATH = re.compile(r"^/(v1|openai)/batches$")
+"""``POST`` here creates a batch (OpenAI ``/v1``, Azure ``/openai``): the fault plan's lost creates."""
 
 FILE_PURPOSES = frozenset({"assistants", "batch", "fine-tune", "vision", "user_data", "evals"})
 OPENAI_BATCHES_KEY = web.AppKey("openai_batches", OpenAIBatches)

@@ -1,232 +1,52 @@
 """The emulator's HTTP server: app factory, middleware, and the runners users start in tests.
 
 * :func:`create_app` builds the aiohttp application: each provider module mounts its routes
-  (``add_routes(app, state)``) and names the path prefixes whose errors it formats; a middleware
-  checks the API key, plays injected faults and the fault plan's transient HTTP errors
-  (:mod:`.faults`), and turns errors into each provider's JSON shape.
+  (``add_routes(app, state)``); the :mod:`.gateway` middleware checks the API key, plays injected
+  faults and the fault plan (:mod:`.faults`), and turns errors into each provider's JSON shape;
+  :mod:`.control` mounts the control routes.
 * :class:`AsyncEmulator` runs the server in the caller's event loop (``async with``).
 * :class:`Emulator` runs it in a background thread with its own event loop, for synchronous code
   and tests (``with Emulator(cfg) as emu``).
 
-Control routes (never behind the API key, never hit by injected faults): ``GET /_emulator/stats``,
-``POST /_emulator/reset`` (zero the statistics), ``POST /_emulator/faults`` (body:
-:class:`~.faults.Fault` fields), ``DELETE /_emulator/faults``, ``POST /_emulator/fault-plan``
-(body: :class:`~.faults.FaultPlan` fields; puts the plan in force and restarts its counters),
-``GET /_emulator/fault-plan`` (``{"fault_plan": {...} | null}``), ``DELETE /_emulator/fault-plan``,
-``GET /_emulator/health``.
+Control routes: see :mod:`.control` (``GET /_emulator/stats``, ``POST /_emulator/reset``...).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import socket
 import threading
 import time
-import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import anthropic_api, gemini_api, openai_api, vertex_api
 from .config import EmulatorConfig
+from .control import add_control_routes
 from .faults import Fault, FaultPlan
-from .state import ApiError, Clock, EmulatorState, ProviderStats
+from .gateway import PROVIDERS, STATE_KEY, gateway
+from .state import Clock, EmulatorState
 
 log = logging.getLogger(__name__)
 
-CONTROL_PREFIX = "/_emulator"
-STATE_KEY = web.AppKey("emulator_state", EmulatorState)
 _T = TypeVar("_T")
-
-
-@dataclass(frozen=True)
-class Provider:
-    """One emulated API: its routes and the error shape of its paths."""
-
-    name: str
-    path_prefixes: tuple[str, ...]
-    add_routes: Callable[[web.Application, EmulatorState], object]
-    error_body: Callable[[int, str], dict[str, Any]]
-    transient_error: Callable[[int], web.Response]
-    """The answer to a request hit by a fault plan HTTP error of the given status."""
-
-
-PROVIDERS: tuple[Provider, ...] = (
-    # Most specific prefixes first: /v1/messages belongs to Anthropic, the rest of /v1 to OpenAI.
-    Provider(
-        "anthropic",
-        ("/v1/messages",),
-        anthropic_api.add_routes,
-        anthropic_api.error_body,
-        anthropic_api.transient_error,
-    ),
-    Provider("vertex", vertex_api.PATH_PREFIXES, vertex_api.add_routes, vertex_api.error_body,
-             vertex_api.transient_error),
-    Provider("gemini", gemini_api.PATH_PREFIXES, gemini_api.add_routes, gemini_api.error_body,
-             gemini_api.transient_error),
-    Provider(
-        "openai", ("/v1", "/openai"), openai_api.add_routes, openai_api.error_body, openai_api.transient_error
-    ),
-)
-"""Emulated providers. A new one (e.g. Gemini) adds an entry with its own module."""
-
-
-def _provider_for(path: str) -> Provider | None:
-    for provider in PROVIDERS:
-        if path.startswith(provider.path_prefixes):
-            return provider
-    return None
-
-
-def _error_body_for(path: str, status: int, message: str) -> dict[str, Any]:
-    provider = _provider_for(path)
-    if provider is not None:
-        return provider.error_body(status, message)
-    return {"error": {"message": message}}
-
-
-def _count_http_error(stats: ProviderStats | None, status: int) -> None:
-    if stats is not None:
-        stats.http_errors_injected += 1
-        stats.http_errors_by_status[str(status)] += 1
-
-
-def _authorized(request: web.Request, api_key: str) -> bool:
-    """The key may come as ``Authorization: Bearer``, ``x-api-key`` (Anthropic) or ``api-key`` (Azure)."""
-    offered: list[str] = []
-    authorization = request.headers.get("Authorization", "")
-    if authorization.lower().startswith("bearer "):
-        offered.append(authorization[7:].strip())
-    offered.extend(request.headers.getall("x-api-key", []))
-    offered.extend(request.headers.getall("api-key", []))
-    return any(hmac.compare_digest(candidate.encode(), api_key.encode()) for candidate in offered)
-
-
-@web.middleware
-async def _gateway(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Auth, injected faults, and provider-shaped errors for every API route."""
-    state = request.app[STATE_KEY]
-    path = request.path
-    try:
-        if not path.startswith(CONTROL_PREFIX):
-            key = state.config.api_key
-            if key is not None and not _authorized(request, key):
-                return web.json_response(_error_body_for(path, 401, "Invalid API key."), status=401)
-            provider = _provider_for(path)
-            stats = state.stats_for(provider.name) if provider is not None else None
-            if stats is not None:
-                stats.api_requests += 1
-            fault = state.take_fault(request.method, path)
-            if fault is not None:
-                if fault.lose_response:
-                    await handler(request)
-                _count_http_error(stats, fault.status)
-                return web.json_response(
-                    _error_body_for(path, fault.status, fault.message), status=fault.status
-                )
-            if provider is not None:
-                status = state.fault_plan.take_http_error()
-                if status is not None:  # before any processing: a retried create creates one batch
-                    response = provider.transient_error(status)
-                    _count_http_error(stats, response.status)
-                    return response
-        return await handler(request)
-    except ApiError as exc:
-        return web.json_response(exc.body(), status=exc.status)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return web.json_response(_error_body_for(path, exc.status, exc.reason), status=exc.status)
-    except Exception as exc:  # a bug in the emulator: log where, never the message (it may hold prompt text)
-        log.error(
-            "emulator bug %s while handling %s %s\n%s",
-            type(exc).__name__,
-            request.method,
-            path,
-            "".join(traceback.format_tb(exc.__traceback__)),
-        )
-        return web.json_response(_error_body_for(path, 500, "Internal error in the emulator."), status=500)
-
-
-async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE_KEY].stats_snapshot())
-
-
-async def _reset(request: web.Request) -> web.Response:
-    request.app[STATE_KEY].reset_stats()
-    return web.json_response({"reset": True})
-
-
-async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def _add_fault(request: web.Request) -> web.Response:
-    try:
-        payload = await request.json()
-        fault = Fault(**payload)
-    except (ValueError, TypeError) as exc:
-        return web.json_response({"error": {"message": f"Invalid fault: {exc}"}}, status=400)
-    request.app[STATE_KEY].faults.append(fault)
-    return web.json_response({"added": True})
-
-
-async def _clear_faults(request: web.Request) -> web.Response:
-    request.app[STATE_KEY].faults.clear()
-    return web.json_response({"cleared": True})
-
-
-def _plan_json(state: EmulatorState) -> dict[str, Any]:
-    plan = state.fault_plan.plan
-    return {"fault_plan": None if plan is None else plan.to_json()}
-
-
-async def _set_fault_plan(request: web.Request) -> web.Response:
-    try:
-        plan = FaultPlan.from_json(await request.json())
-    except (ValueError, TypeError) as exc:
-        return web.json_response({"error": {"message": f"Invalid fault plan: {exc}"}}, status=400)
-    state = request.app[STATE_KEY]
-    state.fault_plan.set(plan)
-    return web.json_response(_plan_json(state))
-
-
-async def _get_fault_plan(request: web.Request) -> web.Response:
-    return web.json_response(_plan_json(request.app[STATE_KEY]))
-
-
-async def _clear_fault_plan(request: web.Request) -> web.Response:
-    state = request.app[STATE_KEY]
-    state.fault_plan.set(None)
-    return web.json_response(_plan_json(state))
 
 
 def create_app(state: EmulatorState) -> web.Application:
     """The aiohttp application serving every emulated provider over ``state``."""
     config = state.config
     app = web.Application(
-        middlewares=[_gateway],
+        middlewares=[gateway],
         client_max_size=max(config.anthropic_max_batch_bytes, config.max_batch_file_bytes) + 1,
     )
     app[STATE_KEY] = state
     for provider in PROVIDERS:
         state.stats_for(provider.name)
         provider.add_routes(app, state)
-    app.router.add_get(f"{CONTROL_PREFIX}/stats", _stats)
-    app.router.add_post(f"{CONTROL_PREFIX}/reset", _reset)
-    app.router.add_get(f"{CONTROL_PREFIX}/health", _health)
-    app.router.add_post(f"{CONTROL_PREFIX}/faults", _add_fault)
-    app.router.add_delete(f"{CONTROL_PREFIX}/faults", _clear_faults)
-    app.router.add_post(f"{CONTROL_PREFIX}/fault-plan", _set_fault_plan)
-    app.router.add_get(f"{CONTROL_PREFIX}/fault-plan", _get_fault_plan)
-    app.router.add_delete(f"{CONTROL_PREFIX}/fault-plan", _clear_fault_plan)
+    add_control_routes(app)
     return app
 
 

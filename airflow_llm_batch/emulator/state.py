@@ -9,6 +9,7 @@ deterministic and idle when nobody polls.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import math
 import secrets
@@ -72,7 +73,8 @@ class ProviderStats:
     ``api_requests`` counts the API requests of this provider that passed the API key check;
     ``http_errors_injected`` (and ``http_errors_by_status``) the ones answered with an injected
     error (fault plan or :class:`~.faults.Fault`); ``row_errors_injected`` the rows failed by the
-    fault plan.
+    fault plan; ``create_answers_lost`` the creates that worked whose answer the fault plan lost
+    (``lost_creates`` / ``hung_creates``: the batch exists and counts in ``batches_created``).
     """
 
     batches_created: int = 0
@@ -87,6 +89,13 @@ class ProviderStats:
     http_errors_by_status: Counter[str] = field(default_factory=Counter)
     row_errors_injected: int = 0
     malformed_lines: int = 0
+    create_answers_lost: int = 0
+
+    def clear(self) -> None:
+        """Zero every counter in place: the provider modules hold this object, not a copy."""
+        fresh = ProviderStats()
+        for name in (f.name for f in dataclasses.fields(self)):
+            setattr(self, name, getattr(fresh, name))
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy."""
@@ -103,6 +112,7 @@ class ProviderStats:
             "http_errors_by_status": dict(self.http_errors_by_status),
             "row_errors_injected": self.row_errors_injected,
             "malformed_lines": self.malformed_lines,
+            "create_answers_lost": self.create_answers_lost,
         }
 
 
@@ -170,6 +180,10 @@ class EmulatorState:
         return None
 
     def reset_stats(self) -> None:
-        """Zero every provider's statistics (batches and files stay)."""
-        for name in list(self._stats):
-            self._stats[name] = ProviderStats()
+        """Zero every provider's statistics in place (batches and files stay).
+
+        The provider stores keep the :class:`ProviderStats` they got from :meth:`stats_for`, so the
+        objects are cleared, never replaced: counting goes on after a reset.
+        """
+        for stats in self._stats.values():
+            stats.clear()

@@ -26,6 +26,7 @@ Control routes (no token): ``POST /_emulator/vertex/storage`` with ``{"gcs_endpo
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -40,6 +41,8 @@ from .vertex_storage import VertexStorage
 VERTEX_JOBS_KEY = web.AppKey("vertex_jobs", VertexJobs)
 API_VERSIONS = ("v1", "v1beta1")
 PATH_PREFIXES = tuple(f"/{version}/projects/" for version in API_VERSIONS)
+CREATE_PATH = re.compile(r"^/(v1|v1beta1)/projects/[^/]+/locations/[^/]+/batchPredictionJobs$")
+"""``POST`` here creates a batch prediction job: the fault plan's lost creates."""
 STORAGE_ROUTE = "/_emulator/vertex/storage"
 MAX_PAGE_SIZE = 1000
 

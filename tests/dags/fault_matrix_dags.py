@@ -7,7 +7,7 @@ from datetime import datetime
 from airflow.sdk import DAG
 
 from airflow_llm_batch.operators import LLMBatchOperator
-from tests.faults.rows import CHUNK, emulator_prompt_tokens
+from tests.faults.rows import CHUNK, PROVIDER_JOBS, emulator_prompt_tokens
 
 PARAMS = {"rows": "", "destination": "", "workspace": ""}
 COMMON = {
@@ -26,3 +26,14 @@ for dag_id, extra in {
 }.items():
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
         LLMBatchOperator(task_id="batch", **COMMON, **extra)  # type: ignore[arg-type]
+
+# the cross-provider matrix (tests/faults/test_fault_matrix_providers.py): one DAG per provider, its
+# connection (with a client timeout) set by the test
+for job in PROVIDER_JOBS.values():
+    with DAG(job.dag_id, schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+        LLMBatchOperator(
+            task_id="batch", provider=job.provider, conn_id=job.conn_id, model=job.model, rows="{{ params.rows }}",
+            key="id", prompt="{{ row.text }}", destination="{{ params.destination }}",
+            workspace="{{ params.workspace }}", poll_interval=0.2, retries=0, cache="off",
+            max_rows_per_chunk=job.chunk,
+        )

@@ -10,8 +10,11 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
+import anthropic
 import httpx
+import openai
 import pytest
 
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig, main, serve
@@ -92,6 +95,33 @@ def test_control_routes_inject_and_clear_faults(fast_config: EmulatorConfig) -> 
         assert httpx.get(emu.url + "/v1/messages/batches").status_code == 200
         assert httpx.post(emu.url + "/_emulator/faults", json={"bogus": 1}).status_code == 400
         assert httpx.post(emu.url + "/_emulator/reset").json() == {"reset": True}
+
+
+def _one_batch_each(emu: Emulator, h: Any, custom_id: str) -> None:
+    with openai.OpenAI(base_url=emu.openai_base_url, api_key="k", max_retries=0) as client:
+        assert h.run_openai_batch(client, [h.chat_line(custom_id, "x")], "/v1/chat/completions").status == "completed"
+    with anthropic.Anthropic(base_url=emu.anthropic_base_url, api_key="k", max_retries=0) as claude:
+        params = {"model": "claude-haiku-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "x"}]}
+        batch = claude.messages.batches.create(requests=[{"custom_id": custom_id, "params": params}])  # type: ignore[list-item]
+        assert h.wait_anthropic(claude, batch.id).processing_status == "ended"
+
+
+def test_counters_keep_counting_after_a_reset(fast_config: EmulatorConfig, h: Any) -> None:
+    """A reset zeroes the counters the providers write to, so a 'paid twice' check after it can fail."""
+    with Emulator(fast_config) as emu:
+        _one_batch_each(emu, h, "before")
+        for reset in (emu.reset_stats, lambda: httpx.post(emu.url + "/_emulator/reset").raise_for_status()):
+            reset()
+            assert emu.stats()["openai"]["batches_created"] == emu.stats()["anthropic"]["batches_created"] == 0
+            _one_batch_each(emu, h, "again")
+            _one_batch_each(emu, h, "again")
+            for name in ("openai", "anthropic"):
+                stats = emu.stats()[name]
+                assert stats["batches_created"] == 2 and len(stats["batches"]) == 2, name
+                assert stats["requests_by_custom_id"] == stats["accepted_requests_by_custom_id"] == {"again": 2}
+                assert stats["succeeded_by_custom_id"] == {"again": 2}, f"{name}: paid twice went unseen"
+                assert stats["api_requests"] > 0
+            assert emu.stats()["openai"]["files_uploaded"] == 2
 
 
 def test_config_rejects_nonsense() -> None:

@@ -5,64 +5,29 @@ emulator's side: every input row ends with exactly one final result, and no requ
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from airflow_llm_batch.emulator import FaultPlan
-from tests.airflow_helpers import run_dag, task_states, xcom
 from tests.faults import rows as job
+from tests.faults.matrix import Outcome, assert_promises, run_job
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
-
-
-@dataclass
-class Outcome:
-    state: str
-    summary: dict[str, Any] | None
-    results: list[dict[str, Any]]
-    sent: Counter[str]  # submissions per custom_id during this run
-    paid: Counter[str]  # successful (billable) answers per custom_id during this run
-    batches: int
-    batch_statuses: Counter[str] = field(default_factory=Counter)
 
 
 @pytest.fixture
 def run_with(emulator: Any, tmp_path: Path) -> Iterator[Any]:
     def _run(dag_id: str, plan: FaultPlan) -> Outcome:
-        before = emulator.stats()["openai"]
-        emulator.set_fault_plan(plan)
-        try:
-            dag_run = run_dag(dag_id, {"rows": f"file://{job.write(tmp_path / 'rows.jsonl')}",
-                                       "destination": f"file://{tmp_path}/out.jsonl",
-                                       "workspace": f"file://{tmp_path}/ws"})
-        finally:
-            emulator.clear_fault_plan()
-        after = emulator.stats()["openai"]
-        out = tmp_path / "out.jsonl"
-        results = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
-        new_batches = after["batches"][len(before["batches"]):]
-        return Outcome(
-            state=task_states(dag_run)["batch"],
-            summary=xcom(dag_run, "batch"),
-            results=results,
-            sent=_delta(before["requests_by_custom_id"], after["requests_by_custom_id"]),
-            paid=_delta(before["succeeded_by_custom_id"], after["succeeded_by_custom_id"]),
-            batches=after["batches_created"] - before["batches_created"],
-            batch_statuses=Counter(_status(emulator, b) for b in new_batches),
-        )
+        outcome = run_job(emulator, dag_id, plan, tmp_path)
+        outcome.batch_statuses = Counter(_status(emulator, b) for b in outcome.new_batch_ids)
+        return outcome
 
     yield _run
     emulator.clear_fault_plan()
-
-
-def _delta(before: dict[str, int], after: dict[str, int]) -> Counter[str]:
-    return Counter({k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0) and k.startswith("f")})
 
 
 def _status(emulator: Any, batch_id: str) -> str:
@@ -70,12 +35,6 @@ def _status(emulator: Any, batch_id: str) -> str:
 
     with OpenAI(base_url=emulator.openai_base_url, api_key="k") as client:
         return client.batches.retrieve(batch_id).status
-
-
-def assert_promises(outcome: Outcome) -> None:
-    keys = [r["key"] for r in outcome.results]
-    assert len(keys) == job.ROWS and set(keys) == {f"f{i:05d}" for i in range(job.ROWS)}, "one result per row"
-    assert max(outcome.paid.values(), default=0) <= 1, "a request was paid twice"
 
 
 def test_ten_percent_retryable_row_errors_all_succeed_on_attempt_two(run_with: Any) -> None:
