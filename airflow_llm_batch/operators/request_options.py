@@ -14,7 +14,7 @@ from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
-from airflow_llm_batch.pipeline.manifest import Manifest
+from airflow_llm_batch.pipeline.manifest import Manifest, describe_resume
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
 from airflow_llm_batch.pipeline.render import RequestSpec
@@ -170,11 +170,13 @@ class RequestOptions(BaseOperator):
             if fresh:
                 manifest.estimate = self._estimate(manifest).to_dict()
                 run.store.save(manifest)
-            self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats; %d "
-                          "batch(es) already created); estimate %s", run.store.path, manifest.total_rows,
-                          sum(c.count for c in manifest.chunks if c.retry_of is None), len(manifest.chunks),
-                          manifest.cached_rows, manifest.follower_rows, len(manifest.batch_ids),
-                          describe_estimate(manifest.estimate))
+                self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats); "
+                              "estimate %s", run.store.path, manifest.total_rows,
+                              sum(c.count for c in manifest.chunks if c.retry_of is None), len(manifest.chunks),
+                              manifest.cached_rows, manifest.follower_rows, describe_estimate(manifest.estimate))
+            else:
+                self.log.info("Run state: %s (%d rows): %s", run.store.path, manifest.total_rows,
+                              describe_resume(manifest))
             if fresh and not self.estimate_only:
                 check_budget(self._estimate(manifest), self.max_cost_usd)
         except (InvalidInputError, BudgetExceededError) as exc:

@@ -125,3 +125,18 @@ class ManifestStore:
 
     def save(self, manifest: Manifest) -> None:
         write_json_atomically(self.path, manifest.to_dict())
+
+
+def describe_resume(manifest: Manifest) -> str:
+    """What a try that finds batches already created will do, for the log (counts and ids only).
+
+    Example: ``"re-attaching: 3 batch(es) already created, every row answered: nothing new to send;
+    landing the results again"``.
+    """
+    created = len(manifest.batch_ids)
+    if manifest.is_done:
+        return (f"re-attaching: {created} batch(es) already created, every row answered: nothing new to "
+                f"send; landing the results again")
+    waiting = [c for c in manifest.chunks if c.state == ChunkState.PREPARED]
+    return (f"re-attaching: {created} batch(es) already created, {len(manifest.open_batch_ids)} still open; "
+            f"{sum(c.count for c in waiting)} row(s) in {len(waiting)} chunk(s) not sent yet")

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from airflow.sdk import DAG
+from airflow.sdk import DAG, task
 from pydantic import BaseModel, Field
 
 from airflow_llm_batch.operators import LLMBatchOperator
@@ -17,7 +17,7 @@ from airflow_llm_batch.sinks.bigquery import BigQuerySink
 
 CONN = "llm_emulator"
 PARAMS: dict[str, Any] = {"rows": "", "destination": "", "workspace": "", "fail_after_landing": False,
-                          "dead_destination": ""}
+                          "dead_destination": "", "prefix": "m", "per_input": 10}
 
 
 class Category(str, Enum):
@@ -60,14 +60,22 @@ class FlakyLandingOperator(LLMBatchOperator):
         return result
 
 
+def triage_kwargs() -> dict[str, Any]:
+    return {"conn_id": CONN, "model": "gpt-4o-mini", "key": "ticket_id", "system_prompt": "You triage support tickets.",
+            "prompt": "Ticket {{ row.ticket_id }} ({{ row.tier }}): {{ row.subject }}\n{{ row.body }}",
+            "response_format": TicketTriage, "destination": "{{ params.destination }}",
+            "workspace": "{{ params.workspace }}", "max_rows_per_chunk": 2500, "poll_interval": 0.2}
+
+
 def triage_task(operator: type[LLMBatchOperator], **kwargs: Any) -> LLMBatchOperator:
-    return operator(
-        task_id="triage", conn_id=CONN, model="gpt-4o-mini", rows="{{ params.rows }}", key="ticket_id",
-        system_prompt="You triage support tickets.",
-        prompt="Ticket {{ row.ticket_id }} ({{ row.tier }}): {{ row.subject }}\n{{ row.body }}",
-        response_format=TicketTriage, destination="{{ params.destination }}", workspace="{{ params.workspace }}",
-        max_rows_per_chunk=2500, poll_interval=0.2, **kwargs,
-    )
+    return operator(task_id="triage", rows="{{ params.rows }}", **triage_kwargs(), **kwargs)
+
+
+@task
+def three_inputs(params: dict[str, Any]) -> list[list[dict[str, str]]]:
+    """Three lists of ``per_input`` tickets with disjoint keys ``{prefix}-{input}-{i}``: one per mapped instance."""
+    return [[{"ticket_id": f"{params['prefix']}-{part}-{i:04d}", "tier": "free", "subject": "Charged twice",
+              "body": f"ticket {i} of input {part}"} for i in range(int(params["per_input"]))] for part in range(3)]
 
 
 with DAG("llmb_gcp_flaky", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
@@ -80,3 +88,7 @@ with DAG("llmb_gcp_sink_object", schedule=None, start_date=datetime(2026, 1, 1),
     # a Sink object as destination: keyword options, and its URI is templated like a string destination
     triage_task(LLMBatchOperator, retries=0).destination = BigQuerySink("{{ params.destination }}", mode="append",
                                                                         parsed_as="record")
+
+with DAG("llmb_gcp_mapped", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    # one mapped instance per input, all landing into the same destination
+    LLMBatchOperator.partial(task_id="triage", retries=0, **triage_kwargs()).expand(rows=three_inputs())

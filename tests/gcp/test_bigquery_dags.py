@@ -164,3 +164,54 @@ def test_a_sink_object_with_keyword_options_is_templated_and_used(emulator: Any,
     assert xcom(dag_run, "triage")["landed"]["mode"] == "append"
     rows = query(bq_emulator, f"SELECT key, parsed.priority AS p FROM `{dataset}.triage` ORDER BY key")
     assert len(rows) == 40 and all(1 <= r["p"] <= 5 for r in rows)
+
+
+def test_a_mapped_task_over_3_inputs_keeps_the_rows_of_all_3(emulator: Any, bq_emulator: LocalBigQuery,
+                                                             dataset: str, ws: str) -> None:
+    prefix, target = f"m{uuid.uuid4().hex[:6]}", f"{dataset}.triage"
+    dag_run = run_dag("llmb_gcp_mapped", {"prefix": prefix, "per_input": 40, "destination": f"bq://{target}",
+                                          "workspace": ws})
+    mapped = sorted((ti.map_index, ti.state) for ti in dag_run.get_task_instances() if ti.task_id == "triage")
+    assert mapped == [(0, "success"), (1, "success"), (2, "success")]
+    got = query(bq_emulator, f"SELECT map_index, COUNT(*) AS n, COUNT(DISTINCT key) AS k, "
+                             f"COUNTIF(STARTS_WITH(key, CONCAT('{prefix}-', CAST(map_index AS STRING), '-'))) AS own "
+                             f"FROM `{target}` GROUP BY 1 ORDER BY 1")
+    assert got == [{"map_index": i, "n": 40, "k": 40, "own": 40} for i in range(3)]
+    leftovers = [t.table_id for t in bq_emulator.client().list_tables(dataset) if "__llmb_stage_" in t.table_id]
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(("mode", "copies"), [("", 1), ("?mode=history", 2)])
+def test_two_nightly_runs_over_the_same_rows(mode: str, copies: int, emulator: Any, bq_emulator: LocalBigQuery,
+                                             dataset: str, ws: str) -> None:
+    """Default ``merge``: one row per key, the latest run's (answered from the request cache, paid once).
+    ``history``: one copy per run."""
+    prefix, target = f"n{uuid.uuid4().hex[:6]}", f"{dataset}.triage"
+    seed_tickets(bq_emulator, f"{dataset}.tickets", 60, prefix)
+    conf = {"rows": f"bq://{dataset}.tickets", "destination": f"bq://{target}{mode}", "workspace": ws}
+    before = stats(emulator)
+    runs = [run_dag("llmb_gcp", conf) for _ in range(2)]
+    assert [task_states(r) for r in runs] == [{"triage": "success"}] * 2 and runs[0].run_id != runs[1].run_id
+    assert set(paid(before, stats(emulator), prefix).values()) == {1}  # the second night paid nothing
+    got = query(bq_emulator, f"SELECT run_id, COUNT(*) AS n, COUNT(DISTINCT key) AS k, COUNTIF(cached) AS cached "
+                             f"FROM `{target}` GROUP BY 1 ORDER BY n")
+    latest = {"run_id": runs[1].run_id, "n": 60, "k": 60, "cached": 60}
+    expected = [latest] if copies == 1 else [{"run_id": runs[0].run_id, "n": 60, "k": 60, "cached": 0}, latest]
+    assert sorted(got, key=lambda r: r["run_id"] != runs[0].run_id) == expected
+
+
+def test_relanding_a_finished_run_says_nothing_is_sent(emulator: Any, bq_emulator: LocalBigQuery, dataset: str,
+                                                       ws: str, capfd: pytest.CaptureFixture[str]) -> None:
+    prefix, target = f"r{uuid.uuid4().hex[:6]}", f"{dataset}.triage"
+    seed_tickets(bq_emulator, f"{dataset}.tickets", 30, prefix)
+    capfd.readouterr()
+    dag_run = run_dag("llmb_gcp_flaky", {"rows": f"bq://{dataset}.tickets", "destination": f"bq://{target}",
+                                         "workspace": ws, "fail_after_landing": True})
+    assert task_states(dag_run) == {"triage": "success"} and dag_run.get_task_instances()[0].try_number == 2
+    out = capfd.readouterr()  # task logs go to the console (structlog), not to logging handlers
+    states = [line for line in (out.out + out.err).splitlines() if "Run state:" in line]
+    assert len(states) == 2 and "30 to send in 1 chunk(s)" in states[0]
+    assert "to send in" not in states[1]
+    assert ("re-attaching: 1 batch(es) already created, every row answered: nothing new to send; landing the "
+            "results again") in states[1]
+    assert query(bq_emulator, f"SELECT COUNT(*) AS n FROM `{target}`") == [{"n": 30}]

@@ -26,16 +26,18 @@ class Verdict(BaseModel):
     meta: dict[str, int]
 
 
-def context(run_id: str = "run-1", schema: dict[str, Any] | None = None, **extra: Any) -> LandingContext:
-    return LandingContext(dag_id="dag", task_id="task", run_id=run_id,
+def context(run_id: str = "run-1", schema: dict[str, Any] | None = None, *, task_id: str = "task",
+            map_index: int = -1, **extra: Any) -> LandingContext:
+    return LandingContext(dag_id="dag", task_id=task_id, run_id=run_id, map_index=map_index,
                           response_schema=Verdict.model_json_schema() if schema is None else schema,
                           provider="openai", model="gpt-4o-mini", extra=extra)
 
 
-def result_rows(count: int, *, fail_every: int = 10, tag: str = "") -> Iterator[ResultRow]:
-    """``count`` rows, every ``fail_every``-th one failed (from the 4th on)."""
+def result_rows(count: int, *, fail_every: int = 10, tag: str = "", prefix: str = "k") -> Iterator[ResultRow]:
+    """``count`` rows keyed ``{prefix}00000``..., every ``fail_every``-th one failed (from the 4th on)."""
     for i in range(count):
-        common = {"key": f"k{i:05d}", "batch_id": "batch_1", "custom_id": f"k{i:05d}", "extra": {"ticket": f"T{i}"}}
+        key = f"{prefix}{i:05d}"
+        common = {"key": key, "batch_id": "batch_1", "custom_id": key, "extra": {"ticket": f"T{i}"}}
         if fail_every and i % fail_every == 3:
             yield ResultRow(status=RowStatus.FAILED, output="{not json", usage=Usage(7, 2, 0),
                             error={"code": "invalid_output", "message": "answer is not JSON"}, **common)

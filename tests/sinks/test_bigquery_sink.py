@@ -60,10 +60,38 @@ def test_creates_a_typed_table_and_lands_every_row(bq_emulator: LocalBigQuery, d
     assert leftovers == []
 
 
-def test_merge_relanding_replaces_the_runs_rows_and_keeps_other_runs(bq_emulator: LocalBigQuery,
-                                                                     dataset: str) -> None:
+def test_merge_keeps_one_row_per_key_for_the_task_with_the_latest_runs_answer(bq_emulator: LocalBigQuery,
+                                                                             dataset: str) -> None:
     table = f"{dataset}.merged"
-    sink = open_sink(f"bq://{table}?mode=merge")
+    sink = open_sink(f"bq://{table}")  # mode=merge is the default
+    sink.write(result_rows(500), context("run-1"))
+    sink.write(result_rows(500, tag=" again"), context("run-1"))  # a retry of the same run
+    sink.write(result_rows(500, tag=" nightly"), context("run-2"))  # the next night, same catalog
+    assert counts(bq_emulator, table) == (500, 500)
+    assert query(bq_emulator, f"SELECT DISTINCT run_id FROM `{table}`") == [{"run_id": "run-2"}]
+    assert query(bq_emulator, f"SELECT label FROM `{table}` WHERE key = 'k00004'") == [{"label": "label 4 nightly"}]
+    sink.write(result_rows(50), context("run-1", task_id="other"))  # another task's rows are its own
+    # a re-landing of run-3 holds exactly its latest results; keys it never had keep their last answer
+    sink.write(result_rows(200, prefix="n"), context("run-3"))
+    sink.write(result_rows(100, prefix="n"), context("run-3"))
+    got = query(bq_emulator, f"SELECT task_id, run_id, COUNT(*) AS n FROM `{table}` GROUP BY 1, 2 ORDER BY 1, 2")
+    assert got == [{"task_id": "other", "run_id": "run-1", "n": 50}, {"task_id": "task", "run_id": "run-2", "n": 500},
+                   {"task_id": "task", "run_id": "run-3", "n": 100}]
+
+
+def test_merge_keeps_the_rows_of_every_mapped_instance(bq_emulator: LocalBigQuery, dataset: str) -> None:
+    table = f"{dataset}.mapped"
+    for index in range(3):
+        open_sink(f"bq://{table}").write(result_rows(100, prefix=f"m{index}-"), context("run-1", map_index=index))
+    open_sink(f"bq://{table}").write(result_rows(60, prefix="m1-"), context("run-1", map_index=1))  # a retry of [1]
+    got = query(bq_emulator, f"SELECT map_index, COUNT(*) AS n FROM `{table}` GROUP BY 1 ORDER BY 1")
+    assert got == [{"map_index": 0, "n": 100}, {"map_index": 1, "n": 60}, {"map_index": 2, "n": 100}]
+
+
+def test_history_keeps_one_copy_per_run_and_relanding_replaces_the_runs_rows(bq_emulator: LocalBigQuery,
+                                                                             dataset: str) -> None:
+    table = f"{dataset}.history"
+    sink = open_sink(f"bq://{table}?mode=history")
     sink.write(result_rows(500), context("run-1"))
     sink.write(result_rows(500, tag=" again"), context("run-1"))
     assert counts(bq_emulator, table) == (500, 500)
@@ -117,8 +145,8 @@ def test_parsed_as_record_and_json(bq_emulator: LocalBigQuery, dataset: str) -> 
 def test_a_new_response_field_adds_a_column(bq_emulator: LocalBigQuery, dataset: str) -> None:
     table = f"{dataset}.evolving"
     small = {"type": "object", "properties": {"label": {"type": "string"}}}
-    open_sink(f"bq://{table}").write(result_rows(10), context(schema=small))
-    open_sink(f"bq://{table}").write(result_rows(10), context("run-2"))
+    open_sink(f"bq://{table}?mode=history").write(result_rows(10), context(schema=small))
+    open_sink(f"bq://{table}?mode=history").write(result_rows(10), context("run-2"))
     schema = {f.name: f.field_type for f in bq_emulator.client().get_table(table).schema}
     assert schema["score"] == "INT64" and schema["detail"] == "RECORD"
     assert counts(bq_emulator, table) == (20, 20)

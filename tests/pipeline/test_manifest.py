@@ -1,0 +1,27 @@
+"""What the run-state log line says when a try finds batches already created."""
+
+from __future__ import annotations
+
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, describe_resume
+
+
+def manifest(*states: str, cached_rows: int = 0, answered: bool = False) -> Manifest:
+    chunks = [ChunkRecord(index=i, count=100, bytes=1, requests=f"c{i}", keys=f"k{i}", state=state,
+                          batch_id=None if state == ChunkState.PREPARED else f"batch_{i}")
+              for i, state in enumerate(states)]
+    return Manifest(provider="openai", model="m", run_tag="t", digest="d", total_rows=100 * len(states) + cached_rows,
+                    chunks=chunks, cached_rows=cached_rows, answered_results=["answered.jsonl"] if answered else [])
+
+
+def test_a_finished_run_says_nothing_is_sent_and_it_lands_again() -> None:
+    text = describe_resume(manifest(ChunkState.COLLECTED, ChunkState.COLLECTED, ChunkState.COLLECTED))
+    assert text == ("re-attaching: 3 batch(es) already created, every row answered: nothing new to send; "
+                    "landing the results again")
+
+
+def test_an_unfinished_run_says_what_is_open_and_what_is_not_sent_yet() -> None:
+    text = describe_resume(manifest(ChunkState.COLLECTED, ChunkState.SUBMITTED, ChunkState.PREPARED))
+    assert text == "re-attaching: 2 batch(es) already created, 1 still open; 100 row(s) in 1 chunk(s) not sent yet"
+    # cached rows whose answers are not stored yet: not done, even when every chunk was collected
+    assert "not sent yet" in describe_resume(manifest(ChunkState.COLLECTED, cached_rows=5))
+    assert "nothing new to send" in describe_resume(manifest(ChunkState.COLLECTED, cached_rows=5, answered=True))
