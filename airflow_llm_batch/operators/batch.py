@@ -167,7 +167,9 @@ class LLMBatchOperator(RequestOptions):
                     trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
                                             provider_options=access.options,
                                             batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
-                                            timeout_at=deadline, return_on_first_end=waiting),
+                                            timeout_at=deadline, return_on_first_end=waiting,
+                                            run_folder=str(run_folder(self.workspace, context)),
+                                            cancel_on_kill=self.cancel_on_kill),
                     method_name="execute_complete",
                 )
             self._wait_on_worker(access, context, manifest, deadline, waiting)
