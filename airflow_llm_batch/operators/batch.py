@@ -22,6 +22,7 @@ from airflow_llm_batch.operators.run_context import (
     run_tags,
     timeout_at,
 )
+from airflow_llm_batch.operators.settings_checks import check_settings
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.run import BatchRun
@@ -88,6 +89,8 @@ class LLMBatchOperator(RequestOptions):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_settings(self.task_id, poll_interval=poll_interval, timeout=timeout,
+                       min_success_rate=min_success_rate, max_attempts=max_attempts)
         self.destination = destination
         self.deferrable = deferrable
         self.poll_interval = poll_interval
