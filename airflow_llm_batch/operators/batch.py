@@ -23,6 +23,7 @@ from airflow_llm_batch.operators.run_context import (
     run_tags,
     timeout_at,
 )
+from airflow_llm_batch.operators.settings_checks import check_settings
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
 from airflow_llm_batch.pipeline.run import BatchRun
@@ -89,6 +90,8 @@ class LLMBatchOperator(RequestOptions):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_settings(self.task_id, poll_interval=poll_interval, timeout=timeout,
+                       min_success_rate=min_success_rate, max_attempts=max_attempts)
         self.destination = destination
         self.deferrable = deferrable
         self.poll_interval = poll_interval
@@ -170,7 +173,9 @@ class LLMBatchOperator(RequestOptions):
                     trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
                                             provider_options=access.options,
                                             batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
-                                            timeout_at=deadline, return_on_first_end=waiting),
+                                            timeout_at=deadline, return_on_first_end=waiting,
+                                            run_folder=str(run_folder(self.workspace, context)),
+                                            cancel_on_kill=self.cancel_on_kill),
                     method_name="execute_complete",
                 )
             self._wait_on_worker(access, context, manifest, deadline, waiting)

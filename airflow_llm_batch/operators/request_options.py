@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
 from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.run_context import default_workspace
+from airflow_llm_batch.operators.settings_checks import check_count
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
 from airflow_llm_batch.pipeline.manifest import Manifest, describe_resume
@@ -116,6 +117,7 @@ class RequestOptions(BaseOperator):
         self.endpoint = Endpoint.parse(endpoint)
         check_request_params(provider, self.endpoint, self.request_params)
         self.workspace = workspace
+        check_count(self.task_id, "max_rows_per_chunk", max_rows_per_chunk, optional=True)
         self.max_rows_per_chunk = max_rows_per_chunk
         self.carry_columns = tuple(carry_columns)
         self.cache = CacheMode.parse(cache)

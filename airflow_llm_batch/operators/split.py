@@ -21,6 +21,7 @@ from airflow_llm_batch.operators.run_context import (
     run_folder,
     run_tags,
 )
+from airflow_llm_batch.operators.settings_checks import check_rate
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import ResponseFormat
@@ -97,6 +98,7 @@ class LLMBatchResultsOperator(HandleUser):
     def __init__(self, *, response_format: ResponseFormat = None, destination: str | None = None,
                  min_success_rate: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_rate(self.task_id, "min_success_rate", min_success_rate)
         self.response_format = response_format
         self.destination = destination
         self.min_success_rate = min_success_rate

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.run_context import check_event, timeout_at
+from airflow_llm_batch.operators.settings_checks import check_seconds
 from airflow_llm_batch.operators.split import HandleUser
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
 
@@ -30,6 +31,8 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
                  wait_timeout: timedelta | float | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
+        check_seconds(self.task_id, "poll_interval", poll_interval)
+        check_seconds(self.task_id, "wait_timeout", wait_timeout, optional=True)
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.wait_timeout = wait_timeout

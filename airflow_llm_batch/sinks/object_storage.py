@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import IO, Any, ClassVar
 
@@ -96,12 +97,15 @@ class ObjectStorageSink:
         if self.target.startswith("gs://"):
             from airflow_llm_batch.google.gcs import GcsObject
 
-            GcsObject.parse(self.target, opts["conn_id"]).check_bucket()
+            target = GcsObject.parse(self.target, opts["conn_id"])
+            target.check_bucket()
+            probe_gcs(target)
             return
         try:
             self._path(self.target).fs  # noqa: B018 - resolving the filesystem fails fast on an unknown scheme
         except (ValueError, ImportError) as exc:
             raise InvalidInputError(f"destination {self.uri!r}: {exc}; nothing was submitted.") from exc
+        probe_path(self._path(self.target))
 
     def write(self, rows: Iterable[ResultRow], context: LandingContext) -> dict[str, Any]:
         opts = self.options()
@@ -152,6 +156,35 @@ class ObjectStorageSink:
         else:
             with AtomicWriter(self._path(uri)) as fh:
                 yield fh
+
+
+def _probe_name() -> str:
+    return f".llmb-write-probe-{uuid.uuid4().hex}"
+
+
+def probe_path(target: Any) -> None:
+    """Create ``target``'s parent and write then remove a probe object there: an unwritable
+    destination fails before anything is paid for, not after the batches end."""
+    probe = target.parent / _probe_name()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except Exception as exc:  # PermissionError, NotADirectoryError, a store's own errors...
+        raise InvalidInputError(f"destination {target} is not writable ({type(exc).__name__}: {exc}); fix the "
+                                f"path or its permissions. Nothing was submitted.") from exc
+
+
+def probe_gcs(target: Any) -> None:
+    """Write then delete a probe object next to ``target`` (a GcsObject) with the task's credentials."""
+    probe = target.with_name(_probe_name())
+    try:
+        blob = probe.blob()
+        blob.upload_from_string(b"")
+        blob.delete()
+    except Exception as exc:  # Forbidden, NotFound...
+        raise InvalidInputError(f"destination {target} is not writable ({type(exc).__name__}: {exc}); grant the "
+                                f"task's credentials object create/delete there. Nothing was submitted.") from exc
 
 
 def _failures_name(uri: str) -> str:

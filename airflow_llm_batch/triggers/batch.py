@@ -10,7 +10,9 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_llm_batch.pipeline.backend import BatchBackend
+from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
+from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 from airflow_llm_batch.triggers.shared_backends import shared_backend
 
@@ -18,6 +20,8 @@ from airflow_llm_batch.triggers.shared_backends import shared_backend
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
+#: on_kill's own bound (seconds), inside Airflow's ``[triggerer] on_kill_timeout`` (30 s by default)
+ON_KILL_SECONDS = 20.0
 
 
 class LLMBatchTrigger(BaseTrigger):
@@ -28,6 +32,11 @@ class LLMBatchTrigger(BaseTrigger):
     Kwargs hold ids and settings only, never secrets: the client is built from ``conn_id`` in the
     triggerer. Up to ``max_consecutive_errors`` transient failures in a row are retried with
     exponential backoff (capped at the poll interval x 4).
+
+    When a user marks the deferred task failed or success, or clears it, Airflow calls
+    :meth:`on_kill`: with ``cancel_on_kill`` the batches still open are recorded as cancelled by the
+    task in ``run_folder`` (so the next try resends only their unanswered rows), then cancelled.
+    ``LLMBatchSensor`` leaves ``cancel_on_kill`` off: its batches belong to the submit task.
 
     Example: ``LLMBatchTrigger(provider="openai", conn_id="openai_default", batch_ids=["batch_1"])``
     """
@@ -43,6 +52,8 @@ class LLMBatchTrigger(BaseTrigger):
         max_consecutive_errors: int = 5,
         return_on_first_end: bool = False,
         provider_options: dict[str, Any] | None = None,
+        run_folder: str | None = None,
+        cancel_on_kill: bool = False,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.provider = provider
@@ -53,6 +64,9 @@ class LLMBatchTrigger(BaseTrigger):
         self.max_consecutive_errors = max_consecutive_errors
         self.return_on_first_end = return_on_first_end
         self.provider_options = dict(provider_options or {})  # non-secret (checked by the operator)
+        self.run_folder = run_folder  # the task run's workspace folder (a URI): where on_kill records
+        self.cancel_on_kill = cancel_on_kill
+        self._ended: set[str] = set()  # batches seen ended by the last poll: on_kill leaves them alone
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -66,6 +80,8 @@ class LLMBatchTrigger(BaseTrigger):
                 "max_consecutive_errors": self.max_consecutive_errors,
                 "return_on_first_end": self.return_on_first_end,
                 "provider_options": self.provider_options,
+                "run_folder": self.run_folder,
+                "cancel_on_kill": self.cancel_on_kill,
             },
         )
 
@@ -95,6 +111,7 @@ class LLMBatchTrigger(BaseTrigger):
                                  errors, self.max_consecutive_errors, delay, type(exc).__name__)
                 await asyncio.sleep(delay)
                 continue
+            self._ended = {p.batch_id for p in progress if p.state.is_terminal}
             line = describe(progress)
             if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
                 self.log.info("%s", line)
@@ -105,6 +122,40 @@ class LLMBatchTrigger(BaseTrigger):
             if self.timeout_at is not None and time.time() >= self.timeout_at:
                 return WaitEvent(WaitOutcome.TIMEOUT, progress, "the task's timeout passed before the batches ended")
             await asyncio.sleep(self.poll_interval)
+
+
+    async def on_kill(self) -> None:
+        """The user marked the deferred task failed/success or cleared it (not a triggerer restart):
+        with ``cancel_on_kill``, record the open batches as cancelled by the task, then cancel them,
+        within ``ON_KILL_SECONDS``. Failures are logged, never raised (Airflow only logs them too)."""
+        open_ids = [b for b in self.batch_ids if b not in self._ended]
+        if not self.cancel_on_kill or not open_ids:
+            self.log.info("Task killed: leaving %d open batch(es) running (cancel_on_kill=%s): %s",
+                          len(open_ids), self.cancel_on_kill, open_ids)
+            return
+        try:
+            async with asyncio.timeout(ON_KILL_SECONDS):
+                await self._cancel(open_ids)
+        except TimeoutError:
+            self.log.error("Task killed: cancelling %d batch(es) took over %.0fs; check them at the provider: %s",
+                           len(open_ids), ON_KILL_SECONDS, open_ids)
+        except Exception as exc:
+            self.log.error("Task killed: cancelling %d batch(es) failed (%s: %s); check them at the provider: %s",
+                           len(open_ids), type(exc).__name__, exc, open_ids)
+
+    async def _cancel(self, ids: list[str]) -> None:
+        async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
+            if self.run_folder:
+                run = BatchRun(to_path(self.run_folder), backend, tags={})
+                try:  # first: a later try resends the unanswered rows of the batches we cancel
+                    await asyncio.to_thread(run.remember_cancelled, ids)
+                except Exception as exc:  # the user asked to stop paying: cancel anyway
+                    self.log.warning("Could not record the cancelled batches in %s (%s); the next try reports "
+                                     "their unanswered rows as batch_cancelled", self.run_folder, type(exc).__name__)
+            outcomes = await asyncio.gather(*(backend.cancel(b) for b in ids), return_exceptions=True)
+        failed = {b: type(o).__name__ for b, o in zip(ids, outcomes, strict=True) if isinstance(o, BaseException)}
+        self.log.warning("Task killed: cancelled %d open batch(es) %s%s", len(ids) - len(failed),
+                         [b for b in ids if b not in failed], f"; cancel failed for {failed}" if failed else "")
 
 
 def describe(progress: list[BatchProgress]) -> str:
