@@ -11,6 +11,10 @@ class InvalidInputError(LLMBatchError):
     """Rows, templates or parameters are wrong; raised before anything is submitted or paid."""
 
 
+class RequestTooLargeError(InvalidInputError):
+    """One request alone is over the provider's enqueued-token limit: no split or wait can send it."""
+
+
 class ProviderError(LLMBatchError):
     """The provider refused or failed a batch (validation failure, authentication, quota...).
 
