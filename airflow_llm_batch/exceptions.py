@@ -16,6 +16,10 @@ class BadConnectionError(InvalidInputError, ValueError):
     unknown provider, bad extras. Fix the connection, then clear the task; a retry cannot fix it."""
 
 
+class RequestTooLargeError(InvalidInputError):
+    """One request alone is over the provider's enqueued-token limit: no split or wait can send it."""
+
+
 class ProviderError(LLMBatchError):
     """The provider refused or failed a batch (validation failure, authentication, quota...).
 

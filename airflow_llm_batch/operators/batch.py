@@ -163,7 +163,10 @@ class LLMBatchOperator(RequestOptions):
                     await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
                 await run.submit(manifest)
 
-            self._with_run(access, context, step)
+            try:
+                self._with_run(access, context, step)
+            except InvalidInputError as exc:  # e.g. one row over the provider's limit: a retry cannot fix it
+                raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
             if manifest.is_done:
                 return self._land(access, context, manifest)

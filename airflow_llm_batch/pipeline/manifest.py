@@ -45,6 +45,8 @@ class ChunkRecord:
     retry_of: int | None = None
     requeues: int = 0
     previous_batch_ids: list[str] = field(default_factory=list)
+    #: when a poll first saw the batch ended (tells which batches were open when another was refused)
+    ended_at: float | None = None
 
     @property
     def is_open(self) -> bool:
@@ -74,6 +76,9 @@ class Manifest:
     answered_counts: dict[str, int] = field(default_factory=dict)
     estimate: dict[str, Any] | None = None
     deadline: dict[str, Any] | None = None
+    #: the smallest total (open batches + the refused chunk, in our token estimate) the provider refused
+    #: for its enqueued-token limit: later chunks wait while open batches would reach it again
+    refused_tokens: int | None = None
 
     @property
     def batch_ids(self) -> list[str]:

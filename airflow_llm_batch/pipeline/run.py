@@ -25,12 +25,14 @@ from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
 from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
-from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission, RetryPolicy
+from airflow_llm_batch.pipeline.policy import Admission, RetryPolicy
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.requeue import Resend, admission_for
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath, read_json, write_json_atomically
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
+from airflow_llm_batch.pipeline.vanished import progress_or_gone
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +196,8 @@ class BatchRun:
             if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING) or manifest.breaker:
                 continue
             open_chunks = [c for c in manifest.chunks if c.state == ChunkState.SUBMITTED]
-            if not self.admission.admits(len(open_chunks), sum(c.tokens for c in open_chunks), chunk.tokens):
+            admission = admission_for(manifest, self.admission)  # tightened by what the provider refused
+            if not admission.admits(len(open_chunks), sum(c.tokens for c in open_chunks), chunk.tokens):
                 continue
             name = chunk_name(chunk.index, chunk.attempt)
             chunk.tag = chunk.tag or f"{manifest.run_tag}-{name}" + (f"-q{chunk.requeues}" if chunk.requeues else "")
@@ -238,7 +241,7 @@ class BatchRun:
     async def poll(self, manifest: Manifest) -> list[BatchProgress]:
         """Poll every open batch once and record the ones that ended."""
         ids = manifest.open_batch_ids
-        progress = list(await asyncio.gather(*(self.backend.progress(b) for b in ids)))
+        progress = list(await asyncio.gather(*(progress_or_gone(self.backend, b) for b in ids)))
         self.record_progress(manifest, progress)
         return progress
 
@@ -248,6 +251,7 @@ class BatchRun:
             chunk = manifest.chunk_for(item.batch_id)
             if chunk.state == ChunkState.SUBMITTED and item.state.is_terminal:
                 chunk.state, chunk.batch_state = ChunkState.ENDED, item.state.value
+                chunk.ended_at = time.time()
                 chunk.batch_errors = list(item.errors)
                 changed = True
         if changed:
@@ -286,21 +290,8 @@ class BatchRun:
                                           reason=("not_submitted", message))
 
     def _requeue_if_refused(self, manifest: Manifest, chunk: ChunkRecord, state: BatchState) -> bool:
-        codes = {str(e.get("code")) for e in chunk.batch_errors}
-        if state != BatchState.FAILED or not codes & REQUEUE_BATCH_CODES:
-            return False
-        if chunk.requeues >= self.policy.max_requeues:
-            log.warning("Chunk %d refused %d times (%s); failing its rows", chunk.index, chunk.requeues, codes)
-            return False
-        assert chunk.batch_id is not None
-        chunk.previous_batch_ids.append(chunk.batch_id)
-        chunk.requeues += 1
-        chunk.batch_id = chunk.tag = chunk.batch_state = None
-        chunk.state, chunk.batch_errors = ChunkState.PREPARED, []
-        self.store.save(manifest)
-        log.warning("Batch for chunk %d refused (%s): queued again (requeue %d), to be sent when open "
-                    "batches end", chunk.index, ", ".join(sorted(codes)), chunk.requeues)
-        return True
+        """Refused for the enqueued-token limit, or gone (404): wait, split or send again (requeue.py)."""
+        return Resend(self.folder, self.store, self.policy.max_requeues).handle(manifest, chunk, state)
 
     def _check_breaker(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult]) -> None:
         failures: Counter[str] = Counter(a.error_code or "error" for a in answers.values() if not a.ok)

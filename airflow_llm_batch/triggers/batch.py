@@ -13,10 +13,12 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
 from airflow_llm_batch.sources.rows import to_path
+from airflow_llm_batch.pipeline.vanished import progress_or_gone
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 from airflow_llm_batch.triggers.shared_backends import shared_backend
 
-#: HTTP statuses that will not get better by polling again
+#: HTTP statuses that will not get better by polling again (a 404 on a batch itself is reported as the
+#: batch gone, pipeline/vanished.py: the worker sends its rows again)
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
@@ -98,7 +100,7 @@ class LLMBatchTrigger(BaseTrigger):
         progress: list[BatchProgress] = []
         while True:
             try:
-                progress = list(await asyncio.gather(*(backend.progress(b) for b in self.batch_ids)))
+                progress = list(await asyncio.gather(*(progress_or_gone(backend, b) for b in self.batch_ids)))
                 errors = 0
             except Exception as exc:
                 status = getattr(exc, "status_code", None)

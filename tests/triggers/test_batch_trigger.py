@@ -53,11 +53,18 @@ def test_serialized_kwargs_hold_no_secret() -> None:
 
 
 async def test_unknown_batch_ends_the_wait_at_once(client: OpenAI) -> None:
-    trigger = LLMBatchTrigger(provider="openai", conn_id="llm_emulator", batch_ids=["batch_nope"],
-                              poll_interval=0.1)
+    """A 404 is a batch gone from the provider (retention, a restart): reported as ended and failed with
+    ``batch_not_found``, next to the other batches' progress, so the worker sends its rows again."""
+    alive = make_batch(client)
+    trigger = LLMBatchTrigger(provider="openai", conn_id="llm_emulator", batch_ids=["batch_nope", alive],
+                              poll_interval=0.1, return_on_first_end=True)
     started = time.monotonic()
     event = await first_event(trigger)
-    assert event.outcome == WaitOutcome.ERROR and "NotFound" in (event.message or "")
+    assert event.outcome == WaitOutcome.ENDED
+    gone = event.batches[0]
+    assert (gone.batch_id, gone.state.value, gone.provider_status) == ("batch_nope", "failed", "not_found")
+    assert [e["code"] for e in gone.errors] == ["batch_not_found"] and "NotFound" in gone.errors[0]["message"]
+    assert event.batches[1].batch_id == alive
     assert time.monotonic() - started < 10
 
 
