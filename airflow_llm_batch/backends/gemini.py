@@ -72,6 +72,7 @@ import pydantic
 from google import genai
 from google.genai import errors, types
 
+from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -124,8 +125,7 @@ ERROR_CODES: dict[int, str] = {
     14: "service_unavailable", 15: "server_error", 16: "authentication_error",
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_denied", 404: "not_found",
     408: "timeout", 429: "rate_limit_exceeded", 500: "server_error", 502: "server_error",
-    503: "service_unavailable", 504: "timeout",
-}
+    503: "service_unavailable", 504: "timeout"}
 STATUS_NUMBERS: dict[str, int] = {
     "CANCELLED": 1, "UNKNOWN": 2, "INVALID_ARGUMENT": 3, "DEADLINE_EXCEEDED": 4, "NOT_FOUND": 5,
     "ALREADY_EXISTS": 6, "PERMISSION_DENIED": 7, "RESOURCE_EXHAUSTED": 8, "FAILED_PRECONDITION": 9,
@@ -198,8 +198,9 @@ class GeminiBatchBackend:
 
     name: ClassVar[str] = "gemini"
     limits: ClassVar[BatchLimits] = BatchLimits(
-        max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES
-    )
+        max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES,
+        results_retention_seconds=47 * 3_600.0)  # files (results too) are deleted after 48 h
+    endpoint_identity = ClientEndpoint()
 
     def __init__(self, client: genai.Client, *, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
@@ -601,8 +602,7 @@ def _usage(metadata: dict[str, Any]) -> Usage:
     return Usage(
         _int(metadata.get("promptTokenCount")) + _int(metadata.get("toolUsePromptTokenCount")),
         _int(metadata.get("candidatesTokenCount")) + _int(metadata.get("thoughtsTokenCount")),
-        _int(metadata.get("cachedContentTokenCount")),
-    )
+        _int(metadata.get("cachedContentTokenCount")))
 
 
 def _describe(exc: errors.APIError) -> str:
