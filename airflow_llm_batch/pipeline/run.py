@@ -204,9 +204,10 @@ class BatchRun:
             self.store.save(manifest)
             tags = {**self.tags, "chunk": name, "llm_batch_tag": chunk.tag}
             batch_id = await self.backend.submit(functools.partial(self._open, chunk.requests), chunk.count, tags)
-            chunk.batch_id, chunk.state, chunk.submitted_at = batch_id, ChunkState.SUBMITTED, time.time()
+            chunk.batch_id, chunk.submitted_at = batch_id, time.time()
+            self._record_sent(chunk)  # before the manifest says SUBMITTED: a later run can find the batch
+            chunk.state = ChunkState.SUBMITTED
             self.store.save(manifest)
-            self._record_sent(chunk)
             created.append(batch_id)
             log.info("Submitted chunk %s: %d requests (~%d tokens) as batch %s",
                      name, chunk.count, chunk.tokens, batch_id)
