@@ -147,12 +147,12 @@ def test_run_killed_while_its_batch_runs_is_not_paid_again_by_the_next_run(
 
     second = run_dag("llmb_cache_conn", conf)  # a new run id, same rows, same endpoint
     assert task_states(second) == {"batch": "success"}
+    stats = slow.stats()["openai"]
+    assert Counter(stats["succeeded_by_custom_id"]) == Counter({f"e{i:05d}": 1 for i in range(rows)})
+    assert Counter(stats["requests_by_custom_id"]) == Counter({f"e{i:05d}": 1 for i in range(rows)})
+    assert stats["batches_created"] == 1
     results = read_jsonl(tmp_path / "out.jsonl")
     assert sorted(r["key"] for r in results) == [f"e{i:05d}" for i in range(rows)]
     assert {r["status"] for r in results} == {"succeeded"} and {r["batch_id"] for r in results} == {batch_id}
-    stats = slow.stats()["openai"]
-    assert stats["batches_created"] == 1
-    assert Counter(stats["requests_by_custom_id"]) == Counter({f"e{i:05d}": 1 for i in range(rows)})
-    assert Counter(stats["succeeded_by_custom_id"]) == Counter({f"e{i:05d}": 1 for i in range(rows)})
     summary = xcom(second, "batch")
     assert summary["adopted_rows"] == rows and summary["sent_rows"] == 0 and summary["succeeded"] == rows
