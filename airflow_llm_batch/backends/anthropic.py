@@ -68,6 +68,7 @@ from anthropic.types.messages import (
     MessageBatchSucceededResult,
 )
 
+from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -125,8 +126,9 @@ class AnthropicBatchBackend:
     name: ClassVar[str] = "anthropic"
     limits: ClassVar[BatchLimits] = BatchLimits(
         # the create body wraps the lines in {"requests":[...]}: keep a margin under 256 MB
-        max_requests=100_000, max_bytes=256 * MIB - 64 * 1024, max_request_bytes=32 * MIB
-    )
+        max_requests=100_000, max_bytes=256 * MIB - 64 * 1024, max_request_bytes=32 * MIB,
+        results_retention_seconds=28 * 86_400.0)  # results downloadable 29 days after creation
+    endpoint_identity = ClientEndpoint()
 
     def __init__(self, client: AsyncAnthropic, *,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:

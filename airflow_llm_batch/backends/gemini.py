@@ -57,6 +57,7 @@ from google.genai import errors, types
 
 from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
+from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -108,8 +109,9 @@ class GeminiBatchBackend:
 
     name: ClassVar[str] = "gemini"
     limits: ClassVar[BatchLimits] = BatchLimits(
-        max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES
-    )
+        max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES,
+        results_retention_seconds=47 * 3_600.0)  # files (results too) are deleted after 48 h
+    endpoint_identity = ClientEndpoint()
 
     def __init__(self, client: genai.Client, *, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:

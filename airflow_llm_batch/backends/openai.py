@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.backend import OpenChunk
@@ -64,8 +65,10 @@ class OpenAIBatchBackend:
     #: the ``url`` of each input line and the batch ``endpoint``
     urls: ClassVar[dict[Endpoint, str]] = URLS
     limits: ClassVar[BatchLimits] = BatchLimits(
-        max_requests=50_000, max_bytes=200 * 1024 * 1024, max_request_bytes=200 * 1024 * 1024
+        max_requests=50_000, max_bytes=200 * 1024 * 1024, max_request_bytes=200 * 1024 * 1024,
+        results_retention_seconds=29 * 86_400.0,  # output files: 30 days after completion (24 h at most)
     )
+    endpoint_identity = ClientEndpoint()
 
     def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI) -> None:
         self.client = client

@@ -61,6 +61,7 @@ import httpx
 from google.genai import Client, errors, types
 
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, status_error
+from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.vertex_request import generate_content_request
 from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
@@ -103,10 +104,10 @@ class VertexBatchBackend:
 
     name: ClassVar[str] = "vertex"
     limits: ClassVar[BatchLimits] = BatchLimits(
-        # 200,000 requests per job; the input file limit (1 GB) and the per-request size are not
-        # enforced by the service in a way we can check (unconfirmed): kept well under both
-        max_requests=200_000, max_bytes=1024 * MIB, max_request_bytes=20 * MIB
-    )
+        # 200,000 requests per job; file (1 GB) and request sizes are unenforced (unconfirmed): kept under
+        max_requests=200_000, max_bytes=1024 * MIB, max_request_bytes=20 * MIB,
+        results_retention_seconds=29 * 86_400.0)  # results stay in the task's own output location
+    endpoint_identity = ClientEndpoint()
 
     def __init__(self, client: Client, *, staging: VertexStaging, clients: GoogleClients,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
@@ -175,8 +176,7 @@ class VertexBatchBackend:
         tag, started = tags.get("llm_batch_tag", ""), time.time()
         config = types.CreateBatchJobConfig(
             display_name=_display_name(tag, tags), dest=destination,
-            http_options=types.HttpOptions(extra_body={"labels": job_labels(tags)}),
-        )
+            http_options=types.HttpOptions(extra_body={"labels": job_labels(tags)}))
         for delay in (*self.create_retry_delays, None):
             try:
                 job = await self.client.aio.batches.create(model=model, src=source, config=config)

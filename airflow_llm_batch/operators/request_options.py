@@ -15,7 +15,7 @@ from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.operators.settings_checks import check_count
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
-from airflow_llm_batch.pipeline.manifest import Manifest, describe_resume
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest, describe_resume
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
 from airflow_llm_batch.pipeline.render import RequestSpec
@@ -172,10 +172,12 @@ class RequestOptions(BaseOperator):
             if fresh:
                 manifest.estimate = self._estimate(manifest).to_dict()
                 run.store.save(manifest)
-                self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats); "
-                              "estimate %s", run.store.path, manifest.total_rows,
-                              sum(c.count for c in manifest.chunks if c.retry_of is None), len(manifest.chunks),
-                              manifest.cached_rows, manifest.follower_rows, describe_estimate(manifest.estimate))
+                self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats, %d in "
+                              "flight in batches of earlier runs); estimate %s",
+                              run.store.path, manifest.total_rows, sum(c.count for c in to_send(manifest)),
+                              len(manifest.chunks), manifest.cached_rows, manifest.follower_rows,
+                              sum(c.count for c in manifest.chunks if c.is_adopted),
+                              describe_estimate(manifest.estimate))
             else:
                 self.log.info("Run state: %s (%d rows): %s", run.store.path, manifest.total_rows,
                               describe_resume(manifest))
@@ -190,16 +192,21 @@ class RequestOptions(BaseOperator):
         limit = next((self.request_params[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
                       if isinstance(self.request_params.get(k), int)), None)
         return estimate_cost(
-            price, rows=sum(c.count for c in manifest.chunks), input_tokens=sum(c.tokens for c in manifest.chunks),
+            price, rows=sum(c.count for c in to_send(manifest)), input_tokens=sum(c.tokens for c in to_send(manifest)),
             expected_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else self.expected_output_tokens,
             max_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else limit,
         )
 
     def dry_run_summary(self, manifest: Manifest) -> dict[str, Any]:
         return {"dry_run": True, "provider": self.provider, "model": self.model, "total": manifest.total_rows,
-                "to_send": sum(c.count for c in manifest.chunks), "chunks": len(manifest.chunks),
+                "to_send": sum(c.count for c in to_send(manifest)), "chunks": len(manifest.chunks),
                 "cached_rows": manifest.cached_rows, "repeated_rows": manifest.follower_rows,
                 "estimate": manifest.estimate}
+
+
+def to_send(manifest: Manifest) -> list[ChunkRecord]:
+    """The first-attempt chunks this run pays for (not those waiting on another run's batch)."""
+    return [c for c in manifest.chunks if c.retry_of is None and not c.is_adopted]
 
 
 def describe_estimate(estimate: dict[str, Any] | None) -> str:

@@ -12,19 +12,24 @@ Memory is bounded by the page the caller passes (e.g. 1,000 fingerprints at a ti
 from __future__ import annotations
 
 import enum
-import itertools
 import json
 import logging
 import math
-import re
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
+from airflow_llm_batch.pipeline.cache_files import (
+    check_fingerprint,
+    entry_path,
+    map_in_threads,
+    read_entry,
+    windows,
+    write_entry,
+)
+from airflow_llm_batch.pipeline.inflight import INFLIGHT_DIR, InFlight, InFlightLog
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
@@ -32,7 +37,6 @@ log = logging.getLogger(__name__)
 
 #: version of the entry format; entries of another version are treated as unreadable
 ENTRY_VERSION = 1
-_FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -202,12 +206,11 @@ class AnswerCache:
         self._clock = clock
         self._lock = threading.Lock()
         self._counts = CacheStats().to_dict()
+        self.in_flight = InFlightLog(root / INFLIGHT_DIR, threads=threads, clock=clock)
 
     def path_for(self, fingerprint: str) -> StoragePath:
         """Where the entry of ``fingerprint`` lives."""
-        _check_fingerprint(fingerprint)
-        path: StoragePath = self.root / fingerprint[:2] / f"{fingerprint}.json"
-        return path
+        return entry_path(self.root, fingerprint)
 
     @property
     def stats(self) -> CacheStats:
@@ -221,7 +224,7 @@ class AnswerCache:
             return {}
         unique = list(dict.fromkeys(fps))
         for fp in unique:
-            _check_fingerprint(fp)
+            check_fingerprint(fp)
         now = self._clock()
         found: dict[str, CachedAnswer] = {}
         counts = dict.fromkeys(_Outcome, 0)
@@ -249,9 +252,9 @@ class AnswerCache:
             return 0
         now = self._clock()
         stored = failed = 0
-        for window in _windows(((fp, raw) for fp, raw in items if raw.ok), max(64, self.threads * 8)):
+        for window in windows(((fp, raw) for fp, raw in items if raw.ok), max(64, self.threads * 8)):
             for fp, _ in window:
-                _check_fingerprint(fp)
+                check_fingerprint(fp)
             written = sum(self._map(lambda item: self._write(item[0], item[1], now), window))
             stored, failed = stored + written, failed + len(window) - written
         with self._lock:
@@ -262,14 +265,27 @@ class AnswerCache:
         log.debug("Request cache: stored %d answer(s)", stored)
         return stored
 
+    def record_sent(self, items: Iterable[tuple[str, str]], batch_id: str, sent_at: float) -> int:
+        """Record (fingerprint, custom_id) pairs as sent in ``batch_id`` (see inflight.py); nothing
+        when the mode does not write. Returns how many were recorded."""
+        if not self.mode.writes:
+            return 0
+        return self.in_flight.record(items, batch_id=batch_id, sent_at=sent_at)
+
+    def find_in_flight(self, fps: Sequence[str], max_age: float) -> dict[str, InFlight]:
+        """Requests among ``fps`` sent by an earlier run less than ``max_age`` seconds ago, with the
+        batch that holds them; {} when the mode does not read."""
+        if not self.mode.reads:
+            return {}
+        return self.in_flight.find_many(fps, max_age=max_age)
+
     def _read(self, fp: str, now: float) -> tuple[_Outcome, CachedAnswer | None]:
         try:
-            with self.path_for(fp).open("rb") as fh:
-                data = fh.read()
-        except FileNotFoundError:
-            return _Outcome.MISS, None
+            data = read_entry(self.path_for(fp))
         except Exception:  # unreadable (permissions, a storage error): never fail the run for it
             return _Outcome.CORRUPT, None
+        if data is None:
+            return _Outcome.MISS, None
         try:
             answer = CachedAnswer.from_entry(json.loads(data), fp)
         except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
@@ -279,61 +295,7 @@ class AnswerCache:
         return _Outcome.HIT, answer
 
     def _write(self, fp: str, raw: RawResult, now: float) -> bool:
-        entry = CachedAnswer.from_raw(raw, now).to_entry(fp)
-        data = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-        path = self.path_for(fp)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tmp.open("wb") as fh:
-                fh.write(data)
-            _move_into_place(tmp, path)
-        except Exception:
-            _discard(tmp)
-            return False
-        return True
+        return write_entry(self.path_for(fp), CachedAnswer.from_raw(raw, now).to_entry(fp))
 
     def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
-        workers = min(self.threads, len(items))
-        if workers <= 1:
-            return (fn(item) for item in items)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-batch-cache") as pool:
-            return iter(list(pool.map(fn, items)))
-
-
-def _move_into_place(tmp: StoragePath, path: StoragePath) -> None:
-    """Rename ``tmp`` over ``path``, replacing an entry another writer may have stored meanwhile.
-
-    ``pathlib.Path.replace`` is an atomic overwrite; universal-pathlib paths do not implement
-    ``replace`` but their ``rename`` (fsspec ``mv``) overwrites. If a backend refuses to overwrite,
-    the entry already there answers the same request, so it is kept and ours is dropped.
-    """
-    replace = getattr(tmp, "replace", None)
-    if callable(replace):
-        try:
-            replace(path)
-            return
-        except NotImplementedError:  # universal-pathlib: UnsupportedOperation
-            pass
-    try:
-        tmp.rename(path)
-    except FileExistsError:
-        _discard(tmp)
-
-
-def _discard(path: StoragePath) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        log.debug("Request cache: could not remove a temporary entry")
-
-
-def _check_fingerprint(fp: str) -> None:
-    if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
-        raise ValueError(f"not a request fingerprint (lowercase hex): {fp!r}")
-
-
-def _windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
-    iterator = iter(items)
-    while window := list(itertools.islice(iterator, size)):
-        yield window
+        return map_in_threads(fn, items, self.threads)

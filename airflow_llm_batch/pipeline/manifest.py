@@ -47,6 +47,13 @@ class ChunkRecord:
     previous_batch_ids: list[str] = field(default_factory=list)
     #: when a poll first saw the batch ended (tells which batches were open when another was refused)
     ended_at: float | None = None
+    #: the batch of an earlier run these rows wait on instead of being sent (see adopt.py)
+    adopted: str | None = None
+
+    @property
+    def is_adopted(self) -> bool:
+        """Rows adopted from another run's batch (before the check, or after, while they wait on it)."""
+        return self.adopted is not None and self.batch_id in (None, self.adopted) and self.requeues == 0
 
     @property
     def is_open(self) -> bool:

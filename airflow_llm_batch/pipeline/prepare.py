@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.pipeline.adopt import AdoptedChunk
 from airflow_llm_batch.pipeline.keys import KeyRegistry
 from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
-from airflow_llm_batch.pipeline.routing import AnswerLookup, RowRouter
+from airflow_llm_batch.pipeline.routing import AnswerLookup, InFlightLookup, RowRouter
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest, Usage
@@ -50,6 +51,7 @@ class PreparedInput:
     cached_rows: int = 0
     follower_rows: int = 0
     cached_usage: Usage = field(default_factory=Usage)
+    adopted: list[AdoptedChunk] = field(default_factory=list)
 
 
 def chunk_name(index: int, attempt: int = 1) -> str:
@@ -112,19 +114,21 @@ def prepare(
     max_tokens_per_chunk: int | None = None,
     fingerprint: Callable[[dict[str, Any]], str] | None = None,
     cache: AnswerLookup | None = None,
+    in_flight: InFlightLookup | None = None,
 ) -> PreparedInput:
     """Render and validate every row, writing chunk files under ``folder/chunks``.
 
     Raises InvalidInputError naming the rows when any row is invalid; nothing is submitted.
     With ``write=False`` only the digest is computed (used to check that a retry sees the same rows).
     With ``fingerprint`` set, a row repeating an earlier row's request is not sent again, and with
-    ``cache`` set, rows whose request has a stored answer are answered from it (see routing.py).
+    ``cache`` set, rows whose request has a stored answer are answered from it (see routing.py), and
+    with ``in_flight`` set, rows whose request an earlier run sent are adopted from its batch.
     """
     renderer = RequestRenderer(spec)
     if write:
         (folder / "chunks").mkdir(parents=True, exist_ok=True)
     writer = _ChunkWriter(folder, limits, max_rows_per_chunk, max_tokens_per_chunk)
-    router = RowRouter(folder, writer, fingerprint=fingerprint, cache=cache)
+    router = RowRouter(folder, writer, fingerprint=fingerprint, cache=cache, in_flight=in_flight)
     digest = OrderFreeDigest()
     errors: list[str] = []
     reasons: Counter[str] = Counter()
@@ -185,10 +189,11 @@ def prepare(
     if total == 0:
         raise InvalidInputError("no rows to process: the input is empty; nothing was submitted.")
     log.info("Prepared %d rows: %d to send in %d chunk(s), %d answered from the cache, %d repeating "
-             "another row's request", total, sum(c.count for c in writer.chunks), len(writer.chunks),
-             router.cached_rows, router.follower_rows)
+             "another row's request, %d in flight in %d batch(es) of earlier runs", total,
+             sum(c.count for c in writer.chunks), len(writer.chunks), router.cached_rows, router.follower_rows,
+             router.adopted.rows, len(router.adopted.chunks))
     return PreparedInput(writer.chunks, total, digest.hexdigest(), router.cached_rows, router.follower_rows,
-                         router.cached_usage)
+                         router.cached_usage, list(router.adopted.chunks.values()))
 
 
 class OrderFreeDigest:

@@ -1,5 +1,6 @@
 """Where each valid row goes during preparation: sent in a chunk, answered from the request cache,
-or answered by an identical request of the same run (sent once, fanned out).
+answered by an identical request of the same run (sent once, fanned out), or adopted from a batch
+an earlier run sent and did not collect (see adopt.py).
 
 Files written under the run folder:
 - ``answered/cached.jsonl``: {"entry": key-index entry, "answer": stored answer} per cache hit
@@ -16,12 +17,17 @@ import tempfile
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
+from airflow_llm_batch.pipeline.adopt import AdoptionWriter
+from airflow_llm_batch.pipeline.inflight import InFlight
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 CACHED_FILE = "answered/cached.jsonl"
 FOLLOWERS_FILE = "answered/followers.jsonl"
 PAGE = 1_000
+
+#: looks up requests sent by earlier runs that are still in flight: fingerprints -> records
+InFlightLookup = Callable[[list[str]], dict[str, InFlight]]
 
 
 class AnswerLookup(Protocol):
@@ -58,9 +64,11 @@ class RowRouter:
     """
 
     def __init__(self, folder: StoragePath, chunks: ChunkSink, *,
-                 fingerprint: Callable[[dict[str, Any]], str] | None, cache: AnswerLookup | None) -> None:
+                 fingerprint: Callable[[dict[str, Any]], str] | None, cache: AnswerLookup | None,
+                 in_flight: InFlightLookup | None = None) -> None:
         self.folder, self.chunks = folder, chunks
-        self.fingerprint, self.cache = fingerprint, cache
+        self.fingerprint, self.cache, self.in_flight = fingerprint, cache, in_flight
+        self.adopted = AdoptionWriter(folder)
         self.cached_rows = self.follower_rows = 0
         self.cached_usage = Usage()
         self._page: list[tuple[bytes, dict[str, Any]]] = []
@@ -93,15 +101,23 @@ class RowRouter:
             return
         assert self.cache is not None
         hits = self.cache.get_many([entry["f"] for _, entry in self._page])
+        misses: list[tuple[bytes, dict[str, Any]]] = []
         for data, entry in self._page:
             hit = hits.get(entry["f"])
             if hit is None:
-                self.chunks.add(data, encode(entry))
+                misses.append((data, entry))
                 continue
             self._write(CACHED_FILE, {"entry": entry, "answer": answer_to_dict(hit)})
             self.cached_rows += 1
             self.cached_usage = self.cached_usage + hit.usage
         self._page.clear()
+        sent = self.in_flight([entry["f"] for _, entry in misses]) if self.in_flight and misses else {}
+        for data, entry in misses:
+            found = sent.get(entry["f"])
+            if found is None:
+                self.chunks.add(data, encode(entry))
+            else:
+                self.adopted.add(found, data, entry)
 
     def _write(self, name: str, document: Any) -> None:
         if name not in self._files:
@@ -116,6 +132,7 @@ class RowRouter:
             for fh in self._files.values():
                 fh.close()
             self._files.clear()
+            self.adopted.close()
             if self._dir is not None:
                 self._db.close()
                 self._dir.cleanup()

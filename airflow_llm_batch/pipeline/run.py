@@ -15,13 +15,13 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import IO, Any
 
 from airflow_llm_batch.exceptions import InputChangedError, ReattachError
+from airflow_llm_batch.pipeline.adopt import ADOPTED_ID, adoptable, sent_fingerprints
 from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
 from airflow_llm_batch.pipeline.backend import BatchBackend
-from airflow_llm_batch.pipeline.fingerprint import request_fingerprint
+from airflow_llm_batch.pipeline.fingerprint import endpoint_identity, request_fingerprint
 from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -29,8 +29,9 @@ from airflow_llm_batch.pipeline.policy import Admission, RetryPolicy
 from airflow_llm_batch.pipeline.prepare import chunk_name, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.requeue import Resend, admission_for
-from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath, read_json, write_json_atomically
-from airflow_llm_batch.pipeline.tokens import estimate_tokens
+from airflow_llm_batch.pipeline.retry_chunk import retry_chunk
+from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
+from airflow_llm_batch.pipeline.summary import RunSummary
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, RawResult, ResultRow, RowStatus, Usage
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
 
@@ -45,38 +46,6 @@ _NO_ANSWER = {
     BatchState.EXPIRED: ("batch_expired", "the batch expired before this row was answered"),
     BatchState.CANCELLED: ("batch_cancelled", "the batch was cancelled before this row was answered"),
 }
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    total: int
-    succeeded: int
-    failed: int
-    errors_by_code: dict[str, int]
-    usage: Usage
-    batch_ids: list[str]
-    resubmitted_rows: int = 0
-    requeued_batches: int = 0
-    breaker: dict[str, Any] | None = None
-    cached_rows: int = 0
-    repeated_rows: int = 0
-    sent_rows: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "total": self.total,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "errors_by_code": self.errors_by_code,
-            "usage": self.usage.to_dict(),
-            "batch_ids": self.batch_ids,
-            "resubmitted_rows": self.resubmitted_rows,
-            "requeued_batches": self.requeued_batches,
-            "breaker": self.breaker,
-            "sent_rows": self.sent_rows,
-            "cached_rows": self.cached_rows,
-            "repeated_rows": self.repeated_rows,
-        }
 
 
 class BatchRun:
@@ -123,13 +92,15 @@ class BatchRun:
 
         ``rows`` is called once per pass (a second pass checks that a retry sees the same rows).
         """
+        reads = self.cache is not None and self.cache.mode.reads
+
         def _prepare(write: bool) -> Any:
             return prepare(rows(), spec, folder=self.folder, limits=self.backend.limits,
                            build_line=self.backend.request_line, custom_id_for=self.backend.custom_id_for,
                            max_rows_per_chunk=max_rows_per_chunk, carry=carry, write=write,
                            max_tokens_per_chunk=self.admission.token_budget,
                            fingerprint=self._fingerprint if self.cache is not None else None,
-                           cache=self.cache if self.cache is not None and self.cache.mode.reads else None)
+                           cache=self.cache if reads else None, in_flight=self._in_flight if reads else None)
 
         existing = self.store.load()
         if existing is not None and any(c.state != ChunkState.PREPARED for c in existing.chunks):
@@ -149,8 +120,10 @@ class BatchRun:
             run_tag=_run_tag(self.tags),
             digest=prepared.digest,
             total_rows=prepared.total_rows,
-            chunks=[ChunkRecord(c.index, c.count, c.bytes, c.requests, c.keys, tokens=c.tokens)
-                    for c in prepared.chunks],
+            chunks=[*(ChunkRecord(c.index, c.count, c.bytes, c.requests, c.keys, tokens=c.tokens)
+                      for c in prepared.chunks),
+                    *(ChunkRecord(len(prepared.chunks) + n, a.count, a.bytes, a.requests, a.keys, tokens=a.tokens,
+                                  adopted=a.batch_id) for n, a in enumerate(prepared.adopted))],
             cached_rows=prepared.cached_rows,
             follower_rows=prepared.follower_rows,
             cached_usage=prepared.cached_usage.to_dict(),
@@ -180,7 +153,33 @@ class BatchRun:
         return handle
 
     def _fingerprint(self, line: dict[str, Any]) -> str:
-        return request_fingerprint(self.backend.name, line)
+        return request_fingerprint(self.backend.name, line, self._endpoint)
+
+    @functools.cached_property
+    def _endpoint(self) -> str:
+        return endpoint_identity(self.backend)
+
+    def _in_flight(self, fps: list[str]) -> dict[str, Any]:
+        return dict(self.cache.find_in_flight(fps, max_age=self.backend.limits.results_retention_seconds))
+
+    def _record_sent(self, chunk: ChunkRecord) -> None:
+        """Tell the request cache which requests are now in flight in the chunk's batch (adopt.py)."""
+        if self.cache is not None and chunk.batch_id is not None and not chunk.is_adopted:
+            recorded = self.cache.record_sent(sent_fingerprints(self.folder, chunk.keys), chunk.batch_id,
+                                              chunk.submitted_at or time.time())
+            log.debug("Recorded %d request(s) of batch %s as in flight", recorded, chunk.batch_id)
+
+    async def _adopt(self, manifest: Manifest, chunk: ChunkRecord) -> bool:
+        """Wait on the earlier run's batch instead of sending, if it can still answer."""
+        assert chunk.adopted is not None
+        if not await adoptable(self.backend, chunk.adopted):
+            chunk.adopted = None
+            return False
+        chunk.batch_id, chunk.state, chunk.submitted_at = chunk.adopted, ChunkState.SUBMITTED, time.time()
+        self.store.save(manifest)
+        log.info("Chunk %d: %d row(s) wait on batch %s of an earlier run instead of being sent again",
+                 chunk.index, chunk.count, chunk.adopted)
+        return True
 
     # -- submitting --------------------------------------------------------------------------------
     async def submit(self, manifest: Manifest) -> list[str]:
@@ -192,6 +191,9 @@ class BatchRun:
         created: list[str] = []
         for chunk in manifest.chunks:
             if chunk.state == ChunkState.SUBMITTING and await self._reattach(manifest, chunk):
+                self._record_sent(chunk)
+                continue
+            if chunk.state == ChunkState.PREPARED and chunk.is_adopted and await self._adopt(manifest, chunk):
                 continue
             if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING) or manifest.breaker:
                 continue
@@ -205,7 +207,9 @@ class BatchRun:
             self.store.save(manifest)
             tags = {**self.tags, "chunk": name, "llm_batch_tag": chunk.tag}
             batch_id = await self.backend.submit(functools.partial(self._open, chunk.requests), chunk.count, tags)
-            chunk.batch_id, chunk.state, chunk.submitted_at = batch_id, ChunkState.SUBMITTED, time.time()
+            chunk.batch_id, chunk.submitted_at = batch_id, time.time()
+            self._record_sent(chunk)  # before the manifest says SUBMITTED: a later run can find the batch
+            chunk.state = ChunkState.SUBMITTED
             self.store.save(manifest)
             created.append(batch_id)
             log.info("Submitted chunk %s: %d requests (~%d tokens) as batch %s",
@@ -314,23 +318,24 @@ class BatchRun:
         to_cache: list[tuple[str, RawResult]] = []
         cache_writes = self.cache is not None and self.cache.mode.writes
         ours = chunk.batch_id in self._cancelled_by_us()
+        adopted = chunk.is_adopted  # joined on the custom_ids rows have in the adopted batch
 
-        def retry(error_code: str | None) -> bool:
+        def retry(error_code: str | None, unanswered: bool) -> bool:
             if manifest.breaker:
                 return False
-            if ours and error_code == "batch_cancelled":
+            if (ours and error_code == "batch_cancelled") or (adopted and unanswered):
                 return chunk.attempt < self.policy.max_attempts
             return self.policy.should_retry(error_code, chunk.attempt)
 
         def final_rows() -> Iterator[ResultRow]:
             for position, entry in enumerate(read_key_index(self.folder / chunk.keys)):
-                answer = answers.pop(entry["c"], None)
+                answer = answers.pop(entry[ADOPTED_ID] if adopted and ADOPTED_ID in entry else entry["c"], None)
                 row = to_result_row(entry, answer, parser, chunk.batch_id, code, message)
                 if cache_writes and answer is not None and row.status == RowStatus.SUCCEEDED and "f" in entry:
                     to_cache.append((entry["f"], answer))
                 row.attempts = chunk.attempt
                 error_code = row.error["code"] if row.error else None
-                if retry(error_code):
+                if retry(error_code, answer is None):
                     retry_positions.append(position)
                     retry_keys.append(entry)
                     continue
@@ -343,33 +348,15 @@ class BatchRun:
             stored = self.cache.put_many(to_cache)
             log.info("Stored %d answer(s) of chunk %s in the request cache", stored, name)
         if answers:
-            log.warning("Ignored %d answer(s) whose custom_id is not in chunk %s", len(answers), name)
+            log.log(logging.DEBUG if adopted else logging.WARNING,  # an adopted batch holds other rows too
+                    "Ignored %d answer(s) whose custom_id is not in chunk %s", len(answers), name)
         if retry_positions:
-            manifest.chunks.append(self._retry_chunk(manifest, chunk, retry_positions, retry_keys))
+            manifest.chunks.append(retry_chunk(self.folder, manifest, chunk, retry_positions, retry_keys))
         chunk.results, chunk.counts, chunk.state = results, counts, ChunkState.COLLECTED
         self.store.save(manifest)  # one atomic step: results, retry chunk and state together
         log.info("Collected batch %s (%s): %s%s", chunk.batch_id, state.value,
                  {k: v for k, v in counts.items() if not k.startswith("tokens_")},
                  f"; {len(retry_positions)} row(s) queued for attempt {chunk.attempt + 1}" if retry_positions else "")
-
-    def _retry_chunk(self, manifest: Manifest, source: ChunkRecord, positions: list[int],
-                     keys: list[dict[str, Any]]) -> ChunkRecord:
-        """Copy the request lines at ``positions`` of ``source`` into a new chunk (attempt + 1)."""
-        index, attempt = len(manifest.chunks), source.attempt + 1
-        name = chunk_name(index, attempt)
-        requests, key_file = f"chunks/{name}.requests.jsonl", f"chunks/{name}.keys.jsonl"
-        wanted, size, tokens = set(positions), 0, 0
-        with (self.folder / source.requests).open("rb") as src, AtomicWriter(self.folder / requests) as out:
-            for position, line in enumerate(src):
-                if position in wanted:
-                    out.write(line)
-                    size += len(line)
-                    tokens += estimate_tokens(line)
-        with AtomicWriter(self.folder / key_file) as out:
-            for entry in keys:
-                out.write((json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode())
-        return ChunkRecord(index, len(positions), size, requests, key_file, attempt=attempt, tokens=tokens,
-                           retry_of=source.index)
 
     @staticmethod
     def _no_answer_reason(chunk: ChunkRecord, state: BatchState) -> tuple[str, str]:
@@ -430,7 +417,8 @@ class BatchRun:
             breaker=manifest.breaker,
             cached_rows=manifest.cached_rows,
             repeated_rows=manifest.follower_rows,
-            sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None),
+            sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None and not c.is_adopted),
+            adopted_rows=sum(c.count for c in manifest.chunks if c.is_adopted),
         )
 
 

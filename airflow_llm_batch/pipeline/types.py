@@ -146,6 +146,9 @@ class BatchLimits:
     max_requests: int
     max_bytes: int
     max_request_bytes: int
+    #: how long after it was sent a batch's answers can still be downloaded (the request cache
+    #: adopts in-flight batches of an earlier run only within this window)
+    results_retention_seconds: float = 86_400.0
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
-from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
+from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 from airflow_llm_batch.triggers.shared_backends import shared_backend
 

@@ -1,0 +1,101 @@
+"""File plumbing shared by the request cache's answers and in-flight records: one small JSON
+entry per fingerprint, written under a temporary name and renamed into place (a reader never sees
+half an entry), read and written from a thread pool (on object storage each is a request)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from airflow_llm_batch.pipeline.storage import StoragePath
+
+log = logging.getLogger(__name__)
+
+_FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def entry_path(root: StoragePath, fingerprint: str) -> StoragePath:
+    """``root / fp[:2] / f"{fp}.json"``; raises ValueError for anything but a lowercase hex digest."""
+    check_fingerprint(fingerprint)
+    path: StoragePath = root / fingerprint[:2] / f"{fingerprint}.json"
+    return path
+
+
+def write_entry(path: StoragePath, entry: dict[str, Any]) -> bool:
+    """Write ``entry`` as compact JSON at ``path`` atomically; False (never raised) on a storage error."""
+    data = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            fh.write(data)
+        _move_into_place(tmp, path)
+    except Exception:
+        _discard(tmp)
+        return False
+    return True
+
+
+def read_entry(path: StoragePath) -> bytes | None:
+    """The bytes at ``path``, or None when there is no entry. Other errors are raised."""
+    try:
+        with path.open("rb") as fh:
+            data: bytes = fh.read()
+    except FileNotFoundError:
+        return None
+    return data
+
+
+def map_in_threads(fn: Callable[[_T], _R], items: Sequence[_T], threads: int) -> Iterator[_R]:
+    """``map(fn, items)`` on up to ``threads`` threads, results in order."""
+    workers = min(threads, len(items))
+    if workers <= 1:
+        return (fn(item) for item in items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm-batch-cache") as pool:
+        return iter(list(pool.map(fn, items)))
+
+
+def windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
+    iterator = iter(items)
+    while window := list(itertools.islice(iterator, size)):
+        yield window
+
+
+def check_fingerprint(fp: str) -> None:
+    if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
+        raise ValueError(f"not a request fingerprint (lowercase hex): {fp!r}")
+
+
+def _move_into_place(tmp: StoragePath, path: StoragePath) -> None:
+    """Rename ``tmp`` over ``path``, replacing an entry another writer may have stored meanwhile.
+
+    ``pathlib.Path.replace`` is an atomic overwrite; universal-pathlib paths do not implement
+    ``replace`` but their ``rename`` (fsspec ``mv``) overwrites. If a backend refuses to overwrite,
+    the entry already there answers the same request, so it is kept and ours is dropped.
+    """
+    replace = getattr(tmp, "replace", None)
+    if callable(replace):
+        try:
+            replace(path)
+            return
+        except NotImplementedError:  # universal-pathlib: UnsupportedOperation
+            pass
+    try:
+        tmp.rename(path)
+    except FileExistsError:
+        _discard(tmp)
+
+
+def _discard(path: StoragePath) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        log.debug("Request cache: could not remove a temporary entry")

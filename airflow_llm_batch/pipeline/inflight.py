@@ -1,0 +1,125 @@
+"""What the request cache knows is *in flight*: for each request fingerprint sent in a batch, which
+batch holds it, under which custom_id, and when it was sent.
+
+A run that dies after its batch was created (worker killed, run marked failed, a new manual run
+after a crash) leaves its batch running at the provider. A later run of any id, against the same
+endpoint (the fingerprint includes the endpoint identity), that needs the same request finds the
+record and adopts that batch instead of paying again (see adopt.py).
+
+One small JSON object per fingerprint at ``{cache root}/inflight/fp[:2]/fp.json``, written right
+after the batch id is known; the newest send of a request wins. Records are never deleted: once
+the answer is stored, the answer cache answers first, and records older than the provider's
+results retention are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_llm_batch.pipeline.cache_files import (
+    check_fingerprint,
+    entry_path,
+    map_in_threads,
+    read_entry,
+    windows,
+    write_entry,
+)
+from airflow_llm_batch.pipeline.storage import StoragePath
+
+log = logging.getLogger(__name__)
+
+#: version of the record format; records of another version are ignored
+RECORD_VERSION = 1
+INFLIGHT_DIR = "inflight"
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """One sent request: the batch that holds it and its custom_id there.
+
+    Example::
+
+        >>> record = InFlight(batch_id="batch_1", custom_id="row-7", sent_at=1_790_000_000.0)
+        >>> InFlight.from_entry(record.to_entry("ab" * 32), "ab" * 32) == record
+        True
+    """
+
+    batch_id: str
+    custom_id: str
+    sent_at: float
+
+    def to_entry(self, fingerprint: str) -> dict[str, Any]:
+        return {"v": RECORD_VERSION, "fingerprint": fingerprint, "batch_id": self.batch_id,
+                "custom_id": self.custom_id, "sent_at": self.sent_at}
+
+    @classmethod
+    def from_entry(cls, entry: Any, fingerprint: str) -> InFlight:
+        """Read a stored record; raises ValueError when it is not a valid record for ``fingerprint``."""
+        if not isinstance(entry, dict) or entry.get("v") != RECORD_VERSION:
+            raise ValueError("not an in-flight record of this version")
+        if entry.get("fingerprint") != fingerprint:
+            raise ValueError("record stored under another fingerprint")
+        batch_id, custom_id, sent_at = entry.get("batch_id"), entry.get("custom_id"), entry.get("sent_at")
+        if not (isinstance(batch_id, str) and batch_id and isinstance(custom_id, str) and custom_id):
+            raise ValueError("bad batch_id or custom_id")
+        if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)) or not math.isfinite(sent_at):
+            raise ValueError("bad sent_at")
+        return cls(batch_id, custom_id, float(sent_at))
+
+
+class InFlightLog:
+    """In-flight records under ``root`` (the request cache's ``inflight`` folder).
+
+    Example::
+
+        >>> import tempfile, pathlib
+        >>> log_ = InFlightLog(pathlib.Path(tempfile.mkdtemp()))
+        >>> log_.record([("ab" * 32, "row-1")], batch_id="batch_9", sent_at=time.time())
+        1
+        >>> log_.find_many(["ab" * 32, "cd" * 32], max_age=3600)["ab" * 32].batch_id
+        'batch_9'
+    """
+
+    def __init__(self, root: StoragePath, *, threads: int = 16, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.threads = threads
+        self._clock = clock
+
+    def record(self, items: Iterable[tuple[str, str]], *, batch_id: str, sent_at: float) -> int:
+        """Record that each (fingerprint, custom_id) of ``items`` was sent in ``batch_id``; returns
+        how many records were written. A storage error is logged, never raised: the batch exists and
+        this run will collect it; only a later run after a crash loses the adoption."""
+        written = failed = 0
+        for window in windows(items, max(64, self.threads * 8)):
+            docs = [(entry_path(self.root, fp), InFlight(batch_id, cid, sent_at).to_entry(fp)) for fp, cid in window]
+            ok = sum(map_in_threads(lambda doc: write_entry(*doc), docs, self.threads))
+            written, failed = written + ok, failed + len(docs) - ok
+        if failed:
+            log.warning("Request cache: could not record %d request(s) of batch %s as in flight", failed, batch_id)
+        return written
+
+    def find_many(self, fps: Sequence[str], *, max_age: float) -> dict[str, InFlight]:
+        """The records among ``fps`` sent less than ``max_age`` seconds ago; unreadable, foreign and
+        older records are skipped."""
+        unique = list(dict.fromkeys(fps))
+        for fp in unique:
+            check_fingerprint(fp)
+        oldest = self._clock() - max_age
+        found: dict[str, InFlight] = {}
+        for fp, record in zip(unique, map_in_threads(self._read, unique, self.threads), strict=True):
+            if record is not None and record.sent_at >= oldest:
+                found[fp] = record
+        return found
+
+    def _read(self, fp: str) -> InFlight | None:
+        try:
+            data = read_entry(entry_path(self.root, fp))
+            return None if data is None else InFlight.from_entry(json.loads(data), fp)
+        except Exception:  # unreadable or not a record: it only means this request is sent again
+            return None
