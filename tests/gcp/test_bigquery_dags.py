@@ -206,7 +206,8 @@ def test_relanding_a_finished_run_says_nothing_is_sent(emulator: Any, bq_emulato
     seed_tickets(bq_emulator, f"{dataset}.tickets", 30, prefix)
     capfd.readouterr()
     dag_run = run_dag("llmb_gcp_flaky", {"rows": f"bq://{dataset}.tickets", "destination": f"bq://{target}",
-                                         "workspace": ws, "fail_after_landing": True})
+                                         "workspace": ws, "fail_after_landing": True,
+                                         "dead_destination": ""})  # params of an earlier run must not leak
     assert task_states(dag_run) == {"triage": "success"} and dag_run.get_task_instances()[0].try_number == 2
     out = capfd.readouterr()  # task logs go to the console (structlog), not to logging handlers
     states = [line for line in (out.out + out.err).splitlines() if "Run state:" in line]

@@ -4,6 +4,7 @@ money moves (issue 10, item 7)."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def test_unwritable_destination_fails_before_anything_is_uploaded_without_retrie
     tmp_path: Path, emulator: Any
 ) -> None:
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"id": f"u{i}", "text": f"t{i}"}) + "\n" for i in range(20)))
+    token = uuid.uuid4().hex[:8]  # the session's emulator is shared: custom ids of this test only
+    rows.write_text("".join(json.dumps({"id": f"unw{token}-{i}", "text": f"t{i}"}) + "\n" for i in range(20)))
     blocker = tmp_path / "a-file"
     blocker.write_text("the destination's parent is this file")
     before = emulator.stats()["openai"]
@@ -65,4 +67,4 @@ def test_unwritable_destination_fails_before_anything_is_uploaded_without_retrie
     assert ti.try_number == 1  # AirflowFailException: retries=2 were not used
     assert after["files_uploaded"] == before["files_uploaded"]
     assert after["batches_created"] == before["batches_created"]
-    assert not any(k.startswith("u") for k in after["requests_by_custom_id"])
+    assert not any(token in k for k in after["requests_by_custom_id"])
