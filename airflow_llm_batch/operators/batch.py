@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -12,24 +13,36 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.operators.failures import fail_without_retry
-from airflow_llm_batch.operators.request_options import RequestOptions
-from airflow_llm_batch.operators.run_context import (
-    ProviderAccess,
-    check_event,
-    land,
-    landing_context,
-    parser_for,
-    run_folder,
-    run_tags,
-    timeout_at,
-)
-from airflow_llm_batch.operators.settings_checks import check_settings
+from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.paths import run_folder, run_tags
+from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary
+from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
+from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings
+from airflow_llm_batch.operators.wait import check_event, end_of_wait, timeout_at, wait_on_worker
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
-from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
+from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.waiting import WaitRules
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
-from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
+from airflow_llm_batch.triggers.batch import LLMBatchTrigger
+
+#: why execute_complete finds no manifest
+REMOVED_WHILE_DEFERRED = "the workspace was removed while the task was deferred"
+
+
+@dataclass(kw_only=True)
+class OperatorTry(TaskRun):
+    """One try of an LLMBatchOperator task: the run (folder, store, provider) with this try's
+    settings and Airflow context, built once when the try starts."""
+
+    context: Any
+    request: RequestSettings
+    wait: WaitSettings
+
+    @property
+    def landing(self) -> LandingContext:
+        return landing_context(self.context, self.request.parser, self.request.provider, self.request.model)
 
 
 class LLMBatchOperator(RequestOptions):
@@ -90,114 +103,104 @@ class LLMBatchOperator(RequestOptions):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_settings(self.task_id, poll_interval=poll_interval, timeout=timeout,
-                       min_success_rate=min_success_rate, max_attempts=max_attempts)
-        self.destination = destination
-        self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.wait_timeout = timeout
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_kill = cancel_on_kill
-        unknown = set(retry_on) - OPTIONAL_RETRY_CODES - RETRYABLE_CODES
-        if unknown:
-            raise ValueError(f"retry_on: unknown codes {sorted(unknown)}; choose from {sorted(OPTIONAL_RETRY_CODES)}")
-        self.policy = RetryPolicy(max_attempts=max_attempts, retry_codes=RETRYABLE_CODES | frozenset(retry_on))
-        self.admission = Admission(token_budget=enqueued_token_budget, max_open_batches=max_open_batches)
-        self.min_success_rate = min_success_rate
-        self.xcom_max_rows = xcom_max_rows
-        self._access: ProviderAccess | None = None
-        self._context: Any = None
+        self.destination, self.deferrable, self.poll_interval = destination, deferrable, poll_interval
+        self.wait_timeout, self.cancel_on_timeout, self.cancel_on_kill = timeout, cancel_on_timeout, cancel_on_kill
+        self.max_attempts, self.retry_on = max_attempts, tuple(retry_on)
+        self.enqueued_token_budget, self.max_open_batches = enqueued_token_budget, max_open_batches
+        self.min_success_rate, self.xcom_max_rows = min_success_rate, xcom_max_rows
+        WaitSettings.of(self)  # a bad value fails when the DAG is parsed
+        self._try: OperatorTry | None = None
         self._killed = False
 
     # -- the task ----------------------------------------------------------------------------------
     @fail_without_retry
     def execute(self, context: Any) -> Any:
-        self._context = context
-        access = self._provider_access()
-        run = self._run(access, context)
-        manifest = self.prepare_manifest(run, context)
-        if self.estimate_only:
+        run = self._start(context)
+        manifest = self.prepare_manifest(run, run.request, context)
+        if run.request.estimate_only:
             self.log.info("dry_run: nothing submitted")
-            return self.dry_run_summary(manifest)
+            return dry_run_summary(run.request, manifest)
         try:
-            if self.destination:
-                open_sink(self.destination).check(self._landing(context))
+            if run.wait.destination:
+                open_sink(run.wait.destination).check(run.landing)
             else:
-                check_fits(manifest.total_rows, self.xcom_max_rows)
+                check_fits(manifest.total_rows, run.wait.xcom_max_rows)
         except InvalidInputError as exc:  # a retry cannot fix a wrong destination: fail for good
             raise AirflowFailException(f"InvalidInputError: {exc}") from exc
-        return self._advance(access, context, manifest)
+        return self._advance(run)
 
     @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> Any:
-        self._context = context
-        access = self._provider_access()
-        run = self._run(access, context)
-        manifest = self._load(run)
-        wait = check_event(event, on_timeout=lambda: self._cancel(access, context, manifest, self.cancel_on_timeout))
-        run.record_progress(manifest, wait.batches)
-        return self._advance(access, context, manifest)
+        run = self._start(context)
+        manifest = run.load(f"{REMOVED_WHILE_DEFERRED}; its batches are {self.task_id}'s XCom 'batch_ids'")
+        wait = check_event(event, on_timeout=lambda: self._cancel(run, manifest.open_batch_ids,
+                                                                  run.wait.cancel_on_timeout))
+        run.records().record_progress(manifest, wait.batches)
+        return self._advance(run)
 
     def on_kill(self) -> None:
         """Cancel open batches (``cancel_on_kill``) and remember that we did: if the task runs again
         (a clear), their unanswered rows are resent, and answered rows are kept."""
         self._killed = True
-        if not self.cancel_on_kill or self._context is None:
+        run = self._try
+        if run is None or not run.wait.cancel_on_kill:
             return
-        access = self._provider_access()
-        manifest = self._run(access, self._context).store.load()
+        manifest = run.store.load()
         if manifest is not None:
-            self._cancel(access, self._context, manifest, True)
+            self._cancel(run, manifest.open_batch_ids, True)
+
+    def _start(self, context: Any) -> OperatorTry:
+        """This try's settings (from the rendered fields), provider access and run folder."""
+        request, wait = self.request_settings(), WaitSettings.of(self)
+        self._try = OperatorTry(
+            access=ProviderAccess.resolve(request.provider, request.conn_id, request.provider_options),
+            folder=run_folder(request.workspace, context), tags=run_tags(context), policy=wait.policy,
+            admission=wait.admission, cache=request.answer_cache(), context=context, request=request, wait=wait)
+        return self._try
 
     # -- the loop: collect what ended, send what waits, then wait or land ---------------------------
-    def _advance(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
-        parser = parser_for(self.response_format)
-        deadline = self._deadline(access, context, manifest)
+    def _advance(self, run: OperatorTry) -> Any:
+        manifest = run.manifest
+        deadline = self._deadline(run)
         while True:
             if self._killed:
                 raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
-            async def step(run: BatchRun) -> None:
-                await run.collect(manifest, parser)
-                run.finalize(manifest, parser)
-                if manifest.breaker and manifest.open_batch_ids:
-                    await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
-                await run.submit(manifest)
-
             try:
-                self._with_run(access, context, step)
+                run.call(_step(manifest, run.request.parser))
             except InvalidInputError as exc:  # e.g. one row over the provider's limit: a retry cannot fix it
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
-            context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
+            run.context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
             if manifest.is_done:
-                return self._land(access, context, manifest)
+                return self._land(run)
             waiting = any(c.state == ChunkState.PREPARED for c in manifest.chunks)
-            if self.deferrable:
-                self.defer(
-                    trigger=LLMBatchTrigger(provider=self.provider, conn_id=access.conn_id,
-                                            provider_options=access.options,
-                                            batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
-                                            timeout_at=deadline, return_on_first_end=waiting,
-                                            run_folder=str(run_folder(self.workspace, context)),
-                                            cancel_on_kill=self.cancel_on_kill),
-                    method_name="execute_complete",
-                )
-            self._wait_on_worker(access, context, manifest, deadline, waiting)
+            if run.wait.deferrable:
+                self.defer(trigger=self._trigger(run, deadline, waiting), method_name="execute_complete")
+            self._wait_on_worker(run, deadline, waiting)
 
-    def _deadline(self, access: ProviderAccess, context: Any, manifest: Manifest) -> float | None:
+    def _trigger(self, run: OperatorTry, deadline: float | None, any_end: bool) -> LLMBatchTrigger:
+        return LLMBatchTrigger(provider=run.request.provider, conn_id=run.access.conn_id,
+                               provider_options=run.access.options, batch_ids=run.manifest.open_batch_ids,
+                               poll_interval=run.wait.poll_interval, timeout_at=deadline,
+                               return_on_first_end=any_end, run_folder=str(run.folder),
+                               cancel_on_kill=run.wait.cancel_on_kill)
+
+    def _deadline(self, run: OperatorTry) -> float | None:
         """``timeout`` counts from this try's first wait: a cleared or retried task gets a fresh one."""
-        if self.wait_timeout is None:
+        manifest = run.manifest
+        if run.wait.wait_timeout is None:
             return None
-        try_number = int(getattr(context["ti"], "try_number", 0) or 0)
+        try_number = int(getattr(run.context["ti"], "try_number", 0) or 0)
         if manifest.deadline is None or manifest.deadline.get("try") != try_number:
-            manifest.deadline = {"try": try_number, "at": timeout_at(self.wait_timeout, time.time())}
-            self._run(access, context).store.save(manifest)
+            manifest.deadline = {"try": try_number, "at": timeout_at(run.wait.wait_timeout, time.time())}
+            run.store.save(manifest)
         return float(manifest.deadline["at"])
 
-    def _land(self, access: ProviderAccess, context: Any, manifest: Manifest) -> Any:
-        price, taken_on = self.price()
-        summary = land(self._run(access, context), manifest, landing=self._landing(context),
-                       destination=self.destination, provider=self.provider,
-                       min_success_rate=self.min_success_rate, price=price, prices_taken_on=taken_on)
+    def _land(self, run: OperatorTry) -> Any:
+        manifest = run.manifest
+        price, taken_on = run.request.price()
+        summary = land(run.records(), manifest, landing=run.landing, destination=run.wait.destination,
+                       provider=run.request.provider, min_success_rate=run.wait.min_success_rate, price=price,
+                       prices_taken_on=taken_on)
         if manifest.breaker:
             b = manifest.breaker
             raise ProviderError(
@@ -207,56 +210,35 @@ class LLMBatchOperator(RequestOptions):
             )
         return summary
 
-    def _wait_on_worker(self, access: ProviderAccess, context: Any, manifest: Manifest,
-                        deadline: float | None, any_end: bool) -> None:
-        """deferrable=False: poll from the worker (holds the slot; for setups without a triggerer)."""
-        watched = set(manifest.open_batch_ids)
-        while True:
-            progress = self._with_run(access, context, lambda run: run.poll(manifest))
-            self.log.info("%s", describe(progress))
-            still_open = watched & set(manifest.open_batch_ids)
-            if not still_open or (any_end and still_open != watched) or self._killed:
-                return
-            if deadline is not None and time.time() >= deadline:
-                check_event({"version": 1, "status": "timeout", "batches": [p.to_dict() for p in progress],
-                             "message": "the task's timeout passed before the batches ended"},
-                            on_timeout=lambda: self._cancel(access, context, manifest, self.cancel_on_timeout))
-            time.sleep(self.poll_interval)
+    def _wait_on_worker(self, run: OperatorTry, deadline: float | None, any_end: bool) -> None:
+        """deferrable=False: poll from the worker (holds the slot; for setups without a triggerer), with
+        the trigger's decisions (pipeline/waiting.py) and its tolerance of failed polls."""
+        manifest = run.manifest
+        rules = WaitRules(tuple(manifest.open_batch_ids), run.wait.poll_interval, deadline, any_end)
+        event = wait_on_worker(lambda: run.call(lambda batch_run: batch_run.poll(manifest)), rules,
+                               stop=lambda: self._killed, log=self.log)
+        if event is not None:
+            end_of_wait(event, on_timeout=lambda: self._cancel(run, manifest.open_batch_ids,
+                                                               run.wait.cancel_on_timeout))
 
-    def _cancel(self, access: ProviderAccess, context: Any, manifest: Manifest, enabled: bool) -> str:
-        ids = manifest.open_batch_ids
+    def _cancel(self, run: TaskRun, ids: list[str], enabled: bool) -> str:
         if not enabled or not ids:
             self.log.info("Leaving %d open batch(es) running: %s", len(ids), ids)
             return "left running (cancel_on_timeout=False)" if ids else "none open"
-
-        async def _cancel(run: BatchRun) -> None:
-            run.remember_cancelled(ids)  # first: a later try resends their unanswered rows
-            await asyncio.gather(*(run.backend.cancel(b) for b in ids))
-
-        self._with_run(access, context, _cancel)
+        run.cancel(ids)
         self.log.warning("Cancelled %d open batch(es): %s", len(ids), ids)
         return "cancelled"
 
-    # -- plumbing ----------------------------------------------------------------------------------
-    def _run(self, access: ProviderAccess, context: Any) -> BatchRun:
-        return access.offline_run(run_folder(self.workspace, context), run_tags(context),
-                                  policy=self.policy, admission=self.admission, cache=self.answer_cache())
 
-    def _with_run(self, access: ProviderAccess, context: Any, work: Any) -> Any:
-        return access.run(run_folder(self.workspace, context), run_tags(context), work,
-                          policy=self.policy, admission=self.admission, cache=self.answer_cache())
+def _step(manifest: Manifest, parser: OutputParser) -> Callable[[BatchRun], Awaitable[None]]:
+    """One turn of the loop, where the backend lives: collect what ended, answer the rows that need
+    no batch, stop on a tripped breaker, send what admission allows."""
 
-    def _landing(self, context: Any) -> LandingContext:
-        return landing_context(context, parser_for(self.response_format), self.provider, self.model)
+    async def step(run: BatchRun) -> None:
+        await run.collect(manifest, parser)
+        run.finalize(manifest, parser)
+        if manifest.breaker and manifest.open_batch_ids:
+            await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
+        await run.submit(manifest)
 
-    def _provider_access(self) -> ProviderAccess:
-        if self._access is None:
-            self._access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
-        return self._access
-
-    def _load(self, run: BatchRun) -> Manifest:
-        manifest = run.store.load()
-        if manifest is None:
-            raise FileNotFoundError(f"no manifest at {run.store.path}: the workspace was removed while the "
-                                    f"task was deferred; its batches are {self.task_id}'s XCom 'batch_ids'")
-        return manifest
+    return step

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -10,20 +10,15 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
-from airflow_llm_batch.hooks.options import check_options
-from airflow_llm_batch.operators.run_context import default_workspace
-from airflow_llm_batch.operators.settings_checks import check_count
-from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
-from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
-from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest, describe_resume
-from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
-from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
+from airflow_llm_batch.operators.run_context import TaskRun
+from airflow_llm_batch.operators.settings import RequestSettings, to_send
+from airflow_llm_batch.pipeline.cost import check_budget
+from airflow_llm_batch.pipeline.manifest import Manifest, describe_resume
+from airflow_llm_batch.pipeline.parsing import ResponseFormat
 from airflow_llm_batch.pipeline.render import RequestSpec
-from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.run import BatchRun
-from airflow_llm_batch.pipeline.types import Endpoint
 from airflow_llm_batch.sources.literal import check_json_rows
-from airflow_llm_batch.sources.rows import rows_factory, to_path
+from airflow_llm_batch.sources.rows import rows_factory
 
 
 class LiteralRows:
@@ -105,108 +100,68 @@ class RequestOptions(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.provider = provider
-        self.conn_id = conn_id
-        self.model = model
+        self.provider, self.conn_id, self.model = provider, conn_id, model
         self.rows = LiteralRows(rows) if isinstance(rows, (list, tuple)) else rows
-        self.prompt = prompt
-        self.system_prompt = system_prompt
-        self.key = key
-        self.response_format = response_format
-        self.request_params = dict(request_params or {})
-        self.endpoint = Endpoint.parse(endpoint)
-        check_request_params(provider, self.endpoint, self.request_params)
-        self.workspace = workspace
-        check_count(self.task_id, "max_rows_per_chunk", max_rows_per_chunk, optional=True)
-        self.max_rows_per_chunk = max_rows_per_chunk
-        self.carry_columns = tuple(carry_columns)
-        self.cache = CacheMode.parse(cache)
-        self.cache_ttl = cache_ttl.total_seconds() if isinstance(cache_ttl, timedelta) else cache_ttl
-        self.cache_location = cache_location
-        self.max_cost_usd = max_cost_usd
-        self.prices = prices
-        self.expected_output_tokens = expected_output_tokens
-        self.provider_options = check_options(provider_options)
-        # stored under another name: BaseOperator.dry_run() is a method Airflow calls
-        self.estimate_only = dry_run
-        OutputParser(response_format)  # fail at DAG parse time on a bad response_format
+        self.prompt, self.system_prompt, self.key = prompt, system_prompt, key
+        self.response_format, self.request_params, self.endpoint = response_format, request_params, endpoint
+        self.workspace, self.max_rows_per_chunk, self.carry_columns = workspace, max_rows_per_chunk, carry_columns
+        self.cache, self.cache_ttl, self.cache_location = cache, cache_ttl, cache_location
+        self.max_cost_usd, self.prices, self.expected_output_tokens = max_cost_usd, prices, expected_output_tokens
+        self.provider_options = provider_options
+        self.estimate_only = dry_run  # another name: BaseOperator.dry_run() is a method Airflow calls
+        checked = RequestSettings.of(self)  # a bad value fails when the DAG is parsed
+        self.request_params, self.provider_options = dict(checked.request_params), checked.provider_options
 
-    def request_spec(self, context: Any) -> RequestSpec:
-        parser = OutputParser(self.response_format)
-        return RequestSpec(
-            model=self.model,
-            prompt=self.prompt,
-            endpoint=self.endpoint,
-            system_prompt=self.system_prompt,
-            key=self.key,
-            params=self.request_params,
-            response_schema=parser.schema,
-            schema_name=parser.name,
-            json_output=parser.mode == "json",
-            context=template_scope(context),
-        )
+    def request_settings(self) -> RequestSettings:
+        """This try's request settings, from the rendered fields (build once per try)."""
+        return RequestSettings.of(self)
 
-    def answer_cache(self) -> AnswerCache | None:
-        """The request cache: ``{cache_location or workspace/_cache}/{provider}``, or None when off."""
-        if self.cache == CacheMode.OFF:
-            return None
-        root = to_path(self.cache_location) if self.cache_location else (
-            to_path(self.workspace or default_workspace()) / "_cache")
-        return AnswerCache(root / "v1" / self.provider, mode=self.cache, ttl_seconds=self.cache_ttl)
-
-    def price(self) -> tuple[ModelPrice | None, str]:
-        table = PriceTable.default().with_overrides(self.prices)
-        return table.price_for(self.provider, self.model), table.taken_on
-
-    def prepare_manifest(self, run: BatchRun, context: Any) -> Manifest:
+    def prepare_manifest(self, run: TaskRun, settings: RequestSettings, context: Any) -> Manifest:
         """Validate and plan (or re-attach), then estimate the cost and stop here if over budget.
 
         Invalid input and a budget stop fail the task without retries: no retry can fix them.
         """
+        spec = settings.request_spec(template_scope(context))
         try:
-            manifest = run.prepare_or_load(
-                rows_factory(self.rows), self.request_spec(context), max_rows_per_chunk=self.max_rows_per_chunk,
-                carry=self.carry_columns,
-            )
-            fresh = not manifest.batch_ids
-            if fresh:
-                manifest.estimate = self._estimate(manifest).to_dict()
-                run.store.save(manifest)
-                self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats, %d in "
-                              "flight in batches of earlier runs); estimate %s",
-                              run.store.path, manifest.total_rows, sum(c.count for c in to_send(manifest)),
-                              len(manifest.chunks), manifest.cached_rows, manifest.follower_rows,
-                              sum(c.count for c in manifest.chunks if c.is_adopted),
-                              describe_estimate(manifest.estimate))
-            else:
+            manifest = run.use(run.call(_prepare(rows_factory(self.rows), spec, settings)))
+            if manifest.batch_ids:
                 self.log.info("Run state: %s (%d rows): %s", run.store.path, manifest.total_rows,
                               describe_resume(manifest))
-            if fresh and not self.estimate_only:
-                check_budget(self._estimate(manifest), self.max_cost_usd)
+                return manifest
+            manifest.estimate = settings.estimate(manifest).to_dict()
+            run.store.save(manifest)
+            self._log_plan(run, manifest)
+            if not settings.estimate_only:
+                check_budget(settings.estimate(manifest), settings.max_cost_usd)
         except (InvalidInputError, BudgetExceededError) as exc:
             raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
         return manifest
 
-    def _estimate(self, manifest: Manifest) -> CostEstimate:
-        price, _ = self.price()
-        limit = next((self.request_params[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens")
-                      if isinstance(self.request_params.get(k), int)), None)
-        return estimate_cost(
-            price, rows=sum(c.count for c in to_send(manifest)), input_tokens=sum(c.tokens for c in to_send(manifest)),
-            expected_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else self.expected_output_tokens,
-            max_output_tokens_per_row=0 if self.endpoint == Endpoint.EMBEDDINGS else limit,
-        )
-
-    def dry_run_summary(self, manifest: Manifest) -> dict[str, Any]:
-        return {"dry_run": True, "provider": self.provider, "model": self.model, "total": manifest.total_rows,
-                "to_send": sum(c.count for c in to_send(manifest)), "chunks": len(manifest.chunks),
-                "cached_rows": manifest.cached_rows, "repeated_rows": manifest.follower_rows,
-                "estimate": manifest.estimate}
+    def _log_plan(self, run: TaskRun, manifest: Manifest) -> None:
+        self.log.info("Run state: %s (%d rows: %d to send in %d chunk(s), %d cached, %d repeats, %d in "
+                      "flight in batches of earlier runs); estimate %s",
+                      run.store.path, manifest.total_rows, sum(c.count for c in to_send(manifest)),
+                      len(manifest.chunks), manifest.cached_rows, manifest.follower_rows,
+                      sum(c.count for c in manifest.chunks if c.is_adopted), describe_estimate(manifest.estimate))
 
 
-def to_send(manifest: Manifest) -> list[ChunkRecord]:
-    """The first-attempt chunks this run pays for (not those waiting on another run's batch)."""
-    return [c for c in manifest.chunks if c.retry_of is None and not c.is_adopted]
+def dry_run_summary(settings: RequestSettings, manifest: Manifest) -> dict[str, Any]:
+    """The XCom of a ``dry_run``: what would be sent and what it should cost."""
+    return {"dry_run": True, "provider": settings.provider, "model": settings.model, "total": manifest.total_rows,
+            "to_send": sum(c.count for c in to_send(manifest)), "chunks": len(manifest.chunks),
+            "cached_rows": manifest.cached_rows, "repeated_rows": manifest.follower_rows,
+            "estimate": manifest.estimate}
+
+
+def _prepare(rows: Callable[[], Iterable[Mapping[str, Any]]], spec: RequestSpec, settings: RequestSettings
+             ) -> Callable[[BatchRun], Awaitable[Manifest]]:
+    """Preparing reads the backend's limits and request format: it runs where the backend lives."""
+
+    async def work(run: BatchRun) -> Manifest:
+        return run.prepare_or_load(rows, spec, max_rows_per_chunk=settings.max_rows_per_chunk,
+                                   carry=settings.carry_columns)
+
+    return work
 
 
 def describe_estimate(estimate: dict[str, Any] | None) -> str:

@@ -7,24 +7,20 @@ other two take as ``handle``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_llm_batch.operators.failures import fail_without_retry
+from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions
-from airflow_llm_batch.operators.run_context import (
-    ProviderAccess,
-    land,
-    landing_context,
-    parser_for,
-    run_folder,
-    run_tags,
-)
+from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
 from airflow_llm_batch.operators.settings_checks import check_rate
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.manifest import Manifest
-from airflow_llm_batch.pipeline.parsing import ResponseFormat
+from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.rows import to_path
@@ -40,21 +36,23 @@ class SubmitLLMBatchOperator(RequestOptions):
 
     @fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
-        access = ProviderAccess.resolve(self.provider, self.conn_id, self.provider_options)
-        folder, tags = run_folder(self.workspace, context), run_tags(context)
-        cache = self.answer_cache()
-        manifest = self.prepare_manifest(access.offline_run(folder, tags, cache=cache), context)
-        access.run(folder, tags, lambda run: run.submit(manifest))
-        return make_handle(access, folder, tags, manifest, cache)
+        settings = self.request_settings()
+        run = TaskRun(access=ProviderAccess.resolve(settings.provider, settings.conn_id, settings.provider_options),
+                      folder=run_folder(settings.workspace, context), tags=run_tags(context),
+                      cache=settings.answer_cache())
+        manifest = self.prepare_manifest(run, settings, context)
+        # as before the split form's submit records no in-flight requests in the cache
+        replace(run, cache=None).call(lambda batch_run: batch_run.submit(manifest))
+        return make_handle(run, manifest)
 
 
-def make_handle(access: ProviderAccess, folder: Any, tags: dict[str, str], manifest: Manifest,
-                cache: AnswerCache | None = None) -> dict[str, Any]:
+def make_handle(run: TaskRun, manifest: Manifest) -> dict[str, Any]:
     """What the sensor and the results task need: ids, places and settings, never secrets."""
+    cache = run.cache
     cache_info = None if cache is None else {"root": str(cache.root), "mode": cache.mode.value,
                                              "ttl": cache.ttl_seconds}
-    return {"provider": access.provider, "conn_id": access.conn_id, "provider_options": access.options,
-            "folder": str(folder), "tags": tags, "cache": cache_info,
+    return {"provider": run.access.provider, "conn_id": run.access.conn_id, "provider_options": run.access.options,
+            "folder": str(run.folder), "tags": run.tags, "cache": cache_info,
             "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows}
 
 
@@ -74,16 +72,16 @@ class HandleUser(BaseOperator):
         super().__init__(**kwargs)
         self.handle = handle
 
-    def open_run(self) -> tuple[ProviderAccess, Any, dict[str, str], Manifest]:
+    def open_run(self, **engine: Any) -> TaskRun:
+        """The submitted run, its manifest loaded (no SDK client is built for that); ``engine`` sets
+        the BatchRun options of its provider calls (policy, cache)."""
         handle = self.handle
         if not isinstance(handle, dict) or "folder" not in handle:
             raise ValueError(f"handle must be the return value of SubmitLLMBatchOperator, got {handle!r}")
         access = ProviderAccess.resolve(handle["provider"], handle["conn_id"], handle.get("provider_options"))
-        folder, tags = to_path(handle["folder"]), dict(handle["tags"])
-        manifest = BatchRun(folder, access.hook.backend_from_connection(access.conn), tags=tags).store.load()
-        if manifest is None:
-            raise FileNotFoundError(f"no manifest in {folder}: was the workspace removed?")
-        return access, folder, tags, manifest
+        run = TaskRun(access=access, folder=to_path(handle["folder"]), tags=dict(handle["tags"]), **engine)
+        run.load("was the workspace removed?")
+        return run
 
 
 class LLMBatchResultsOperator(HandleUser):
@@ -105,22 +103,22 @@ class LLMBatchResultsOperator(HandleUser):
 
     @fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
-        access, folder, tags, manifest = self.open_run()
+        # the split form does not resubmit: every row is final after one attempt
+        run = self.open_run(policy=RetryPolicy(max_attempts=1), cache=cache_from_handle(self.handle))
+        manifest, parser = run.manifest, OutputParser(self.response_format)
 
-        async def _collect(run: BatchRun) -> None:
-            await run.poll(manifest)
+        async def _collect(batch_run: BatchRun) -> None:
+            await batch_run.poll(manifest)
             if manifest.open_batch_ids:
                 raise RuntimeError(f"batches {manifest.open_batch_ids} have not ended; put LLMBatchSensor "
                                    f"upstream of this task")
-            parser = parser_for(self.response_format)
-            await run.collect(manifest, parser)
-            run.finalize(manifest, parser)  # rows answered from the cache or by a repeated request
+            await batch_run.collect(manifest, parser)
+            batch_run.finalize(manifest, parser)  # rows answered from the cache or by a repeated request
 
-        # the split form does not resubmit: every row is final after one attempt
-        access.run(folder, tags, _collect, policy=RetryPolicy(max_attempts=1), cache=cache_from_handle(self.handle))
-        landing = landing_context(context, parser_for(self.response_format), access.provider, manifest.model)
-        return land(access.offline_run(folder, tags), manifest, landing=landing, destination=self.destination,
-                    provider=access.provider, min_success_rate=self.min_success_rate)
+        run.call(_collect)
+        landing = landing_context(context, parser, run.access.provider, manifest.model)
+        return land(run.records(), manifest, landing=landing, destination=self.destination,
+                    provider=run.access.provider, min_success_rate=self.min_success_rate)
 
 
 __all__ = ["LLMBatchResultsOperator", "SubmitLLMBatchOperator", "make_handle", "run_folder", "run_tags"]

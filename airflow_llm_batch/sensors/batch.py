@@ -10,9 +10,9 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_llm_batch.operators.failures import fail_without_retry
-from airflow_llm_batch.operators.run_context import check_event, timeout_at
 from airflow_llm_batch.operators.settings_checks import check_seconds
 from airflow_llm_batch.operators.split import HandleUser
+from airflow_llm_batch.operators.wait import check_event, timeout_at
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger, describe
 
 
@@ -38,10 +38,10 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
         self.wait_timeout = wait_timeout
 
     def poke(self, context: Any) -> bool:
-        access, folder, tags, manifest = self.open_run()
-        progress = access.run(folder, tags, lambda run: run.poll(manifest))
+        run = self.open_run()
+        progress = run.call(lambda batch_run: batch_run.poll(run.manifest))
         self.log.info("%s", describe(progress))
-        return not manifest.open_batch_ids
+        return not run.manifest.open_batch_ids
 
     @fail_without_retry
     def execute(self, context: Any) -> None:
@@ -50,18 +50,18 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
             return
         if self.poke(context):
             return
-        access, _, _, manifest = self.open_run()
+        run = self.open_run()
         self.defer(
-            trigger=LLMBatchTrigger(provider=access.provider, conn_id=access.conn_id,
-                                    provider_options=access.options,
-                                    batch_ids=manifest.open_batch_ids, poll_interval=self.poll_interval,
+            trigger=LLMBatchTrigger(provider=run.access.provider, conn_id=run.access.conn_id,
+                                    provider_options=run.access.options,
+                                    batch_ids=run.manifest.open_batch_ids, poll_interval=self.poll_interval,
                                     timeout_at=timeout_at(self.wait_timeout, time.time())),
             method_name="execute_complete",
         )
 
     @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> None:
-        access, folder, tags, manifest = self.open_run()
+        run = self.open_run()
         wait = check_event(event, on_timeout=lambda: "left running (the sensor never cancels)")
-        access.offline_run(folder, tags).record_progress(manifest, wait.batches)
+        run.records().record_progress(run.manifest, wait.batches)
         self.log.info("%s", describe(wait.batches))

@@ -13,13 +13,11 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
+from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules
 from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 from airflow_llm_batch.triggers.shared_backends import shared_backend
 
-#: HTTP statuses that will not get better by polling again (a 404 on a batch itself is reported as the
-#: batch gone, pipeline/vanished.py: the worker sends its rows again)
-PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
 #: on_kill's own bound (seconds), inside Airflow's ``[triggerer] on_kill_timeout`` (30 s by default)
@@ -96,35 +94,28 @@ class LLMBatchTrigger(BaseTrigger):
         yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]  # untyped in Airflow
 
     async def _watch(self, backend: BatchBackend) -> WaitEvent:
-        errors, last_line, last_log = 0, "", 0.0
-        progress: list[BatchProgress] = []
+        """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
+        wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
+                                   self.return_on_first_end, self.max_consecutive_errors))
+        last_line, last_log = "", 0.0
         while True:
             try:
                 progress = list(await asyncio.gather(*(progress_or_gone(backend, b) for b in self.batch_ids)))
-                errors = 0
             except Exception as exc:
-                status = getattr(exc, "status_code", None)
-                errors += 1
-                if status in PERMANENT_STATUSES or errors > self.max_consecutive_errors:
-                    return WaitEvent(WaitOutcome.ERROR, progress,
-                                     f"polling failed ({errors} in a row): {type(exc).__name__}: {exc}")
-                delay = min(self.poll_interval * 4, self.poll_interval * 2 ** (errors - 1))
-                self.log.warning("Poll failed (%d/%d), retrying in %.1fs: %s",
-                                 errors, self.max_consecutive_errors, delay, type(exc).__name__)
-                await asyncio.sleep(delay)
-                continue
-            self._ended = {p.batch_id for p in progress if p.state.is_terminal}
-            line = describe(progress)
-            if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
-                self.log.info("%s", line)
-                last_line, last_log = line, time.monotonic()
-            ended = [p.state.is_terminal for p in progress]
-            if all(ended) or (self.return_on_first_end and any(ended)):
-                return WaitEvent(WaitOutcome.ENDED, progress)
-            if self.timeout_at is not None and time.time() >= self.timeout_at:
-                return WaitEvent(WaitOutcome.TIMEOUT, progress, "the task's timeout passed before the batches ended")
-            await asyncio.sleep(self.poll_interval)
-
+                decision = wait.failed(exc)
+                if decision.outcome is None:
+                    self.log.warning("Poll failed (%d/%d), retrying in %.1fs: %s",
+                                     wait.errors, self.max_consecutive_errors, decision.delay, type(exc).__name__)
+            else:
+                decision = wait.polled(progress, time.time())
+                self._ended = set(wait.ended)
+                line = describe(progress)
+                if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
+                    self.log.info("%s", line)
+                    last_line, last_log = line, time.monotonic()
+            if decision.outcome is not None:
+                return WaitEvent(decision.outcome, wait.progress, decision.message)
+            await asyncio.sleep(decision.delay)
 
     async def on_kill(self) -> None:
         """The user marked the deferred task failed/success or cleared it (not a triggerer restart):

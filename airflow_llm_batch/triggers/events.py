@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_llm_batch.pipeline.types import BatchProgress
+from airflow_llm_batch.pipeline.waiting import WaitOutcome
 
 EVENT_VERSION = 1
 
-
-class WaitOutcome(str, enum.Enum):
-    ENDED = "ended"  # every watched batch reached a terminal state
-    TIMEOUT = "timeout"  # the task's timeout passed first
-    ERROR = "error"  # polling failed permanently (auth, unknown batch) or too many transient errors
+__all__ = ["EVENT_VERSION", "WaitEvent", "WaitOutcome"]
 
 
 @dataclass(frozen=True)

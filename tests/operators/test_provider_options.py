@@ -15,7 +15,7 @@ from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.hooks.options import check_options, with_options
-from airflow_llm_batch.operators.run_context import ProviderAccess
+from airflow_llm_batch.operators.access import ProviderAccess
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 

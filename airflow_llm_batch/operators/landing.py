@@ -1,0 +1,91 @@
+"""How a finished run lands: results to the destination (or XCom), the summary, the cost, and the
+success-rate check that fails the task after landing.
+
+Example: ``land(records, manifest, landing=landing_context(context, parser, "openai", "gpt-4o-mini"),
+destination="gs://bucket/out.jsonl", provider="openai", min_success_rate=0.9)``
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from airflow_llm_batch.exceptions import TooManyFailuresError
+from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_usd
+from airflow_llm_batch.pipeline.manifest import Manifest
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.prices import ModelPrice
+from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.types import ResultRow, Usage
+from airflow_llm_batch.sinks import LandingContext, Sink, open_sink
+from airflow_llm_batch.sinks.xcom import as_xcom
+
+log = logging.getLogger(__name__)
+
+
+def land(
+    run: BatchRun,
+    manifest: Manifest,
+    *,
+    landing: LandingContext,
+    destination: str | Sink | None,
+    provider: str,
+    min_success_rate: float | None,
+    price: ModelPrice | None = None,
+    prices_taken_on: str = "",
+) -> dict[str, Any]:
+    """Write results to ``destination`` (or into the summary for XCom) and return the summary."""
+    summary = run.summary(manifest)
+    cost = actual_cost(price, summary.usage, cached_usage=Usage.from_dict(manifest.cached_usage),
+                       cached_rows=manifest.cached_rows + manifest.follower_rows, taken_on=prices_taken_on)
+    out: dict[str, Any] = {"provider": provider, "model": manifest.model, **summary.to_dict(),
+                           "cost": cost.to_dict(), "estimate": manifest.estimate,
+                           "workspace": str(run.folder), "destination": None}
+    rows = with_row_cost(run.iter_results(manifest), price)
+    if destination:
+        landed = open_sink(destination).write(rows, landing)
+        out["destination"] = landed.get("uri", str(destination))
+        out["landed"] = landed
+    else:
+        out["results"] = as_xcom(rows)
+    log.info("Results: %d succeeded, %d failed of %d; errors %s; tokens in=%d out=%d; batches %s; -> %s",
+             summary.succeeded, summary.failed, summary.total, summary.errors_by_code or "none",
+             summary.usage.input_tokens, summary.usage.output_tokens, summary.batch_ids,
+             out["destination"] or "XCom")
+    log.info("Cost: %s", describe_cost(cost))
+    _enforce_success_rate(summary.succeeded, summary.total, min_success_rate, summary.errors_by_code)
+    return out
+
+
+def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterator[ResultRow]:
+    """Add ``cost_usd`` (batch price of the row's usage) to each row when the price is known."""
+    for row in rows:
+        if price is not None:
+            row.extra["cost_usd"] = row_cost_usd(price, row.usage)
+        yield row
+
+
+def describe_cost(cost: CostReport) -> str:
+    if not cost.price_known:
+        return "unknown (model not in the price table; pass prices= to price it)"
+    return (f"${cost.batch_usd:.4f} at batch price vs ${cost.realtime_usd:.4f} real-time: saved "
+            f"${cost.saving_usd:.4f}; {cost.cached_rows} row(s) answered without paying saved another "
+            f"${cost.cached_saving_usd:.4f} (prices of {cost.taken_on})")
+
+
+def _enforce_success_rate(succeeded: int, total: int, minimum: float | None, errors: dict[str, int]) -> None:
+    if total and succeeded == 0:
+        raise TooManyFailuresError(f"every one of the {total} rows failed ({errors}); results were landed "
+                                   f"for inspection. Fix the cause, then clear the task.")
+    if minimum is not None and total and succeeded / total < minimum:
+        raise TooManyFailuresError(f"only {succeeded}/{total} rows succeeded, below min_success_rate="
+                                   f"{minimum:.0%} ({errors}); results were landed for inspection.")
+
+
+def landing_context(context: Any, parser: OutputParser, provider: str, model: str) -> LandingContext:
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", -1)
+    return LandingContext(dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id,
+                          map_index=-1 if map_index is None else int(map_index),
+                          response_schema=parser.schema, provider=provider, model=model)

@@ -1,0 +1,157 @@
+"""A task's settings as frozen objects, built once from the operator's rendered fields and checked there.
+
+The operators keep one attribute per constructor parameter (Airflow renders the templated ones on
+the instance); each try builds these objects from them once and reads only the objects afterwards.
+The constructors build them too, so a bad value fails when the DAG is parsed, naming the task and
+the setting.
+
+Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(context)``,
+``settings.answer_cache()``, ``settings.estimate(manifest)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import timedelta
+from typing import Any
+
+from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.operators.paths import workspace_path
+from airflow_llm_batch.operators.settings_checks import check_count, check_settings
+from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
+from airflow_llm_batch.pipeline.cost import CostEstimate, estimate_cost
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest
+from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
+from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
+from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
+from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.request_params import check_request_params
+from airflow_llm_batch.pipeline.types import Endpoint
+from airflow_llm_batch.sources.rows import to_path
+
+#: request parameters that cap an answer's size, by provider vocabulary (for the worst-case estimate)
+OUTPUT_LIMIT_PARAMS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+
+
+def _raw(cls: type, op: Any) -> dict[str, Any]:
+    return {f.name: getattr(op, f.name) for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class RequestSettings:
+    """What the requests are and what they may cost (RequestOptions' parameters, rendered)."""
+
+    task_id: str
+    provider: str
+    conn_id: str | None
+    model: str
+    prompt: str
+    system_prompt: str | None
+    key: str | None
+    response_format: ResponseFormat
+    request_params: Mapping[str, Any]
+    endpoint: Endpoint
+    workspace: str | None
+    max_rows_per_chunk: int | None
+    carry_columns: tuple[str, ...]
+    cache: CacheMode
+    cache_ttl: float | None
+    cache_location: str | None
+    max_cost_usd: float | None
+    prices: dict[str, dict[str, dict[str, float]]] | None
+    expected_output_tokens: int
+    estimate_only: bool
+    provider_options: dict[str, Any]
+
+    @classmethod
+    def of(cls, op: Any) -> RequestSettings:
+        """Read the operator's (rendered) fields; normalise and check them (ValueError names the task)."""
+        raw = _raw(cls, op)
+        endpoint = Endpoint.parse(raw["endpoint"])
+        params = dict(raw["request_params"] or {})
+        check_request_params(raw["provider"], endpoint, params)
+        check_count(raw["task_id"], "max_rows_per_chunk", raw["max_rows_per_chunk"], optional=True)
+        OutputParser(raw["response_format"])  # a bad response_format fails here
+        ttl = raw["cache_ttl"]
+        return cls(**{**raw, "endpoint": endpoint, "request_params": params,
+                      "carry_columns": tuple(raw["carry_columns"]), "cache": CacheMode.parse(raw["cache"]),
+                      "cache_ttl": ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
+                      "provider_options": check_options(raw["provider_options"])})
+
+    @property
+    def parser(self) -> OutputParser:
+        return OutputParser(self.response_format)
+
+    def request_spec(self, scope: dict[str, Any]) -> RequestSpec:
+        """The request of every row; ``scope`` holds the run values a prompt may use besides ``row``."""
+        parser = self.parser
+        return RequestSpec(model=self.model, prompt=self.prompt, endpoint=self.endpoint,
+                           system_prompt=self.system_prompt, key=self.key, params=dict(self.request_params),
+                           response_schema=parser.schema, schema_name=parser.name,
+                           json_output=parser.mode == "json", context=scope)
+
+    def answer_cache(self) -> AnswerCache | None:
+        """The request cache: ``{cache_location or workspace/_cache}/{provider}``, or None when off."""
+        if self.cache == CacheMode.OFF:
+            return None
+        root = to_path(self.cache_location) if self.cache_location else workspace_path(self.workspace) / "_cache"
+        return AnswerCache(root / "v1" / self.provider, mode=self.cache, ttl_seconds=self.cache_ttl)
+
+    def price(self) -> tuple[ModelPrice | None, str]:
+        table = PriceTable.default().with_overrides(self.prices)
+        return table.price_for(self.provider, self.model), table.taken_on
+
+    def estimate(self, manifest: Manifest) -> CostEstimate:
+        """What the rows this run sends should cost, and at worst may cost."""
+        price, _ = self.price()
+        limit = next((self.request_params[k] for k in OUTPUT_LIMIT_PARAMS
+                      if isinstance(self.request_params.get(k), int)), None)
+        embeddings = self.endpoint == Endpoint.EMBEDDINGS
+        sent = to_send(manifest)
+        return estimate_cost(price, rows=sum(c.count for c in sent), input_tokens=sum(c.tokens for c in sent),
+                             expected_output_tokens_per_row=0 if embeddings else self.expected_output_tokens,
+                             max_output_tokens_per_row=0 if embeddings else limit)
+
+
+@dataclass(frozen=True)
+class WaitSettings:
+    """How LLMBatchOperator waits, retries and lands (its own parameters, rendered)."""
+
+    task_id: str
+    destination: Any
+    deferrable: bool
+    poll_interval: float
+    wait_timeout: timedelta | float | None
+    cancel_on_timeout: bool
+    cancel_on_kill: bool
+    max_attempts: int
+    retry_on: tuple[str, ...]
+    enqueued_token_budget: int | None
+    max_open_batches: int | None
+    min_success_rate: float | None
+    xcom_max_rows: int
+
+    @classmethod
+    def of(cls, op: Any) -> WaitSettings:
+        raw = _raw(cls, op)
+        check_settings(raw["task_id"], poll_interval=raw["poll_interval"], timeout=raw["wait_timeout"],
+                       min_success_rate=raw["min_success_rate"], max_attempts=raw["max_attempts"])
+        retry_on = tuple(raw["retry_on"])
+        unknown = set(retry_on) - OPTIONAL_RETRY_CODES - RETRYABLE_CODES
+        if unknown:
+            raise ValueError(f"retry_on: unknown codes {sorted(unknown)}; choose from {sorted(OPTIONAL_RETRY_CODES)}")
+        return cls(**{**raw, "retry_on": retry_on})
+
+    @property
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, retry_codes=RETRYABLE_CODES | frozenset(self.retry_on))
+
+    @property
+    def admission(self) -> Admission:
+        return Admission(token_budget=self.enqueued_token_budget, max_open_batches=self.max_open_batches)
+
+
+def to_send(manifest: Manifest) -> list[ChunkRecord]:
+    """The first-attempt chunks this run pays for (not those waiting on another run's batch)."""
+    return [c for c in manifest.chunks if c.retry_of is None and not c.is_adopted]

@@ -1,0 +1,119 @@
+"""When to stop waiting on a task's batches: one decision for the trigger's loop and the worker's.
+
+Both loops poll the same batches the same way; what they do between polls (``await asyncio.sleep``
+in the triggerer, ``time.sleep`` on the worker) is theirs, what each poll means is decided here:
+
+* every watched batch ended, or with ``any_end`` the first one (the worker then sends chunks waiting
+  for admission) -> ENDED;
+* the task's deadline passed -> TIMEOUT;
+* a poll failed with an answer polling again cannot change (auth, bad request), or more than
+  ``max_consecutive_errors`` polls failed in a row -> ERROR;
+* else keep waiting: ``poll_interval``, or after a failed poll an exponential backoff capped at four
+  poll intervals.
+
+Example::
+
+    wait = BatchWait(WaitRules(batch_ids=("b1", "b2"), poll_interval=30, deadline=time.time() + 3600))
+    decision = wait.polled(progress, now=time.time())  # or wait.failed(exc) when the poll raised
+    if decision.outcome is None:
+        sleep(decision.delay)
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from airflow_llm_batch.pipeline.types import BatchProgress
+
+#: HTTP statuses that will not get better by polling again (a 404 on a batch itself is reported as the
+#: batch gone, pipeline/vanished.py: the worker sends its rows again)
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404})
+#: the longest wait after failed polls, in poll intervals
+MAX_BACKOFF_INTERVALS = 4
+
+
+class WaitOutcome(str, enum.Enum):
+    """How a wait ended (the ``status`` of the trigger event: public, kept backward compatible)."""
+
+    ENDED = "ended"  # every watched batch reached a terminal state (or the first, with any_end)
+    TIMEOUT = "timeout"  # the task's timeout passed first
+    ERROR = "error"  # polling failed permanently (auth, unknown batch) or too many transient errors
+
+
+@dataclass(frozen=True)
+class WaitRules:
+    """What one wait watches and what it tolerates."""
+
+    batch_ids: tuple[str, ...]
+    poll_interval: float
+    deadline: float | None = None  # epoch seconds
+    any_end: bool = False
+    max_consecutive_errors: int = 5
+
+
+@dataclass(frozen=True)
+class Decision:
+    """``outcome`` None: keep waiting ``delay`` seconds, then poll again."""
+
+    outcome: WaitOutcome | None
+    delay: float = 0.0
+    message: str | None = None
+
+
+TIMEOUT_MESSAGE = "the task's timeout passed before the batches ended"
+
+
+def after_poll(rules: WaitRules, ended: set[str], now: float) -> Decision:
+    """The decision once a poll succeeded and ``ended`` holds every watched batch seen ended."""
+    watched = set(rules.batch_ids)
+    if watched <= ended or (rules.any_end and watched & ended):
+        return Decision(WaitOutcome.ENDED)
+    if rules.deadline is not None and now >= rules.deadline:
+        return Decision(WaitOutcome.TIMEOUT, message=TIMEOUT_MESSAGE)
+    return Decision(None, rules.poll_interval)
+
+
+def after_error(rules: WaitRules, errors: int, exc: BaseException) -> Decision:
+    """The decision after ``errors`` polls in a row failed, the last with ``exc``."""
+    status = getattr(exc, "status_code", None)
+    if status in PERMANENT_STATUSES or errors > rules.max_consecutive_errors:
+        return Decision(WaitOutcome.ERROR,
+                        message=f"polling failed ({errors} in a row): {type(exc).__name__}: {exc}")
+    delay = min(rules.poll_interval * MAX_BACKOFF_INTERVALS, rules.poll_interval * 2 ** (errors - 1))
+    return Decision(None, delay)
+
+
+class BatchWait:
+    """One wait in progress: the latest progress of each watched batch, which have ended, and how
+    many polls failed in a row. Feed it each poll's outcome; it answers with a :class:`Decision`."""
+
+    def __init__(self, rules: WaitRules) -> None:
+        self.rules = rules
+        self.errors = 0
+        self.ended: set[str] = set()
+        self._latest: dict[str, BatchProgress] = {}
+
+    def polled(self, progress: Iterable[BatchProgress], now: float) -> Decision:
+        """A poll answered (batches not in it keep their earlier progress)."""
+        self.errors = 0
+        for item in progress:
+            self._latest[item.batch_id] = item
+            if item.state.is_terminal:
+                self.ended.add(item.batch_id)
+        return after_poll(self.rules, self.ended, now)
+
+    def failed(self, exc: BaseException) -> Decision:
+        """A poll raised ``exc``."""
+        self.errors += 1
+        return after_error(self.rules, self.errors, exc)
+
+    @property
+    def progress(self) -> list[BatchProgress]:
+        """The latest progress of each watched batch polled so far, in watching order."""
+        return [self._latest[b] for b in self.rules.batch_ids if b in self._latest]
+
+    @property
+    def still_open(self) -> list[str]:
+        return [b for b in self.rules.batch_ids if b not in self.ended]
