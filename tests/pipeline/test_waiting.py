@@ -1,0 +1,83 @@
+"""The wait decision shared by the trigger's loop and the worker's (pipeline/waiting.py), driven directly."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_llm_batch.pipeline.types import BatchProgress, BatchState
+from airflow_llm_batch.pipeline.waiting import (
+    TIMEOUT_MESSAGE,
+    BatchWait,
+    Decision,
+    WaitOutcome,
+    WaitRules,
+    after_error,
+    after_poll,
+)
+
+
+class Refused(Exception):
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+def progress(batch_id: str, state: BatchState) -> BatchProgress:
+    return BatchProgress(batch_id=batch_id, state=state, provider_status=state.value, total=10)
+
+
+RULES = WaitRules(batch_ids=("a", "b"), poll_interval=10.0, deadline=1_000.0)
+
+
+def test_keeps_waiting_one_interval_while_batches_run() -> None:
+    assert after_poll(RULES, set(), now=0.0) == Decision(None, 10.0)
+    assert after_poll(RULES, {"a"}, now=0.0) == Decision(None, 10.0)
+
+
+def test_ends_when_every_watched_batch_ended_or_with_any_end_the_first() -> None:
+    assert after_poll(RULES, {"a", "b"}, now=0.0).outcome == WaitOutcome.ENDED
+    first = WaitRules(batch_ids=("a", "b"), poll_interval=10.0, any_end=True)
+    assert after_poll(first, {"b"}, now=0.0).outcome == WaitOutcome.ENDED
+    assert after_poll(first, set(), now=0.0).outcome is None
+    assert after_poll(WaitRules(batch_ids=(), poll_interval=1.0), set(), now=0.0).outcome == WaitOutcome.ENDED
+
+
+def test_deadline_gives_timeout_but_batches_that_ended_win() -> None:
+    assert after_poll(RULES, {"a"}, now=1_000.0) == Decision(WaitOutcome.TIMEOUT, message=TIMEOUT_MESSAGE)
+    assert after_poll(RULES, {"a", "b"}, now=2_000.0).outcome == WaitOutcome.ENDED
+    assert after_poll(WaitRules(batch_ids=("a",), poll_interval=1.0), set(), now=1e12).outcome is None
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404])
+def test_an_answer_polling_cannot_change_ends_at_once(status: int) -> None:
+    decision = after_error(RULES, 1, Refused(status))
+    assert decision.outcome == WaitOutcome.ERROR
+    assert decision.message == f"polling failed (1 in a row): Refused: HTTP {status}"
+
+
+def test_transient_failures_back_off_up_to_four_intervals_then_give_up() -> None:
+    delays = [after_error(RULES, n, Refused(503)).delay for n in range(1, 6)]
+    assert delays == [10.0, 20.0, 40.0, 40.0, 40.0]
+    assert all(after_error(RULES, n, ConnectionError("reset")).outcome is None for n in range(1, 6))
+    final = after_error(RULES, 6, ConnectionError("reset"))
+    assert final.outcome == WaitOutcome.ERROR and final.message == "polling failed (6 in a row): ConnectionError: reset"
+
+
+def test_a_wait_counts_failures_in_a_row_and_a_good_poll_resets_them() -> None:
+    wait = BatchWait(WaitRules(batch_ids=("a",), poll_interval=1.0, max_consecutive_errors=2))
+    assert wait.failed(Refused(503)).outcome is None and wait.failed(Refused(503)).outcome is None
+    assert wait.polled([progress("a", BatchState.RUNNING)], now=0.0).outcome is None and wait.errors == 0
+    assert wait.failed(Refused(503)).outcome is None and wait.failed(Refused(503)).outcome is None
+    assert wait.failed(Refused(503)).outcome == WaitOutcome.ERROR
+
+
+def test_a_wait_remembers_batches_that_ended_in_earlier_polls() -> None:
+    """The worker polls only batches still open: one seen ended earlier stays ended."""
+    wait = BatchWait(WaitRules(batch_ids=("a", "b"), poll_interval=1.0, deadline=100.0))
+    assert wait.polled([progress("a", BatchState.COMPLETED), progress("b", BatchState.RUNNING)], 0.0).outcome is None
+    assert wait.still_open == ["b"]
+    timeout = wait.polled([progress("b", BatchState.RUNNING)], now=100.0)
+    assert timeout.outcome == WaitOutcome.TIMEOUT
+    assert [(p.batch_id, p.state) for p in wait.progress] == [("a", BatchState.COMPLETED), ("b", BatchState.RUNNING)]
+    assert wait.polled([progress("b", BatchState.EXPIRED)], now=100.0).outcome == WaitOutcome.ENDED
+    assert wait.ended == {"a", "b"}
