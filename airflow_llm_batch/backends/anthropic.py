@@ -19,7 +19,8 @@ custom_ids must match ``^[a-zA-Z0-9_-]{1,64}$``: a key that does not is replaced
 
 Creating a batch
     The chunk's lines are read and posted in one ``messages.batches.create`` call, with the SDK's
-    own retries off (a blind retry could create a second batch). 429 and 529 prove nothing was
+    own retries off (a blind retry could create a second batch), through the shared guarded create
+    (:mod:`airflow_llm_batch.backends.guarded_create`, table :data:`CREATE_ANSWERS`). 429 and 529 prove nothing was
     created: the call is tried again after a delay. After another 5xx or a lost connection the
     batch may exist: the backend looks for a batch of the same size that was not among the newest
     ones listed just before the call, uses it if there is exactly one, tries again if there is none,
@@ -28,7 +29,8 @@ Creating a batch
 Re-attach without metadata
     An Anthropic batch carries no metadata and no name: the ``llm_batch_tag`` recorded with an
     intent cannot be read back from the batch. `AnthropicBatchBackend.find` therefore matches on
-    what is observable and remembers nothing between processes:
+    what is observable (the :class:`~airflow_llm_batch.pipeline.backend.FindHints`) and remembers
+    nothing between processes:
 
     1. list batches newest first (``after_id`` paging) down to ``created_after``;
     2. drop the ones in ``exclude`` (batch ids the run already recorded for its other chunks);
@@ -59,29 +61,14 @@ from typing import Any, ClassVar, cast
 
 import anthropic
 from anthropic import AsyncAnthropic
-from anthropic.types import Message, TextBlock, ToolUseBlock
-from anthropic.types.messages import (
-    MessageBatch,
-    MessageBatchErroredResult,
-    MessageBatchIndividualResponse,
-    MessageBatchRequestCounts,
-    MessageBatchSucceededResult,
-)
+from anthropic.types.messages import MessageBatch
 
+from airflow_llm_batch.backends.anthropic_results import batch_state, decode_result, total
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
-from airflow_llm_batch.pipeline.types import (
-    BatchLimits,
-    BatchProgress,
-    BatchState,
-    Endpoint,
-    FinishReason,
-    LLMRequest,
-    RawResult,
-    Usage,
-)
+from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, Endpoint, LLMRequest, RawResult
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +78,6 @@ DEFAULT_MAX_TOKENS = 1024
 CACHE_SYSTEM_PROMPT = "cache_system_prompt"
 JSON_INSTRUCTION = "Answer with a single JSON object and nothing else: no prose, no code fences."
 TOOL_DESCRIPTION = "Record the answer. Always call this tool with the complete answer as its input."
-
-STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
 
 #: OpenAI-only request params -> what to use instead (refused at validation, before any payment)
 OPENAI_ONLY_PARAMS = {
@@ -116,8 +101,6 @@ CREATE_ANSWERS = CreateAnswers(
 )
 #: after an unclear create failure, batches created this long before the call are candidates (clock skew)
 CREATE_LOOKBACK_SECONDS = 60.0
-_RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
-                  "expired": ("batch_expired", "the batch expired before this row was answered")}
 
 
 class AnthropicBatchBackend:
@@ -223,7 +206,7 @@ class AnthropicBatchBackend:
         return found
 
     async def _may_hold(self, batch: MessageBatch, hints: FindHints) -> bool:
-        if batch.id in hints.exclude or (hints.count is not None and _total(batch.request_counts) != hints.count):
+        if batch.id in hints.exclude or (hints.count is not None and total(batch.request_counts) != hints.count):
             return False
         if hints.first_custom_id and batch.processing_status == "ended":
             return await self._holds(batch.id, hints.first_custom_id)
@@ -244,7 +227,7 @@ class AnthropicBatchBackend:
             batch_id=batch.id,
             state=batch_state(batch.processing_status, counts, batch.cancel_initiated_at is not None),
             provider_status=batch.processing_status,
-            total=_total(counts),
+            total=total(counts),
             completed=counts.succeeded,
             failed=counts.errored + counts.canceled + counts.expired,
         )
@@ -304,60 +287,6 @@ def _read_requests(open_chunk: OpenChunk) -> Iterator[dict[str, Any]]:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
-
-
-# -- decoding helpers ------------------------------------------------------------------------------
-def _total(counts: MessageBatchRequestCounts) -> int:
-    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-
-
-def batch_state(status: str, counts: MessageBatchRequestCounts, cancel_requested: bool) -> BatchState:
-    """Neutral state of a batch. An ended batch is cancelled when a cancel reached it (even if some rows
-    were answered first), expired when any request expired (it hit the 24 h limit), else completed
-    (whatever share of its rows errored: each row carries its own outcome)."""
-    if status != "ended":
-        return STATES.get(status, BatchState.RUNNING)
-    if cancel_requested or counts.canceled:
-        return BatchState.CANCELLED
-    return BatchState.EXPIRED if counts.expired else BatchState.COMPLETED
-
-
-def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
-    """One results line (SDK object) -> RawResult: succeeded, errored, canceled or expired."""
-    custom_id, result = str(line.custom_id), line.result
-    if isinstance(result, MessageBatchSucceededResult):
-        return _decode_message(custom_id, result.message)
-    if isinstance(result, MessageBatchErroredResult):
-        error = result.error.error
-        return RawResult(custom_id, ok=False, error_code=str(error.type or "error"),
-                         error_message=str(error.message))
-    kind = str(getattr(result, "type", None))
-    code, message = _RESULT_ERRORS.get(kind, ("unknown_result", f"unknown result type {kind!r}"))
-    return RawResult(custom_id, ok=False, error_code=code, error_message=message)
-
-
-def _decode_message(custom_id: str, message: Message) -> RawResult:
-    """Text blocks joined; with a tool call (a forced tool: the structured answer), its input as JSON."""
-    usage = _usage(message)
-    tool_calls = [block for block in message.content if isinstance(block, ToolUseBlock)]
-    if tool_calls:
-        text = json.dumps(tool_calls[0].input, ensure_ascii=False)
-    else:
-        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
-    if message.stop_reason == "refusal":
-        return RawResult(custom_id, ok=False, text=text or None, model=message.model, usage=usage,
-                         error_code="refusal", error_message="the model declined to answer")
-    return RawResult(custom_id, ok=True, text=text, model=message.model, usage=usage,
-                     finish_reason=FinishReason.parse(message.stop_reason))
-
-
-def _usage(message: Message) -> Usage:
-    """Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt token
-    (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read."""
-    usage = message.usage
-    written = usage.cache_creation_input_tokens or 0
-    read = usage.cache_read_input_tokens or 0
-    return Usage(usage.input_tokens + written + read, usage.output_tokens, read)
 
 
 def _api_message(exc: BaseException) -> str:
