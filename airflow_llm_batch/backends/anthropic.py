@@ -19,7 +19,8 @@ custom_ids must match ``^[a-zA-Z0-9_-]{1,64}$``: a key that does not is replaced
 
 Creating a batch
     The chunk's lines are read and posted in one ``messages.batches.create`` call, with the SDK's
-    own retries off (a blind retry could create a second batch). 429 and 529 prove nothing was
+    own retries off (a blind retry could create a second batch), through the shared guarded create
+    (:mod:`airflow_llm_batch.backends.guarded_create`, table :data:`CREATE_ANSWERS`). 429 and 529 prove nothing was
     created: the call is tried again after a delay. After another 5xx or a lost connection the
     batch may exist: the backend looks for a batch of the same size that was not among the newest
     ones listed just before the call, uses it if there is exactly one, tries again if there is none,
@@ -28,7 +29,8 @@ Creating a batch
 Re-attach without metadata
     An Anthropic batch carries no metadata and no name: the ``llm_batch_tag`` recorded with an
     intent cannot be read back from the batch. `AnthropicBatchBackend.find` therefore matches on
-    what is observable and remembers nothing between processes:
+    what is observable (the :class:`~airflow_llm_batch.pipeline.backend.FindHints`) and remembers
+    nothing between processes:
 
     1. list batches newest first (``after_id`` paging) down to ``created_after``;
     2. drop the ones in ``exclude`` (batch ids the run already recorded for its other chunks);
@@ -48,39 +50,25 @@ Re-attach without metadata
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Collection, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from contextlib import aclosing
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import anthropic
 from anthropic import AsyncAnthropic
-from anthropic.types import Message, TextBlock, ToolUseBlock
-from anthropic.types.messages import (
-    MessageBatchErroredResult,
-    MessageBatchIndividualResponse,
-    MessageBatchRequestCounts,
-    MessageBatchSucceededResult,
-)
+from anthropic.types.messages import MessageBatch
 
+from airflow_llm_batch.backends.anthropic_results import batch_state, decode_result, total
+from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
-from airflow_llm_batch.pipeline.backend import OpenChunk
-from airflow_llm_batch.pipeline.types import (
-    BatchLimits,
-    BatchProgress,
-    BatchState,
-    Endpoint,
-    FinishReason,
-    LLMRequest,
-    RawResult,
-    Usage,
-)
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
+from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, Endpoint, LLMRequest, RawResult
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +78,6 @@ DEFAULT_MAX_TOKENS = 1024
 CACHE_SYSTEM_PROMPT = "cache_system_prompt"
 JSON_INSTRUCTION = "Answer with a single JSON object and nothing else: no prose, no code fences."
 TOOL_DESCRIPTION = "Record the answer. Always call this tool with the complete answer as its input."
-
-STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
 
 #: OpenAI-only request params -> what to use instead (refused at validation, before any payment)
 OPENAI_ONLY_PARAMS = {
@@ -105,12 +91,16 @@ OPENAI_ONLY_PARAMS = {
     "presence_penalty": "nothing (not supported)",
 }
 
-#: create answers that prove no batch was created (rate limited, overloaded): safe to repeat
-REFUSED_STATUSES = frozenset({429, 529})
+#: 429 and 529 (rate limited, overloaded) prove no batch was created; another 5xx or a lost
+#: connection may hide one (the look-up matches its size, never a batch listed before the call)
+CREATE_ANSWERS = CreateAnswers(
+    service="Anthropic", api_error=anthropic.APIStatusError,
+    status_of=lambda exc: cast(anthropic.APIStatusError, exc).status_code,
+    describe=lambda exc: f"({cast(anthropic.APIStatusError, exc).status_code}): {_api_message(exc)}",
+    refused_statuses=frozenset({429, 529}), unclear_errors=(anthropic.APIConnectionError,),  # includes timeouts
+)
 #: after an unclear create failure, batches created this long before the call are candidates (clock skew)
 CREATE_LOOKBACK_SECONDS = 60.0
-_RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
-                  "expired": ("batch_expired", "the batch expired before this row was answered")}
 
 
 class AnthropicBatchBackend:
@@ -133,7 +123,7 @@ class AnthropicBatchBackend:
     def __init__(self, client: AsyncAnthropic, *,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
         self.client = client
-        self.create_retry_delays = create_retry_delays
+        self.guard = CreateGuard(CREATE_ANSWERS, f"the Anthropic endpoint {client.base_url}", create_retry_delays)
 
     # -- building ----------------------------------------------------------------------------------
     def custom_id_for(self, key: str) -> str:
@@ -180,69 +170,27 @@ class AnthropicBatchBackend:
         return batch_id
 
     async def _create(self, requests: list[dict[str, Any]], tag: str) -> str:
-        """Create the batch without blind retries. A 429 or 529 proves nothing was created: wait and try
-        again. After another 5xx or a lost connection the batch may exist: look for it first."""
+        """Create the batch once (SDK retries off); see "Creating a batch" in the module docstring."""
         client = self.client.with_options(max_retries=0)  # an SDK retry could create a second batch
         known, started = await self._newest_ids(), time.time()
-        for delay in (*self.create_retry_delays, None):
-            try:
-                batch = await client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
-                return batch.id
-            except anthropic.APIStatusError as exc:
-                if (exc.status_code < 500 and exc.status_code != 429) or delay is None:
-                    raise ProviderError(
-                        f"Anthropic refused the batch ({exc.status_code}): {_api_message(exc)}"
-                    ) from exc
-                unclear, reason = exc.status_code not in REFUSED_STATUSES, f"HTTP {exc.status_code}"
-            except anthropic.APIConnectionError as exc:  # includes timeouts
-                if delay is None:
-                    raise ProviderError(
-                        f"cannot reach the Anthropic endpoint {self.client.base_url}: {exc}. The batch may "
-                        f"exist: a retry of the task re-attaches to it"
-                    ) from exc
-                unclear, reason = True, type(exc).__name__
-            await asyncio.sleep(delay)
-            landed = await self._landed(tag, started, len(requests), known) if unclear else None
-            if landed:
-                log.info("Batch create failed (%s) but batch %s appeared with the same size: using it",
-                         reason, landed)
-                return landed
-            log.warning("Batch create failed (%s); nothing was created, trying again", reason)
-        raise AssertionError("unreachable")
+
+        async def make() -> str:
+            return (await client.messages.batches.create(requests=requests)).id  # type: ignore[arg-type]
+
+        hints = FindHints(count=len(requests), exclude=known)
+        return await self.guard.create(make, lambda: self.find(tag, started - CREATE_LOOKBACK_SECONDS, hints))
 
     async def _newest_ids(self) -> set[str]:
         """Ids of the newest batches before a create: never mistaken for the one it makes."""
         try:
             page = await self.client.messages.batches.list(limit=100)
-        except anthropic.APIStatusError as exc:
-            raise ProviderError(f"Anthropic refused to list batches ({exc.status_code}): "
-                                f"{_api_message(exc)}; nothing was submitted") from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderError(f"cannot reach the Anthropic endpoint {self.client.base_url}: {exc}; nothing "
-                                f"was submitted") from exc
+        except CREATE_ANSWERS.errors as exc:
+            what = ("Anthropic refused to list batches" if isinstance(exc, anthropic.APIStatusError)
+                    else f"cannot reach {self.guard.where}")
+            raise ProviderError(f"{what} {CREATE_ANSWERS.detail(exc)}; nothing was submitted") from exc
         return {batch.id for batch in page.data}
 
-    async def _landed(self, tag: str, started: float, count: int, known: set[str]) -> str | None:
-        """The batch an unclear create made, if one appeared: newer than the call, same size, not known."""
-        try:
-            found = await self.find(tag, started - CREATE_LOOKBACK_SECONDS, count=count, exclude=known)
-        except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
-            raise ProviderError(f"a batch create failed and checking whether it landed failed too ({exc}); "
-                                f"a retry of the task re-attaches to it if it exists") from exc
-        if len(found) > 1:
-            raise ProviderError(f"a batch create failed and {len(found)} new batches of {count} requests "
-                                f"appeared since ({found}); refusing to guess or to create another")
-        return found[0] if found else None
-
-    async def find(
-        self,
-        tag: str,
-        created_after: float,
-        *,
-        count: int | None = None,
-        first_custom_id: str | None = None,
-        exclude: Collection[str] = (),
-    ) -> list[str]:
+    async def find(self, tag: str, created_after: float, hints: FindHints = NO_HINTS) -> list[str]:
         """Batches that may hold the chunk of intent ``tag`` (see the module docstring for the rules).
 
         ``tag`` cannot be read from an Anthropic batch; it is only logged.
@@ -251,16 +199,18 @@ class AnthropicBatchBackend:
         async for batch in self.client.messages.batches.list(limit=100):
             if batch.created_at.timestamp() < created_after:
                 break  # newest first: everything further is older
-            if batch.id in exclude or (count is not None and _total(batch.request_counts) != count):
-                continue
-            if first_custom_id and batch.processing_status == "ended" and not await self._holds(
-                batch.id, first_custom_id
-            ):
-                continue
-            found.append(batch.id)
+            if await self._may_hold(batch, hints):
+                found.append(batch.id)
         log.info("Intent %s: %d candidate batch(es) since %.0f (count=%s, id checked=%s): %s",
-                 tag, len(found), created_after, count, first_custom_id is not None, found)
+                 tag, len(found), created_after, hints.count, hints.first_custom_id is not None, found)
         return found
+
+    async def _may_hold(self, batch: MessageBatch, hints: FindHints) -> bool:
+        if batch.id in hints.exclude or (hints.count is not None and total(batch.request_counts) != hints.count):
+            return False
+        if hints.first_custom_id and batch.processing_status == "ended":
+            return await self._holds(batch.id, hints.first_custom_id)
+        return True
 
     async def _holds(self, batch_id: str, custom_id: str) -> bool:
         """Whether an ended batch's results hold ``custom_id`` (stops reading at the first match)."""
@@ -277,7 +227,7 @@ class AnthropicBatchBackend:
             batch_id=batch.id,
             state=batch_state(batch.processing_status, counts, batch.cancel_initiated_at is not None),
             provider_status=batch.processing_status,
-            total=_total(counts),
+            total=total(counts),
             completed=counts.succeeded,
             failed=counts.errored + counts.canceled + counts.expired,
         )
@@ -339,59 +289,6 @@ def _read_requests(open_chunk: OpenChunk) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
 
 
-# -- decoding helpers ------------------------------------------------------------------------------
-def _total(counts: MessageBatchRequestCounts) -> int:
-    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
-
-
-def batch_state(status: str, counts: MessageBatchRequestCounts, cancel_requested: bool) -> BatchState:
-    """Neutral state of a batch. An ended batch is cancelled when a cancel reached it (even if some rows
-    were answered first), expired when any request expired (it hit the 24 h limit), else completed
-    (whatever share of its rows errored: each row carries its own outcome)."""
-    if status != "ended":
-        return STATES.get(status, BatchState.RUNNING)
-    if cancel_requested or counts.canceled:
-        return BatchState.CANCELLED
-    return BatchState.EXPIRED if counts.expired else BatchState.COMPLETED
-
-
-def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
-    """One results line (SDK object) -> RawResult: succeeded, errored, canceled or expired."""
-    custom_id, result = str(line.custom_id), line.result
-    if isinstance(result, MessageBatchSucceededResult):
-        return _decode_message(custom_id, result.message)
-    if isinstance(result, MessageBatchErroredResult):
-        error = result.error.error
-        return RawResult(custom_id, ok=False, error_code=str(error.type or "error"),
-                         error_message=str(error.message))
-    kind = str(getattr(result, "type", None))
-    code, message = _RESULT_ERRORS.get(kind, ("unknown_result", f"unknown result type {kind!r}"))
-    return RawResult(custom_id, ok=False, error_code=code, error_message=message)
-
-
-def _decode_message(custom_id: str, message: Message) -> RawResult:
-    """Text blocks joined; with a tool call (a forced tool: the structured answer), its input as JSON."""
-    usage = _usage(message)
-    tool_calls = [block for block in message.content if isinstance(block, ToolUseBlock)]
-    if tool_calls:
-        text = json.dumps(tool_calls[0].input, ensure_ascii=False)
-    else:
-        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
-    if message.stop_reason == "refusal":
-        return RawResult(custom_id, ok=False, text=text or None, model=message.model, usage=usage,
-                         error_code="refusal", error_message="the model declined to answer")
-    return RawResult(custom_id, ok=True, text=text, model=message.model, usage=usage,
-                     finish_reason=FinishReason.parse(message.stop_reason))
-
-
-def _usage(message: Message) -> Usage:
-    """Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt token
-    (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read."""
-    usage = message.usage
-    written = usage.cache_creation_input_tokens or 0
-    read = usage.cache_read_input_tokens or 0
-    return Usage(usage.input_tokens + written + read, usage.output_tokens, read)
-
-
-def _api_message(exc: anthropic.APIStatusError) -> str:
-    return str(exc.api_message or exc.message)
+def _api_message(exc: BaseException) -> str:
+    error = cast(anthropic.APIStatusError, exc)
+    return str(error.api_message or error.message)

@@ -47,7 +47,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Collection, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import IO, Any, ClassVar, cast
 
 import aiohttp
@@ -57,9 +57,11 @@ from google.genai import errors, types
 
 from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
+from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
+from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.exceptions import LLMBatchError, ProviderError
-from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
@@ -77,18 +79,19 @@ DEFAULT_INLINE_MAX_BYTES = INLINE_LIMIT_BYTES - 256 * 1024
 """Inline only below this estimated create body size: headroom for the envelope and rounding."""
 JSONL_MIME_TYPE = "jsonl"
 
-#: create answers that prove no batch was created: safe to repeat
-REFUSED_STATUSES = frozenset({429})
-#: create answers after which the batch may or may not exist
-UNCLEAR_STATUSES = frozenset({408, 500, 502, 503, 504})
 #: after an unclear create failure, batches created this long before the call are candidates (clock skew)
 CREATE_LOOKBACK_SECONDS = 60.0
 _TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError, httpx.TransportError, asyncio.TimeoutError, TimeoutError, ConnectionError,
 )
-#: failures to connect at all: the request never reached the service
-_CONNECT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, httpx.ConnectError)
-_API_OR_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (errors.APIError, *_TRANSPORT_ERRORS)
+#: 429 or a failed connect (the request never reached the service) prove nothing was created; after
+#: 408, a 5xx, a timeout or a connection lost mid-call the batch may exist
+CREATE_ANSWERS = CreateAnswers(
+    service="Gemini", api_error=errors.APIError, status_of=lambda exc: cast(errors.APIError, exc).code,
+    describe=lambda exc: f"({_describe(cast(errors.APIError, exc))})",
+    unclear_statuses=frozenset({408, 500, 502, 503, 504}),
+    refused_errors=(aiohttp.ClientConnectorError, httpx.ConnectError), unclear_errors=_TRANSPORT_ERRORS,
+)
 _NO_RETRY = types.HttpOptions(retry_options=types.HttpRetryOptions(attempts=1))
 
 
@@ -117,7 +120,7 @@ class GeminiBatchBackend:
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
         self.client = client
         self.inline_max_bytes = inline_max_bytes
-        self.create_retry_delays = create_retry_delays
+        self.guard = CreateGuard(CREATE_ANSWERS, "the Gemini endpoint", create_retry_delays)
         #: set once inline responses came back without their key: later chunks go as files
         self.inline_unjoinable = False
 
@@ -166,60 +169,27 @@ class GeminiBatchBackend:
         return uploaded.name
 
     async def _create(self, model: str, src: Any, tag: str) -> str:
-        """Create the batch without blind retries (see the module docstring)."""
+        """Create the batch once (google-genai's retries off); see the module docstring."""
         config = types.CreateBatchJobConfig(display_name=tag, http_options=_NO_RETRY)
         started = time.time()
-        for delay in (*self.create_retry_delays, None):
-            try:
-                job = await self.client.aio.batches.create(model=model, src=src, config=config)
-                if not job.name:
-                    raise ProviderError("Gemini created a batch but returned no name; a retry of the task "
-                                        "re-attaches to it by its tag")
-                return job.name
-            except errors.APIError as exc:
-                retryable = exc.code in REFUSED_STATUSES or exc.code in UNCLEAR_STATUSES
-                if not retryable or delay is None:
-                    raise ProviderError(f"Gemini refused the batch ({_describe(exc)})") from exc
-                unclear, reason = exc.code in UNCLEAR_STATUSES, f"HTTP {exc.code}"
-            except _CONNECT_ERRORS as exc:  # no connection was made: nothing was created
-                if delay is None:
-                    raise ProviderError(f"cannot reach the Gemini endpoint ({type(exc).__name__}); nothing was "
-                                        f"submitted") from exc
-                unclear, reason = False, type(exc).__name__
-            except _TRANSPORT_ERRORS as exc:
-                if delay is None:
-                    raise ProviderError(f"cannot reach the Gemini endpoint ({type(exc).__name__}). The batch may "
-                                        f"exist: a retry of the task re-attaches to it by its tag") from exc
-                unclear, reason = True, type(exc).__name__
-            await asyncio.sleep(delay)
-            landed = await self._landed(tag, started) if unclear else None
-            if landed:
-                log.info("Batch create failed (%s) but batch %s carries the tag: using it", reason, landed)
-                return landed
-            log.warning("Batch create failed (%s); no batch carries the tag, trying again", reason)
-        raise AssertionError("unreachable")
 
-    async def _landed(self, tag: str, started: float) -> str | None:
-        """The batch an unclear create made, if one appeared under its tag."""
-        try:
-            found = await self.find(tag, started - CREATE_LOOKBACK_SECONDS)
-        except _API_OR_TRANSPORT_ERRORS as exc:
-            raise ProviderError(f"a batch create failed and checking whether it landed failed too "
-                                f"({type(exc).__name__}); a retry of the task re-attaches to it if it exists") from exc
-        if len(found) > 1:
-            raise ProviderError(f"a batch create failed and {len(found)} batches carry its tag ({found}); refusing "
-                                f"to guess or to create another")
-        return found[0] if found else None
+        async def make() -> str:
+            job = await self.client.aio.batches.create(model=model, src=src, config=config)
+            if not job.name:
+                raise ProviderError("Gemini created a batch but returned no name; a retry of the task "
+                                    "re-attaches to it by its tag")
+            return job.name
 
-    async def find(self, tag: str, created_after: float, *, count: int | None = None,
-                   first_custom_id: str | None = None, exclude: Collection[str] = ()) -> list[str]:
-        """Batches whose ``displayName`` is ``tag`` (exact; the other hints are not needed), created
+        return await self.guard.create(make, lambda: self.find(tag, started - CREATE_LOOKBACK_SECONDS))
+
+    async def find(self, tag: str, created_after: float, hints: FindHints = NO_HINTS) -> list[str]:
+        """Batches whose ``displayName`` is ``tag`` (exact: only ``hints.exclude`` is used), created
         after ``created_after``. The list order is not documented, so every page is read."""
         found: list[str] = []
         pager = await self.client.aio.batches.list(config=types.ListBatchJobsConfig(page_size=100))
         async for job in pager:
             created = job.create_time.timestamp() if job.create_time else None
-            if (job.name and job.display_name == tag and job.name not in exclude
+            if (job.name and job.display_name == tag and job.name not in hints.exclude
                     and (created is None or created >= created_after)):
                 found.append(job.name)
         log.info("Intent %s: %d batch(es) carry its tag: %s", tag, len(found), found)
@@ -274,19 +244,14 @@ class GeminiBatchBackend:
         try:
             await self.client.aio.files.download(file=file_name, destination=path)
             with open(path, "rb") as fh:  # noqa: ASYNC230  # a local temporary file, read on a worker
-                for line in fh:
-                    if not line.strip():
-                        continue
-                    try:
-                        document = json.loads(line)
-                    except json.JSONDecodeError:
+                for line in filter(bytes.strip, fh):
+                    document = json_object(line)
+                    if document is None:
                         broken += 1  # its row gets no answer: it ends as missing_result (retryable)
-                        continue
-                    key = document.get("key") if isinstance(document, dict) else None
-                    if key is None:
+                    elif document.get("key") is None:
                         keyless += 1
-                        continue
-                    yield decode_answer(str(key), document)
+                    else:
+                        yield decode_answer(str(document["key"]), document)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         if broken or keyless:

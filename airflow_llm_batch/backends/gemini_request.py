@@ -1,10 +1,9 @@
 """Gemini Developer API request translation, from the neutral `LLMRequest` to a
 ``GenerateContentRequest`` (wire JSON), and the inline form of a chunk line.
 
-Request translation (from the neutral `LLMRequest`)
-    * The prompt -> one ``contents`` entry with role ``user``; ``system_prompt`` ->
-      ``systemInstruction``; the model -> ``request.model`` (``models/...``), so a chunk file names
-      its model.
+Request translation (from the neutral `LLMRequest`): the shared translator of
+:mod:`airflow_llm_batch.backends.generate_content_request` in the :data:`GEMINI` dialect.
+    * The model -> ``request.model`` (``models/...``), so a chunk file names its model.
     * Request params are ``GenerateContentConfig`` fields, snake_case or camelCase
       (``temperature``, ``max_output_tokens``, ``top_p``, ``thinking_config``, ``safety_settings``...),
       plus the OpenAI spellings ``max_tokens``/``max_completion_tokens``, ``stop`` and ``n``. They
@@ -12,12 +11,10 @@ Request translation (from the neutral `LLMRequest`)
       written with their wire names: generation fields into ``generationConfig``, request fields
       (``safetySettings``, ``tools``, ``toolConfig``, ``cachedContent``, ``labels``,
       ``serviceTier``, ``store``) next to it.
-    * A JSON schema -> ``generationConfig.responseMimeType = "application/json"`` and
-      ``responseJsonSchema`` = the schema as is. Not ``responseSchema``: that field takes Gemini's
+    * A JSON schema -> ``responseJsonSchema``, not ``responseSchema``: that field takes Gemini's
       OpenAPI 3.0 subset (upper-case types, ``nullable``, no ``$ref``/``$defs``), so a pydantic
       schema would have to be rewritten (google-genai's ``t_schema`` does it lossily), while
-      ``responseJsonSchema`` takes JSON Schema unchanged (google-genai passes it through:
-      ``t_json_schema`` is the identity). JSON without a schema -> ``responseMimeType`` only.
+      ``responseJsonSchema`` takes JSON Schema unchanged.
 """
 
 from __future__ import annotations
@@ -29,6 +26,7 @@ from typing import Any
 import pydantic
 from google.genai import types
 
+from airflow_llm_batch.backends.generate_content_request import Dialect, generate_content_request
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 
@@ -65,25 +63,7 @@ _REQUEST_WIRE_FIELDS = ("systemInstruction", *(str(_CONFIG_FIELDS[name].alias) f
 
 def request_body(request: LLMRequest) -> dict[str, Any]:
     """The ``GenerateContentRequest`` (wire JSON) of one request."""
-    if request.endpoint != Endpoint.CHAT:
-        raise InvalidInputError(f"Gemini batches here run generateContent, not {request.endpoint.value!r}; "
-                                f"use endpoint='chat_completions'")
-    generation, request_fields = translate_params(_params_key(request.params))
-    body: dict[str, Any] = {
-        "model": model_path(request.model),
-        "contents": [{"role": "user", "parts": [{"text": request.prompt}]}],
-    }
-    if request.system_prompt:
-        body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
-    config = dict(generation)
-    if request.response_schema is not None:
-        config.update(responseMimeType="application/json", responseJsonSchema=request.response_schema)
-    elif request.json_output:
-        config["responseMimeType"] = "application/json"
-    if config:
-        body["generationConfig"] = config
-    body.update(request_fields)
-    return body
+    return generate_content_request(request, GEMINI)
 
 
 def model_path(model: str) -> str:
@@ -91,11 +71,13 @@ def model_path(model: str) -> str:
     return model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
 
 
-def _params_key(params: dict[str, Any]) -> str:
+def read_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Request params -> (``generationConfig`` fields, request-level fields), checked (see :func:`translate_params`)."""
     try:
-        return json.dumps(params, sort_keys=True)
+        key = json.dumps(params, sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"request_params must be JSON values: {exc}") from exc
+    return translate_params(key)
 
 
 @functools.lru_cache(maxsize=64)
@@ -127,6 +109,9 @@ def translate_params(params_json: str) -> tuple[dict[str, Any], dict[str, Any]]:
     generation = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in GENERATION_FIELDS}
     request_level = {str(_CONFIG_FIELDS[k].alias): v for k, v in snake.items() if k in REQUEST_FIELDS}
     return generation, request_level
+
+
+GEMINI = Dialect("Gemini", frozenset({Endpoint.CHAT}), read_params, model_field=model_path)
 
 
 def inlined_request(line: dict[str, Any]) -> dict[str, Any]:

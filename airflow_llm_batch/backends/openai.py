@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import AsyncIterator, Collection
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar, cast
 
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
+from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.exceptions import ProviderError
-from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
@@ -51,8 +51,17 @@ STATES = {
 #: blocks with a 400 whose code is ``content_filter`` (the answer-withheld case is a finish reason)
 _HTTP_ERROR_CODES = {"content_filter": "prompt_blocked"}
 _MAX_METADATA_PAIRS, _MAX_METADATA_KEY, _MAX_METADATA_VALUE = 16, 64, 512
-#: tries of one batch create after transient failures, each preceded by a look-up of the tag
-CREATE_ATTEMPTS = 6
+#: waits before each new try of a create (and of the look-up of its tag) after a transient failure
+CREATE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+#: after an unclear create failure, batches created this long before the call are candidates (clock skew)
+CREATE_LOOKBACK_SECONDS = 60.0
+#: 429 proves nothing was created; after a 5xx or a lost connection the batch may exist
+CREATE_ANSWERS = CreateAnswers(
+    service="OpenAI", api_error=openai.APIStatusError,
+    status_of=lambda exc: cast(openai.APIStatusError, exc).status_code,
+    describe=lambda exc: f"({cast(openai.APIStatusError, exc).status_code}): {_api_message(exc)}",
+    unclear_errors=(openai.APIConnectionError,),  # includes timeouts
+)
 
 
 class OpenAIBatchBackend:
@@ -70,8 +79,11 @@ class OpenAIBatchBackend:
     )
     endpoint_identity = ClientEndpoint()
 
-    def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI) -> None:
+    def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI, *,
+                 create_retry_delays: tuple[float, ...] = CREATE_RETRY_DELAYS) -> None:
         self.client = client
+        self.guard = CreateGuard(CREATE_ANSWERS, f"the OpenAI endpoint {client.base_url}", create_retry_delays,
+                                 lookup_delays=create_retry_delays)
         self._strict: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     # -- building ----------------------------------------------------------------------------------
@@ -131,53 +143,25 @@ class OpenAIBatchBackend:
         return await self._create_once(upload.id, endpoint, tags)
 
     async def _create_once(self, file_id: str, endpoint: str, tags: dict[str, str]) -> str:
-        """Create the batch without blind retries: after a transient failure the create may still have
-        landed, so look for the tag before trying again (a blind retry could pay twice)."""
+        """Create the batch once; after an unclear failure look for its tag before trying again."""
         tag, started = tags.get("llm_batch_tag", ""), time.time()
         client = self.client.with_options(max_retries=0)
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            try:
-                batch = await client.batches.create(
-                    input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-                    metadata=_metadata(tags),
-                )
-                return batch.id
-            except openai.APIStatusError as exc:
-                if (exc.status_code < 500 and exc.status_code != 429) or attempt == CREATE_ATTEMPTS:
-                    raise ProviderError(
-                        f"OpenAI refused the batch ({exc.status_code}): {_api_message(exc)}") from exc
-                reason = f"HTTP {exc.status_code}"
-            except openai.APIConnectionError as exc:  # includes timeouts
-                if attempt == CREATE_ATTEMPTS:
-                    raise ProviderError(f"cannot reach the OpenAI endpoint {self.client.base_url}: {exc}") from exc
-                reason = type(exc).__name__
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
-            found = await self._find_with_retries(tag, started - 60)
-            if found:
-                log.info("Batch create failed (%s) but batch %s carries the tag: using it", reason, found[0])
-                return found[0]
-            log.warning("Batch create failed (%s), attempt %d/%d; no batch carries the tag, trying again",
-                        reason, attempt, CREATE_ATTEMPTS)
-        raise AssertionError("unreachable")
 
-    async def _find_with_retries(self, tag: str, created_after: float) -> list[str]:
-        for attempt in range(1, CREATE_ATTEMPTS + 1):
-            try:
-                return await self.find(tag, created_after)
-            except (openai.APIStatusError, openai.APIConnectionError):
-                if attempt == CREATE_ATTEMPTS:
-                    raise
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** (attempt - 1)))
-        return []
+        async def make() -> str:
+            batch = await client.batches.create(
+                input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
+                metadata=_metadata(tags))
+            return batch.id
 
-    async def find(self, tag: str, created_after: float, *, count: int | None = None,
-                   first_custom_id: str | None = None, exclude: Collection[str] = ()) -> list[str]:
-        """Batches whose metadata carries ``tag`` (exact; the other hints are not needed)."""
+        return await self.guard.create(make, lambda: self.find(tag, started - CREATE_LOOKBACK_SECONDS))
+
+    async def find(self, tag: str, created_after: float, hints: FindHints = NO_HINTS) -> list[str]:
+        """Batches whose metadata carries ``tag`` (exact: only ``hints.exclude`` is used)."""
         found: list[str] = []
         async for batch in self.client.batches.list(limit=100):
             if batch.created_at < created_after:
                 break
-            if (batch.metadata or {}).get("llm_batch_tag") == tag and batch.id not in exclude:
+            if (batch.metadata or {}).get("llm_batch_tag") == tag and batch.id not in hints.exclude:
                 found.append(batch.id)
         return found
 
@@ -206,14 +190,10 @@ class OpenAIBatchBackend:
             broken = 0
             async with _download(self.client, batch_id, file_id) as response:
                 async for line in response.iter_lines():
-                    if not line.strip():
-                        continue
-                    try:
-                        document = json.loads(line)
-                    except json.JSONDecodeError:
-                        broken += 1  # its row gets no answer: it ends as missing_result (retryable)
-                        continue
-                    yield decode_output_line(document)
+                    document = json_object(line) if line.strip() else {}
+                    if document:
+                        yield decode_output_line(document)
+                    broken += document is None
             if broken:
                 log.warning("Skipped %d unreadable line(s) in file %s of batch %s", broken, file_id, batch_id)
 
@@ -276,8 +256,8 @@ def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, w
 
 def _endpoint_of_chunk(open_chunk: OpenChunk) -> str:
     with open_chunk() as fh:
-        first = fh.readline()
-    return str(json.loads(first)["url"])
+        first = json_object(fh.readline()) or {}
+    return str(first["url"])
 
 
 def _metadata(tags: dict[str, str]) -> dict[str, str]:
@@ -285,9 +265,10 @@ def _metadata(tags: dict[str, str]) -> dict[str, str]:
     return {k[:_MAX_METADATA_KEY]: v[:_MAX_METADATA_VALUE] for k, v in items}
 
 
-def _api_message(exc: openai.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    return str(body.get("message") or (body.get("error") or {}).get("message") or exc.message)
+def _api_message(exc: BaseException) -> str:
+    error = cast(openai.APIStatusError, exc)
+    body = error.body if isinstance(error.body, dict) else {}
+    return str(body.get("message") or (body.get("error") or {}).get("message") or error.message)
 
 
 @contextlib.asynccontextmanager

@@ -1,5 +1,7 @@
 """Vertex AI request translation: the neutral `LLMRequest` -> a ``GenerateContentRequest`` (the
-``request`` of a batch prediction input line). ``request_params`` go into ``generationConfig``
+``request`` of a batch prediction input line), the shared translator of
+:mod:`airflow_llm_batch.backends.generate_content_request` in the :data:`VERTEX` dialect.
+``request_params`` go into ``generationConfig``
 (OpenAI spellings such as ``max_tokens`` are translated, see :data:`GENERATION_PARAMS`) or, for
 ``safety_settings``, ``tools``, ``tool_config``, ``labels``, ``cached_content``, the request itself;
 any other name is refused before anything is paid."""
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_llm_batch.backends.generate_content_request import Dialect
+from airflow_llm_batch.backends.generate_content_request import generate_content_request as generate_content
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 
@@ -34,33 +38,29 @@ REQUEST_PARAMS: dict[str, str] = {
 _GENERATION_CONFIG = ("generation_config", "generationConfig")
 
 
-def generate_content_request(request: LLMRequest) -> dict[str, Any]:
-    """The ``GenerateContentRequest`` of one row."""
-    if request.endpoint == Endpoint.EMBEDDINGS:
-        raise InvalidInputError("Vertex batch prediction here runs generateContent only, not embeddings; "
-                                "use endpoint='chat_completions'")
-    body: dict[str, Any] = {"contents": [{"role": "user", "parts": [{"text": request.prompt}]}]}
-    if request.system_prompt:
-        body["systemInstruction"] = {"parts": [{"text": request.system_prompt}]}
+def read_params(params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Request params -> (``generationConfig`` fields, request-level fields), through the tables above."""
     generation: dict[str, Any] = {}
-    unknown: list[str] = []
-    for name, value in request.params.items():
-        if name in GENERATION_PARAMS:
-            generation[GENERATION_PARAMS[name]] = value
-        elif name in REQUEST_PARAMS:
-            body[REQUEST_PARAMS[name]] = value
-        elif name in _GENERATION_CONFIG and isinstance(value, Mapping):
-            generation.update(value)
-        else:
-            unknown.append(name)
+    request_level: dict[str, Any] = {}
+    unknown = sorted(name for name in params if name not in GENERATION_PARAMS and name not in REQUEST_PARAMS
+                     and not (name in _GENERATION_CONFIG and isinstance(params[name], Mapping)))
     if unknown:
-        raise InvalidInputError(f"request_params {sorted(unknown)} are not GenerateContentRequest fields; "
+        raise InvalidInputError(f"request_params {unknown} are not GenerateContentRequest fields; "
                                 f"use generationConfig names ({', '.join(sorted(set(GENERATION_PARAMS.values())))})"
                                 f", or {sorted(set(REQUEST_PARAMS.values()))}")
-    if request.response_schema is not None:
-        generation.update(responseMimeType="application/json", responseJsonSchema=request.response_schema)
-    elif request.json_output:
-        generation["responseMimeType"] = "application/json"
-    if generation:
-        body["generationConfig"] = generation
-    return body
+    for name, value in params.items():
+        if name in _GENERATION_CONFIG:
+            generation.update(value)
+        elif name in GENERATION_PARAMS:
+            generation[GENERATION_PARAMS[name]] = value
+        else:
+            request_level[REQUEST_PARAMS[name]] = value
+    return generation, request_level
+
+
+VERTEX = Dialect("Vertex batch prediction", frozenset({Endpoint.CHAT, Endpoint.RESPONSES}), read_params)
+
+
+def generate_content_request(request: LLMRequest) -> dict[str, Any]:
+    """The ``GenerateContentRequest`` of one row."""
+    return generate_content(request, VERTEX)

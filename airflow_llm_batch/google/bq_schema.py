@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -233,34 +233,50 @@ def coerce(value: Any, column: Column, stats: CoercionStats | None = None, path:
 
 
 def _coerce_one(value: Any, column: Column, stats: CoercionStats | None, where: str) -> Any:
-    kind = column.type
-    if kind == JSON:
-        return value
-    if kind == RECORD:
+    if column.type == RECORD:
         if not isinstance(value, Mapping):
             return _unfit(stats, where, None)
         return {f.name: coerce(value.get(f.name), f, stats, where) for f in column.fields}
-    if kind == STRING:
-        if isinstance(value, str):
-            return value
-        if isinstance(value, (Mapping, list)):
-            return json.dumps(value, ensure_ascii=False, sort_keys=True)
-        return str(value).lower() if isinstance(value, bool) else str(value)
-    if kind == BOOL:
-        return value if isinstance(value, bool) else _unfit(stats, where, None)
-    if kind == INT64:
-        if isinstance(value, bool):
-            return _unfit(stats, where, None)
-        if isinstance(value, int) and -(2**63) <= value < 2**63:
-            return value
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
-            return int(value)
-        return _unfit(stats, where, None)
-    if kind == FLOAT64:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        return _unfit(stats, where, None)
-    return value
+    convert = SCALARS.get(column.type)
+    if convert is None:  # JSON (and types read from a table, such as TIMESTAMP): kept as is
+        return value
+    fitted = convert(value)
+    return _unfit(stats, where, None) if fitted is UNFIT else fitted
+
+
+#: what a scalar converter returns for a value that does not fit its column
+UNFIT: Any = object()
+
+
+def _as_string(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (Mapping, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _as_int64(value: Any) -> Any:
+    if isinstance(value, bool):
+        return UNFIT
+    if isinstance(value, int) and -(2**63) <= value < 2**63:
+        return value
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
+    return UNFIT
+
+
+def _as_float64(value: Any) -> Any:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else UNFIT
+
+
+#: column type -> the value's converter (UNFIT when it does not fit)
+SCALARS: dict[str, Callable[[Any], Any]] = {
+    STRING: _as_string,
+    BOOL: lambda value: value if isinstance(value, bool) else UNFIT,
+    INT64: _as_int64,
+    FLOAT64: _as_float64,
+}
 
 
 def _unfit(stats: CoercionStats | None, where: str, empty: Any) -> Any:

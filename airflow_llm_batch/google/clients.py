@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from airflow_llm_batch.exceptions import InvalidInputError
@@ -48,3 +49,37 @@ def storage_client(settings: GoogleSettings, project: str | None = None) -> Any:
     # an explicit None (not the default marker) means "no project": the client does not go looking
     return storage.Client(project=project or settings.project or cred_project or None,
                           credentials=credentials, client_options=options)
+
+
+class GoogleClients:
+    """Cloud Storage and BigQuery clients for one connection, built on first use (in a worker thread).
+
+    Example: ``GoogleClients(google_settings("google_cloud_default"), project="my-project").gcs()``
+    """
+
+    def __init__(self, settings: GoogleSettings, project: str | None) -> None:
+        self.settings = settings
+        self.project = project
+        self._lock = threading.Lock()
+        self._gcs: Any = None
+        self._bigquery: Any = None
+
+    def gcs(self) -> Any:
+        with self._lock:
+            if self._gcs is None:
+                self._gcs = storage_client(self.settings, self.project)
+            return self._gcs
+
+    def bigquery(self) -> Any:
+        with self._lock:
+            if self._bigquery is None:
+                self._bigquery = bigquery_client(self.settings, self.project)
+            return self._bigquery
+
+    def close(self) -> None:
+        with self._lock:
+            for client in (self._gcs, self._bigquery):
+                close = getattr(client, "close", None)
+                if close is not None:
+                    close()
+            self._gcs = self._bigquery = None

@@ -102,14 +102,14 @@ def google_settings(conn_id: str | None = None) -> GoogleSettings:
     return GoogleSettings(
         conn_id=conn_id or DEFAULT_CONN_ID,
         project=extra("project") or extra("project_id") or None,
-        bigquery_endpoint=_url(extra("bigquery_endpoint")) or _url(os.environ.get(BIGQUERY_EMULATOR_ENV)),
-        storage_endpoint=_url(extra("storage_endpoint")) or _url(os.environ.get(STORAGE_EMULATOR_ENV)),
+        bigquery_endpoint=endpoint_url(extra("bigquery_endpoint") or os.environ.get(BIGQUERY_EMULATOR_ENV)),
+        storage_endpoint=endpoint_url(extra("storage_endpoint") or os.environ.get(STORAGE_EMULATOR_ENV)),
         extras=extras,
         has_connection=conn is not None,
     )
 
 
-def _url(value: Any) -> str | None:
+def endpoint_url(value: Any) -> str | None:
     """``host:port`` or a URL -> URL without a trailing slash (emulator variables are often bare)."""
     if not value:
         return None

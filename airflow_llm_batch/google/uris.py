@@ -100,3 +100,65 @@ def bigquery_query_uri(sql: str, project: str | None = None, **options: Any) -> 
     """
     extra = "".join(f"&{k}={encode_option(str(v))}" for k, v in options.items())
     return f"bq://{project or ''}?query={encode_option(sql)}{extra}"
+
+
+def split_gs(uri: str) -> tuple[str, str]:
+    """``"gs://bucket/a/b/"`` -> ``("bucket", "a/b")`` (the path without its trailing slash).
+
+    Example: ``split_gs("gs://llm-batch/staging/t1/requests.jsonl") == ("llm-batch", "staging/t1/requests.jsonl")``
+    """
+    text = uri.strip()
+    if not text.startswith("gs://"):
+        raise InvalidInputError(f"{uri!r} is not a gs:// URI")
+    bucket, _, path = text[5:].rstrip("/").partition("/")
+    if not bucket:
+        raise InvalidInputError(f"{uri!r}: expected gs://BUCKET[/PREFIX]")
+    return bucket, path
+
+
+@dataclass(frozen=True)
+class GcsPrefix:
+    """A folder in Cloud Storage, ``gs://bucket[/prefix]``.
+
+    Example: ``GcsPrefix.parse("gs://b/llm").child("t1", "requests.jsonl") == "gs://b/llm/t1/requests.jsonl"``
+    """
+
+    bucket: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, uri: str) -> GcsPrefix:
+        return cls(*split_gs(uri))
+
+    def child(self, *names: str) -> str:
+        return "/".join(["gs:/", self.bucket, *[part for part in (self.prefix, *names) if part]])
+
+    def __str__(self) -> str:
+        return self.child()
+
+
+@dataclass(frozen=True)
+class BigQueryDataset:
+    """A dataset, ``bq://project.dataset`` (or ``bq://dataset`` with a default project).
+
+    Example: ``BigQueryDataset.parse("bq://p.ds").table_id("t") == "p.ds.t"``
+    """
+
+    project: str
+    dataset: str
+
+    @classmethod
+    def parse(cls, uri: str, default_project: str | None = None) -> BigQueryDataset:
+        text = uri.strip().rstrip("/")
+        parts = text[5:].split(".") if text.lower().startswith("bq://") else []
+        if len(parts) == 1 and default_project:
+            parts = [default_project, *parts]
+        if len(parts) != 2 or not all(parts):
+            raise InvalidInputError(f"{uri!r}: expected bq://PROJECT.DATASET (a dataset, not a table)")
+        return cls(parts[0], parts[1])
+
+    def table_id(self, table: str) -> str:
+        return f"{self.project}.{self.dataset}.{table}"
+
+    def __str__(self) -> str:
+        return f"bq://{self.project}.{self.dataset}"

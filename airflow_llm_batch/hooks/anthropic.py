@@ -10,6 +10,7 @@ from anthropic import Anthropic, AsyncAnthropic, IdentityTokenFile, WorkloadIden
 from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
+from airflow_llm_batch.hooks.extras import mapping_extra, number_extra
 
 #: platforms of the official provider's connection that serve the Message Batches API through AsyncAnthropic
 BATCH_PLATFORMS = frozenset({"anthropic"})
@@ -54,10 +55,11 @@ class AnthropicBatchHook(LLMBatchHook):
         if platform not in BATCH_PLATFORMS:
             raise BadConnectionError(f"connection {conn.conn_id!r} uses platform {platform!r}; the Message Batches "
                              f"API is served by the first-party Anthropic API only (platform 'anthropic')")
-        kwargs: dict[str, Any] = {"max_retries": int(extra.get("max_retries", 3))}
+        kwargs: dict[str, Any] = {"max_retries": number_extra(conn.conn_id, "max_retries",
+                                                              extra.get("max_retries", 3), int)}
         if extra.get("timeout"):
-            kwargs["timeout"] = float(extra["timeout"])
-        kwargs.update(extra.get("anthropic_client_kwargs") or {})
+            kwargs["timeout"] = number_extra(conn.conn_id, "timeout", extra["timeout"], float)
+        kwargs.update(mapping_extra(conn.conn_id, "anthropic_client_kwargs", extra.get("anthropic_client_kwargs")))
         base_url = kwargs.pop("base_url", None) or conn.host
         if base_url:
             kwargs["base_url"] = _normalise_base_url(str(base_url))

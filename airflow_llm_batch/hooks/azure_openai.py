@@ -10,6 +10,7 @@ from openai import AsyncAzureOpenAI
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
+from airflow_llm_batch.hooks.extras import number_extra
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -47,10 +48,10 @@ class AzureOpenAIBatchHook(LLMBatchHook):
             "azure_endpoint": conn.host if "://" in conn.host else f"https://{conn.host}",
             "api_key": conn.password or extra.get("api_key"),
             "api_version": extra.get("api_version", DEFAULT_API_VERSION),
-            "max_retries": int(extra.get("max_retries", 3)),
+            "max_retries": number_extra(conn.conn_id, "max_retries", extra.get("max_retries", 3), int),
         }
         if extra.get("timeout"):
-            kwargs["timeout"] = float(extra["timeout"])
+            kwargs["timeout"] = number_extra(conn.conn_id, "timeout", extra["timeout"], float)
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:

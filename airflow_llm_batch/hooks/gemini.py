@@ -12,6 +12,7 @@ from google.genai import types
 from airflow_llm_batch.backends.gemini import DEFAULT_INLINE_MAX_BYTES, GeminiBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
+from airflow_llm_batch.hooks.extras import mapping_extra, number_extra
 
 _VERSION_SUFFIX = re.compile(r"/(v\d+(?:alpha|beta)?\d*)$")
 
@@ -65,16 +66,18 @@ class GeminiBatchHook(LLMBatchHook):
             options["base_url"] = base_url
         if api_version:
             options["api_version"] = str(api_version)
-        if extra.get("timeout"):
-            options["timeout"] = int(float(extra["timeout"]) * 1000)  # google-genai takes milliseconds
+        timeout = number_extra(conn.conn_id, "timeout", extra.get("timeout"), float)
+        if timeout:
+            options["timeout"] = int(timeout * 1000)  # google-genai takes milliseconds
         if extra.get("headers"):
-            options["headers"] = {str(k): str(v) for k, v in dict(extra["headers"]).items()}
+            headers = mapping_extra(conn.conn_id, "headers", extra["headers"])
+            options["headers"] = {name: str(value) for name, value in headers.items()}
         return {"api_key": api_key, "vertexai": False, "http_options": types.HttpOptions(**options)}
 
     def backend_from_connection(self, conn: Connection) -> GeminiBatchBackend:
-        inline = conn.extra_dejson.get("inline_max_bytes")
+        inline = number_extra(conn.conn_id, "inline_max_bytes", conn.extra_dejson.get("inline_max_bytes"), int)
         return GeminiBatchBackend(genai.Client(**self.client_kwargs(conn)),
-                                  inline_max_bytes=DEFAULT_INLINE_MAX_BYTES if inline is None else int(inline))
+                                  inline_max_bytes=DEFAULT_INLINE_MAX_BYTES if inline is None else inline)
 
     def get_sync_client(self) -> genai.Client:
         return genai.Client(**self.client_kwargs(self.get_connection(self.conn_id)))

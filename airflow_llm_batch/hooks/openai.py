@@ -10,6 +10,7 @@ from openai import AsyncOpenAI, OpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
+from airflow_llm_batch.hooks.extras import number_extra
 
 
 class OpenAIBatchHook(LLMBatchHook):
@@ -46,8 +47,8 @@ class OpenAIBatchHook(LLMBatchHook):
             if extra.get(name):
                 kwargs[name] = extra[name]
         if extra.get("timeout"):
-            kwargs["timeout"] = float(extra["timeout"])
-        kwargs["max_retries"] = int(extra.get("max_retries", 3))
+            kwargs["timeout"] = number_extra(conn.conn_id, "timeout", extra["timeout"], float)
+        kwargs["max_retries"] = number_extra(conn.conn_id, "max_retries", extra.get("max_retries", 3), int)
         if not kwargs["api_key"]:
             raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password")
         return kwargs

@@ -19,21 +19,15 @@ from airflow.sdk.definitions.connection import Connection
 
 from airflow_llm_batch.backends.vertex import VertexBatchBackend
 from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
-from airflow_llm_batch.exceptions import BadConnectionError
+from airflow_llm_batch.exceptions import BadConnectionError, InvalidInputError
 from airflow_llm_batch.google.settings import BIGQUERY_EMULATOR_ENV, STORAGE_EMULATOR_ENV, GoogleSettings
+from airflow_llm_batch.google.settings import endpoint_url as _url
 from airflow_llm_batch.hooks.base import LLMBatchHook
+from airflow_llm_batch.hooks.extras import number_extra
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_API_VERSION = "v1beta1"
 _PROVIDER_PREFIX = "extra__google_cloud_platform__"
-
-
-def _url(value: Any) -> str | None:
-    """``host:port`` or a URL -> URL without a trailing slash."""
-    if not value:
-        return None
-    text = str(value).strip().rstrip("/")
-    return text if "://" in text else f"http://{text}"
 
 
 @dataclass(frozen=True)
@@ -76,8 +70,8 @@ class VertexOptions:
         project = extra("project", "project_id")
         google = GoogleSettings(
             conn_id=conn.conn_id, project=project,
-            bigquery_endpoint=_url(extra("bigquery_endpoint")) or _url(os.environ.get(BIGQUERY_EMULATOR_ENV)),
-            storage_endpoint=_url(extra("storage_endpoint")) or _url(os.environ.get(STORAGE_EMULATOR_ENV)),
+            bigquery_endpoint=_url(extra("bigquery_endpoint") or os.environ.get(BIGQUERY_EMULATOR_ENV)),
+            storage_endpoint=_url(extra("storage_endpoint") or os.environ.get(STORAGE_EMULATOR_ENV)),
             extras=extras, has_connection=True,
         )
         return cls(conn_id=conn.conn_id, project=project, location=str(extra("vertex_location", "location")
@@ -85,7 +79,8 @@ class VertexOptions:
                    staging_uri=extra("vertex_staging_uri"), output_uri=extra("vertex_output_uri"),
                    vertex_endpoint=_url(extra("vertex_endpoint")),
                    api_version=str(extra("vertex_api_version") or DEFAULT_API_VERSION),
-                   timeout_seconds=float(extra("vertex_timeout") or 120.0), google=google)
+                   timeout_seconds=number_extra(conn.conn_id, "vertex_timeout", extra("vertex_timeout"), float)
+                   or 120.0, google=google)
 
     @property
     def emulated(self) -> bool:
@@ -146,6 +141,9 @@ class VertexBatchHook(LLMBatchHook):
 
         options = VertexOptions.from_connection(conn)
         kwargs = self.client_kwargs(options)
-        staging = VertexStaging.parse(options.staging_uri, options.output_uri, kwargs["project"])
+        try:
+            staging = VertexStaging.parse(options.staging_uri, options.output_uri, kwargs["project"])
+        except InvalidInputError as exc:
+            raise BadConnectionError(f"connection {options.conn_id!r}: {exc}") from exc
         return VertexBatchBackend(Client(**kwargs), staging=staging,
                                   clients=GoogleClients(options.google, kwargs["project"]))

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Collection
+from dataclasses import dataclass
 from typing import IO, ClassVar, Protocol
 
 from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, LLMRequest, RawResult
 
 OpenChunk = Callable[[], IO[bytes]]
+
+
+@dataclass(frozen=True)
+class FindHints:
+    """What a backend that cannot read a tag back (Anthropic) matches on instead: the chunk's request
+    ``count``, its ``first_custom_id`` (checked once a batch's results exist), and the ids in
+    ``exclude`` (this run's other batches), which are never a match.
+
+    Example: ``await backend.find(tag, since, FindHints(count=100, exclude=manifest.batch_ids))``
+    """
+
+    count: int | None = None
+    first_custom_id: str | None = None
+    exclude: Collection[str] = ()
+
+
+NO_HINTS = FindHints()
 
 
 class BatchBackend(Protocol):
@@ -33,21 +51,12 @@ class BatchBackend(Protocol):
         """Create a batch from a chunk file; return the provider's batch id."""
         ...
 
-    async def find(
-        self,
-        tag: str,
-        created_after: float,
-        *,
-        count: int | None = None,
-        first_custom_id: str | None = None,
-        exclude: Collection[str] = (),
-    ) -> list[str]:
+    async def find(self, tag: str, created_after: float, hints: FindHints = NO_HINTS) -> list[str]:
         """Ids of batches that may hold the chunk tagged ``tag``, created after ``created_after``.
 
-        Providers that store the tag (OpenAI metadata, Gemini display name) match on it exactly;
-        providers without metadata (Anthropic) match on what they can observe: the request
-        ``count``, the chunk's ``first_custom_id`` once results exist, never the ids in ``exclude``
-        (this run's other batches). Several matches make the engine refuse rather than pay twice.
+        Providers that store the tag (OpenAI metadata, Gemini display name) match on it exactly and
+        leave out ``hints.exclude``; providers without metadata (Anthropic) match on the
+        :class:`FindHints`. Several matches make the engine refuse rather than pay twice.
         """
         ...
 

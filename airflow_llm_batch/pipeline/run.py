@@ -20,7 +20,7 @@ from typing import IO, Any
 from airflow_llm_batch.exceptions import InputChangedError, ReattachError
 from airflow_llm_batch.pipeline.adopt import ADOPTED_ID, adoptable, sent_fingerprints
 from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
-from airflow_llm_batch.pipeline.backend import BatchBackend
+from airflow_llm_batch.pipeline.backend import BatchBackend, FindHints
 from airflow_llm_batch.pipeline.fingerprint import endpoint_identity, request_fingerprint
 from airflow_llm_batch.pipeline.join import read_key_index, to_result_row
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
@@ -223,10 +223,8 @@ class BatchRun:
     async def _reattach(self, manifest: Manifest, chunk: ChunkRecord) -> bool:
         """An intent without a batch id: find the batch the crashed attempt may have created."""
         assert chunk.tag is not None and chunk.intent_at is not None
-        found = await self.backend.find(
-            chunk.tag, chunk.intent_at - FIND_SLACK_SECONDS, count=chunk.count,
-            first_custom_id=self._first_custom_id(chunk), exclude=manifest.batch_ids,
-        )
+        found = await self.backend.find(chunk.tag, chunk.intent_at - FIND_SLACK_SECONDS, FindHints(
+            count=chunk.count, first_custom_id=self._first_custom_id(chunk), exclude=manifest.batch_ids))
         if len(found) > 1:
             raise ReattachError(
                 f"{len(found)} batches carry tag {chunk.tag!r} ({found}); refusing to guess which one "

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from airflow_llm_batch.backends.anthropic import DEFAULT_MAX_TOKENS, AnthropicBatchBackend
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
+from airflow_llm_batch.pipeline.backend import FindHints
 from airflow_llm_batch.pipeline.prepare import prepare
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.types import BatchState, Endpoint, LLMRequest, RawResult
@@ -359,10 +360,10 @@ async def test_find_narrows_by_window_count_exclusion_and_ids(backend: Anthropic
         await wait_ended(backend, batch_id)
     assert set(await backend.find("t", start - 5)) == {ours, same_size, other_size}
     assert await backend.find("t", time.time() + 5) == []
-    assert set(await backend.find("t", start - 5, count=3)) == {ours, same_size}
-    assert await backend.find("t", start - 5, count=3, exclude=[same_size]) == [ours]
-    assert await backend.find("t", start - 5, count=3, first_custom_id="a0") == [ours]
-    assert await backend.find("t", start - 5, count=3, first_custom_id="zz") == []
+    assert set(await backend.find("t", start - 5, FindHints(count=3))) == {ours, same_size}
+    assert await backend.find("t", start - 5, FindHints(count=3, exclude=[same_size])) == [ours]
+    assert await backend.find("t", start - 5, FindHints(count=3, first_custom_id="a0")) == [ours]
+    assert await backend.find("t", start - 5, FindHints(count=3, first_custom_id="zz")) == []
 
 
 async def test_find_keeps_a_batch_still_processing_it_cannot_check(tmp_path: Path) -> None:
@@ -371,7 +372,7 @@ async def test_find_keeps_a_batch_still_processing_it_cannot_check(tmp_path: Pat
     try:
         backend = connect(slow)
         running = await submit(backend, chunk_file(tmp_path, backend, [request(f"r{i}") for i in range(20)]))
-        assert await backend.find("t", time.time() - 60, count=20, first_custom_id="not-in-it") == [running]
+        assert await backend.find("t", time.time() - 60, FindHints(count=20, first_custom_id="not-in-it")) == [running]
         await backend.cancel(running)
         await backend.aclose()
     finally:

@@ -26,7 +26,7 @@ from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_
 from airflow_llm_batch.backends.generate_content import decode_answer
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
-from airflow_llm_batch.pipeline.backend import OpenChunk
+from airflow_llm_batch.pipeline.backend import FindHints, OpenChunk
 from airflow_llm_batch.pipeline.manifest import ChunkState
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
@@ -442,6 +442,6 @@ async def test_find_matches_the_display_name_exactly(backend: GeminiBatchBackend
     first = await backend.submit(write_chunk(backend, tmp_path, texts(2)), 2, {"llm_batch_tag": "llmb-x-00000"})
     second = await backend.submit(write_chunk(backend, tmp_path, texts(2)), 2, {"llm_batch_tag": "llmb-x-00001"})
     assert await backend.find("llmb-x-00000", started - 5) == [first]
-    assert await backend.find("llmb-x-00001", started - 5, count=2, exclude=[second]) == []
+    assert await backend.find("llmb-x-00001", started - 5, FindHints(count=2, exclude=[second])) == []
     assert await backend.find("llmb-x-00001", time.time() + 60) == []
     assert await backend.find("llmb-x", started - 5) == []

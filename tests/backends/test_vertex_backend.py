@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from airflow_llm_batch.backends.generate_content import CANONICAL_CODES, JOB_STATES, status_text_error
 from airflow_llm_batch.backends.vertex import VertexBatchBackend, decode_prediction, job_labels
-from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
+from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging, stage_chunk
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.emulator.vertex_api import set_vertex_storage
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
@@ -408,7 +408,7 @@ async def test_staging_the_same_chunk_twice_never_doubles_its_rows(tmp_path: Pat
     backend = backends(emu, f"bq://{dataset}", bq=bq_emulator)
     path = chunk(tmp_path, backend, rows(30))
     for _ in range(2):
-        await backend._stage(lambda: path.open("rb"), "llmb-0000000000000000-00007")
+        await stage_chunk(backend.staging, backend.clients, lambda: path.open("rb"), "llmb-0000000000000000-00007")
     count = bq_emulator.client().query(
         f"SELECT COUNT(*) AS n FROM `{dataset}.llmb_in_llmb_0000000000000000_00007`").result()
     assert [dict(r.items()) for r in count] == [{"n": 30}]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from airflow_llm_batch.emulator import Emulator
 from airflow_llm_batch.exceptions import ReattachError
-from airflow_llm_batch.pipeline.backend import BatchBackend
+from airflow_llm_batch.pipeline.backend import NO_HINTS, BatchBackend, FindHints
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.render import RequestSpec
@@ -91,7 +91,7 @@ class ScriptedBackend:
         self.inner = inner
         self.crash_on = crash_on
         self.creates = 0
-        self.find_calls: list[dict[str, Any]] = []
+        self.find_calls: list[FindHints] = []
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
@@ -103,9 +103,9 @@ class ScriptedBackend:
             raise WorkerDied(batch_id)
         return batch_id
 
-    async def find(self, tag: str, created_after: float, **hints: Any) -> list[str]:
+    async def find(self, tag: str, created_after: float, hints: FindHints = NO_HINTS) -> list[str]:
         self.find_calls.append(hints)
-        return await self.inner.find(tag, created_after, **hints)
+        return await self.inner.find(tag, created_after, hints)
 
 
 def folder(path: Path) -> StoragePath:
@@ -259,7 +259,7 @@ async def test_reattach_picks_the_crashed_chunk_among_look_alikes(
     try:
         manifest, results = await run_all(second, rows, spec_for(case), max_rows_per_chunk=100)
     except ReattachError:
-        if case.name == "anthropic" and resumed.find_calls == [{}]:
+        if case.name == "anthropic" and resumed.find_calls == [NO_HINTS]:
             pytest.xfail("BatchRun._reattach does not pass count/first_custom_id/exclude to find yet: an "
                          "Anthropic batch carries no tag, so look-alikes cannot be ruled out (nothing paid)")
         raise

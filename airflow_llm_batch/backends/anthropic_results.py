@@ -1,0 +1,76 @@
+"""Reading Anthropic Message Batches: a batch's neutral state and each results line as a `RawResult`.
+
+Usage: Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt
+token (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read.
+"""
+
+from __future__ import annotations
+
+import json
+
+from anthropic.types import Message, TextBlock, ToolUseBlock
+from anthropic.types.messages import (
+    MessageBatchErroredResult,
+    MessageBatchIndividualResponse,
+    MessageBatchRequestCounts,
+    MessageBatchSucceededResult,
+)
+
+from airflow_llm_batch.pipeline.types import BatchState, FinishReason, RawResult, Usage
+
+STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
+_RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
+                  "expired": ("batch_expired", "the batch expired before this row was answered")}
+
+
+def total(counts: MessageBatchRequestCounts) -> int:
+    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+
+
+def batch_state(status: str, counts: MessageBatchRequestCounts, cancel_requested: bool) -> BatchState:
+    """Neutral state of a batch. An ended batch is cancelled when a cancel reached it (even if some rows
+    were answered first), expired when any request expired (it hit the 24 h limit), else completed
+    (whatever share of its rows errored: each row carries its own outcome)."""
+    if status != "ended":
+        return STATES.get(status, BatchState.RUNNING)
+    if cancel_requested or counts.canceled:
+        return BatchState.CANCELLED
+    return BatchState.EXPIRED if counts.expired else BatchState.COMPLETED
+
+
+def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
+    """One results line (SDK object) -> RawResult: succeeded, errored, canceled or expired."""
+    custom_id, result = str(line.custom_id), line.result
+    if isinstance(result, MessageBatchSucceededResult):
+        return _decode_message(custom_id, result.message)
+    if isinstance(result, MessageBatchErroredResult):
+        error = result.error.error
+        return RawResult(custom_id, ok=False, error_code=str(error.type or "error"),
+                         error_message=str(error.message))
+    kind = str(getattr(result, "type", None))
+    code, message = _RESULT_ERRORS.get(kind, ("unknown_result", f"unknown result type {kind!r}"))
+    return RawResult(custom_id, ok=False, error_code=code, error_message=message)
+
+
+def _decode_message(custom_id: str, message: Message) -> RawResult:
+    """Text blocks joined; with a tool call (a forced tool: the structured answer), its input as JSON."""
+    usage = _usage(message)
+    tool_calls = [block for block in message.content if isinstance(block, ToolUseBlock)]
+    if tool_calls:
+        text = json.dumps(tool_calls[0].input, ensure_ascii=False)
+    else:
+        text = "".join(block.text for block in message.content if isinstance(block, TextBlock))
+    if message.stop_reason == "refusal":
+        return RawResult(custom_id, ok=False, text=text or None, model=message.model, usage=usage,
+                         error_code="refusal", error_message="the model declined to answer")
+    return RawResult(custom_id, ok=True, text=text, model=message.model, usage=usage,
+                     finish_reason=FinishReason.parse(message.stop_reason))
+
+
+def _usage(message: Message) -> Usage:
+    """Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt token
+    (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read."""
+    usage = message.usage
+    written = usage.cache_creation_input_tokens or 0
+    read = usage.cache_read_input_tokens or 0
+    return Usage(usage.input_tokens + written + read, usage.output_tokens, read)
