@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import model
+from .schema_values import schema_answer
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def message_result(params: Mapping[str, Any], *, seed: str, cache: CacheUse) -> 
         tool_input = (
             {}
             if markers.truncate
-            else model.schema_answer(schema if isinstance(schema, Mapping) else {}, last_user)
+            else schema_answer(schema if isinstance(schema, Mapping) else {}, last_user)
         )
         content = [
             {
@@ -129,7 +130,7 @@ def message_result(params: Mapping[str, Any], *, seed: str, cache: CacheUse) -> 
     else:
         schema = _output_schema(params)
         text = (
-            model.dumps_compact(model.schema_answer(schema, last_user)) if schema is not None else last_user
+            model.dumps_compact(schema_answer(schema, last_user)) if schema is not None else last_user
         )
         if markers.truncate:
             text = model.truncate_answer(text)

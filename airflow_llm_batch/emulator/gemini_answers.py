@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import gemini_safety, model
+from .schema_values import schema_answer
 
 GRPC_CODES: dict[str, int] = {
     "cancelled": 1,
@@ -151,7 +152,7 @@ def _answer_text(request: Mapping[str, Any], echo: str) -> str:
         openapi = field(config, "responseSchema")
         schema = json_schema_of(openapi) if isinstance(openapi, Mapping) else None
     if isinstance(schema, Mapping):
-        return model.dumps_compact(model.schema_answer(schema, echo))
+        return model.dumps_compact(schema_answer(schema, echo))
     return model.dumps_compact(model.json_object_answer(echo))
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import model
+from .schema_values import schema_answer
 
 ERROR_STATUS: dict[str, int] = {
     "rate_limit_exceeded": 429,
@@ -110,7 +111,7 @@ def _text_answer(text: str, response_format: Any) -> str:
             spec = response_format.get("json_schema", response_format)
             schema = spec.get("schema") if isinstance(spec, Mapping) else None
             return model.dumps_compact(
-                model.schema_answer(schema if isinstance(schema, Mapping) else {}, text)
+                schema_answer(schema if isinstance(schema, Mapping) else {}, text)
             )
         if kind == "json_object":
             return model.dumps_compact(model.json_object_answer(text))

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import gemini_safety, model
+from .schema_values import schema_answer
 
 #: canonical Google status -> HTTP status
 CANONICAL_HTTP: dict[str, int] = {
@@ -185,10 +186,10 @@ def _answer_text(request: Mapping[str, Any], text: str) -> str:
         return text
     json_schema = _get(config, "responseJsonSchema")
     if isinstance(json_schema, Mapping):
-        return model.dumps_compact(model.schema_answer(json_schema, text))
+        return model.dumps_compact(schema_answer(json_schema, text))
     openapi = _get(config, "responseSchema")
     if isinstance(openapi, Mapping):
-        return model.dumps_compact(model.schema_answer(openapi_to_json_schema(openapi), text))
+        return model.dumps_compact(schema_answer(openapi_to_json_schema(openapi), text))
     return model.dumps_compact(model.json_object_answer(text))
 
 
