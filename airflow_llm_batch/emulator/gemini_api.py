@@ -34,6 +34,7 @@ from multidict import CIMultiDict
 
 from .faults import RETRY_AFTER_HEADERS
 from .gemini_batches import MAX_INLINE_BODY_BYTES, GeminiError, GeminiStore, status_name
+from .query_params import clamped, int_param
 from .state import EmulatorState, gc_paused
 
 GEMINI_STORE_KEY = web.AppKey("gemini_store", GeminiStore)
@@ -71,14 +72,10 @@ def _origin(request: web.Request) -> str:
 
 
 def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise GeminiError(400, f"Invalid value at '{name}': expected an integer.") from exc
-    return max(1, min(value, high))
+    value = int_param(
+        request.query.get(name), default, lambda: GeminiError(400, f"Invalid value at '{name}': expected an integer.")
+    )
+    return clamped(value, 1, high)
 
 
 def _page_offset(request: web.Request) -> int:
