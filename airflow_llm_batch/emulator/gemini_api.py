@@ -85,6 +85,14 @@ def _page_offset(request: web.Request) -> int:
     return int(token)
 
 
+def _page_response(key: str, items: list[dict[str, Any]], following: int | None) -> web.Response:
+    """One page of a list: ``{key: items}``, with ``nextPageToken`` when more follow."""
+    body: dict[str, Any] = {key: items}
+    if following is not None:
+        body["nextPageToken"] = str(following)
+    return web.json_response(body)
+
+
 async def _json_body(request: web.Request, limit: int | None = None) -> Any:
     raw = await request.read()
     if limit is not None and len(raw) > limit:
@@ -119,11 +127,8 @@ class GeminiRoutes:
 
     async def list_batches(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_batches(_int_query(request, "pageSize", 50, 1000), _page_offset(request))
-        body: dict[str, Any] = {"operations": [b.to_json(params["version"], with_inline_output=False)
-                                               for b in page]}
-        if following is not None:
-            body["nextPageToken"] = str(following)
-        return web.json_response(body)
+        return _page_response("operations", [b.to_json(params["version"], with_inline_output=False) for b in page],
+                              following)
 
     async def cancel_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.cancel_batch(params["batch"])
@@ -170,10 +175,7 @@ class GeminiRoutes:
 
     async def list_files(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_files(_int_query(request, "pageSize", 10, 100), _page_offset(request))
-        body: dict[str, Any] = {"files": [f.to_json(_origin(request), params["version"]) for f in page]}
-        if following is not None:
-            body["nextPageToken"] = str(following)
-        return web.json_response(body)
+        return _page_response("files", [f.to_json(_origin(request), params["version"]) for f in page], following)
 
     async def delete_file(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.delete_file(params["file"])
