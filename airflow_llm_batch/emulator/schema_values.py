@@ -305,3 +305,43 @@ class SchemaFiller:
         "boolean": _boolean,
         "null": _null,
     }
+
+
+# ------------------------------------------------------------------------- Google OpenAPI schemas
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "defs", "definitions"})
+_SUBSCHEMAS = {"items": "items", "prefixItems": "prefixItems", "anyOf": "anyOf", "any_of": "anyOf",
+               "oneOf": "oneOf", "allOf": "allOf"}
+_SIZES = frozenset({"minItems", "maxItems", "minLength", "maxLength", "min_items", "max_items"})
+_OPENAPI_ONLY = frozenset({"nullable", "propertyOrdering", "property_ordering"})
+
+
+def openapi_to_json_schema(schema: Any) -> Any:
+    """A Google ``responseSchema`` (OpenAPI subset: ``"type": "OBJECT"``, ``nullable``, sizes sent
+    as strings) as plain JSON Schema; Gemini and Vertex both read it through this one function.
+
+    >>> openapi_to_json_schema({"type": "STRING", "nullable": True, "maxLength": "3"})
+    {'type': ['string', 'null'], 'maxLength': 3}
+    """
+    if isinstance(schema, list):
+        return [openapi_to_json_schema(item) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key not in _OPENAPI_ONLY:
+            out[_SUBSCHEMAS.get(key) or key] = _openapi_value(key, value)
+    if schema.get("nullable") is True and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _openapi_value(key: str, value: Any) -> Any:
+    if key == "type" and isinstance(value, str):
+        return value.lower()
+    if key in _SCHEMA_MAPS and isinstance(value, Mapping):
+        return {name: openapi_to_json_schema(sub) for name, sub in value.items()}
+    if key in _SUBSCHEMAS:
+        return openapi_to_json_schema(value)
+    if key in _SIZES and isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import gemini_safety, model
-from .schema_values import schema_answer
+from .schema_values import openapi_to_json_schema, schema_answer
 
 #: canonical Google status -> HTTP status
 CANONICAL_HTTP: dict[str, int] = {
@@ -154,29 +154,6 @@ def prompt_tokens(request: Mapping[str, Any]) -> int:
     for content in contents if isinstance(contents, list) else [contents]:
         texts.append(_parts_text(content))
     return model.prompt_tokens(texts)
-
-
-def openapi_to_json_schema(schema: Any) -> Any:
-    """Vertex's ``responseSchema`` (OpenAPI subset: ``"type": "OBJECT"``, ``nullable``) -> JSON schema."""
-    if isinstance(schema, list):
-        return [openapi_to_json_schema(item) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "type" and isinstance(value, str):
-            out["type"] = value.lower()
-        elif key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
-            out[key] = {name: openapi_to_json_schema(sub) for name, sub in value.items()}
-        elif key in ("items", "anyOf", "oneOf", "allOf"):
-            out[key] = openapi_to_json_schema(value)
-        elif key in ("nullable", "propertyOrdering", "property_ordering"):
-            continue
-        else:
-            out[key] = value
-    if schema.get("nullable") and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
 
 
 def _answer_text(request: Mapping[str, Any], text: str) -> str:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import json
 from typing import Literal
 
 import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
+from airflow_llm_batch.emulator import gemini_answers, vertex_answers
 from airflow_llm_batch.emulator.schema_values import (
     MAX_SCHEMA_DEPTH,
     default_range,
     formatted_string,
     numeric_bounds,
+    openapi_to_json_schema,
     pick_branch,
     schema_answer,
     type_of,
@@ -171,3 +174,56 @@ def test_ref_target_keywords_yield_to_the_referring_schema() -> None:
     assert schema_answer(schema, "x") in (3, 4)
     assert schema_answer({"$ref": "#/$defs/missing"}, "echo") == "echo"
     assert schema_answer({"$ref": "#/x~1y", "x/y": {"const": 1}}, "t") == 1
+
+
+def test_openapi_schemas_become_json_schema() -> None:
+    openapi = {
+        "type": "OBJECT",
+        "propertyOrdering": ["tags", "pick"],
+        "properties": {
+            "tags": {"type": "ARRAY", "items": {"type": "STRING", "nullable": True}, "minItems": "2"},
+            "pick": {"any_of": [{"type": "INTEGER"}, {"type": "NULL"}]},
+            "one": {"oneOf": [{"type": "BOOLEAN"}]},
+        },
+        "required": ["tags", "pick", "one"],
+    }
+    assert openapi_to_json_schema(openapi) == {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": ["string", "null"]}, "minItems": 2},
+            "pick": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
+            "one": {"oneOf": [{"type": "boolean"}]},
+        },
+        "required": ["tags", "pick", "one"],
+    }
+    assert openapi_to_json_schema([{"type": "NUMBER"}, 3]) == [{"type": "number"}, 3]
+
+
+def _gemini_text(request: dict[str, object]) -> str:
+    kind, body = gemini_answers.answer(request, model_name="models/gemini", seed="s")
+    assert kind == "response"
+    return str(body["candidates"][0]["content"]["parts"][0]["text"])
+
+
+def _vertex_text(request: dict[str, object]) -> str:
+    prediction = vertex_answers.predict(request, model_name="gemini", seed="s", created="2026-01-01T00:00:00Z")
+    assert prediction.ok and prediction.response is not None
+    return str(prediction.response["candidates"][0]["content"]["parts"][0]["text"])
+
+
+def test_gemini_and_vertex_read_a_response_schema_the_same_way() -> None:
+    schema = {
+        "type": "OBJECT",
+        "properties": {"choice": {"oneOf": [{"type": "OBJECT", "properties": {"n": {"type": "INTEGER"}}}]},
+                       "tags": {"type": "ARRAY", "items": {"any_of": [{"type": "BOOLEAN"}]}, "minItems": "2"}},
+        "required": ["choice", "tags"],
+    }
+    request = {
+        "contents": [{"role": "user", "parts": [{"text": "pick one"}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
+    }
+    gemini, vertex = json.loads(_gemini_text(request)), json.loads(_vertex_text(request))
+    assert gemini == vertex  # both providers: one converter (they used to differ on oneOf / any_of / sizes)
+    jsonschema.validate(gemini, openapi_to_json_schema(schema))
+    assert isinstance(gemini["choice"]["n"], int) and len(gemini["tags"]) == 2
+    assert all(isinstance(tag, bool) for tag in gemini["tags"])
