@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import model
+from .schema_values import schema_answer
 
 
 @dataclass(frozen=True)
@@ -107,35 +108,11 @@ def message_result(params: Mapping[str, Any], *, seed: str, cache: CacheUse) -> 
         return errored_result(
             markers.error_code, f"Emulated failure '{markers.error_code}' requested by a prompt marker."
         )
-    content: list[dict[str, Any]]
     tool = _forced_tool(params)
     if tool is not None:
-        schema = tool.get("input_schema")
-        tool_input = (
-            {}
-            if markers.truncate
-            else model.schema_answer(schema if isinstance(schema, Mapping) else {}, last_user)
-        )
-        content = [
-            {
-                "type": "tool_use",
-                "id": "toolu_" + model.short_id("toolu", seed),
-                "name": str(tool["name"]),
-                "input": tool_input,
-            }
-        ]
-        output_tokens = model.count_tokens(model.dumps_compact(tool_input))
-        stop_reason = "max_tokens" if markers.truncate else "tool_use"
+        content, output_tokens, stop_reason = _tool_answer(tool, last_user, seed, truncate=markers.truncate)
     else:
-        schema = _output_schema(params)
-        text = (
-            model.dumps_compact(model.schema_answer(schema, last_user)) if schema is not None else last_user
-        )
-        if markers.truncate:
-            text = model.truncate_answer(text)
-        content = [{"type": "text", "text": text}]
-        output_tokens = model.count_tokens(text)
-        stop_reason = "max_tokens" if markers.truncate else "end_turn"
+        content, output_tokens, stop_reason = _text_answer(params, last_user, truncate=markers.truncate)
     cached = cache.creation + cache.read
     message = {
         "id": "msg_" + model.short_id("msg", seed),
@@ -155,3 +132,25 @@ def message_result(params: Mapping[str, Any], *, seed: str, cache: CacheUse) -> 
         },
     }
     return {"type": "succeeded", "message": message}
+
+
+_Answer = tuple[list[dict[str, Any]], int, str]
+"""(content blocks, output tokens, stop_reason) of a message."""
+
+
+def _tool_answer(tool: Mapping[str, Any], last_user: str, seed: str, *, truncate: bool) -> _Answer:
+    """One ``tool_use`` block whose input fits the tool's schema (``{}`` when truncated)."""
+    schema = tool.get("input_schema")
+    tool_input = {} if truncate else schema_answer(schema if isinstance(schema, Mapping) else {}, last_user)
+    block = {"type": "tool_use", "id": "toolu_" + model.short_id("toolu", seed), "name": str(tool["name"]),
+             "input": tool_input}
+    return [block], model.count_tokens(model.dumps_compact(tool_input)), "max_tokens" if truncate else "tool_use"
+
+
+def _text_answer(params: Mapping[str, Any], last_user: str, *, truncate: bool) -> _Answer:
+    """One ``text`` block: the echo, or the JSON an output format's schema asks for."""
+    schema = _output_schema(params)
+    text = model.dumps_compact(schema_answer(schema, last_user)) if schema is not None else last_user
+    if truncate:
+        text = model.truncate_answer(text)
+    return [{"type": "text", "text": text}], model.count_tokens(text), "max_tokens" if truncate else "end_turn"

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .anthropic_batches import AnthropicBatches, AnthropicError, error_type_for
 from .faults import RETRY_AFTER_HEADERS
+from .query_params import int_param
 from .state import EmulatorState, gc_paused
 
 CREATE_PATH = re.compile(r"^/v1/messages/batches$")
@@ -85,11 +86,9 @@ class AnthropicRoutes:
         return web.json_response(batch.to_json(_base_url(request)))
 
     async def list_batches(self, request: web.Request) -> web.Response:
-        raw_limit = request.query.get("limit", "20")
-        try:
-            limit = int(raw_limit)
-        except ValueError as exc:
-            raise AnthropicError(400, "limit: Input should be a valid integer") from exc
+        limit = int_param(
+            request.query.get("limit"), 20, lambda: AnthropicError(400, "limit: Input should be a valid integer")
+        )
         if not 1 <= limit <= 1000:
             raise AnthropicError(400, "limit: Input should be between 1 and 1000")
         page, has_more = self.store.list_batches(

@@ -34,34 +34,30 @@ def build_parser(prog: str = "airflow-llm-batch emulator") -> argparse.ArgumentP
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help="TCP port, 0 for any (default: %(default)s)"
     )
-    parser.add_argument(
-        "--requests-per-second",
-        type=float,
-        default=defaults.requests_per_second,
-        help="processing pace of running batches (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--validating-seconds",
-        type=float,
-        default=defaults.validating_seconds,
-        help="time an OpenAI batch stays validating (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--finalizing-seconds",
-        type=float,
-        default=defaults.finalizing_seconds,
-        help="time between the last answer and the end of a batch (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--expire-after-seconds",
-        type=float,
-        default=None,
-        help="expire batches still running after this many seconds (default: never)",
-    )
-    parser.add_argument("--api-key", default=None, help="require this API key on every request")
+    _add_config_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="log batch lifecycle events to stderr")
     _add_fault_arguments(parser)
     return parser
+
+
+_CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("requests_per_second", "--requests-per-second", float,
+     "processing pace of running batches (default: %(default)s)"),
+    ("validating_seconds", "--validating-seconds", float,
+     "time an OpenAI batch stays validating (default: %(default)s)"),
+    ("finalizing_seconds", "--finalizing-seconds", float,
+     "time between the last answer and the end of a batch (default: %(default)s)"),
+    ("expire_after_seconds", "--expire-after-seconds", float,
+     "expire batches still running after this many seconds (default: never)"),
+    ("api_key", "--api-key", str, "require this API key on every request"),
+)
+"""(EmulatorConfig field, flag, type, help) of the flags that set the config; defaults are the config's."""
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = EmulatorConfig()
+    for field_name, flag, kind, text in _CONFIG_FLAGS:
+        parser.add_argument(flag, dest=field_name, type=kind, default=getattr(defaults, field_name), help=text)
 
 
 def _statuses(text: str) -> tuple[int, ...]:
@@ -138,12 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         config = EmulatorConfig(
             host=args.host,
             port=args.port,
-            requests_per_second=args.requests_per_second,
-            validating_seconds=args.validating_seconds,
-            finalizing_seconds=args.finalizing_seconds,
-            expire_after_seconds=args.expire_after_seconds,
-            api_key=args.api_key,
             fault_plan=fault_plan_from_args(args),
+            **{field_name: getattr(args, field_name) for field_name, *_ in _CONFIG_FLAGS},
         )
     except (ValueError, TypeError) as exc:
         parser.error(str(exc))

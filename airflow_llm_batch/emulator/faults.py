@@ -90,15 +90,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import model
+from .fault_plan_checks import (
+    COUNT_FIELDS,
+    SHARE_FIELDS,
+    check_lost_create_status,
+    count,
+    error_statuses,
+    hang_seconds,
+    number,
+    share,
+    slow_factor,
+)
 
 RETRY_AFTER_HEADERS: Mapping[str, str] = {"retry-after": "0", "retry-after-ms": "10"}
 """Headers of every injected transient error: retry (almost) at once."""
 
 _HASH_RANGE = 1 << 64
-MAX_HANG_SECONDS = 300.0
-"""A hung answer never waits longer than this (the emulator must stay stoppable)."""
-NOT_CREATED_STATUSES = frozenset({503, 529})
-"""Statuses clients may read as "nothing was created" (Anthropic: 503 is sent as 529 overloaded)."""
 
 
 class CreateFault(enum.Enum):
@@ -143,12 +150,6 @@ def _share_selected(rate: float, *parts: str) -> bool:
     return model.stable_hash(*parts) < rate * _HASH_RANGE
 
 
-def _number(name: str, value: Any, *, integer: bool = False) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float) if not integer else int):
-        raise TypeError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    return value if integer else float(value)
-
-
 @dataclass(frozen=True)
 class FaultPlan:
     """How unreliable the emulated services are (see the module documentation for each knob)."""
@@ -185,43 +186,21 @@ class FaultPlan:
     """Seeds every deterministic choice."""
 
     def __post_init__(self) -> None:
-        for name in ("row_error_rate", "expire_done_fraction", "http_error_rate", "malformed_output_rate"):
-            value = _number(name, getattr(self, name))
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name} must be between 0 and 1")
-            object.__setattr__(self, name, value)
-        _number("seed", self.seed, integer=True)
-        for name in ("row_error_times", "expire_batches", "lost_creates", "hung_creates"):
-            if _number(name, getattr(self, name), integer=True) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        slow = _number("slow_factor", self.slow_factor)
-        if not math.isfinite(slow) or slow <= 0:
-            raise ValueError("slow_factor must be > 0")
-        object.__setattr__(self, "slow_factor", slow)
-        hang = _number("hang_seconds", self.hang_seconds)
-        if not 0 < hang <= MAX_HANG_SECONDS:
-            raise ValueError(f"hang_seconds must be > 0 and <= {MAX_HANG_SECONDS:g}")
-        object.__setattr__(self, "hang_seconds", hang)
-        lost = _number("lost_create_status", self.lost_create_status, integer=True)
-        if lost != 0 and not (500 <= lost <= 599 and lost not in NOT_CREATED_STATUSES):
-            raise ValueError("lost_create_status must be a 5xx status other than 503 and 529 (they promise "
-                             "nothing was created), or 0 to drop the connection")
+        for name in SHARE_FIELDS:
+            object.__setattr__(self, name, share(name, getattr(self, name)))
+        number("seed", self.seed, integer=True)
+        for name in COUNT_FIELDS:
+            count(name, getattr(self, name))
+        object.__setattr__(self, "slow_factor", slow_factor(self.slow_factor))
+        object.__setattr__(self, "hang_seconds", hang_seconds(self.hang_seconds))
+        check_lost_create_status(self.lost_create_status)
         if not isinstance(self.row_error_code, str) or not self.row_error_code:
             raise ValueError("row_error_code must be a non-empty string")
         if self.enqueued_token_limit is not None and (
-            _number("enqueued_token_limit", self.enqueued_token_limit, integer=True) < 1
+            number("enqueued_token_limit", self.enqueued_token_limit, integer=True) < 1
         ):
             raise ValueError("enqueued_token_limit must be >= 1 when set")
-        if isinstance(self.http_error_statuses, (str, bytes)) or not isinstance(
-            self.http_error_statuses, Iterable
-        ):
-            raise TypeError("http_error_statuses must be a sequence of HTTP statuses")
-        statuses = tuple(_number("http_error_statuses", s, integer=True) for s in self.http_error_statuses)
-        if not statuses:
-            raise ValueError("http_error_statuses must not be empty")
-        if any(not 400 <= s <= 599 for s in statuses):
-            raise ValueError("http_error_statuses must be HTTP error statuses (400..599)")
-        object.__setattr__(self, "http_error_statuses", statuses)
+        object.__setattr__(self, "http_error_statuses", error_statuses(self.http_error_statuses))
 
     @classmethod
     def from_json(cls, payload: Any) -> FaultPlan:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import gemini_safety, model
+from .schema_values import openapi_to_json_schema, schema_answer
 
 GRPC_CODES: dict[str, int] = {
     "cancelled": 1,
@@ -70,7 +71,6 @@ STATUS_NAMES: dict[int, str] = {
 }
 """Canonical names of the gRPC status codes."""
 
-_OPENAPI_TYPES = frozenset({"STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT", "NULL"})
 
 
 def field(mapping: Mapping[str, Any], camel: str) -> Any:
@@ -118,29 +118,6 @@ def prompt_token_count(request: Mapping[str, Any]) -> int:
     return model.prompt_tokens(texts)
 
 
-def json_schema_of(openapi: Any) -> Any:
-    """Gemini's OpenAPI ``Schema`` (``type: "OBJECT"``, ``nullable``...) as plain JSON Schema."""
-    if isinstance(openapi, list):
-        return [json_schema_of(item) for item in openapi]
-    if not isinstance(openapi, Mapping):
-        return openapi
-    converted: dict[str, Any] = {}
-    for key, value in openapi.items():
-        if key == "type" and isinstance(value, str) and value.upper() in _OPENAPI_TYPES:
-            converted[key] = value.lower()
-        elif key in ("properties", "$defs", "defs", "definitions") and isinstance(value, Mapping):
-            converted[key] = {name: json_schema_of(sub) for name, sub in value.items()}
-        elif key in ("items", "anyOf", "any_of", "prefixItems"):
-            converted["anyOf" if key == "any_of" else key] = json_schema_of(value)
-        elif key in ("minItems", "maxItems", "minLength", "maxLength", "min_items", "max_items"):
-            converted[key] = int(value) if isinstance(value, str) and value.isdigit() else value
-        else:
-            converted[key] = value
-    if converted.get("nullable") is True and isinstance(converted.get("type"), str):
-        converted["type"] = [converted["type"], "null"]
-    return converted
-
-
 def _answer_text(request: Mapping[str, Any], echo: str) -> str:
     config = field(request, "generationConfig")
     config = config if isinstance(config, Mapping) else {}
@@ -149,9 +126,9 @@ def _answer_text(request: Mapping[str, Any], echo: str) -> str:
     schema = field(config, "responseJsonSchema")
     if not isinstance(schema, Mapping):
         openapi = field(config, "responseSchema")
-        schema = json_schema_of(openapi) if isinstance(openapi, Mapping) else None
+        schema = openapi_to_json_schema(openapi) if isinstance(openapi, Mapping) else None
     if isinstance(schema, Mapping):
-        return model.dumps_compact(model.schema_answer(schema, echo))
+        return model.dumps_compact(schema_answer(schema, echo))
     return model.dumps_compact(model.json_object_answer(echo))
 
 

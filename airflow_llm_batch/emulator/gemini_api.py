@@ -34,6 +34,7 @@ from multidict import CIMultiDict
 
 from .faults import RETRY_AFTER_HEADERS
 from .gemini_batches import MAX_INLINE_BODY_BYTES, GeminiError, GeminiStore, status_name
+from .query_params import clamped, int_param
 from .state import EmulatorState, gc_paused
 
 GEMINI_STORE_KEY = web.AppKey("gemini_store", GeminiStore)
@@ -71,14 +72,10 @@ def _origin(request: web.Request) -> str:
 
 
 def _int_query(request: web.Request, name: str, default: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise GeminiError(400, f"Invalid value at '{name}': expected an integer.") from exc
-    return max(1, min(value, high))
+    value = int_param(
+        request.query.get(name), default, lambda: GeminiError(400, f"Invalid value at '{name}': expected an integer.")
+    )
+    return clamped(value, 1, high)
 
 
 def _page_offset(request: web.Request) -> int:
@@ -86,6 +83,14 @@ def _page_offset(request: web.Request) -> int:
     if not token.isdigit():
         raise GeminiError(400, "Invalid page token.")
     return int(token)
+
+
+def _page_response(key: str, items: list[dict[str, Any]], following: int | None) -> web.Response:
+    """One page of a list: ``{key: items}``, with ``nextPageToken`` when more follow."""
+    body: dict[str, Any] = {key: items}
+    if following is not None:
+        body["nextPageToken"] = str(following)
+    return web.json_response(body)
 
 
 async def _json_body(request: web.Request, limit: int | None = None) -> Any:
@@ -122,11 +127,8 @@ class GeminiRoutes:
 
     async def list_batches(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_batches(_int_query(request, "pageSize", 50, 1000), _page_offset(request))
-        body: dict[str, Any] = {"operations": [b.to_json(params["version"], with_inline_output=False)
-                                               for b in page]}
-        if following is not None:
-            body["nextPageToken"] = str(following)
-        return web.json_response(body)
+        return _page_response("operations", [b.to_json(params["version"], with_inline_output=False) for b in page],
+                              following)
 
     async def cancel_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.cancel_batch(params["batch"])
@@ -173,10 +175,7 @@ class GeminiRoutes:
 
     async def list_files(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_files(_int_query(request, "pageSize", 10, 100), _page_offset(request))
-        body: dict[str, Any] = {"files": [f.to_json(_origin(request), params["version"]) for f in page]}
-        if following is not None:
-            body["nextPageToken"] = str(following)
-        return web.json_response(body)
+        return _page_response("files", [f.to_json(_origin(request), params["version"]) for f in page], following)
 
     async def delete_file(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.delete_file(params["file"])

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import model
+from .schema_values import schema_answer
 
 ERROR_STATUS: dict[str, int] = {
     "rate_limit_exceeded": 429,
@@ -34,18 +35,8 @@ ERROR_STATUS: dict[str, int] = {
 """HTTP status of a row failed by an ``[[emulator:error:CODE]]`` marker; other codes get 400."""
 
 MODERATION_CATEGORIES = (
-    "harassment",
-    "harassment/threatening",
-    "hate",
-    "hate/threatening",
-    "illicit",
-    "illicit/violent",
-    "self-harm",
-    "self-harm/instructions",
-    "self-harm/intent",
-    "sexual",
-    "sexual/minors",
-    "violence",
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/instructions", "self-harm/intent", "sexual", "sexual/minors", "violence",
     "violence/graphic",
 )
 
@@ -102,6 +93,25 @@ def _missing(param: str) -> RowOutcome:
     return error_outcome(400, f"Missing required parameter: '{param}'.", "missing_required_parameter", param)
 
 
+def _model_or_error(body: Mapping[str, Any]) -> str | RowOutcome:
+    """The request's ``model``, or the 400 the endpoint sends without one."""
+    model_name = body.get("model")
+    if not isinstance(model_name, str) or not model_name:
+        return _missing("model")
+    return model_name
+
+
+def _input_texts_or_error(body: Mapping[str, Any]) -> list[str] | RowOutcome:
+    """The texts of an embeddings/moderations ``input``, or the failure they ask for."""
+    texts = embedding_inputs(body)
+    if texts is None:
+        return _missing("input")
+    markers = model.parse_markers(texts[-1])
+    if markers.error_code:
+        return _marker_error(markers.error_code)
+    return texts
+
+
 def _text_answer(text: str, response_format: Any) -> str:
     """Echo ``text``, or the structured answer a JSON response format asks for."""
     if isinstance(response_format, Mapping):
@@ -110,7 +120,7 @@ def _text_answer(text: str, response_format: Any) -> str:
             spec = response_format.get("json_schema", response_format)
             schema = spec.get("schema") if isinstance(spec, Mapping) else None
             return model.dumps_compact(
-                model.schema_answer(schema if isinstance(schema, Mapping) else {}, text)
+                schema_answer(schema if isinstance(schema, Mapping) else {}, text)
             )
         if kind == "json_object":
             return model.dumps_compact(model.json_object_answer(text))
@@ -127,9 +137,9 @@ def _last_user_text(messages: list[Any]) -> str:
 # ------------------------------------------------------------------------------ chat completions
 def chat_completion(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
     """``POST /v1/chat/completions``."""
-    model_name = body.get("model")
-    if not isinstance(model_name, str) or not model_name:
-        return _missing("model")
+    model_name = _model_or_error(body)
+    if isinstance(model_name, RowOutcome):
+        return model_name
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         return _missing("messages")
@@ -147,37 +157,41 @@ def chat_completion(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
         model.content_text(m.get("content")) for m in messages if isinstance(m, Mapping)
     )
     completion = model.count_tokens(answer) * choices_count
-    choices: list[dict[str, Any]] = [
-        {
-            "index": index,
-            "message": {"role": "assistant", "content": answer, "refusal": None, "annotations": []},
-            "logprobs": None,
-            "finish_reason": finish_reason,
-        }
-        for index in range(choices_count)
-    ]
     response = {
         "id": "chatcmpl-" + model.short_id("chat", ctx.seed),
         "object": "chat.completion",
         "created": ctx.created,
         "model": model_name,
-        "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
+        "choices": [_chat_choice(index, answer, finish_reason) for index in range(choices_count)],
+        "usage": _chat_usage(prompt, completion),
         "service_tier": "default",
         "system_fingerprint": "fp_emulator",
     }
     return RowOutcome(200, response, prompt, completion)
+
+
+def _chat_choice(index: int, answer: str, finish_reason: str) -> dict[str, Any]:
+    return {
+        "index": index,
+        "message": {"role": "assistant", "content": answer, "refusal": None, "annotations": []},
+        "logprobs": None,
+        "finish_reason": finish_reason,
+    }
+
+
+def _chat_usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
 
 
 # ------------------------------------------------------------------------------------- responses
@@ -197,9 +211,9 @@ def _responses_messages(input_value: Any) -> list[tuple[str, str]]:
 
 def response(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
     """``POST /v1/responses``."""
-    model_name = body.get("model")
-    if not isinstance(model_name, str) or not model_name:
-        return _missing("model")
+    model_name = _model_or_error(body)
+    if isinstance(model_name, RowOutcome):
+        return model_name
     if "input" not in body:
         return _missing("input")
     pairs = _responses_messages(body.get("input"))
@@ -212,18 +226,14 @@ def response(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
     answer = _text_answer(last_user, answer_format)
     status, incomplete = "completed", None
     if markers.truncate:
-        answer, status, incomplete = (
-            model.truncate_answer(answer),
-            "incomplete",
-            {"reason": "max_output_tokens"},
-        )
+        answer, status = model.truncate_answer(answer), "incomplete"
+        incomplete = {"reason": "max_output_tokens"}
     instructions = body.get("instructions")
     texts = ([instructions] if isinstance(instructions, str) else []) + [text for _, text in pairs]
     prompt = model.prompt_tokens(texts)
     completion = model.count_tokens(answer)
-    response_id = "resp_" + model.short_id("resp", ctx.seed, length=32)
     body_out = {
-        "id": response_id,
+        "id": "resp_" + model.short_id("resp", ctx.seed, length=32),
         "object": "response",
         "created_at": ctx.created,
         "completed_at": ctx.created if status == "completed" else None,
@@ -233,15 +243,28 @@ def response(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
         "instructions": instructions if isinstance(instructions, str) else None,
         "max_output_tokens": body.get("max_output_tokens"),
         "model": model_name,
-        "output": [
-            {
-                "type": "message",
-                "id": "msg_" + model.short_id("msg", ctx.seed, length=32),
-                "status": status,
-                "role": "assistant",
-                "content": [{"type": "output_text", "text": answer, "annotations": [], "logprobs": []}],
-            }
-        ],
+        "output": [_response_message(ctx, status, answer)],
+        **_response_settings(body, answer_format),
+        "usage": _response_usage(prompt, completion),
+        "user": body.get("user"),
+        "metadata": body.get("metadata") or {},
+    }
+    return RowOutcome(200, body_out, prompt, completion)
+
+
+def _response_message(ctx: RowContext, status: str, answer: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": "msg_" + model.short_id("msg", ctx.seed, length=32),
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": answer, "annotations": [], "logprobs": []}],
+    }
+
+
+def _response_settings(body: Mapping[str, Any], answer_format: Any) -> dict[str, Any]:
+    """The request settings a ``Response`` echoes, with the real service's defaults."""
+    return {
         "parallel_tool_calls": bool(body.get("parallel_tool_calls", True)),
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
@@ -253,17 +276,17 @@ def response(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
         "tools": body.get("tools", []),
         "top_p": body.get("top_p", 1.0),
         "truncation": body.get("truncation", "disabled"),
-        "usage": {
-            "input_tokens": prompt,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-            "output_tokens": completion,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": prompt + completion,
-        },
-        "user": body.get("user"),
-        "metadata": body.get("metadata") or {},
     }
-    return RowOutcome(200, body_out, prompt, completion)
+
+
+def _response_usage(prompt: int, completion: int) -> dict[str, Any]:
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
 
 
 # ------------------------------------------------------------------------------------ embeddings
@@ -281,15 +304,12 @@ def embedding_inputs(body: Mapping[str, Any]) -> list[str] | None:
 
 def embeddings(body: Mapping[str, Any], ctx: RowContext, default_dimensions: int) -> RowOutcome:
     """``POST /v1/embeddings``."""
-    model_name = body.get("model")
-    if not isinstance(model_name, str) or not model_name:
-        return _missing("model")
-    texts = embedding_inputs(body)
-    if texts is None:
-        return _missing("input")
-    markers = model.parse_markers(texts[-1])
-    if markers.error_code:
-        return _marker_error(markers.error_code)
+    model_name = _model_or_error(body)
+    if isinstance(model_name, RowOutcome):
+        return model_name
+    texts = _input_texts_or_error(body)
+    if isinstance(texts, RowOutcome):
+        return texts
     dimensions = body.get("dimensions")
     if not isinstance(dimensions, int) or dimensions < 1:
         dimensions = default_dimensions
@@ -311,9 +331,9 @@ def embeddings(body: Mapping[str, Any], ctx: RowContext, default_dimensions: int
 # ---------------------------------------------------------------------------- legacy completions
 def completion(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
     """``POST /v1/completions``: echoes each prompt."""
-    model_name = body.get("model")
-    if not isinstance(model_name, str) or not model_name:
-        return _missing("model")
+    model_name = _model_or_error(body)
+    if isinstance(model_name, RowOutcome):
+        return model_name
     prompt_value = body.get("prompt")
     prompts = [prompt_value] if isinstance(prompt_value, str) else prompt_value
     if not isinstance(prompts, list) or not prompts:
@@ -343,12 +363,9 @@ def completion(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
 # ----------------------------------------------------------------------------------- moderations
 def moderation(body: Mapping[str, Any], ctx: RowContext) -> RowOutcome:
     """``POST /v1/moderations``: nothing is ever flagged."""
-    texts = embedding_inputs(body)
-    if texts is None:
-        return _missing("input")
-    markers = model.parse_markers(texts[-1])
-    if markers.error_code:
-        return _marker_error(markers.error_code)
+    texts = _input_texts_or_error(body)
+    if isinstance(texts, RowOutcome):
+        return texts
     result = {
         "flagged": False,
         "categories": dict.fromkeys(MODERATION_CATEGORIES, False),

@@ -19,6 +19,7 @@ from aiohttp import BodyPartReader, web
 from .faults import RETRY_AFTER_HEADERS
 from .openai_answers import error_type_for
 from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
+from .query_params import int_param
 from .state import EmulatorState
 
 CREATE_PATH = re.compile(r"^/(v1|openai)/batches$")
@@ -75,13 +76,10 @@ async def _json_payload(request: web.Request) -> Mapping[str, Any]:
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise OpenAIError(400, f"Invalid '{name}': expected an integer.", param=name) from exc
+    def invalid() -> OpenAIError:
+        return OpenAIError(400, f"Invalid '{name}': expected an integer.", param=name)
+
+    value = int_param(request.query.get(name), default, invalid)
     if not low <= value <= high:
         raise OpenAIError(400, f"Invalid '{name}': must be between {low} and {high}.", param=name)
     return value

@@ -65,37 +65,10 @@ class ParsedInput:
 def parse_input_file(data: bytes, endpoint: str, config: EmulatorConfig) -> ParsedInput:
     """Parse and validate an input file once: its rows in processing order, and what is wrong."""
     parsed = ParsedInput()
-    if len(data) > config.max_batch_file_bytes:
-        parsed.add_error(
-            "file_too_large",
-            f"The input file is larger than the {config.max_batch_file_bytes} bytes maximum.",
-        )
-        return parsed
-    lines = [(number, text) for number, text in enumerate(data.split(b"\n"), start=1) if text.strip()]
-    if not lines:
-        parsed.add_error("empty_file", "The input file is empty.")
-        return parsed
-    if len(lines) > config.max_requests_per_batch:
-        limit = config.max_requests_per_batch
-        parsed.add_error(
-            "too_many_requests",
-            f"The input file has {len(lines)} requests, more than the {limit} maximum.",
-        )
     seen: set[str] = set()
     embedding_count = 0
-    for number, raw in lines:
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            parsed.add_error("invalid_json_line", f"Line {number} is not valid JSON.", number)
-            continue
-        if not isinstance(line, dict):
-            parsed.add_error("invalid_json_line", f"Line {number} is not a JSON object.", number)
-            continue
-        custom_id = line.get("custom_id")
-        if isinstance(custom_id, str) and custom_id:
-            parsed.custom_ids.append(custom_id)
-        row = _check_line(parsed, line, number, endpoint, seen)
+    for number, raw in _request_lines(parsed, data, config):
+        row = _parse_line(parsed, raw, number, endpoint, seen)
         if row is None:
             continue
         if endpoint == "/v1/embeddings":
@@ -111,59 +84,98 @@ def parse_input_file(data: bytes, endpoint: str, config: EmulatorConfig) -> Pars
     return parsed
 
 
+def _request_lines(parsed: ParsedInput, data: bytes, config: EmulatorConfig) -> list[tuple[int, bytes]]:
+    """The non-blank lines of the file with their numbers; none when the file as a whole is refused."""
+    if len(data) > config.max_batch_file_bytes:
+        parsed.add_error(
+            "file_too_large",
+            f"The input file is larger than the {config.max_batch_file_bytes} bytes maximum.",
+        )
+        return []
+    lines = [(number, text) for number, text in enumerate(data.split(b"\n"), start=1) if text.strip()]
+    if not lines:
+        parsed.add_error("empty_file", "The input file is empty.")
+    elif len(lines) > config.max_requests_per_batch:
+        limit = config.max_requests_per_batch
+        parsed.add_error(
+            "too_many_requests",
+            f"The input file has {len(lines)} requests, more than the {limit} maximum.",
+        )
+    return lines
+
+
+def _parse_line(parsed: ParsedInput, raw: bytes, number: int, endpoint: str, seen: set[str]) -> BatchRow | None:
+    """Decode and validate one line; its custom_id counts as submitted whenever it has one."""
+    try:
+        line = json.loads(raw)
+    except ValueError:
+        parsed.add_error("invalid_json_line", f"Line {number} is not valid JSON.", number)
+        return None
+    if not isinstance(line, dict):
+        parsed.add_error("invalid_json_line", f"Line {number} is not a JSON object.", number)
+        return None
+    custom_id = line.get("custom_id")
+    if isinstance(custom_id, str) and custom_id:
+        parsed.custom_ids.append(custom_id)
+    return _check_line(parsed, line, number, endpoint, seen)
+
+
+_Problem = tuple[str, str, str]
+"""(error code, message, param) of a line the batch refuses."""
+
+
 def _check_line(
     parsed: ParsedInput, line: dict[str, Any], number: int, endpoint: str, seen: set[str]
 ) -> BatchRow | None:
     """Validate one decoded line; report what is wrong and return the row when usable."""
+    problem = _shape_problem(line, number, endpoint)
+    custom_id = str(line.get("custom_id"))  # a string whenever there is no problem
+    if problem is None and custom_id in seen:
+        problem = (
+            "duplicate_custom_id", f"The custom_id {custom_id!r} in line {number} is not unique.", "custom_id"
+        )
+    if problem is None:
+        seen.add(custom_id)
+        problem = _model_problem(parsed, line["body"], number)
+    if problem is not None:
+        code, message, param = problem
+        parsed.add_error(code, message, number, param)
+        return None
+    return BatchRow(number, custom_id, line["body"])
+
+
+def _shape_problem(line: dict[str, Any], number: int, endpoint: str) -> _Problem | None:
+    """What is wrong with the line's fields on their own, None when nothing is."""
     for key in ("custom_id", "method", "url", "body"):
         if line.get(key) in (None, ""):
-            parsed.add_error("missing_required_parameter", f"Line {number} is missing '{key}'.", number, key)
-            return None
-    custom_id, method, url, body = line["custom_id"], line["method"], line["url"], line["body"]
-    if not isinstance(custom_id, str):
-        parsed.add_error(
-            "invalid_value", f"Line {number}: 'custom_id' must be a string.", number, "custom_id"
-        )
-        return None
-    if not isinstance(body, dict):
-        parsed.add_error("invalid_value", f"Line {number}: 'body' must be an object.", number, "body")
-        return None
+            return "missing_required_parameter", f"Line {number} is missing '{key}'.", key
+    method, url = line["method"], line["url"]
+    if not isinstance(line["custom_id"], str):
+        return "invalid_value", f"Line {number}: 'custom_id' must be a string.", "custom_id"
+    if not isinstance(line["body"], dict):
+        return "invalid_value", f"Line {number}: 'body' must be an object.", "body"
     if not isinstance(method, str) or method.upper() != "POST":
-        parsed.add_error(
-            "invalid_method", f"Line {number}: only the POST method is supported.", number, "method"
-        )
-        return None
+        return "invalid_method", f"Line {number}: only the POST method is supported.", "method"
     if not isinstance(url, str) or normalize_endpoint(url) != endpoint:
-        parsed.add_error(
-            "invalid_url",
-            f"Line {number}: url {url!r} does not match the batch endpoint {endpoint}.",
-            number,
-            "url",
-        )
-        return None
-    if custom_id in seen:
-        parsed.add_error(
-            "duplicate_custom_id",
-            f"The custom_id {custom_id!r} in line {number} is not unique.",
-            number,
-            "custom_id",
-        )
-        return None
-    seen.add(custom_id)
+        return "invalid_url", f"Line {number}: url {url!r} does not match the batch endpoint {endpoint}.", "url"
+    return None
+
+
+def _model_problem(parsed: ParsedInput, body: dict[str, Any], number: int) -> _Problem | None:
+    """The first row's model becomes the batch's; a row naming another model is refused."""
     row_model = body.get("model")
-    if isinstance(row_model, str) and row_model:
-        if parsed.model is None:
-            parsed.model = row_model
-        elif row_model != parsed.model:
-            parsed.add_error(
-                "mismatched_model",
-                f"The model {row_model!r} in line {number} differs from the batch's model "
-                f"{parsed.model!r}; a batch must use a single model.",
-                number,
-                "body.model",
-            )
-            return None
-    return BatchRow(number, custom_id, body)
+    if not isinstance(row_model, str) or not row_model:
+        return None
+    if parsed.model is None:
+        parsed.model = row_model
+    elif row_model != parsed.model:
+        return (
+            "mismatched_model",
+            f"The model {row_model!r} in line {number} differs from the batch's model "
+            f"{parsed.model!r}; a batch must use a single model.",
+            "body.model",
+        )
+    return None
 
 
 def estimate_prompt_tokens(endpoint: str, body: Mapping[str, Any]) -> int:

@@ -13,6 +13,7 @@ Control routes: see :mod:`.control` (``GET /_emulator/stats``, ``POST /_emulator
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import logging
 import socket
@@ -75,11 +76,95 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-class AsyncEmulator:
+class _EmulatorHandle(abc.ABC):
+    """Addresses and test controls shared by both runners, written once.
+
+    Every control reads or changes the emulator's state through :meth:`_call`, which the
+    threaded :class:`Emulator` points at its server loop: the controls are safe from any thread.
+    """
+
+    config: EmulatorConfig
+
+    @abc.abstractmethod
+    def _call(self, action: Callable[[EmulatorState], _T]) -> _T:
+        """Run ``action`` on the state, on the loop that owns it."""
+
+    @property
+    @abc.abstractmethod
+    def address(self) -> tuple[str, int]:
+        """The (host, port) the server socket is bound to."""
+
+    @property
+    def port(self) -> int:
+        return self.address[1]
+
+    @property
+    def url(self) -> str:
+        """``http://HOST:PORT``."""
+        return f"http://{_url_host(self.config.host)}:{self.port}"
+
+    @property
+    def openai_base_url(self) -> str:
+        """``base_url`` for ``openai.OpenAI``/``AsyncOpenAI``: ``url + "/v1"``."""
+        return self.url + "/v1"
+
+    @property
+    def anthropic_base_url(self) -> str:
+        """``base_url`` for ``anthropic.Anthropic``/``AsyncAnthropic``: ``url``."""
+        return self.url
+
+    def stats(self) -> dict[str, Any]:
+        """Snapshot of what each provider was asked to do (see :class:`~.state.ProviderStats`)."""
+        return self._call(EmulatorState.stats_snapshot)
+
+    def reset_stats(self) -> None:
+        """Zero the statistics (batches and files stay)."""
+        self._call(EmulatorState.reset_stats)
+
+    def inject_fault(
+        self,
+        status: int,
+        *,
+        count: int = 1,
+        path_prefix: str = "/",
+        method: str | None = None,
+        message: str | None = None,
+        lose_response: bool = False,
+    ) -> None:
+        """Make the next ``count`` requests matching ``path_prefix``/``method`` fail with ``status``.
+
+        With ``lose_response`` the request is carried out and only its answer is lost.
+        """
+        fault = Fault(status, count, path_prefix, method, lose_response=lose_response)
+        if message is not None:
+            fault.message = message
+        self._call(lambda state: state.faults.append(fault))
+
+    def clear_faults(self) -> None:
+        self._call(lambda state: state.faults.clear())
+
+    @property
+    def fault_plan(self) -> FaultPlan | None:
+        """The fault plan in force, None when there is none."""
+        return self._call(lambda state: state.fault_plan.plan)
+
+    def set_fault_plan(self, plan: FaultPlan) -> None:
+        """Put ``plan`` in force for every provider and restart its counters (see :mod:`.faults`)."""
+        if not isinstance(plan, FaultPlan):
+            raise TypeError("plan must be a FaultPlan")
+        self._call(lambda state: state.fault_plan.set(plan))
+
+    def clear_fault_plan(self) -> None:
+        """Remove the fault plan: new batches and requests behave normally again."""
+        self._call(lambda state: state.fault_plan.set(None))
+
+
+class AsyncEmulator(_EmulatorHandle):
     """The emulator server running in the current event loop.
 
     ``async with AsyncEmulator(cfg) as emu:`` starts it and stops it; ``emu.url`` and the base
-    URLs are valid while it runs. :meth:`stats` must be called from the same loop.
+    URLs are valid while it runs. :meth:`stats` and the other controls must be called from the
+    same loop.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, *, clock: Clock | None = None) -> None:
@@ -87,6 +172,9 @@ class AsyncEmulator:
         self.state = EmulatorState(self.config, clock or time.time)
         self._runner: web.AppRunner | None = None
         self._address: tuple[str, int] | None = None
+
+    def _call(self, action: Callable[[EmulatorState], _T]) -> _T:
+        return action(self.state)
 
     async def start(self) -> None:
         """Bind and start serving."""
@@ -123,69 +211,6 @@ class AsyncEmulator:
             raise RuntimeError("the emulator has not been started")
         return self._address
 
-    @property
-    def port(self) -> int:
-        return self.address[1]
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT``."""
-        return f"http://{_url_host(self.config.host)}:{self.port}"
-
-    @property
-    def openai_base_url(self) -> str:
-        """``base_url`` for ``openai.OpenAI``/``AsyncOpenAI``."""
-        return self.url + "/v1"
-
-    @property
-    def anthropic_base_url(self) -> str:
-        """``base_url`` for ``anthropic.Anthropic``/``AsyncAnthropic``."""
-        return self.url
-
-    def stats(self) -> dict[str, Any]:
-        """Snapshot of what each provider was asked to do (see :class:`~.state.ProviderStats`)."""
-        return self.state.stats_snapshot()
-
-    def reset_stats(self) -> None:
-        self.state.reset_stats()
-
-    def inject_fault(
-        self,
-        status: int,
-        *,
-        count: int = 1,
-        path_prefix: str = "/",
-        method: str | None = None,
-        message: str | None = None,
-        lose_response: bool = False,
-    ) -> None:
-        """Make the next ``count`` requests matching ``path_prefix``/``method`` fail with ``status``.
-
-        With ``lose_response`` the request is carried out and only its answer is lost.
-        """
-        fault = Fault(status, count, path_prefix, method, lose_response=lose_response)
-        if message is not None:
-            fault.message = message
-        self.state.faults.append(fault)
-
-    def clear_faults(self) -> None:
-        self.state.faults.clear()
-
-    @property
-    def fault_plan(self) -> FaultPlan | None:
-        """The fault plan in force, None when there is none."""
-        return self.state.fault_plan.plan
-
-    def set_fault_plan(self, plan: FaultPlan) -> None:
-        """Put ``plan`` in force for both providers and restart its counters (see :mod:`.faults`)."""
-        if not isinstance(plan, FaultPlan):
-            raise TypeError("plan must be a FaultPlan")
-        self.state.fault_plan.set(plan)
-
-    def clear_fault_plan(self) -> None:
-        """Remove the fault plan: new batches and requests behave normally again."""
-        self.state.fault_plan.set(None)
-
     async def __aenter__(self) -> AsyncEmulator:
         await self.start()
         return self
@@ -206,7 +231,7 @@ async def serve(
         await asyncio.Event().wait()
 
 
-class Emulator:
+class Emulator(_EmulatorHandle):
     """The emulator server in a background thread with its own event loop.
 
     ``start()`` returns once the server accepts connections; ``stop()`` shuts it down and joins
@@ -219,10 +244,7 @@ class Emulator:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-
-    @property
-    def config(self) -> EmulatorConfig:
-        return self._inner.config
+        self.config = self._inner.config
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the server thread and wait until it listens (re-raises a bind error)."""
@@ -279,88 +301,16 @@ class Emulator:
         """The (host, port) the server socket is bound to."""
         return self._inner.address
 
-    @property
-    def port(self) -> int:
-        return self._inner.port
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT``."""
-        return self._inner.url
-
-    @property
-    def openai_base_url(self) -> str:
-        """``base_url`` for ``openai.OpenAI``/``AsyncOpenAI``: ``url + "/v1"``."""
-        return self._inner.openai_base_url
-
-    @property
-    def anthropic_base_url(self) -> str:
-        """``base_url`` for ``anthropic.Anthropic``/``AsyncAnthropic``: ``url``."""
-        return self._inner.anthropic_base_url
-
-    def _on_loop(self, function: Callable[[], _T]) -> _T:
-        loop = self._loop
-        if loop is None:  # not running: nobody else touches the state
-            return function()
+    def _call(self, action: Callable[[EmulatorState], _T]) -> _T:
+        """Run ``action`` on the server's loop (directly when not running: nobody else touches it)."""
+        loop, state = self._loop, self._inner.state
+        if loop is None:
+            return action(state)
 
         async def call() -> _T:
-            return function()
+            return action(state)
 
         return asyncio.run_coroutine_threadsafe(call(), loop).result(timeout=30)
-
-    def stats(self) -> dict[str, Any]:
-        """Snapshot of what each provider was asked to do (see :class:`~.state.ProviderStats`)."""
-        return self._on_loop(self._inner.stats)
-
-    def reset_stats(self) -> None:
-        """Zero the statistics (batches and files stay)."""
-        self._on_loop(self._inner.reset_stats)
-
-    def inject_fault(
-        self,
-        status: int,
-        *,
-        count: int = 1,
-        path_prefix: str = "/",
-        method: str | None = None,
-        message: str | None = None,
-        lose_response: bool = False,
-    ) -> None:
-        """Make the next ``count`` requests matching ``path_prefix``/``method`` fail with ``status``.
-
-        With ``lose_response`` the request is carried out and only its answer is lost.
-        """
-        self._on_loop(
-            lambda: self._inner.inject_fault(
-                status,
-                count=count,
-                path_prefix=path_prefix,
-                method=method,
-                message=message,
-                lose_response=lose_response,
-            )
-        )
-
-    def clear_faults(self) -> None:
-        self._on_loop(self._inner.clear_faults)
-
-    @property
-    def fault_plan(self) -> FaultPlan | None:
-        """The fault plan in force, None when there is none."""
-        return self._on_loop(lambda: self._inner.fault_plan)
-
-    def set_fault_plan(self, plan: FaultPlan) -> None:
-        """Put ``plan`` in force for both providers and restart its counters (see :mod:`.faults`).
-
-        Applied on the server's loop, so it is safe from any thread.
-        """
-        if not isinstance(plan, FaultPlan):
-            raise TypeError("plan must be a FaultPlan")
-        self._on_loop(lambda: self._inner.set_fault_plan(plan))
-
-    def clear_fault_plan(self) -> None:
-        """Remove the fault plan: new batches and requests behave normally again."""
-        self._on_loop(self._inner.clear_fault_plan)
 
     def __enter__(self) -> Emulator:
         self.start()

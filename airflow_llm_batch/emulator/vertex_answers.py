@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import gemini_safety, model
+from .schema_values import openapi_to_json_schema, schema_answer
 
 #: canonical Google status -> HTTP status
 CANONICAL_HTTP: dict[str, int] = {
@@ -155,29 +156,6 @@ def prompt_tokens(request: Mapping[str, Any]) -> int:
     return model.prompt_tokens(texts)
 
 
-def openapi_to_json_schema(schema: Any) -> Any:
-    """Vertex's ``responseSchema`` (OpenAPI subset: ``"type": "OBJECT"``, ``nullable``) -> JSON schema."""
-    if isinstance(schema, list):
-        return [openapi_to_json_schema(item) for item in schema]
-    if not isinstance(schema, Mapping):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key == "type" and isinstance(value, str):
-            out["type"] = value.lower()
-        elif key in ("properties", "$defs", "definitions") and isinstance(value, Mapping):
-            out[key] = {name: openapi_to_json_schema(sub) for name, sub in value.items()}
-        elif key in ("items", "anyOf", "oneOf", "allOf"):
-            out[key] = openapi_to_json_schema(value)
-        elif key in ("nullable", "propertyOrdering", "property_ordering"):
-            continue
-        else:
-            out[key] = value
-    if schema.get("nullable") and isinstance(out.get("type"), str):
-        out["type"] = [out["type"], "null"]
-    return out
-
-
 def _answer_text(request: Mapping[str, Any], text: str) -> str:
     config = _get(request, "generationConfig")
     config = config if isinstance(config, Mapping) else {}
@@ -185,10 +163,10 @@ def _answer_text(request: Mapping[str, Any], text: str) -> str:
         return text
     json_schema = _get(config, "responseJsonSchema")
     if isinstance(json_schema, Mapping):
-        return model.dumps_compact(model.schema_answer(json_schema, text))
+        return model.dumps_compact(schema_answer(json_schema, text))
     openapi = _get(config, "responseSchema")
     if isinstance(openapi, Mapping):
-        return model.dumps_compact(model.schema_answer(openapi_to_json_schema(openapi), text))
+        return model.dumps_compact(schema_answer(openapi_to_json_schema(openapi), text))
     return model.dumps_compact(model.json_object_answer(text))
 
 

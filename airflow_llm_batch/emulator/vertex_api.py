@@ -33,6 +33,7 @@ from typing import Any
 from aiohttp import web
 
 from .faults import RETRY_AFTER_HEADERS
+from .query_params import clamped, int_param
 from .state import EmulatorState
 from .vertex_jobs import VertexJobs
 from .vertex_requests import VertexError, canonical_for_http
@@ -87,11 +88,10 @@ class VertexRoutes:
         return web.json_response(job.to_json(enum_numbers=_enum_numbers(request)))
 
     async def list_jobs(self, request: web.Request) -> web.Response:
-        try:
-            page_size = int(request.query.get("pageSize") or 100)
-        except ValueError as exc:
-            raise VertexError(400, "pageSize must be an integer.") from exc
-        page_size = max(1, min(page_size, MAX_PAGE_SIZE))
+        page_size = int_param(
+            request.query.get("pageSize") or None, 100, lambda: VertexError(400, "pageSize must be an integer.")
+        )
+        page_size = clamped(page_size, 1, MAX_PAGE_SIZE)
         jobs, token = await self.store.list_jobs(_parent(request), request.query.get("filter", ""), page_size,
                                             request.query.get("pageToken"))
         body: dict[str, Any] = {"batchPredictionJobs": [j.to_json(enum_numbers=_enum_numbers(request)) for j in jobs]}

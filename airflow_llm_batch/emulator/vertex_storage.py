@@ -68,18 +68,18 @@ class VertexStorage:
                              _url(self.bigquery_endpoint) or _url(os.environ.get(BIGQUERY_ENV)))
 
     def require_gcs(self) -> str:
-        endpoint = self.resolved().gcs_endpoint
-        if not endpoint:
-            raise StorageError("FAILED_PRECONDITION", f"the emulator has no Cloud Storage endpoint: set {GCS_ENV} "
-                                                      f"or POST /_emulator/vertex/storage")
-        return endpoint
+        return _required(self.resolved().gcs_endpoint, "Cloud Storage", GCS_ENV)
 
     def require_bigquery(self) -> str:
-        endpoint = self.resolved().bigquery_endpoint
-        if not endpoint:
-            raise StorageError("FAILED_PRECONDITION", f"the emulator has no BigQuery endpoint: set {BIGQUERY_ENV} "
-                                                      f"or POST /_emulator/vertex/storage")
-        return endpoint
+        return _required(self.resolved().bigquery_endpoint, "BigQuery", BIGQUERY_ENV)
+
+
+def _required(endpoint: str | None, service: str, env: str) -> str:
+    """``endpoint``, or the error that says how to give the emulator one."""
+    if not endpoint:
+        raise StorageError("FAILED_PRECONDITION", f"the emulator has no {service} endpoint: set {env} "
+                                                  f"or POST /_emulator/vertex/storage")
+    return endpoint
 
 
 # -- Cloud Storage ------------------------------------------------------------------------------------
