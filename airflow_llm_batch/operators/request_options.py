@@ -11,13 +11,14 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
 from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.run_context import default_workspace
 from airflow_llm_batch.operators.settings_checks import check_count
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, check_budget, estimate_cost
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest, describe_resume
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
-from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
+from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.run import BatchRun
@@ -155,8 +156,7 @@ class RequestOptions(BaseOperator):
         return AnswerCache(root / "v1" / self.provider, mode=self.cache, ttl_seconds=self.cache_ttl)
 
     def price(self) -> tuple[ModelPrice | None, str]:
-        table = PriceTable.default().with_overrides(self.prices)
-        return table.price_for(self.provider, self.model), table.taken_on
+        return effective_price(self.provider, self.model, self.prices)
 
     def prepare_manifest(self, run: BatchRun, context: Any) -> Manifest:
         """Validate and plan (or re-attach), then estimate the cost and stop here if over budget.
