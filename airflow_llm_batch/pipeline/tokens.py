@@ -2,7 +2,7 @@
 
 A request line (any provider's batch format) is parsed and every text in it is counted with the
 tokenizer of :mod:`~airflow_llm_batch.pipeline.token_count` (cl100k_base, offline), plus
-:data:`TEXT_OVERHEAD_TOKENS` per text for the message framing providers add. Values that are not
+:data:`TEXT_OVERHEAD_TOKENS` per message for the framing providers add. Values that are not
 prompt text (ids, the model name, URLs, roles, part types, numbers) are not counted; texts inside
 a structured-output schema or tool definition are, as providers bill them. On English this is within
 a few percent of the emulator's count and well within 25% of the providers' (the old ``bytes / 3``
@@ -32,12 +32,14 @@ log = logging.getLogger(__name__)
 
 #: kept for callers that size by bytes: the fallback's bytes per token
 BYTES_PER_TOKEN = FALLBACK_BYTES_PER_TOKEN
-#: tokens added per text for the framing of a message (the emulator adds the same per message)
+#: tokens added per message for its framing (the emulator adds the same per message)
 TEXT_OVERHEAD_TOKENS = 3
 #: keys whose values are not prompt text
 _NOT_PROMPT = frozenset({"custom_id", "key", "method", "url", "model", "role", "type", "mime_type", "mimeType",
                          "file_uri", "fileUri", "data", "uri", "name", "strict", "format", "cache_control"})
 
+#: keys holding a system prompt, each framed like a message
+_SYSTEM_KEYS = ("system", "systemInstruction", "system_instruction", "instructions")
 _warned: list[bool] = []
 
 
@@ -49,7 +51,8 @@ def estimate_tokens(request_line: bytes) -> int:
         except ValueError:
             document = None
         if isinstance(document, dict):
-            return max(1, sum(count_text_tokens(text) + TEXT_OVERHEAD_TOKENS for text in _texts(document)))
+            texts, messages = _texts_and_messages(document)
+            return max(1, sum(count_text_tokens(t) for t in texts) + TEXT_OVERHEAD_TOKENS * messages)
     _warn_fallback_once()
     return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
 
@@ -59,18 +62,22 @@ def estimate_method() -> str:
     return tokenizer_name()
 
 
-def _texts(node: Any) -> list[str]:
-    found: list[str] = []
-    stack = [node]
+def _texts_and_messages(document: dict[str, Any]) -> tuple[list[str], int]:
+    """Every prompt text in a request, and how many messages frame them (objects with a ``role``, and
+    a system prompt / system instruction / instructions)."""
+    texts: list[str] = []
+    messages = 0
+    stack: list[Any] = [document]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            found.append(item)
+            texts.append(item)
         elif isinstance(item, dict):
+            messages += ("role" in item) + sum(key in item for key in _SYSTEM_KEYS)
             stack.extend(value for key, value in item.items() if key not in _NOT_PROMPT)
         elif isinstance(item, list):
             stack.extend(item)
-    return found
+    return texts, messages
 
 
 def _warn_fallback_once() -> None:
