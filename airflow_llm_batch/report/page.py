@@ -96,7 +96,7 @@ def _timeline_section(bars: list[BatchBar]) -> str:
 
 
 def _slowest_section(bars: list[BatchBar]) -> str:
-    rows = [[b.batch_id, b.chunk, b.rows, b.state, round(b.seconds_open or 0.0, 1)] for b in bars]
+    rows = [[b.batch_id, b.chunk, b.rows, b.state, f"{b.seconds_open or 0.0:,.1f}"] for b in bars]
     return "<h2>Slowest batches</h2>" + _table(["batch", "chunk", "rows", "state", "open (s)"], rows)
 
 
