@@ -21,6 +21,17 @@ CONFIG: dict[str, Any] = {
                 "example": "gs://my-bucket/llm_batch_workspace",
                 "default": "file://{AIRFLOW_HOME}/llm_batch_workspace",
             },
+            "prices_file": {
+                "description": "A JSON price file merged over the bundled price table, so prices can be kept "
+                "current without a new release: same format as the bundled table ({\"taken_on\": "
+                "\"YYYY-MM-DD\", \"providers\": {provider: {model: {\"input\": ..., \"output\": ...}}}}, "
+                "USD per 1M tokens). Local path or object storage URI. `airflow-llm-batch prices` shows the "
+                "effective table with each price's date and source.",
+                "version_added": "0.1.0",
+                "type": "string",
+                "example": "s3://my-bucket/llm_prices.json",
+                "default": "",
+            },
         },
     },
 }

@@ -19,7 +19,8 @@ Answers
       config asks for another size), derived from SHA-256 of the text.
 
 Token counting (the same for every API)
-    ``count_tokens(text) = max(1, ceil(len(text) / 4))``. A prompt costs the sum over its messages
+    ``count_tokens(text) = max(1, cl100k_base tokens of text)`` (``pipeline/token_count.py``, the
+    tokenizer the package's estimates use). A prompt costs the sum over its messages
     (system/instructions count as one message) of ``count_tokens(text) + 3``. The completion costs
     ``count_tokens(answer)`` where the answer is the text, the JSON string, or the JSON of a tool
     call's input. Embedding inputs cost ``count_tokens(text)`` each, without overhead.
@@ -46,6 +47,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_llm_batch.pipeline.token_count import count_text_tokens
+
 MESSAGE_OVERHEAD_TOKENS = 3
 """Tokens added per prompt message on top of its text."""
 
@@ -68,8 +71,8 @@ def short_id(*parts: str, length: int = 24) -> str:
 
 # ---------------------------------------------------------------------------------------- tokens
 def count_tokens(text: str) -> int:
-    """Emulated token count of one text: about four characters per token, at least one."""
-    return max(1, math.ceil(len(text) / 4))
+    """Emulated token count of one text: the estimate's tokenizer (cl100k_base), at least one."""
+    return max(1, count_text_tokens(text))
 
 
 def prompt_tokens(message_texts: Iterable[str]) -> int:

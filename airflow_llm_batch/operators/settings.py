@@ -17,6 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
 from airflow_llm_batch.operators.settings_checks import check_count, check_settings
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
@@ -24,7 +25,7 @@ from airflow_llm_batch.pipeline.cost import CostEstimate, estimate_cost
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.policy import OPTIONAL_RETRY_CODES, RETRYABLE_CODES, Admission, RetryPolicy
-from airflow_llm_batch.pipeline.prices import ModelPrice, PriceTable
+from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.types import Endpoint
@@ -99,8 +100,7 @@ class RequestSettings:
         return AnswerCache(root / "v1" / self.provider, mode=self.cache, ttl_seconds=self.cache_ttl)
 
     def price(self) -> tuple[ModelPrice | None, str]:
-        table = PriceTable.default().with_overrides(self.prices)
-        return table.price_for(self.provider, self.model), table.taken_on
+        return effective_price(self.provider, self.model, self.prices)
 
     def estimate(self, manifest: Manifest) -> CostEstimate:
         """What the rows this run sends should cost, and at worst may cost."""

@@ -78,6 +78,15 @@ class ModelPrice:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class PriceOrigin:
+    """Where one model's price comes from: the date it was taken and its source (``bundled``, or the
+    price file it was read from)."""
+
+    taken_on: str
+    source: str
+
+
 class PriceTable:
     """Prices per provider and model, with the date they were taken.
 
@@ -94,13 +103,17 @@ class PriceTable:
     """
 
     def __init__(self, providers: Mapping[str, Mapping[str, ModelPrice]], *, taken_on: str = "",
-                 source_note: str = "") -> None:
+                 source_note: str = "", source: str = "bundled",
+                 origins: Mapping[tuple[str, str], PriceOrigin] | None = None) -> None:
         self._providers: dict[str, dict[str, ModelPrice]] = {
             _norm(provider): {_norm(model): price for model, price in models.items()}
             for provider, models in providers.items()
         }
         self._taken_on = taken_on
         self._source_note = source_note
+        own = PriceOrigin(taken_on, source)
+        self._origins = {(p, m): (origins or {}).get((p, m), own)
+                         for p, models in self._providers.items() for m in models}
 
     @property
     def taken_on(self) -> str:
@@ -117,7 +130,7 @@ class PriceTable:
         return _default_table()
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PriceTable:
+    def from_dict(cls, data: Mapping[str, Any], *, source: str = "bundled") -> PriceTable:
         """Read ``{"taken_on": ..., "source_note": ..., "providers": {provider: {model: {prices}}}}``.
 
         Each model gives ``input`` and ``output`` at least; see :meth:`ModelPrice.from_mapping` for
@@ -126,8 +139,9 @@ class PriceTable:
         providers = data.get("providers")
         if not isinstance(providers, Mapping):
             raise InvalidInputError('price table: "providers" must map provider -> model -> prices')
-        return cls(_parse_providers(providers, "prices"), taken_on=str(data.get("taken_on", "")),
-                   source_note=str(data.get("source_note", "")))
+        return cls(_parse_providers(providers, source if source != "bundled" else "prices"),
+                   taken_on=str(data.get("taken_on", "")), source_note=str(data.get("source_note", "")),
+                   source=source)
 
     def with_overrides(self, overrides: dict[str, dict[str, dict[str, float]]] | None) -> PriceTable:
         """A copy of this table with some models priced by the caller.
@@ -144,9 +158,11 @@ class PriceTable:
         if not isinstance(overrides, Mapping):
             raise InvalidInputError("prices must map provider -> model -> {field: USD per 1M tokens}")
         merged = {provider: dict(models) for provider, models in self._providers.items()}
+        origins = dict(self._origins)
         for provider, models in _parse_providers(overrides, "prices").items():
             merged.setdefault(provider, {}).update(models)
-        return PriceTable(merged, taken_on=self.taken_on, source_note=self.source_note)
+            origins.update({(provider, m): PriceOrigin(self.taken_on, "prices=") for m in models})
+        return PriceTable(merged, taken_on=self.taken_on, source_note=self.source_note, origins=origins)
 
     def price_for(self, provider: str, model: str) -> ModelPrice | None:
         """The price of ``model`` at ``provider``, or None when the table does not know it.
@@ -158,15 +174,42 @@ class PriceTable:
         ``claude-opus-4-1`` is never priced as ``claude-opus-4`` nor ``gpt-5.4`` as ``gpt-5``.
         A path prefix (``models/gemini-2.5-flash``, ``publishers/google/models/...``) is ignored.
         """
+        known = self._resolve(provider, model)
+        return None if known is None else self._providers[_norm(provider)][known]
+
+    def origin_of(self, provider: str, model: str) -> PriceOrigin | None:
+        """The date and source of the price :meth:`price_for` gives, or None when it gives none."""
+        known = self._resolve(provider, model)
+        return None if known is None else self._origins[(_norm(provider), known)]
+
+    def merged_with(self, other: PriceTable) -> PriceTable:
+        """This table with every model ``other`` prices replaced by ``other``'s entry (and origin).
+
+        Example::
+
+            >>> newer = PriceTable.from_dict({"taken_on": "2027-01-05", "providers": {
+            ...     "openai": {"gpt-4o-mini": {"input": 0.1, "output": 0.4}}}}, source="prices.json")
+            >>> merged = PriceTable.default().merged_with(newer)
+            >>> merged.price_for("openai", "gpt-4o-mini").input, merged.origin_of("openai", "gpt-4o-mini")
+            (0.1, PriceOrigin(taken_on='2027-01-05', source='prices.json'))
+        """
+        providers = {p: dict(models) for p, models in self._providers.items()}
+        origins = dict(self._origins)
+        for provider, models in other._providers.items():
+            providers.setdefault(provider, {}).update(models)
+            origins.update({(provider, m): other._origins[(provider, m)] for m in models})
+        return PriceTable(providers, taken_on=self.taken_on, source_note=self.source_note, origins=origins)
+
+    def _resolve(self, provider: str, model: str) -> str | None:
         models = self._providers.get(_norm(provider))
         if not models:
             return None
         name = _norm(model).rsplit("/", 1)[-1]
         if name in models:
-            return models[name]
+            return name
         for known in sorted((m for m in models if name.startswith(m)), key=len, reverse=True):
             if _SNAPSHOT_SUFFIX.fullmatch(name[len(known):]):
-                return models[known]
+                return known
         return None
 
     @property

@@ -471,9 +471,9 @@ def test_runtime_enqueued_token_limit(start_emulator: Callable[..., Emulator], h
             )
             return client.batches.create(input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h")
 
-        first = create("a")  # 39 tokens, created before any plan, still counts once a limit is set
-        emu.set_fault_plan(FaultPlan(enqueued_token_limit=60))
-        second = create("b")  # 39 more: over 60 while the first one runs
+        first = create("a")  # 3 * (5 + 3) = 24 tokens, created before any plan, still counts once a limit is set
+        emu.set_fault_plan(FaultPlan(enqueued_token_limit=40))
+        second = create("b")  # 24 more: over 40 while the first one runs
         refused = h.wait_openai(client, second.id)
         assert refused.status == "failed" and refused.errors.data[0].code == "token_limit_exceeded"
         emu.set_fault_plan(FaultPlan(enqueued_token_limit=100))
@@ -486,7 +486,7 @@ def test_runtime_enqueued_token_limit(start_emulator: Callable[..., Emulator], h
 def test_plan_limit_overrides_the_configured_one(start_emulator: Callable[..., Emulator], h: Any) -> None:
     emu = start_emulator(enqueued_token_limit=10)
     with openai.OpenAI(base_url=emu.openai_base_url, api_key="k", max_retries=0) as client:
-        big = [h.chat_line("big", "x" * 100)]  # 25 + 3 prompt tokens
+        big = [h.chat_line("big", "x" * 100)]  # 13 + 3 prompt tokens (cl100k_base)
         assert h.run_openai_batch(client, big, CHAT).status == "failed"
         emu.set_fault_plan(FaultPlan(enqueued_token_limit=1000))
         assert h.run_openai_batch(client, big, CHAT).status == "completed"

@@ -10,11 +10,13 @@ import sys
 from airflow_llm_batch.emulator import model
 
 
-def test_count_tokens_is_a_quarter_of_the_characters_at_least_one() -> None:
+def test_count_tokens_uses_the_estimates_tokenizer_at_least_one() -> None:
+    # cl100k_base counts (pipeline/token_count.py): "abcde" is two tokens, "hello world" two, 400 x's fifty
     assert model.count_tokens("") == 1
     assert model.count_tokens("abcd") == 1
     assert model.count_tokens("abcde") == 2
-    assert model.count_tokens("x" * 400) == 100
+    assert model.count_tokens("hello world") == 2
+    assert model.count_tokens("x" * 400) == 50
     assert model.prompt_tokens(["abcd", "abcde"]) == 1 + 2 + 2 * model.MESSAGE_OVERHEAD_TOKENS
 
 

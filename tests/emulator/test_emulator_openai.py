@@ -178,7 +178,7 @@ def test_embeddings_batch_round_trip(oai: openai.OpenAI, h: Any) -> None:
     assert [d.index for d in many.data] == [0, 1]
     assert all(len(d.embedding) == 8 for d in many.data)
     assert many.data[0].embedding != many.data[1].embedding
-    assert many.usage.prompt_tokens == many.usage.total_tokens == 2 + 1  # "alpha", "beta"
+    assert many.usage.prompt_tokens == many.usage.total_tokens == 1 + 1  # "alpha", "beta" (cl100k_base)
     raw = base64.b64decode(by_id["b64"]["response"]["body"]["data"][0]["embedding"])
     decoded = struct.unpack("<16f", raw)
     assert all(math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-7) for a, b in zip(decoded, vector, strict=True))
@@ -425,7 +425,7 @@ def test_embedding_input_limit(start_emulator: Any, h: Any) -> None:
 
 
 def test_enqueued_token_limit(start_emulator: Any, h: Any) -> None:
-    emu = start_emulator(enqueued_token_limit=60, requests_per_second=5.0)
+    emu = start_emulator(enqueued_token_limit=40, requests_per_second=5.0)
     with openai.OpenAI(base_url=emu.openai_base_url, api_key="k", max_retries=0) as client:
 
         def create(prefix: str) -> Any:
@@ -435,8 +435,8 @@ def test_enqueued_token_limit(start_emulator: Any, h: Any) -> None:
             )
             return client.batches.create(input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h")
 
-        first = create("a")  # 3 * (10 + 3) = 39 tokens enqueued
-        second = create("b")  # 39 more: over the limit of 60 while the first one runs
+        first = create("a")  # 3 * (5 + 3) = 24 tokens enqueued (40 x's are 5 cl100k_base tokens)
+        second = create("b")  # 24 more: over the limit of 40 while the first one runs
         assert h.wait_openai(client, second.id).errors.data[0].code == "token_limit_exceeded"
         client.batches.cancel(first.id)
         assert h.wait_openai(client, first.id).status == "cancelled"

@@ -59,5 +59,7 @@ def write(path: Path, count: int = ROWS, prefix: str = "f") -> Path:
 
 
 def emulator_prompt_tokens() -> int:
-    """Prompt tokens of the whole job as the emulator counts them (~4 chars per token + 3 per message)."""
-    return sum(max(1, math.ceil(len(t) / 4)) + 3 for t in texts())
+    """Prompt tokens of the whole job as the emulator counts them (its tokenizer + 3 per message)."""
+    from airflow_llm_batch.emulator import model
+
+    return model.prompt_tokens(texts())

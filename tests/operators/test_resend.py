@@ -26,8 +26,8 @@ from tests.airflow_helpers import run_dag, task_states
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
-#: a 400-character prompt: the emulator counts ceil(400 / 4) + 3 = 103 prompt tokens for it
-LONG, LONG_TOKENS = 400, 103
+#: a 400-character prompt: the emulator's tokenizer counts 1 + 99 + 1 = 101 tokens for it, + 3 = 104
+LONG, LONG_TOKENS = 400, 104
 
 
 @dataclass
@@ -42,7 +42,8 @@ class Outcome:
 
 
 def texts(prefix: str, lengths: list[int]) -> dict[str, str]:
-    return {f"{prefix}{i}": f"{i:03d} ".ljust(n, "x") for i, n in enumerate(lengths)}
+    """Rows of ``n`` characters: a 3-digit number then " the" repeated, one token per 4 characters."""
+    return {f"{prefix}{i}": (f"{i:03d}" + " the" * n)[:n] for i, n in enumerate(lengths)}
 
 
 @pytest.fixture
@@ -99,7 +100,7 @@ def assert_landed(outcome: Outcome, rows: dict[str, str]) -> None:
 def test_a_chunk_over_the_limit_with_nothing_open_is_split_and_the_halves_land(
     emulator: Any, tmp_path: Path, printed: Any
 ) -> None:
-    rows = texts("s", [LONG] * 8)  # one 8-row chunk: 824 tokens; 4 rows (412) fit under 515, 8 do not
+    rows = texts("s", [LONG] * 8)  # one 8-row chunk: 832 tokens; 4 rows (416) fit under 520, 8 do not
     outcome = run(emulator, "llmb_resend_chunk8", rows, tmp_path, printed,
                   FaultPlan(enqueued_token_limit=5 * LONG_TOKENS))
     assert_landed(outcome, rows)
@@ -111,7 +112,7 @@ def test_a_chunk_over_the_limit_with_nothing_open_is_split_and_the_halves_land(
 def test_a_single_row_over_the_limit_fails_at_once_naming_the_limit_and_the_setting(
     emulator: Any, tmp_path: Path, printed: Any
 ) -> None:
-    rows = texts("g", [40, 40, 4000, 40])  # 13, 13, 1003 and 13 tokens: the third cannot fit under 500
+    rows = texts("g", [40, 40, 4000, 40])  # 14, 14, 1004 and 14 tokens: the third cannot fit under 500
     outcome = run(emulator, "llmb_resend_chunk4", rows, tmp_path, printed, FaultPlan(enqueued_token_limit=500))
     assert outcome.state == "failed" and outcome.try_number == 1, "failed for good, without its retry"
     # 4 rows refused -> g0+g1 sent (answered), g2+g3 refused -> g2 refused alone -> the task fails
@@ -126,7 +127,7 @@ def test_a_single_row_over_the_limit_fails_at_once_naming_the_limit_and_the_sett
 def test_a_chunk_refused_while_batches_are_open_waits_for_them(
     emulator: Any, tmp_path: Path, printed: Any
 ) -> None:
-    rows = texts("w", [LONG] * 8)  # four 2-row chunks of 206 tokens; one fits under 300, two do not
+    rows = texts("w", [LONG] * 8)  # four 2-row chunks of 208 tokens; one fits under 300, two do not
     # slowed so the first batch is still running when the other three are created
     outcome = run(emulator, "llmb_resend_chunk2", rows, tmp_path, printed,
                   FaultPlan(enqueued_token_limit=300, slow_factor=8000))
