@@ -71,7 +71,7 @@ def test_a_line_that_is_not_json_falls_back_to_bytes_over_three_and_says_so(
     assert caplog.text.count("bytes/3 upper bound") == 1
 
 
-def test_tokenizer_loads_offline_from_the_installed_file() -> None:
+def test_the_tokenizer_loads_without_network_access() -> None:
     assert token_count.tokenizer_name() == "cl100k_base"
     assert token_count.count_text_tokens("The quick brown fox jumps over the lazy dog.") == 10
 
