@@ -61,3 +61,40 @@ def test_default_workspace_is_under_the_running_airflow_home(monkeypatch: pytest
     assert default_workspace() == f"file://{AIRFLOW_HOME}/llm_batch_workspace"
     monkeypatch.setenv("AIRFLOW__LLM_BATCH__WORKSPACE", "gs://bucket/ws")
     assert default_workspace() == "gs://bucket/ws"
+
+
+def test_only_our_own_namespaced_connection_types_and_decorator_are_registered() -> None:
+    """openai / anthropic / google_cloud_platform and @task.llm_batch belong to official providers."""
+    info = get_provider_info()
+    assert {c["connection-type"] for c in info["connection-types"]} == {"llm_batch_azure_openai",
+                                                                        "llm_batch_gemini"}
+    assert [d["name"] for d in info["task-decorators"]] == ["llm_batch_job"]
+
+
+def test_the_renamed_decorator_keeps_its_old_import_path() -> None:
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    from airflow_llm_batch.decorators.llm_batch import llm_batch_job_task, llm_batch_task
+
+    assert llm_batch_task is llm_batch_job_task
+    assert ProvidersManagerTaskRuntime().taskflow_decorators["llm_batch_job"] is llm_batch_job_task
+
+
+def test_the_connection_forms_are_served_from_the_declared_metadata() -> None:
+    """What the UI's connection form reads (the UI API's hook metadata), without importing our hooks."""
+    from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
+
+    forms = {meta.connection_type: meta for meta in HookMetaService.hook_meta_data()}
+    for conn_type, host_label, extras in [
+        ("llm_batch_gemini", "Base URL", {"api_version", "timeout", "inline_max_bytes"}),
+        ("llm_batch_azure_openai", "Azure OpenAI Endpoint", {"api_version", "timeout", "max_retries"}),
+    ]:
+        form = forms[conn_type]
+        assert form.hook_name and "airflow-llm-batch" in form.hook_name
+        fields = form.standard_fields
+        assert fields is not None and fields.password is not None and fields.host is not None
+        assert fields.password.title == "API Key" and fields.host.title == host_label
+        assert fields.login is not None and fields.login.hidden and fields.host.placeholder
+        assert set(form.extra_fields or {}) == extras
+    api_version = (forms["llm_batch_azure_openai"].extra_fields or {})["api_version"]
+    assert api_version["value"] == "2024-10-21" and api_version["schema"]["title"] == "API Version"
