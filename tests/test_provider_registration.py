@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -98,3 +99,50 @@ def test_the_connection_forms_are_served_from_the_declared_metadata() -> None:
         assert set(form.extra_fields or {}) == extras
     api_version = (forms["llm_batch_azure_openai"].extra_fields or {})["api_version"]
     assert api_version["value"] == "2024-10-21" and api_version["schema"]["title"] == "API Version"
+
+
+def _pyproject() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+
+
+def test_the_emulator_server_is_an_extra_not_a_core_dependency() -> None:
+    project = _pyproject()["project"]
+    assert not [dep for dep in project["dependencies"] if dep.startswith("aiohttp")]
+    extras = project["optional-dependencies"]
+    for extra in ("emulator", "gemini", "google"):  # the emulator's server; google-genai's async transport
+        assert any(dep.startswith("aiohttp") for dep in extras[extra]), extra
+
+
+_WITHOUT_AIOHTTP = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "aiohttp" or name.startswith("aiohttp."):
+            raise ImportError(f"{name} is not installed (blocked by the test)")
+
+sys.meta_path.insert(0, Block())
+import airflow_llm_batch.decorators.llm_batch, airflow_llm_batch.operators, airflow_llm_batch.sensors.batch
+import airflow_llm_batch.triggers.batch, airflow_llm_batch.hooks.openai, airflow_llm_batch.hooks.azure_openai
+from airflow_llm_batch.hooks import hook_class
+hook_class("openai")("core").backend_from_connection  # the OpenAI path builds without aiohttp
+print(sorted(m for m in sys.modules if m.startswith(("aiohttp", "airflow_llm_batch.emulator"))))
+"""
+
+
+def test_the_core_install_imports_the_airflow_faces_without_aiohttp_or_the_emulator(tmp_path: Path) -> None:
+    env = {**os.environ, "AIRFLOW_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_AIOHTTP], env=env, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_package_metadata_for_pypi_and_airflow_providers() -> None:
+    project = _pyproject()["project"]
+    assert "Development Status :: 4 - Beta" in project["classifiers"]
+    assert {"Programming Language :: Python :: 3.10", "Programming Language :: Python :: 3.11"} <= set(
+        project["classifiers"])
+    assert {"Documentation", "Changelog", "Issues"} <= set(project["urls"])
+    assert get_provider_info()["documentation-url"] == project["urls"]["Documentation"]
