@@ -37,6 +37,57 @@ CONFIG: dict[str, Any] = {
 }
 
 
+#: where the documentation, changelog and issue tracker live (also in pyproject's [project.urls])
+DOCUMENTATION_URL = "https://github.com/airflow-llm-batch/airflow-llm-batch#readme"
+
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_TIMEOUT_FIELD = {"label": "Timeout (seconds)", "schema": {"type": ["number", "null"], "minimum": 0},
+                  "description": "Seconds per HTTP call; empty for the SDK's default."}
+
+#: Connection types this package owns. ``openai``, ``anthropic`` and ``google_cloud_platform`` are read as
+#: their official providers define them and are never registered here (the providers manager keeps the
+#: first registration, so registering them would take them away from the official providers).
+CONNECTION_TYPES: list[dict[str, Any]] = [
+    {
+        "hook-class-name": "airflow_llm_batch.hooks.azure_openai.AzureOpenAIBatchHook",
+        "hook-name": "Azure OpenAI Batch (airflow-llm-batch)",
+        "connection-type": "llm_batch_azure_openai",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"password": "API Key", "host": "Azure OpenAI Endpoint"},
+            "placeholders": {"host": "https://NAME.openai.azure.com", "password": "the resource's API key"},
+        },
+        "conn-fields": {
+            "api_version": {"label": "API Version", "schema": {**_NULLABLE_STRING, "default": "2024-10-21"},
+                            "description": "Azure OpenAI data-plane API version with the Batch API."},
+            "timeout": _TIMEOUT_FIELD,
+            "max_retries": {"label": "Max Retries", "schema": {"type": ["integer", "null"], "minimum": 0,
+                                                                "default": 3},
+                            "description": "Retries of one HTTP call by the SDK on transient errors."},
+        },
+    },
+    {
+        "hook-class-name": "airflow_llm_batch.hooks.gemini.GeminiBatchHook",
+        "hook-name": "Gemini Developer API Batch (airflow-llm-batch)",
+        "connection-type": "llm_batch_gemini",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port", "login"],
+            "relabeling": {"password": "API Key", "host": "Base URL"},
+            "placeholders": {"host": "https://generativelanguage.googleapis.com (leave empty for the default)",
+                             "password": "a Gemini API key (Google AI Studio)"},
+        },
+        "conn-fields": {
+            "api_version": {"label": "API Version", "schema": _NULLABLE_STRING,
+                            "description": "Gemini API version; empty for google-genai's default (v1beta)."},
+            "timeout": _TIMEOUT_FIELD,
+            "inline_max_bytes": {"label": "Inline Max Bytes", "schema": {"type": ["integer", "null"], "minimum": 0},
+                                 "description": "Chunks whose create body is larger are uploaded as files; "
+                                                "0 always uploads; empty for the default (20 MB)."},
+        },
+    },
+]
+
+
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-llm-batch",
@@ -44,9 +95,9 @@ def get_provider_info() -> dict[str, Any]:
         "description": "Run prompts over millions of rows through provider batch APIs (OpenAI, Anthropic, "
         "Gemini, Vertex) at batch price, with deferrable waiting and results landed where you need them.",
         "versions": [__version__],
+        "documentation-url": DOCUMENTATION_URL,
         "integrations": [
-            {"integration-name": "LLM Batch", "external-doc-url": "https://pypi.org/project/airflow-llm-batch/",
-             "tags": ["ai"]},
+            {"integration-name": "LLM Batch", "external-doc-url": DOCUMENTATION_URL, "tags": ["ai"]},
         ],
         "operators": [
             {"integration-name": "LLM Batch", "python-modules": ["airflow_llm_batch.operators.batch",
@@ -58,16 +109,10 @@ def get_provider_info() -> dict[str, Any]:
             "airflow_llm_batch.hooks.openai", "airflow_llm_batch.hooks.azure_openai",
             "airflow_llm_batch.hooks.anthropic", "airflow_llm_batch.hooks.gemini",
             "airflow_llm_batch.hooks.vertex"]}],
+        # not "llm_batch": that name belongs to apache-airflow-providers-common-ai's decorator
         "task-decorators": [
-            {"name": "llm_batch", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_task"},
+            {"name": "llm_batch_job", "class-name": "airflow_llm_batch.decorators.llm_batch.llm_batch_job_task"},
         ],
         "config": CONFIG,
-        "connection-types": [
-            {"hook-class-name": "airflow_llm_batch.hooks.openai.OpenAIBatchHook", "connection-type": "openai"},
-            {"hook-class-name": "airflow_llm_batch.hooks.azure_openai.AzureOpenAIBatchHook",
-             "connection-type": "azure_openai"},
-            {"hook-class-name": "airflow_llm_batch.hooks.anthropic.AnthropicBatchHook",
-             "connection-type": "anthropic"},
-            {"hook-class-name": "airflow_llm_batch.hooks.gemini.GeminiBatchHook", "connection-type": "gemini"},
-        ],
+        "connection-types": CONNECTION_TYPES,
     }

@@ -15,6 +15,7 @@ from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
+from airflow_llm_batch.backends.openai_params import body_params
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -119,7 +120,7 @@ class OpenAIBatchBackend:
                     "strict": True}}
             elif request.json_output:
                 body["response_format"] = {"type": "json_object"}
-        return {**body, **request.params}
+        return {**body, **body_params(request.endpoint, request.model, request.params)}
 
     def _strict_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
         """Every row of a run shares one schema object: rewrite it once, not per row (30% of prepare)."""

@@ -1,1 +1,1 @@
-"""TaskFlow decorators: ``@task.llm_batch``."""
+"""TaskFlow decorators: ``@task.llm_batch_job``."""

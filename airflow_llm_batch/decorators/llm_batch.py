@@ -1,8 +1,12 @@
-"""``@task.llm_batch``: the decorated function returns the rows; the task runs them as a batch.
+"""``@task.llm_batch_job``: the decorated function returns the rows; the task runs them as a batch.
+
+The name is not ``llm_batch``: apache-airflow-providers-common-ai owns ``@task.llm_batch`` (a different
+operator), and both packages may be installed together. ``llm_batch_task`` stays importable from here
+as an alias of :func:`llm_batch_job_task` for code written before the rename.
 
 Example::
 
-    @task.llm_batch(model="gpt-4o-mini", key="id", prompt="Summarise: {{ row.text }}",
+    @task.llm_batch_job(model="gpt-4o-mini", key="id", prompt="Summarise: {{ row.text }}",
                     destination="file:///data/summaries.jsonl")
     def tickets(ds=None):
         return [{"id": t.id, "text": t.body} for t in load_tickets(ds)]
@@ -21,7 +25,7 @@ from airflow_llm_batch.operators.batch import LLMBatchOperator
 class _LLMBatchDecoratedOperator(DecoratedOperator, LLMBatchOperator):
     """Calls the function for its rows, then behaves exactly like LLMBatchOperator."""
 
-    custom_operator_name = "@task.llm_batch"
+    custom_operator_name = "@task.llm_batch_job"
     template_fields: Sequence[str] = (*DecoratedOperator.template_fields, *LLMBatchOperator.template_fields)
 
     def __init__(self, *, python_callable: Callable[..., Any], op_args: Any = None, op_kwargs: Any = None,
@@ -35,7 +39,11 @@ class _LLMBatchDecoratedOperator(DecoratedOperator, LLMBatchOperator):
         return LLMBatchOperator.execute(self, context)
 
 
-def llm_batch_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
+def llm_batch_job_task(python_callable: Callable[..., Any] | None = None, **kwargs: Any) -> TaskDecorator:
     """Wrap a function returning rows into an LLMBatchOperator task (see the module example)."""
     return task_decorator_factory(python_callable=python_callable,
                                   decorated_operator_class=_LLMBatchDecoratedOperator, **kwargs)
+
+
+#: the name before 0.1.0's rename to ``@task.llm_batch_job`` (import path kept working)
+llm_batch_task = llm_batch_job_task

@@ -19,7 +19,8 @@ _WIF_OPTIONAL = ("service_account_id", "workspace_id", "scope")
 
 
 class AnthropicBatchHook(LLMBatchHook):
-    """Connection type ``anthropic``, the same connection the official Airflow Anthropic provider reads.
+    """Connection type ``anthropic``, the same connection the official Airflow Anthropic provider reads
+    (and registers: this package does not).
 
     password = API key; host = base URL (e.g. ``http://127.0.0.1:8787`` for the emulator, no ``/v1``;
     empty for api.anthropic.com). extra, as in the official provider: ``platform`` (only
@@ -37,15 +38,6 @@ class AnthropicBatchHook(LLMBatchHook):
     default_conn_name = "anthropic_default"
     conn_type = "anthropic"
     hook_name = "Anthropic"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {"host": "https://api.anthropic.com (leave empty for the default)",
-                             "extra": '{"anthropic_client_kwargs": {"timeout": 600, "max_retries": 3}}'},
-        }
 
     @staticmethod
     def client_kwargs(conn: Connection) -> dict[str, Any]:
@@ -78,6 +70,10 @@ class AnthropicBatchHook(LLMBatchHook):
 
     def get_sync_client(self) -> Anthropic:
         return Anthropic(**self.client_kwargs(self.get_connection(self.conn_id)))
+
+    def probe(self) -> str:
+        listed = self.get_sync_client().with_options(max_retries=0).messages.batches.list(limit=1)
+        return f"authenticated: the Message Batches API answered ({len(listed.data)} batch listed)"
 
 
 def _normalise_base_url(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from airflow.sdk.definitions.connection import Connection
-from openai import AsyncAzureOpenAI
+from openai import AsyncAzureOpenAI, AzureOpenAI
 
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
@@ -16,7 +16,8 @@ DEFAULT_API_VERSION = "2024-10-21"
 
 
 class AzureOpenAIBatchHook(LLMBatchHook):
-    """Connection type ``azure_openai``: password = API key, host = the resource endpoint
+    """Connection type ``llm_batch_azure_openai`` (this package's own; no official provider has one for
+    Azure OpenAI): password = API key, host = the resource endpoint
     (``https://NAME.openai.azure.com``); extra ``api_version`` (default 2024-10-21), ``timeout``,
     ``max_retries``.
 
@@ -24,18 +25,10 @@ class AzureOpenAIBatchHook(LLMBatchHook):
     """
 
     provider: ClassVar[str] = "azure_openai"
-    conn_name_attr = "azure_openai_conn_id"
+    conn_name_attr = "conn_id"
     default_conn_name = "azure_openai_default"
-    conn_type = "azure_openai"
+    conn_type = "llm_batch_azure_openai"
     hook_name = "Azure OpenAI (batch)"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"password": "API Key", "host": "Azure endpoint"},
-            "placeholders": {"host": "https://NAME.openai.azure.com", "extra": '{"api_version": "2024-10-21"}'},
-        }
 
     @staticmethod
     def client_kwargs(conn: Connection) -> dict[str, Any]:
@@ -56,3 +49,8 @@ class AzureOpenAIBatchHook(LLMBatchHook):
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:
         return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn)))
+
+    def probe(self) -> str:
+        kwargs = {**self.client_kwargs(self.get_connection(self.conn_id)), "max_retries": 0}
+        listed = AzureOpenAI(**kwargs).batches.list(limit=1)
+        return f"authenticated: the Batch API answered ({len(listed.data)} batch listed)"

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseHook
 from airflow.sdk.definitions.connection import Connection
 
+from airflow_llm_batch.hooks.connection_check import check_connection
 from airflow_llm_batch.pipeline.backend import BatchBackend
 
 # The SDKs log one INFO line per HTTP request through httpx; at thousands of polls that is noise and
@@ -43,3 +44,11 @@ class LLMBatchHook(BaseHook):
 
     def get_conn(self) -> BatchBackend:
         return self.get_backend()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The connection form's Test button: one cheap authenticated call (list at most one batch)."""
+        return check_connection(self.conn_id, self.probe)
+
+    def probe(self) -> str:
+        """Make one cheap authenticated call with the connection; say what it saw (no secrets)."""
+        raise NotImplementedError

@@ -18,7 +18,7 @@ _VERSION_SUFFIX = re.compile(r"/(v\d+(?:alpha|beta)?\d*)$")
 
 
 class GeminiBatchHook(LLMBatchHook):
-    """Connection type ``gemini``: the Gemini Developer API (an API key; not Vertex AI).
+    """Connection type ``llm_batch_gemini``: the Gemini Developer API (an API key; not Vertex AI).
 
     password = API key; host = base URL (e.g. ``http://127.0.0.1:8787`` for the emulator; empty for
     generativelanguage.googleapis.com; a trailing ``/v1beta`` or ``/v1`` sets the API version).
@@ -35,17 +35,8 @@ class GeminiBatchHook(LLMBatchHook):
     provider: ClassVar[str] = "gemini"
     conn_name_attr = "conn_id"
     default_conn_name = "gemini_default"
-    conn_type = "gemini"
+    conn_type = "llm_batch_gemini"
     hook_name = "Gemini (Developer API)"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {"host": "https://generativelanguage.googleapis.com (leave empty for the default)",
-                             "extra": '{"api_version": "v1beta", "timeout": 600, "inline_max_bytes": 20000000}'},
-        }
 
     @staticmethod
     def client_kwargs(conn: Connection) -> dict[str, Any]:
@@ -81,3 +72,8 @@ class GeminiBatchHook(LLMBatchHook):
 
     def get_sync_client(self) -> genai.Client:
         return genai.Client(**self.client_kwargs(self.get_connection(self.conn_id)))
+
+    def probe(self) -> str:
+        client = self.get_sync_client()  # kept referenced: a collected client closes its HTTP session
+        listed = client.batches.list(config=types.ListBatchJobsConfig(page_size=1))
+        return f"authenticated: the Batch API answered ({len(listed.page)} batch listed)"

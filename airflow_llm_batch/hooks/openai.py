@@ -16,6 +16,8 @@ from airflow_llm_batch.hooks.extras import number_extra
 class OpenAIBatchHook(LLMBatchHook):
     """Connection type ``openai``, compatible with the official provider's connection.
 
+    The type is the official OpenAI provider's: this package reads it but does not register it.
+
     password = API key; host = base URL (e.g. ``http://127.0.0.1:8787/v1`` for the emulator; empty for
     api.openai.com); extra: ``organization``, ``project``, ``timeout`` (seconds), ``max_retries``.
 
@@ -23,18 +25,10 @@ class OpenAIBatchHook(LLMBatchHook):
     """
 
     provider: ClassVar[str] = "openai"
-    conn_name_attr = "openai_conn_id"
+    conn_name_attr = "conn_id"
     default_conn_name = "openai_default"
     conn_type = "openai"
     hook_name = "OpenAI"
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["schema", "port", "login"],
-            "relabeling": {"password": "API Key", "host": "Base URL"},
-            "placeholders": {"host": "https://api.openai.com/v1 (leave empty for the default)"},
-        }
 
     @staticmethod
     def client_kwargs(conn: Connection) -> dict[str, Any]:
@@ -58,3 +52,7 @@ class OpenAIBatchHook(LLMBatchHook):
 
     def get_sync_client(self) -> OpenAI:
         return OpenAI(**self.client_kwargs(self.get_connection(self.conn_id)))
+
+    def probe(self) -> str:
+        listed = self.get_sync_client().with_options(max_retries=0).batches.list(limit=1)
+        return f"authenticated: the Batch API answered ({len(listed.data)} batch listed)"

@@ -147,3 +147,12 @@ class VertexBatchHook(LLMBatchHook):
             raise BadConnectionError(f"connection {options.conn_id!r}: {exc}") from exc
         return VertexBatchBackend(Client(**kwargs), staging=staging,
                                   clients=GoogleClients(options.google, kwargs["project"]))
+
+    def probe(self) -> str:
+        from google.genai import Client, types
+
+        options = VertexOptions.from_connection(self.get_connection(self.conn_id))
+        client = Client(**self.client_kwargs(options))
+        listed = client.batches.list(config=types.ListBatchJobsConfig(page_size=1))
+        return (f"authenticated: Vertex AI batch prediction answered in {options.location} "
+                f"({len(listed.page)} job listed)")

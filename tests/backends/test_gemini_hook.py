@@ -23,7 +23,7 @@ def conn(**fields: object) -> Connection:
 
 def test_provider_name_resolves_to_the_hook() -> None:
     assert hook_class("gemini") is GeminiBatchHook
-    assert GeminiBatchHook().conn_id == "gemini_default" and GeminiBatchHook.conn_type == "gemini"
+    assert GeminiBatchHook().conn_id == "gemini_default" and GeminiBatchHook.conn_type == "llm_batch_gemini"
 
 
 def test_client_kwargs_from_a_full_connection() -> None:

@@ -92,7 +92,7 @@ with DAG("llmb_budget", schedule=None, start_date=datetime(2026, 1, 1), params=P
 with DAG("llmb_decorator", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
     from airflow.sdk import task
 
-    @task.llm_batch(conn_id=CONN, model="gpt-4o-mini", key="id", prompt="Row {{ row.id }} says {{ row.text }}",
+    @task.llm_batch_job(conn_id=CONN, model="gpt-4o-mini", key="id", prompt="Row {{ row.id }} says {{ row.text }}",
                     workspace="{{ params.workspace }}", poll_interval=0.2, retries=0)
     def computed_rows(params: dict | None = None) -> list[dict]:
         return [{"id": f"d{i}", "text": f"{{{{ computed {i} }}}}"} for i in range(25)]

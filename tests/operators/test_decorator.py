@@ -1,4 +1,4 @@
-"""``@task.llm_batch`` in real Airflow: rows computed in Python, results in the XCom summary."""
+"""``@task.llm_batch_job`` in real Airflow: rows computed in Python, results in the XCom summary."""
 
 from __future__ import annotations
 
