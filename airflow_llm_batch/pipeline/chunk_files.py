@@ -27,10 +27,10 @@ class ChunkFiles:
     index: int
     requests: str
     keys: str
+    adopted: str | None = None
     count: int = 0
     bytes: int = 0
     tokens: int = 0
-    adopted: str | None = None
 
     def add(self, data: builtins.bytes) -> None:
         """Count one request line written to the chunk."""
