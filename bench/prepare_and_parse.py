@@ -12,7 +12,7 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
    stream the output file through ``decode_output_line`` into the per-chunk answer dict, then
-   ``join_results(read_key_index(...), answers, OutputParser(Model), batch_id=...)`` -> results
+   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
    JSONL written by ``answered.write_results``.
 
 Usage::
@@ -184,8 +184,7 @@ def phase_prepare(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         rows = _Probe(rows, {max(1, n // 5): f"row {n // 5:,}", n - 1: f"row {n - 1:,}"}, tracer)
     start, cpu0 = time.perf_counter(), _cpu()
     workspace: Any = folder  # a pathlib.Path (mypy does not match it to the StoragePath protocol)
-    prepared = prepare(rows, spec, folder=workspace, limits=backend.limits, build_line=backend.request_line,
-                       custom_id_for=backend.custom_id_for)
+    prepared = prepare(rows, spec, folder=workspace, backend=backend)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     peak = _peak_kib()
     tracer.snap("after prepare() returned")
@@ -283,7 +282,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
-    from airflow_llm_batch.pipeline.join import join_results, read_key_index
+    from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk
+    from airflow_llm_batch.pipeline.key_index import read_key_index
     from airflow_llm_batch.pipeline.parsing import OutputParser
     from airflow_llm_batch.pipeline.types import RawResult
 
@@ -306,12 +306,12 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
-        rows = join_results(read_key_index(folder / chunk["keys"]), answers.values(), parser,
-                            batch_id=f"{BATCH_PREFIX}_{chunk['index']:05d}")
-        totals.update(write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", rows))
+        outcome = classify_chunk(read_key_index(folder / chunk["keys"]), answers, parser,
+                                 JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
+        totals.update(write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
-        del answers, rows
+        del answers, outcome
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert totals["succeeded"] == n and totals["failed"] == 0, dict(totals)
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
@@ -326,6 +326,7 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
     # import everything up front so neither the profile nor tracemalloc counts module imports
     import airflow_llm_batch.backends.openai
     import airflow_llm_batch.pipeline.join
+    import airflow_llm_batch.pipeline.key_index
     import airflow_llm_batch.pipeline.prepare
     import airflow_llm_batch.pipeline.run  # noqa: F401
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from airflow_llm_batch.pipeline.join import to_result_row
+from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
@@ -24,8 +25,8 @@ def cached_rows(folder: StoragePath, parser: OutputParser) -> Iterator[ResultRow
     with (folder / CACHED_FILE).open("rb") as fh:
         for line in fh:
             item = json.loads(line)
-            entry = item["entry"]
-            row = to_result_row(entry, answer_from_dict(entry["c"], item["answer"]), parser, None,
+            entry = KeyEntry.from_json(item["entry"])
+            row = to_result_row(entry, answer_from_dict(entry.custom_id, item["answer"]), parser, None,
                                 "missing_result", "")
             row.usage, row.cached = Usage(), True
             yield row
@@ -47,21 +48,20 @@ def repeat_rows(folder: StoragePath, leaders: Iterable[ResultRow]) -> Iterator[R
                 for line in fh:
                     item = json.loads(line)
                     found = db.execute("SELECT row FROM leaders WHERE fp = ?", (item["f"],)).fetchone()
-                    yield _repeat_row(item["entry"], json.loads(found[0]) if found else None)
+                    yield _repeat_row(KeyEntry.from_json(item["entry"]), json.loads(found[0]) if found else None)
         finally:
             db.close()
 
 
-def _repeat_row(entry: dict[str, Any], leader: dict[str, Any] | None) -> ResultRow:
+def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
     """The result of a row whose request repeats ``leader``'s: the same answer, nothing paid."""
     if leader is None:  # only if the workspace was edited by hand: still one result for the row
-        return ResultRow(key=entry["k"], status=RowStatus.FAILED, custom_id=entry["c"],
+        return ResultRow(key=entry.key, status=RowStatus.FAILED, custom_id=entry.custom_id,
                          error={"code": "missing_result", "message": "the identical request's result is missing"})
     row = ResultRow.from_dict(leader)
-    row.key, row.custom_id, row.cached, row.usage = entry["k"], entry["c"], True, Usage()
-    row.extra = {**row.extra, **(entry.get("carry") or {}), "repeat_of": leader["key"]}
+    row.key, row.custom_id, row.cached, row.usage = entry.key, entry.custom_id, True, Usage()
+    row.extra = {**row.extra, **(entry.carry or {}), "repeat_of": leader["key"]}
     return row
-
 
 
 def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,9 +22,11 @@ from typing import Any, TypeVar
 
 from airflow_llm_batch.pipeline.cache_files import (
     check_fingerprint,
+    entry_header,
     entry_path,
     map_in_threads,
     read_entry,
+    timestamp,
     windows,
     write_entry,
 )
@@ -125,13 +126,8 @@ class CachedAnswer:
     @classmethod
     def from_entry(cls, entry: Any, fingerprint: str) -> CachedAnswer:
         """Read a stored entry; raises ValueError when it is not a valid entry for ``fingerprint``."""
-        if not isinstance(entry, dict) or entry.get("v") != ENTRY_VERSION:
-            raise ValueError("not a cache entry of this version")
-        if entry.get("fingerprint") != fingerprint:
-            raise ValueError("entry stored under another fingerprint")
-        stored_at, usage = entry.get("stored_at"), entry.get("usage")
-        if isinstance(stored_at, bool) or not isinstance(stored_at, (int, float)) or not math.isfinite(stored_at):
-            raise ValueError("bad stored_at")
+        entry = entry_header(entry, version=ENTRY_VERSION, fingerprint=fingerprint, kind="a cache entry")
+        stored_at, usage = timestamp(entry.get("stored_at"), "stored_at"), entry.get("usage")
         if not isinstance(usage, dict) or not all(
                 isinstance(usage.get(k, 0), int) and not isinstance(usage.get(k, 0), bool)
                 for k in ("input_tokens", "output_tokens", "cached_input_tokens")):
@@ -144,7 +140,7 @@ class CachedAnswer:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in embedding)):
             raise ValueError("bad embedding")
         return cls(text, None if embedding is None else [float(x) for x in embedding], model,
-                   Usage.from_dict(usage), FinishReason.parse(finish_reason), float(stored_at))
+                   Usage.from_dict(usage), FinishReason.parse(finish_reason), stored_at)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,6 +21,23 @@ log = logging.getLogger(__name__)
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
+
+
+def entry_header(entry: Any, *, version: int, fingerprint: str, kind: str) -> dict[str, Any]:
+    """``entry`` as a dict once it is a ``kind`` of this ``version`` stored for ``fingerprint``;
+    raises ValueError otherwise (the caller treats the entry as absent)."""
+    if not isinstance(entry, dict) or entry.get("v") != version:
+        raise ValueError(f"not {kind} of this version")
+    if entry.get("fingerprint") != fingerprint:
+        raise ValueError(f"{kind} stored under another fingerprint")
+    return entry
+
+
+def timestamp(value: Any, name: str) -> float:
+    """A stored time in seconds: a finite number (not a bool); raises ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"bad {name}")
+    return float(value)
 
 
 def entry_path(root: StoragePath, fingerprint: str) -> StoragePath:

@@ -16,20 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_llm_batch.pipeline.cache_files import (
-    check_fingerprint,
-    entry_path,
-    map_in_threads,
-    read_entry,
-    windows,
-    write_entry,
-)
+from airflow_llm_batch.pipeline import cache_files as files
 from airflow_llm_batch.pipeline.storage import StoragePath
 
 log = logging.getLogger(__name__)
@@ -61,16 +53,12 @@ class InFlight:
     @classmethod
     def from_entry(cls, entry: Any, fingerprint: str) -> InFlight:
         """Read a stored record; raises ValueError when it is not a valid record for ``fingerprint``."""
-        if not isinstance(entry, dict) or entry.get("v") != RECORD_VERSION:
-            raise ValueError("not an in-flight record of this version")
-        if entry.get("fingerprint") != fingerprint:
-            raise ValueError("record stored under another fingerprint")
-        batch_id, custom_id, sent_at = entry.get("batch_id"), entry.get("custom_id"), entry.get("sent_at")
+        entry = files.entry_header(entry, version=RECORD_VERSION, fingerprint=fingerprint,
+                                   kind="an in-flight record")
+        batch_id, custom_id = entry.get("batch_id"), entry.get("custom_id")
         if not (isinstance(batch_id, str) and batch_id and isinstance(custom_id, str) and custom_id):
             raise ValueError("bad batch_id or custom_id")
-        if isinstance(sent_at, bool) or not isinstance(sent_at, (int, float)) or not math.isfinite(sent_at):
-            raise ValueError("bad sent_at")
-        return cls(batch_id, custom_id, float(sent_at))
+        return cls(batch_id, custom_id, files.timestamp(entry.get("sent_at"), "sent_at"))
 
 
 class InFlightLog:
@@ -96,9 +84,10 @@ class InFlightLog:
         how many records were written. A storage error is logged, never raised: the batch exists and
         this run will collect it; only a later run after a crash loses the adoption."""
         written = failed = 0
-        for window in windows(items, max(64, self.threads * 8)):
-            docs = [(entry_path(self.root, fp), InFlight(batch_id, cid, sent_at).to_entry(fp)) for fp, cid in window]
-            ok = sum(map_in_threads(lambda doc: write_entry(*doc), docs, self.threads))
+        for window in files.windows(items, max(64, self.threads * 8)):
+            docs = [(files.entry_path(self.root, fp), InFlight(batch_id, cid, sent_at).to_entry(fp))
+                    for fp, cid in window]
+            ok = sum(files.map_in_threads(lambda doc: files.write_entry(*doc), docs, self.threads))
             written, failed = written + ok, failed + len(docs) - ok
         if failed:
             log.warning("Request cache: could not record %d request(s) of batch %s as in flight", failed, batch_id)
@@ -109,17 +98,17 @@ class InFlightLog:
         older records are skipped."""
         unique = list(dict.fromkeys(fps))
         for fp in unique:
-            check_fingerprint(fp)
+            files.check_fingerprint(fp)
         oldest = self._clock() - max_age
         found: dict[str, InFlight] = {}
-        for fp, record in zip(unique, map_in_threads(self._read, unique, self.threads), strict=True):
+        for fp, record in zip(unique, files.map_in_threads(self._read, unique, self.threads), strict=True):
             if record is not None and record.sent_at >= oldest:
                 found[fp] = record
         return found
 
     def _read(self, fp: str) -> InFlight | None:
         try:
-            data = read_entry(entry_path(self.root, fp))
+            data = files.read_entry(files.entry_path(self.root, fp))
             return None if data is None else InFlight.from_entry(json.loads(data), fp)
         except Exception:  # unreadable or not a record: it only means this request is sent again
             return None

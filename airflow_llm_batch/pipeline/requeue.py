@@ -19,13 +19,13 @@ batch's error code.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 
 from airflow_llm_batch.exceptions import RequestTooLargeError
+from airflow_llm_batch.pipeline.chunk_files import chunk_name
+from airflow_llm_batch.pipeline.key_index import first_entry
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.policy import REQUEUE_BATCH_CODES, Admission
-from airflow_llm_batch.pipeline.prepare import chunk_name
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchState
@@ -121,11 +121,11 @@ class Resend:
         raise error
 
     def _too_large(self, chunk: ChunkRecord) -> RequestTooLargeError:
-        with (self.folder / chunk.keys).open("rb") as fh:
-            entry = json.loads(fh.readline())
+        entry = first_entry(self.folder / chunk.keys)
+        key, custom_id = (entry.key, entry.custom_id) if entry is not None else (None, None)
         said = chunk.batch_errors[0].get("message") if chunk.batch_errors else None
         return RequestTooLargeError(
-            f"row {entry.get('k')!r} (custom_id {entry.get('c')}, ~{chunk.tokens:,} tokens by our estimate) is over "
+            f"row {key!r} (custom_id {custom_id}, ~{chunk.tokens:,} tokens by our estimate) is over "
             f"the provider's enqueued-token limit by itself: batch {chunk.batch_id} was refused with "
             f"token_limit_exceeded while no other batch of this task was open ({said or 'no message'}). One row "
             f"cannot be split further. Shorten that row's prompt, or raise the limit (usage tier); set "

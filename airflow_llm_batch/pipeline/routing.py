@@ -3,7 +3,8 @@ answered by an identical request of the same run (sent once, fanned out), or ado
 an earlier run sent and did not collect (see adopt.py).
 
 Files written under the run folder:
-- ``answered/cached.jsonl``: {"entry": key-index entry, "answer": stored answer} per cache hit
+- ``answered/cached.jsonl``: {"entry": key-index entry (key_index.py), "answer": stored answer} per
+  cache hit
 - ``answered/followers.jsonl``: {"entry": ..., "f": fingerprint} per row whose request repeats an
   earlier row's request in this run (it gets that row's final result)
 """
@@ -19,6 +20,7 @@ from typing import IO, Any, Protocol
 
 from airflow_llm_batch.pipeline.adopt import AdoptionWriter
 from airflow_llm_batch.pipeline.inflight import InFlight
+from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
@@ -37,7 +39,7 @@ class AnswerLookup(Protocol):
 
 
 class ChunkSink(Protocol):
-    def add(self, line: bytes, index_line: bytes) -> None: ...
+    def add(self, line: bytes, entry: KeyEntry) -> None: ...
 
 
 def encode(document: Any) -> bytes:
@@ -71,7 +73,7 @@ class RowRouter:
         self.adopted = AdoptionWriter(folder)
         self.cached_rows = self.follower_rows = 0
         self.cached_usage = Usage()
-        self._page: list[tuple[bytes, dict[str, Any]]] = []
+        self._page: list[tuple[bytes, KeyEntry]] = []
         self._files: dict[str, IO[bytes]] = {}
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         if fingerprint is not None:
@@ -80,17 +82,18 @@ class RowRouter:
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
 
-    def add(self, data: bytes, entry: dict[str, Any], line: dict[str, Any]) -> None:
+    def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any]) -> None:
         if self.fingerprint is None:
-            self.chunks.add(data, encode(entry))
+            self.chunks.add(data, entry)
             return
-        fp = entry["f"] = self.fingerprint(line)
+        fp = self.fingerprint(line)
+        entry = entry.with_fingerprint(fp)
         if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 0:
-            self._write(FOLLOWERS_FILE, {"entry": entry, "f": fp})
+            self._write(FOLLOWERS_FILE, {"entry": entry.to_json(), "f": fp})
             self.follower_rows += 1
             return
         if self.cache is None:
-            self.chunks.add(data, encode(entry))
+            self.chunks.add(data, entry)
             return
         self._page.append((data, entry))
         if len(self._page) >= PAGE:
@@ -100,22 +103,22 @@ class RowRouter:
         if not self._page:
             return
         assert self.cache is not None
-        hits = self.cache.get_many([entry["f"] for _, entry in self._page])
-        misses: list[tuple[bytes, dict[str, Any]]] = []
+        hits = self.cache.get_many([_fp(entry) for _, entry in self._page])
+        misses: list[tuple[bytes, KeyEntry]] = []
         for data, entry in self._page:
-            hit = hits.get(entry["f"])
+            hit = hits.get(_fp(entry))
             if hit is None:
                 misses.append((data, entry))
                 continue
-            self._write(CACHED_FILE, {"entry": entry, "answer": answer_to_dict(hit)})
+            self._write(CACHED_FILE, {"entry": entry.to_json(), "answer": answer_to_dict(hit)})
             self.cached_rows += 1
             self.cached_usage = self.cached_usage + hit.usage
         self._page.clear()
-        sent = self.in_flight([entry["f"] for _, entry in misses]) if self.in_flight and misses else {}
+        sent = self.in_flight([_fp(entry) for _, entry in misses]) if self.in_flight and misses else {}
         for data, entry in misses:
-            found = sent.get(entry["f"])
+            found = sent.get(_fp(entry))
             if found is None:
-                self.chunks.add(data, encode(entry))
+                self.chunks.add(data, entry)
             else:
                 self.adopted.add(found, data, entry)
 
@@ -137,3 +140,8 @@ class RowRouter:
                 self._db.close()
                 self._dir.cleanup()
                 self._dir = None
+
+
+def _fp(entry: KeyEntry) -> str:
+    assert entry.fingerprint is not None  # set by RowRouter.add before a row is paged
+    return entry.fingerprint

@@ -248,7 +248,13 @@ class ResultRow:
 
 @dataclass(frozen=True)
 class BatchProgress:
-    """A poll's view of one provider batch."""
+    """A poll's view of one provider batch.
+
+    ``provider_status`` is the provider's own word for the state (``in_progress``,
+    ``JOB_STATE_RUNNING``...), for logs; ``total``/``completed``/``failed`` are its request counts
+    so far (0 when it does not report them); ``errors`` are the batch-level errors (``code``,
+    ``message``, optional ``line``) of a failed batch.
+    """
 
     batch_id: str
     state: BatchState

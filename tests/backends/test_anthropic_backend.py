@@ -173,8 +173,7 @@ def test_two_keys_mapped_to_one_custom_id_are_both_named(tmp_path: Path) -> None
     rows = [{"id": "order 42", "text": "a"}, {"id": "ok-1", "text": "b"}, {"id": substitute, "text": "c"}]
     spec = RequestSpec(model="claude-haiku-4-5", prompt="{{ row.text }}", key="id")
     with pytest.raises(InvalidInputError) as caught:  # ...that another row uses as its own key
-        prepare(rows, spec, folder=tmp_path, limits=backend.limits, build_line=backend.request_line,
-                custom_id_for=backend.custom_id_for)
+        prepare(rows, spec, folder=tmp_path, backend=backend)
     message = str(caught.value)
     assert f"keys '{substitute}', 'order 42' (rows 0, 2) map to the same provider custom_id" in message
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pytest
 
 from airflow_llm_batch.exceptions import InvalidInputError
-from airflow_llm_batch.pipeline.prepare import prepare
+from airflow_llm_batch.pipeline.prepare import PrepareOptions, prepare
 from airflow_llm_batch.pipeline.render import RequestSpec, row_hash
 from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest
 
@@ -20,9 +21,23 @@ def line(request: LLMRequest) -> dict[str, object]:
     return {"custom_id": request.custom_id, "prompt": request.prompt, "system": request.system_prompt}
 
 
+@dataclass
+class Format:
+    """A backend's line format, as ``prepare`` sees it."""
+
+    limits: BatchLimits = LIMITS
+    safe_id: Callable[[str], str] = str
+
+    def request_line(self, request: LLMRequest) -> dict[str, object]:
+        return line(request)
+
+    def custom_id_for(self, key: str) -> str:
+        return self.safe_id(key)
+
+
 def run(rows: list[dict], tmp_path: Path, limits: BatchLimits = LIMITS, **spec: object):
     spec_obj = RequestSpec(**{"model": "m", "prompt": "Say {{ row.text }}", "key": "id", **spec})
-    return prepare(rows, spec_obj, folder=tmp_path, limits=limits, build_line=line)
+    return prepare(rows, spec_obj, folder=tmp_path, backend=Format(limits))
 
 
 def read_lines(path: Path) -> list[dict]:
@@ -88,8 +103,8 @@ def test_chunks_by_bytes(tmp_path: Path) -> None:
 def test_key_index_maps_custom_ids_back_to_keys(tmp_path: Path) -> None:
     rows = [{"id": "a b", "text": "t", "team": "x"}]
     spec = RequestSpec(model="m", prompt="{{ row.text }}", key="id")
-    prepared = prepare(rows, spec, folder=tmp_path, limits=LIMITS, build_line=line,
-                       custom_id_for=lambda k: k.replace(" ", "_"), carry=("team",))
+    prepared = prepare(rows, spec, folder=tmp_path, backend=Format(safe_id=lambda k: k.replace(" ", "_")),
+                       options=PrepareOptions(carry=("team",)))
     (entry,) = read_lines(tmp_path / prepared.chunks[0].keys)
     assert entry == {"c": "a_b", "k": "a b", "n": 0, "carry": {"team": "x"}}
 

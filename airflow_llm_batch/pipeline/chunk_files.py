@@ -1,0 +1,82 @@
+"""A chunk's two files in the run folder: its request lines and its key index (key_index.py), and the
+writer that streams rows into chunks, starting a new one at the provider's count, byte or token limit."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass
+from typing import IO
+
+from airflow_llm_batch.pipeline.key_index import KeyEntry
+from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.tokens import estimate_tokens
+from airflow_llm_batch.pipeline.types import BatchLimits
+
+
+def chunk_name(index: int, attempt: int = 1) -> str:
+    return f"{index:05d}" if attempt == 1 else f"{index:05d}-a{attempt}"
+
+
+@dataclass
+class ChunkFiles:
+    """Where one chunk's request lines and its custom_id -> key index are stored, and their size.
+
+    ``adopted`` names the batch of an earlier run the chunk's rows wait on (adopt.py), else None.
+    """
+
+    index: int
+    requests: str
+    keys: str
+    adopted: str | None = None
+    count: int = 0
+    bytes: int = 0
+    tokens: int = 0
+
+    def add(self, data: builtins.bytes) -> None:
+        """Count one request line written to the chunk."""
+        self.count += 1
+        self.bytes += len(data)
+        self.tokens += estimate_tokens(data)
+
+
+class ChunkWriter:
+    """Streams request lines into chunk files, starting a new one at the count, byte or token limit."""
+
+    def __init__(self, folder: StoragePath, limits: BatchLimits, max_rows: int | None,
+                 max_tokens: int | None = None) -> None:
+        self.folder = folder
+        self.max_rows = min(limits.max_requests, max_rows or limits.max_requests)
+        self.max_bytes = limits.max_bytes
+        self.max_tokens = max_tokens
+        self.chunks: list[ChunkFiles] = []
+        self._req: IO[bytes] | None = None
+        self._keys: IO[bytes] | None = None
+
+    def add(self, line: bytes, entry: KeyEntry) -> None:
+        current = self.chunks[-1] if self.chunks else None
+        if current is None or not self._fits(current, line):
+            current = self._open_next()
+        assert self._req is not None and self._keys is not None
+        self._req.write(line)
+        self._keys.write(entry.to_line())
+        current.add(line)
+
+    def _fits(self, current: ChunkFiles, line: bytes) -> bool:
+        if current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes:
+            return False
+        return self.max_tokens is None or current.tokens + estimate_tokens(line) <= self.max_tokens
+
+    def _open_next(self) -> ChunkFiles:
+        self.close()
+        name = chunk_name(len(self.chunks))
+        chunk = ChunkFiles(len(self.chunks), f"chunks/{name}.requests.jsonl", f"chunks/{name}.keys.jsonl")
+        self._req = (self.folder / chunk.requests).open("wb")
+        self._keys = (self.folder / chunk.keys).open("wb")
+        self.chunks.append(chunk)
+        return chunk
+
+    def close(self) -> None:
+        for fh in (self._req, self._keys):
+            if fh is not None:
+                fh.close()
+        self._req = self._keys = None

@@ -1,0 +1,120 @@
+"""Collecting ended batches: download the answers, trip the circuit breaker, classify each row
+(join.py), then store the final rows, the retry chunk and the cache entries in one manifest save."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from airflow_llm_batch.pipeline.answered import write_results
+from airflow_llm_batch.pipeline.backend import BatchBackend
+from airflow_llm_batch.pipeline.chunk_files import chunk_name
+from airflow_llm_batch.pipeline.join import MISSING_ANSWER, ChunkOutcome, JoinContext, RetryRule, classify_chunk
+from airflow_llm_batch.pipeline.key_index import read_key_index
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.policy import RetryPolicy
+from airflow_llm_batch.pipeline.requeue import Resend
+from airflow_llm_batch.pipeline.retry_chunk import retry_chunk
+from airflow_llm_batch.pipeline.run_folder import RunFolder
+from airflow_llm_batch.pipeline.types import BatchState, RawResult
+
+log = logging.getLogger(__name__)
+
+_NO_ANSWER = {
+    BatchState.EXPIRED: ("batch_expired", "the batch expired before this row was answered"),
+    BatchState.CANCELLED: ("batch_cancelled", "the batch was cancelled before this row was answered"),
+}
+
+
+def no_answer_reason(chunk: ChunkRecord, state: BatchState) -> tuple[str, str]:
+    """(code, message) for the rows an ended batch did not answer."""
+    if state == BatchState.FAILED:
+        first = chunk.batch_errors[0] if chunk.batch_errors else {}
+        code = str(first.get("code") or "batch_failed")
+        line = f" (line {first['line']})" if first.get("line") is not None else ""
+        return code, f"the batch failed: {first.get('message', 'no reason given')}{line}"
+    return _NO_ANSWER.get(state, MISSING_ANSWER)
+
+
+class Collector:
+    """Turns the ended chunks of a manifest into stored results (and retry chunks)."""
+
+    def __init__(self, run: RunFolder, backend: BatchBackend, *, policy: RetryPolicy, cache: Any = None) -> None:
+        self.run, self.backend, self.policy, self.cache = run, backend, policy, cache
+
+    async def collect(self, manifest: Manifest, parser: OutputParser) -> None:
+        """Download, join and store the answers of every ended chunk not yet collected.
+
+        Rows whose failure is retryable go into a new chunk (attempt + 1) instead of the results;
+        a batch refused for the enqueued-token limit goes back to the queue whole.
+        """
+        for chunk in list(manifest.chunks):
+            if chunk.state != ChunkState.ENDED:
+                continue
+            assert chunk.batch_id is not None and chunk.batch_state is not None
+            state = BatchState(chunk.batch_state)
+            if Resend(self.run.folder, self.run.store, self.policy.max_requeues).handle(manifest, chunk, state):
+                continue  # refused for the enqueued-token limit, or gone: wait, split or send again
+            answers: dict[str, RawResult] = {}
+            if state.has_results:
+                async for answer in self.backend.results(chunk.batch_id):
+                    answers[answer.custom_id] = answer
+            self._check_breaker(manifest, chunk, answers)
+            self.store_chunk(manifest, chunk, answers, parser, no_answer_reason(chunk, state))
+        if manifest.breaker:
+            self._fail_unsent(manifest, parser)
+
+    def _fail_unsent(self, manifest: Manifest, parser: OutputParser) -> None:
+        """After the breaker trips, chunks never sent still owe one result per row: failed, with why."""
+        assert manifest.breaker is not None
+        message = f"not submitted: the circuit breaker tripped on {manifest.breaker['code']}"
+        for chunk in manifest.chunks:
+            if chunk.state == ChunkState.PREPARED:
+                self.store_chunk(manifest, chunk, {}, parser, ("not_submitted", message))
+
+    def _check_breaker(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult]) -> None:
+        failures: Counter[str] = Counter(a.error_code or "error" for a in answers.values() if not a.ok)
+        trip = self.policy.breaker_trip(failures, chunk.count)
+        if trip is None or manifest.breaker:
+            return
+        code, count = trip
+        sample = next(a.error_message for a in answers.values() if a.error_code == code)
+        manifest.breaker = {"code": code, "rows": count, "of": chunk.count, "batch_id": chunk.batch_id,
+                            "message": (sample or "")[:300]}
+        log.error("Circuit breaker: %d of %d rows of batch %s failed with %s; no more batches will be "
+                  "submitted", count, chunk.count, chunk.batch_id, code)
+
+    def context(self, manifest: Manifest, chunk: ChunkRecord, no_answer: tuple[str, str]) -> JoinContext:
+        """How this chunk's rows are joined and which of them are retried."""
+        rule = RetryRule(self.policy, breaker=bool(manifest.breaker),
+                         cancelled_by_us=chunk.batch_id in self.run.cancelled_by_us())
+        writes = self.cache is not None and self.cache.mode.writes
+        return JoinContext(chunk.batch_id, chunk.attempt, no_answer, adopted=chunk.is_adopted, retry=rule,
+                           cache_answers=writes)
+
+    def store_chunk(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult],
+                    parser: OutputParser, no_answer: tuple[str, str]) -> None:
+        """Classify the chunk's rows, write its results, queue its retry chunk, fill the cache."""
+        folder, name = self.run.folder, chunk_name(chunk.index, chunk.attempt)
+        outcome = classify_chunk(read_key_index(folder / chunk.keys), answers, parser,
+                                 self.context(manifest, chunk, no_answer))
+        results = f"results/{name}.jsonl"
+        counts = write_results(folder / results, outcome.final_rows())
+        self._store_answers(outcome, chunk, name)
+        if outcome.retry:
+            manifest.chunks.append(retry_chunk(folder, manifest, chunk, outcome.retry))
+        chunk.results, chunk.counts, chunk.state = results, counts, ChunkState.COLLECTED
+        self.run.store.save(manifest)  # one atomic step: results, retry chunk and state together
+        log.info("Collected batch %s (%s): %s%s", chunk.batch_id, chunk.batch_state or "not sent",
+                 {k: v for k, v in counts.items() if not k.startswith("tokens_")},
+                 f"; {len(outcome.retry)} row(s) queued for attempt {chunk.attempt + 1}" if outcome.retry else "")
+
+    def _store_answers(self, outcome: ChunkOutcome, chunk: ChunkRecord, name: str) -> None:
+        if outcome.to_cache:
+            stored = self.cache.put_many(outcome.to_cache)
+            log.info("Stored %d answer(s) of chunk %s in the request cache", stored, name)
+        if outcome.unmatched:
+            log.log(logging.DEBUG if chunk.is_adopted else logging.WARNING,  # an adopted batch holds other rows
+                    "Ignored %d answer(s) whose custom_id is not in chunk %s", outcome.unmatched, name)

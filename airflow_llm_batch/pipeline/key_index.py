@@ -1,0 +1,106 @@
+"""The key index of a chunk: one line per row, mapping the request's custom_id back to the row.
+
+A chunk's ``*.keys.jsonl`` (and the entries inside ``answered/*.jsonl``) hold one :class:`KeyEntry`
+per row. The line format is compact, one letter per field, and is read by every later try of the
+same task run, so it never changes without a reader for the old lines:
+
+=========  =====================================================  ==================
+line key   field                                                  present
+=========  =====================================================  ==================
+``c``      ``custom_id``: the request's id at the provider         always
+``k``      ``key``: the row's key                                  always
+``n``      ``row_no``: position of the row in the input            always
+``f``      ``fingerprint``: request fingerprint (request cache)    cache on
+``a``      ``adopted_id``: the row's custom_id in an adopted batch adopted rows only
+``carry``  ``carry``: input columns copied to the result           ``carry=`` set
+=========  =====================================================  ==================
+
+Example::
+
+    >>> entry = KeyEntry(custom_id="t_1", key="t 1", row_no=0)
+    >>> entry.to_line()
+    b'{"c":"t_1","k":"t 1","n":0}\\n'
+    >>> KeyEntry.from_line(entry.to_line()) == entry
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Generator, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
+
+#: field name -> line key (the on-disk names; old run folders hold these)
+_LINE_KEYS = {"custom_id": "c", "key": "k", "row_no": "n", "fingerprint": "f", "adopted_id": "a",
+              "carry": "carry"}
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """One row of a chunk: the ids that join its answer back to it."""
+
+    custom_id: str
+    key: str
+    row_no: int
+    fingerprint: str | None = None
+    #: the custom_id this row has in the batch of an earlier run it waits on (see adopt.py)
+    adopted_id: str | None = None
+    carry: dict[str, Any] | None = None
+
+    @property
+    def answer_id(self) -> str:
+        """The custom_id its answer carries: the adopted batch's id for the row, else its own."""
+        return self.adopted_id if self.adopted_id is not None else self.custom_id
+
+    def to_json(self) -> dict[str, Any]:
+        """The line's JSON object: the required fields always, the optional ones only when set."""
+        data = {_LINE_KEYS[f.name]: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: v for k, v in data.items() if v is not None or k in ("c", "k", "n")}
+
+    def to_line(self) -> bytes:
+        return (json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyEntry:
+        """Read a line's object, as written by this version or an earlier one (the same keys)."""
+        return cls(custom_id=str(data["c"]), key=str(data["k"]), row_no=int(data.get("n", -1)),
+                   fingerprint=data.get("f"), adopted_id=data.get("a"), carry=data.get("carry"))
+
+    @classmethod
+    def from_line(cls, line: bytes | str) -> KeyEntry:
+        return cls.from_json(json.loads(line))
+
+    def with_fingerprint(self, fingerprint: str) -> KeyEntry:
+        return dataclasses.replace(self, fingerprint=fingerprint)
+
+    def adopted_as(self, custom_id: str | None) -> KeyEntry:
+        """This entry waiting on an adopted batch under ``custom_id`` (None: sent under its own)."""
+        return dataclasses.replace(self, adopted_id=custom_id)
+
+
+def read_key_index(path: StoragePath) -> Generator[KeyEntry, None, None]:
+    """Every entry of a key index file, in row order."""
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.strip():
+                yield KeyEntry.from_line(line)
+
+
+def first_entry(path: StoragePath) -> KeyEntry | None:
+    """The first entry of a key index file (None when it is empty)."""
+    entries = read_key_index(path)
+    try:
+        return next(entries, None)
+    finally:
+        entries.close()
+
+
+def write_key_index(path: StoragePath, entries: Iterable[KeyEntry]) -> None:
+    """Write a whole key index file atomically."""
+    with AtomicWriter(path) as out:
+        for entry in entries:
+            out.write(entry.to_line())

@@ -1,0 +1,110 @@
+"""A task run's folder read and written without any provider: manifest, results, summary, the batches
+this task cancelled itself, and the results of rows answered without a batch.
+
+Nothing here needs a backend or an SDK client, so a step that only reads or records state (the
+results operator, a sensor, on_kill, re-landing) opens the folder alone.
+
+Example::
+
+    folder = RunFolder(run_folder_path)
+    manifest = folder.load()
+    if manifest is not None and manifest.is_done:
+        rows, summary = folder.iter_results(manifest), folder.summary(manifest)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
+from airflow_llm_batch.pipeline.manifest import Manifest, ManifestStore
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
+from airflow_llm_batch.pipeline.summary import RunSummary
+from airflow_llm_batch.pipeline.types import ResultRow, Usage
+
+log = logging.getLogger(__name__)
+
+#: batches this task cancelled itself (on_kill): their unanswered rows are resent on the next try
+CANCELLED_FILE = "cancelled_by_task.json"
+
+
+class RunFolder:
+    """The files of one task run (a workspace path unique to the task run)."""
+
+    def __init__(self, folder: StoragePath) -> None:
+        self.folder = folder
+        self.store = ManifestStore(folder)
+
+    def load(self) -> Manifest | None:
+        return self.store.load()
+
+    # -- batches we cancelled ourselves (on_kill) ----------------------------------------------------
+    def remember_cancelled(self, batch_ids: Iterable[str]) -> None:
+        """Record batches cancelled by this task (kill/clear): their unanswered rows are resent on
+        the next try, whatever ``retry_codes`` says. A separate file, not the manifest: on_kill runs
+        while the task's own thread may be saving the manifest."""
+        ids = sorted(set(self.cancelled_by_us()) | set(batch_ids))
+        write_json_atomically(self.folder / CANCELLED_FILE, ids)
+
+    def cancelled_by_us(self) -> list[str]:
+        path = self.folder / CANCELLED_FILE
+        return list(read_json(path)) if path.exists() else []
+
+    # -- rows answered without a batch -------------------------------------------------------------
+    def finalize(self, manifest: Manifest, parser: OutputParser) -> None:
+        """Once every chunk is collected, write the results of cached rows and of rows that repeat
+        another row's request (they get that row's final result)."""
+        if not manifest.chunks_done or manifest.is_done:
+            return
+        counts: Counter[str] = Counter()
+        files: list[str] = []
+        if manifest.cached_rows:
+            files.append("results/answered-cached.jsonl")
+            counts.update(write_results(self.folder / files[-1], cached_rows(self.folder, parser)))
+        if manifest.follower_rows:
+            files.append("results/answered-repeats.jsonl")
+            leaders = self._iter_files([*(c.results for c in manifest.chunks if c.results), *files[:-1]])
+            counts.update(write_results(self.folder / files[-1], repeat_rows(self.folder, leaders)))
+        manifest.answered_results, manifest.answered_counts = files, dict(counts)
+        self.store.save(manifest)
+        log.info("Answered without a batch: %d row(s) from the request cache, %d repeating another row",
+                 manifest.cached_rows, manifest.follower_rows)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
+        """Every final result row: one per input row once ``manifest.is_done``."""
+        yield from self._iter_files([*(c.results for c in manifest.chunks if c.results),
+                                     *manifest.answered_results])
+
+    def _iter_files(self, files: Iterable[str]) -> Iterator[ResultRow]:
+        for name in files:
+            with (self.folder / name).open("rb") as fh:
+                for line in fh:
+                    yield ResultRow.from_dict(json.loads(line))
+
+    @staticmethod
+    def summary(manifest: Manifest) -> RunSummary:
+        """What the run did, in numbers, from the manifest alone."""
+        counts: Counter[str] = Counter(manifest.answered_counts)
+        for chunk in manifest.chunks:
+            counts.update(chunk.counts)
+        errors = {k.removeprefix("error:"): v for k, v in counts.items() if k.startswith("error:")}
+        return RunSummary(
+            total=manifest.total_rows,
+            succeeded=counts["succeeded"],
+            failed=counts["failed"],
+            errors_by_code=dict(sorted(errors.items())),
+            usage=Usage(counts["tokens_input"], counts["tokens_output"], counts["tokens_cached"]),
+            batch_ids=manifest.batch_ids,
+            resubmitted_rows=sum(c.count for c in manifest.chunks if c.retry_of is not None),
+            requeued_batches=sum(c.requeues for c in manifest.chunks),
+            breaker=manifest.breaker,
+            cached_rows=manifest.cached_rows,
+            repeated_rows=manifest.follower_rows,
+            sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None and not c.is_adopted),
+            adopted_rows=sum(c.count for c in manifest.chunks if c.is_adopted),
+        )

@@ -1,0 +1,83 @@
+"""Key index records (key_index.KeyEntry): the line codec, and run folders written by the previous
+version (plain dicts with one-letter keys) still resume."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from openai import AsyncOpenAI
+
+from airflow_llm_batch.backends.openai import OpenAIBatchBackend
+from airflow_llm_batch.pipeline.cache import AnswerCache
+from airflow_llm_batch.pipeline.key_index import KeyEntry, first_entry, read_key_index, write_key_index
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.run import BatchRun
+
+
+def test_an_entry_round_trips_and_writes_only_the_fields_it_has() -> None:
+    full = KeyEntry("t_1", "t 1", 7, fingerprint="ab" * 32, adopted_id="other-7", carry={"team": "é"})
+    assert KeyEntry.from_line(full.to_line()) == full
+    assert json.loads(full.to_line()) == {"c": "t_1", "k": "t 1", "n": 7, "f": "ab" * 32, "a": "other-7",
+                                          "carry": {"team": "é"}}
+    assert json.loads(KeyEntry("c", "k", 0).to_line()) == {"c": "c", "k": "k", "n": 0}
+    assert full.answer_id == "other-7" and full.adopted_as(None).answer_id == "t_1"
+
+
+def test_lines_written_by_the_previous_version_are_read(tmp_path: Path) -> None:
+    """The previous version wrote dicts with json.dumps defaults (spaces), in its own key order."""
+    old = ('{"c": "a_b", "k": "a b", "n": 0, "carry": {"team": "x"}, "f": "' + "cd" * 32 + '"}\n'
+           '{"c": "z", "k": "z", "n": 1, "f": "' + "ef" * 32 + '", "a": "dead-row-1"}\n'
+           '\n')
+    (tmp_path / "keys.jsonl").write_text(old)
+    entries = list(read_key_index(tmp_path / "keys.jsonl"))
+    assert entries == [KeyEntry("a_b", "a b", 0, fingerprint="cd" * 32, carry={"team": "x"}),
+                       KeyEntry("z", "z", 1, fingerprint="ef" * 32, adopted_id="dead-row-1")]
+    assert first_entry(tmp_path / "keys.jsonl") == entries[0]
+    write_key_index(tmp_path / "again.jsonl", entries)
+    assert list(read_key_index(tmp_path / "again.jsonl")) == entries
+    (tmp_path / "empty.jsonl").write_text("")
+    assert first_entry(tmp_path / "empty.jsonl") is None
+
+
+def _as_previous_version(path: Path) -> None:
+    """Rewrite a key index exactly as the previous version wrote it (a dict per line)."""
+    lines = []
+    for entry in read_key_index(path):
+        old: dict[str, Any] = {"c": entry.custom_id, "k": entry.key, "n": entry.row_no}
+        if entry.carry is not None:
+            old["carry"] = entry.carry
+        if entry.fingerprint is not None:
+            old["f"] = entry.fingerprint
+        lines.append(json.dumps(old, ensure_ascii=False, default=str) + "\n")
+    path.write_text("".join(lines))
+
+
+async def test_a_run_resumed_over_key_files_of_the_previous_version_lands_every_row_once(
+        emulator: Any, tmp_path: Path) -> None:
+    rows = [{"id": f"old-format-{i:03d}", "text": f"resume old keys {i}", "team": f"t{i % 2}"} for i in range(30)]
+    spec = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
+    tags = {"dag_id": "d", "task_id": "t", "run_id": "old-keys"}
+    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
+    first = BatchRun(tmp_path / "run", backend, tags=tags, cache=AnswerCache(tmp_path / "cache"))
+    manifest = first.prepare_or_load(lambda: rows, spec, max_rows_per_chunk=10, carry=("team",))
+    await first.submit(manifest)
+    for chunk in manifest.chunks:  # the worker dies; the folder is as the previous version left it
+        _as_previous_version(tmp_path / "run" / chunk.keys)
+
+    resumed = BatchRun(tmp_path / "run", backend, tags=tags, cache=AnswerCache(tmp_path / "cache"))
+    manifest = resumed.prepare_or_load(lambda: rows, spec, max_rows_per_chunk=10, carry=("team",))
+    while not manifest.is_done:
+        await resumed.poll(manifest)
+        await resumed.collect(manifest, OutputParser())
+        resumed.finalize(manifest, OutputParser())
+        await asyncio.sleep(0.05)
+    await backend.aclose()
+    results = sorted(resumed.iter_results(manifest), key=lambda r: r.key)
+    assert [(r.key, r.custom_id, r.extra["team"]) for r in results] == [(r["id"], r["id"], r["team"]) for r in rows]
+    assert {r.status.value for r in results} == {"succeeded"} and all("fingerprint" in r.extra for r in results)
+    paid = emulator.stats()["openai"]["succeeded_by_custom_id"]
+    assert all(paid[r["id"]] == 1 for r in rows)
