@@ -54,4 +54,4 @@ class AzureOpenAIBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:
-        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn)))
+        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
