@@ -256,7 +256,12 @@ def worker(ids_file: Path, interval: float, window: float, log_file: Path, profi
 
 
 # -- the parent --------------------------------------------------------------------------------------------
-def measure(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+#: --compare: the SDKs' default httpx pool with every first poll at once (the code before issue 12), then
+#: the package as it is
+VARIANTS = {"before": ("httpx", False), "package": ("package", True)}
+
+
+def measure(n: int, args: argparse.Namespace, workdir: Path, transport: str, jitter: bool) -> dict[str, Any]:
     with emulator_process("--requests-per-second", "0.0001", "--validating-seconds", "0") as url:
         ids = create_open_batches(url, n)
         ids_file = workdir / f"ids-{n}.json"
@@ -269,7 +274,7 @@ def measure(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         cmd = [sys.executable, __file__, "--worker", str(ids_file), "--interval", str(args.interval),
                "--window", str(args.window), "--log-file", str(workdir / f"loop-{n}.log")]
         cmd += ["--profile"] if args.profile else []
-        cmd += ["--transport", args.transport] + ([] if args.jitter else ["--no-jitter"])
+        cmd += ["--transport", transport] + ([] if jitter else ["--no-jitter"])
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             sys.stderr.write(proc.stdout + proc.stderr)
@@ -285,18 +290,23 @@ def measure(n: int, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| N | polls/s (ideal) | emulator req/s (CPU ms/req) | lag p50 / p99 / max ms | loop busy | CPU ms/poll "
-             "| startup s (all polled once) | peak RSS MiB | failed polls | events |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| N | setup | polls/s (ideal) | emulator req/s (CPU ms/req) | lag p50 / p99 / max ms | loop busy "
+             "| CPU ms/poll | startup s (all polled once) | peak RSS MiB | failed polls | events |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         startup = f"{r['startup_s']:.1f}" if r["startup_s"] is not None else f"not all ({r['polled_once']}/{r['n']})"
         lines.append(
-            f"| {r['n']:,} | {r['polls_per_s']:.0f} ({r['ideal_per_s']:.0f}) | "
+            f"| {r['n']:,} | {r['setup']} | {r['polls_per_s']:.0f} ({r['ideal_per_s']:.0f}) | "
             f"{r['emulator_requests'] / r['window']:.0f} ({r['emulator_cpu_ms_per_request']:.2f}) | "
             f"{r['lag_p50_ms']:.1f} / {r['lag_p99_ms']:.0f} / "
             f"{r['lag_max_ms']:.0f} | {100 * r['busy']:.0f}% | {r['cpu_ms_per_poll']:.2f} | {startup} | "
             f"{r['peak_rss_mib']:.0f} | {r['failed_polls']} | {r['events']} |")
     return lines
+
+
+def _label(transport: str, jitter: bool) -> str:
+    parts = ["package" if transport == "package" else "httpx pool"] + ([] if jitter else ["no jitter"])
+    return ", ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -308,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--transport", choices=("package", "httpx"), default="package",
                     help="package: the library's choice; httpx: force the SDKs' default httpx pool (A/B)")
     ap.add_argument("--no-jitter", dest="jitter", action="store_false", help="first polls all at once (A/B)")
+    ap.add_argument("--compare", action="store_true",
+                    help="for each N, run 'before' (httpx pool, no jitter) then the package: side by side")
     ap.add_argument("--profile", action="store_true", help="cProfile the loop process (top 25 by own time)")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
@@ -317,10 +329,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="llmb-trigger-load-") as tmp:
+        variants = VARIANTS if args.compare else {_label(args.transport, args.jitter): (args.transport, args.jitter)}
         for n in args.n:
-            r = measure(n, args, Path(tmp))
-            results.append(r)
-            print(f"N={n}: {json.dumps({k: v for k, v in r.items() if k != 'event_samples'})}", flush=True)
+            for label, (transport, jitter) in variants.items():
+                r = dict(measure(n, args, Path(tmp), transport, jitter), setup=label)
+                results.append(r)
+                print(f"N={n} {label}: {json.dumps({k: v for k, v in r.items() if k != 'event_samples'})}", flush=True)
     doc = ["# trigger_load benchmark", "",
            f"- {time.strftime('%Y-%m-%d %H:%M:%S')}, os.cpu_count()={os.cpu_count()}, load1 "
            f"{os.getloadavg()[0]:.1f}; {args.interval:g}-s polls, {args.window:g}-s window, one batch per trigger",
