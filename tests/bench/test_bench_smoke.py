@@ -35,7 +35,7 @@ def test_trigger_load_reports_every_figure(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     table = out.read_text()
-    assert "| N | polls/s (ideal) |" in table and "lag p50 / p99 / max ms" in table and "CPU ms/poll" in table
+    assert "| N | setup | polls/s (ideal) |" in table and "lag p50 / p99 / max ms" in table and "CPU ms/poll" in table
     row = next(line for line in table.splitlines() if line.startswith("| 20 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert cells[1] == "package" and cells[2].endswith("(20)"), "ideal polls/s is N / interval"
