@@ -27,8 +27,15 @@ demo-bigquery: install
 test: install lint
 	$(PY) -m pytest
 
+# `make bench` finishes in a few minutes on 2 cores; the issue's sizes:
+# make bench BENCH_ROWS="10000 100000 1000000" BENCH_PREPARE_ROWS="100000 1000000"
+BENCH_PREPARE_ROWS ?= 100000
+BENCH_TRIGGERS ?= 100 500 1000
+BENCH_ROWS ?= 10000
 bench: install
-	$(PY) bench/prepare_and_parse.py
+	$(PY) bench/prepare_and_parse.py --rows $(BENCH_PREPARE_ROWS)
+	$(PY) bench/trigger_load.py --n $(BENCH_TRIGGERS)
+	$(PY) bench/e2e.py --rows $(BENCH_ROWS)
 
 lint: install
 	$(VENV)/bin/ruff check airflow_llm_batch tests example_dags bench

@@ -66,7 +66,7 @@ class AnthropicBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AnthropicBatchBackend:
-        return AnthropicBatchBackend(AsyncAnthropic(**self.client_kwargs(conn)))
+        return AnthropicBatchBackend(AsyncAnthropic(**self.client_kwargs(conn), http_client=self.http_client))
 
     def get_sync_client(self) -> Anthropic:
         return Anthropic(**self.client_kwargs(self.get_connection(self.conn_id)))

@@ -48,7 +48,7 @@ class AzureOpenAIBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:
-        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn)))
+        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
 
     def probe(self) -> str:
         kwargs = {**self.client_kwargs(self.get_connection(self.conn_id)), "max_retries": 0}

@@ -27,6 +27,9 @@ class LLMBatchHook(BaseHook):
     provider: ClassVar[str]
     conn_name_attr = "conn_id"
     default_conn_name: ClassVar[str]
+    #: HTTP client of the async SDK client (None: the SDK's own httpx pool); the triggerer sets an aiohttp
+    #: one with bounded connections (triggers/shared_backends.py). Gemini and Vertex ignore it.
+    http_client: Any = None
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -48,7 +48,7 @@ class OpenAIBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> OpenAIBatchBackend:
-        return OpenAIBatchBackend(AsyncOpenAI(**self.client_kwargs(conn)))
+        return OpenAIBatchBackend(AsyncOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
 
     def get_sync_client(self) -> OpenAI:
         return OpenAI(**self.client_kwargs(self.get_connection(self.conn_id)))

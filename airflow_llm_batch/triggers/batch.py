@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,6 +21,8 @@ from airflow_llm_batch.triggers.shared_backends import shared_backend
 
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
+#: a triggerer starting many triggers at once (a restart) spreads their first polls over up to this (seconds)
+FIRST_POLL_SPREAD_SECONDS = 2.0
 #: on_kill's own bound (seconds), inside Airflow's ``[triggerer] on_kill_timeout`` (30 s by default)
 ON_KILL_SECONDS = 20.0
 
@@ -88,6 +91,7 @@ class LLMBatchTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
             async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
+                await asyncio.sleep(first_poll_delay(self.poll_interval))
                 event = await self._watch(backend)
         except Exception as exc:  # building the client failed: bad connection, missing SDK
             event = WaitEvent(WaitOutcome.ERROR, message=f"cannot poll: {type(exc).__name__}: {exc}")
@@ -149,6 +153,11 @@ class LLMBatchTrigger(BaseTrigger):
         failed = {b: type(o).__name__ for b, o in zip(ids, outcomes, strict=True) if isinstance(o, BaseException)}
         self.log.warning("Task killed: cancelled %d open batch(es) %s%s", len(ids) - len(failed),
                          [b for b in ids if b not in failed], f"; cancel failed for {failed}" if failed else "")
+
+
+def first_poll_delay(poll_interval: float) -> float:
+    """A random wait before a trigger's first poll, so triggers started together do not poll in one burst."""
+    return random.uniform(0.0, min(poll_interval, FIRST_POLL_SPREAD_SECONDS))
 
 
 def describe(progress: list[BatchProgress]) -> str:

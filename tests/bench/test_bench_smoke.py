@@ -23,3 +23,38 @@ def test_bench_runs_every_phase_on_a_tiny_input(tmp_path: Path) -> None:
     assert "700 succeeded" in table
     assert "Peak memory versus N" in table
     assert not list(tmp_path.glob("llmb-bench-*")), "temp folders are removed"
+
+
+def test_trigger_load_reports_every_figure(tmp_path: Path) -> None:
+    """N triggers in one loop on an emulator process: the table has polls/s, lag, CPU/poll, startup, RSS."""
+    out = tmp_path / "trigger_load.md"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "trigger_load.py"), "--n", "20", "--window", "8", "--interval", "1",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = out.read_text()
+    assert "| N | setup | polls/s (ideal) |" in table and "lag p50 / p99 / max ms" in table and "CPU ms/poll" in table
+    row = next(line for line in table.splitlines() if line.startswith("| 20 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1] == "package" and cells[2].endswith("(20)"), "ideal polls/s is N / interval"
+    assert cells[7].replace(".", "").isdigit() or cells[7].startswith("not all ("), "the startup figure"
+    assert float(cells[6]) > 0 and float(cells[8]) > 0, "CPU per poll and peak RSS"
+    assert cells[9] == "0" and cells[10] == "0", "no failed poll, no event: the batches stayed open"
+
+
+def test_e2e_runs_the_three_jobs_and_lands_every_row(tmp_path: Path) -> None:
+    """airflow dags test of one LLMBatchOperator, the floor script and the no-op DAG, on 200 rows."""
+    out = tmp_path / "e2e.md"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "e2e.py"), "--rows", "200", "--workdir", str(tmp_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=1800, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-5000:] + proc.stderr[-5000:]
+    table = out.read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| 200 rows, one task |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert all(" s (CPU " in c and c.endswith(" MiB") for c in cells[1:4]), row
+    assert "this package" in proc.stdout and "succeeded 200" in proc.stdout
+    assert not list(tmp_path.glob("llmb-e2e-*")), "temp folders are removed"
