@@ -94,6 +94,7 @@ class GeminiBatch:
     run: BatchRun[GeminiRow, Any]
     """Answers are inline response objects or output file lines."""
     updated: float = 0.0
+    """``updateTime`` when last brought up to date (0: the creation)."""
     output: dict[str, Any] | None = None
 
     @property
@@ -287,9 +288,8 @@ class GeminiStore(GeminiFiles):
     # ------------------------------------------------------------------------------ lifecycle
     def advance(self, batch: GeminiBatch, now: float) -> None:
         """Bring ``batch`` to the state and progress it has at ``now``."""
-        run = batch.run
-        ended = run.advance(now, self._answerer(batch), self.stats)
-        batch.updated = _updated(run, now)
+        ended = batch.run.advance(now, self._answerer(batch), self.stats)
+        batch.updated = batch.run.timeline.last_change(now)
         if ended:
             self._finish(batch)
 
@@ -327,18 +327,6 @@ class GeminiStore(GeminiFiles):
         run.release()
         log.info("gemini batch %s %s: %d succeeded, %d failed of %d", batch.name, batch.state,
                  run.progress.succeeded, run.progress.failed, run.timeline.total or 0)
-
-
-def _updated(run: BatchRun[GeminiRow, Any], now: float) -> float:
-    """The batch's ``updateTime``: its end, its cancel, or its last answer."""
-    snapshot, cancelled_at = run.now, run.timeline.cancelled_at
-    if snapshot.ended_at is not None:
-        return snapshot.ended_at
-    if cancelled_at is not None and now >= cancelled_at:
-        return cancelled_at
-    if snapshot.started_at is not None:
-        return min(now, run.timeline.rows_end)
-    return 0.0
 
 
 __all__ = ["MAX_INLINE_BODY_BYTES", "STATES", "TERMINAL", "GeminiBatch", "GeminiError", "GeminiStore", "status_name"]

@@ -190,6 +190,18 @@ class Timeline:
             return natural
         return _End(Phase.CANCELLED, cancel + self.cancelling_seconds, self.answered_by(cancel))
 
+    def last_change(self, now: float) -> float:
+        """When the batch last changed, seen at ``now``: its end, its cancel, its last answer, or
+        its creation (an ``updateTime``)."""
+        snapshot = self.at(now)
+        if snapshot.ended_at is not None:
+            return snapshot.ended_at
+        if snapshot.phase is Phase.CANCELLING and self.cancelled_at is not None:
+            return self.cancelled_at
+        if snapshot.started_at is not None:
+            return min(now, self.rows_end)
+        return self.created
+
     def at(self, now: float) -> Snapshot:
         """Where the batch stands at ``now``."""
         end = self._end()
