@@ -191,14 +191,7 @@ class OpenAIBatches:
         if window != "24h":
             raise invalid_value("completion_window", "only '24h' is supported.")
         metadata = validate_metadata(payload.get("metadata"))
-        source = self.files.get(input_file_id)
-        if source is None:
-            raise invalid_value("input_file_id", f"no file with id {input_file_id!r}.")
-        if source.purpose != "batch":
-            raise invalid_value(
-                "input_file_id", f"file {input_file_id!r} was not uploaded with purpose 'batch'."
-            )
-
+        source = self._batch_input(input_file_id)
         with gc_paused():
             parsed = parse_input_file(source.data, route, self.state.config)
         now = self.state.now()
@@ -218,13 +211,17 @@ class OpenAIBatches:
             run=BatchRun(Timeline.for_batch(now, self.state.config, total=len(parsed.rows)), parsed.rows),
         )
         self._register(batch, parsed.custom_ids, now)
-        log.info(
-            "openai batch %s created: %d requests, %d validation errors",
-            batch.id,
-            len(batch.run.rows),
-            len(batch.errors),
-        )
+        log.info("openai batch %s created: %d requests, %d validation errors", batch.id, len(batch.run.rows),
+                 len(batch.errors))
         return batch
+
+    def _batch_input(self, input_file_id: str) -> StoredFile:
+        source = self.files.get(input_file_id)
+        if source is None:
+            raise invalid_value("input_file_id", f"no file with id {input_file_id!r}.")
+        if source.purpose != "batch":
+            raise invalid_value("input_file_id", f"file {input_file_id!r} was not uploaded with purpose 'batch'.")
+        return source
 
     def _register(self, batch: OpenAIBatch, custom_ids: list[str], now: float) -> None:
         """Check the token limit, store the batch, count it and fix what the fault plan does to it."""

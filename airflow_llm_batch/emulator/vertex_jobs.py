@@ -36,7 +36,6 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -50,12 +49,19 @@ from .progress import Answer, BatchRun, Delivery, RowAnswerer
 from .state import EmulatorState, gc_paused
 from .vertex_answers import Prediction, canonical_for_marker, error_status, predict
 from .vertex_requests import VertexError, job_filter, validate_create
+from .vertex_rows import (
+    OUTPUT_COLUMNS,
+    Answered,
+    VertexRow,
+    inferred_fields,
+    output_line,
+    output_record,
+    row_from_line,
+    row_from_record,
+)
 from .vertex_storage import BigQueryClient, BqField, GcsClient, GcsUri, StorageError, TableRef, VertexStorage
 
 log = logging.getLogger(__name__)
-
-Answered = tuple["VertexRow", Prediction, float]
-"""An answered row: the row, its prediction and when it was answered."""
 
 PROVIDER = "vertex"
 MAX_REQUESTS_PER_JOB = 200_000
@@ -82,18 +88,6 @@ STATES: dict[Phase, str] = {
     Phase.CANCELLED: "JOB_STATE_CANCELLED", Phase.EXPIRED: "JOB_STATE_EXPIRED",
 }
 """The job state for each phase (see :func:`_state` for QUEUED and PARTIALLY_SUCCEEDED)."""
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
-_OUTPUT_COLUMNS = ("request", "response", "status", "processed_time")
-
-
-@dataclass
-class VertexRow:
-    """One input row: its request, the fields passed through to the output, or why it is unreadable."""
-
-    request: Any
-    passthrough: dict[str, Any]
-    key: str | None
-    broken: str | None = None
 
 
 @dataclass
@@ -315,7 +309,7 @@ class VertexJobs:
             for uri in uris if isinstance(uris, list) else [uris]:
                 async for line in gcs.read_lines(GcsUri.parse(uri)):
                     if line.strip():
-                        rows.append(_row_from_line(line))
+                        rows.append(row_from_line(line))
             return rows
         bigquery = BigQueryClient(session, self.storage.require_bigquery())
         ref = TableRef.parse(source["bigquerySource"]["inputUri"], job.project)
@@ -325,9 +319,9 @@ class VertexJobs:
                 raise StorageError("NOT_FOUND", f"input table {ref} does not exist")
             if not any(f.name == "request" for f in fields):
                 raise StorageError("INVALID_ARGUMENT", f"input table {ref} has no 'request' column")
-            job.input_fields = [f for f in fields if f.name not in _OUTPUT_COLUMNS]
+            job.input_fields = [f for f in fields if f.name not in OUTPUT_COLUMNS]
             with gc_paused():
-                return [_row_from_record(record) async for record in bigquery.rows(ref, fields)]
+                return [row_from_record(record) async for record in bigquery.rows(ref, fields)]
 
     # -- output -----------------------------------------------------------------------------------------
     async def _write_output(self, session: aiohttp.ClientSession, job: VertexJob) -> dict[str, str]:
@@ -338,7 +332,7 @@ class VertexJobs:
             prefix = str(destination["gcsDestination"]["outputUriPrefix"]).rstrip("/")
             folder = f"{prefix}/prediction-model-{stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
             with gc_paused():
-                lines = [Answer(prediction.ok, row.key, _output_line(row, prediction, moment))
+                lines = [Answer(prediction.ok, row.key, output_line(row, prediction, moment))
                          for row, prediction, moment in _answered(job)]
                 data = b"".join(Delivery(PROVIDER, self.state.fault_plan, self.stats).deliver_lines(lines,
                                                                                                     job.run.faults))
@@ -353,12 +347,12 @@ class VertexJobs:
             raise StorageError("NOT_FOUND", f"output dataset bq://{ref.project}.{ref.dataset} does not exist")
         if ref.table is None:
             ref = ref.with_table(f"predictions_{stamp.strftime('%Y_%m_%dT%H_%M_%S_%f')}_{job.id}")
-        fields = [*(job.input_fields if job.input_fields is not None else _inferred_fields(job)),
+        fields = [*(job.input_fields if job.input_fields is not None else inferred_fields(_answered(job))),
                   BqField("request", "JSON"), BqField("response", "JSON"), BqField("status", "STRING"),
                   BqField("processed_time", "TIMESTAMP")]
         await bigquery.create_table(ref, fields)
         names = [f.name for f in fields]
-        records = [{name: value for name, value in _output_record(row, prediction, moment).items() if name in names}
+        records = [{name: value for name, value in output_record(row, prediction, moment).items() if name in names}
                    for row, prediction, moment in _answered(job)]
         await bigquery.load(ref, fields, records)
         self.stats.succeeded_by_custom_id.update(row.key for row, prediction, _ in _answered(job)
@@ -384,69 +378,6 @@ def _state(job: VertexJob, now: float) -> str:
     if phase is Phase.COMPLETED and job.run.progress.failed:
         return "JOB_STATE_PARTIALLY_SUCCEEDED"
     return STATES[phase]
-
-
-def _row_from_line(line: bytes) -> VertexRow:
-    try:
-        document = json.loads(line)
-    except ValueError:
-        return VertexRow(None, {}, None, "The input line is not valid JSON.")
-    if not isinstance(document, dict):
-        return VertexRow(None, {}, None, "The input line is not a JSON object.")
-    passthrough = {k: v for k, v in document.items() if k != "request"}
-    key = passthrough.get("key")
-    broken = None if "request" in document else 'The input line has no "request" field.'
-    return VertexRow(document.get("request"), passthrough, None if key is None else str(key), broken)
-
-
-def _row_from_record(record: dict[str, Any]) -> VertexRow:
-    request = record.get("request")
-    passthrough = {k: v for k, v in record.items() if k not in _OUTPUT_COLUMNS}
-    key = passthrough.get("key")
-    broken = None
-    if isinstance(request, str):
-        try:
-            request = json.loads(request)
-        except ValueError:
-            broken = "The request column does not hold valid JSON."
-    return VertexRow(request, passthrough, None if key is None else str(key), broken)
-
-
-def _output_record(row: VertexRow, prediction: Prediction, moment: float) -> dict[str, Any]:
-    record: dict[str, Any] = {**row.passthrough, "status": prediction.status, "processed_time": wire.rfc3339(moment),
-                              "request": row.request}
-    if prediction.response is not None:
-        record["response"] = prediction.response
-    return record
-
-
-def _output_line(row: VertexRow, prediction: Prediction, moment: float) -> bytes:
-    return (json.dumps(_output_record(row, prediction, moment), ensure_ascii=False, separators=(",", ":"))
-            + "\n").encode("utf-8")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FLOAT64"
-    return "STRING" if isinstance(value, str) else "JSON"
-
-
-def _inferred_fields(job: VertexJob) -> list[BqField]:
-    """Columns for the passed-through fields of JSONL input (their JSON types; mixed types -> JSON)."""
-    kinds: dict[str, set[str]] = {}
-    for row, _, _ in _answered(job):
-        for name, value in row.passthrough.items():
-            if _COLUMN.match(name) and name not in _OUTPUT_COLUMNS and value is not None:
-                kinds.setdefault(name, set()).add(_kind(value))
-    fields = []
-    for name, found in kinds.items():
-        kind = found.pop() if len(found) == 1 else ("FLOAT64" if found == {"INT64", "FLOAT64"} else "JSON")
-        fields.append(BqField(name, kind))
-    return fields
 
 
 __all__ = ["PROVIDER", "STATE_NUMBERS", "TERMINAL", "VertexJob", "VertexJobs", "VertexRow"]
