@@ -225,11 +225,12 @@ class AnthropicBatches:
         rows.sort(key=lambda r: model.short_id(r.custom_id))
         return rows
 
-    def get_batch(self, batch_id: str) -> AnthropicBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> AnthropicBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id)
         if batch is None:
             raise AnthropicError(404, f"Message batch {batch_id!r} not found.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(
@@ -256,12 +257,12 @@ class AnthropicBatches:
         return page, has_more
 
     def cancel_batch(self, batch_id: str) -> AnthropicBatch:
-        batch = self.get_batch(batch_id)
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
         if batch.run.timeline.cancelled_at is not None:
             return batch
         if batch.run.ended:
             raise _invalid(f"Message batch {batch_id!r} has already ended and cannot be canceled.")
-        now = self.state.now()
         batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
         return batch

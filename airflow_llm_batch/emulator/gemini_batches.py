@@ -254,11 +254,12 @@ class GeminiStore(GeminiFiles):
             errors.append(status(3, f"Input file {file_name} holds no requests."))
         return rows
 
-    def get_batch(self, batch_id: str) -> GeminiBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> GeminiBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id.removeprefix("batches/"))
         if batch is None:
             raise GeminiError(404, f"Batch batches/{batch_id} not found.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(self, page_size: int, offset: int) -> tuple[list[GeminiBatch], int | None]:
@@ -271,13 +272,13 @@ class GeminiStore(GeminiFiles):
         return page, offset + page_size if len(ordered) > offset + page_size else None
 
     def cancel_batch(self, batch_id: str) -> None:
-        batch = self.get_batch(batch_id)
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
         if batch.state == "BATCH_STATE_CANCELLED" or batch.run.timeline.cancelled_at is not None:
             return
         if batch.state in TERMINAL:
             raise GeminiError(400, f"Batch {batch.name} has already ended ({batch.state}) and cannot be "
                                    f"cancelled.", "FAILED_PRECONDITION")
-        now = self.state.now()
         batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
 

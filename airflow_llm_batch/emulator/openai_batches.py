@@ -268,11 +268,12 @@ class OpenAIBatches:
                 }
             )
 
-    def get_batch(self, batch_id: str) -> OpenAIBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> OpenAIBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id)
         if batch is None:
             raise OpenAIError(404, f"No batch found with id '{batch_id}'.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(self, after: str | None, limit: int) -> tuple[list[OpenAIBatch], bool]:
@@ -290,12 +291,12 @@ class OpenAIBatches:
         return page, len(ordered) > limit
 
     def cancel_batch(self, batch_id: str) -> OpenAIBatch:
-        batch = self.get_batch(batch_id)
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
         if batch.status in ("cancelling", "cancelled"):
             return batch
         if batch.run.ended:
             raise OpenAIError(400, f"Cannot cancel a batch with status '{batch.status}'.")
-        now = self.state.now()
         batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
         return batch

@@ -196,15 +196,17 @@ class VertexJobs:
         return page, str(start + page_size) if start + page_size < len(matching) else None
 
     async def cancel(self, parent: str, job_id: str) -> None:
-        job = await self.get(parent, job_id)
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        job = self.find(parent, job_id)
+        await self.advance(job, now)
         if job.state == "JOB_STATE_CANCELLING":
             return
         if job.state in TERMINAL:
             raise VertexError(400, f"Cannot cancel BatchPredictionJob {job.name} in state {job.state}.",
                               "FAILED_PRECONDITION")
         async with job.lock:
-            job.run.timeline = job.run.timeline.cancel(self.state.now())
-        await self.advance(job)
+            job.run.timeline = job.run.timeline.cancel(now)
+        await self.advance(job, now)
 
     async def delete(self, parent: str, job_id: str) -> VertexJob:
         job = await self.get(parent, job_id)
@@ -215,12 +217,13 @@ class VertexJobs:
         return job
 
     # -- lifecycle --------------------------------------------------------------------------------------
-    async def advance(self, job: VertexJob) -> None:
-        """Bring ``job`` to the state it has now (reading input, writing output as needed)."""
+    async def advance(self, job: VertexJob, now: float | None = None) -> None:
+        """Bring ``job`` to the state it has at ``now``, default the clock (reading input, writing output
+        as needed)."""
         if job.state in TERMINAL:
             return
         async with job.lock:
-            await self._advance(job, self.state.now())
+            await self._advance(job, self.state.now() if now is None else now)
 
     async def _advance(self, job: VertexJob, now: float) -> None:
         if job.state in TERMINAL:  # ended while this call waited for the lock
