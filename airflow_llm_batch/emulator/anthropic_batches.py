@@ -257,6 +257,7 @@ class AnthropicBatches:
         return page, has_more
 
     def cancel_batch(self, batch_id: str) -> AnthropicBatch:
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
         now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
         batch = self.get_batch(batch_id, now)
         if batch.run.timeline.cancelled_at is not None:

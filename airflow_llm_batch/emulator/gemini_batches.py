@@ -19,10 +19,12 @@ Choices where the real service is silent or unconfirmed:
   A bad inline request is a 400 at creation and creates nothing.
 * The create body may not exceed 20 MiB (the documented inline limit), else 400.
 * ``batchStats`` counts (int64, so JSON strings) move while the batch runs.
-* A cancel stops answering at once; the batch stays RUNNING for ``cancelling_seconds``, then
-  ends CANCELLED with the rows answered before the cancel in its output. Cancelling a cancelled
+* A cancel stops answering at once; the batch is RUNNING for ``cancelling_seconds`` (also when
+  cancelled while PENDING), then ends CANCELLED with the rows answered before the cancel in its
+  output. Cancelling a cancelled
   batch is a no-op; cancelling a batch that ended otherwise is a 400 (FAILED_PRECONDITION).
-* With ``expire_after_seconds`` a batch still running then ends EXPIRED with no output at all.
+* With ``expire_after_seconds`` a batch with rows left to answer then ends EXPIRED with no output
+  at all (the one expiry rule of :mod:`.lifecycle`).
 * The finished batch's output sits in ``metadata.output`` (where google-genai reads it); the
   operation carries ``done: true`` and, on failure or cancellation, ``error``.
 * Listing omits ``inlinedResponses`` (a page of large batches would be huge); get returns them.
@@ -272,6 +274,7 @@ class GeminiStore(GeminiFiles):
         return page, offset + page_size if len(ordered) > offset + page_size else None
 
     def cancel_batch(self, batch_id: str) -> None:
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
         now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
         batch = self.get_batch(batch_id, now)
         if batch.state == "BATCH_STATE_CANCELLED" or batch.run.timeline.cancelled_at is not None:

@@ -291,6 +291,7 @@ class OpenAIBatches:
         return page, len(ordered) > limit
 
     def cancel_batch(self, batch_id: str) -> OpenAIBatch:
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
         now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
         batch = self.get_batch(batch_id, now)
         if batch.status in ("cancelling", "cancelled"):

@@ -22,8 +22,9 @@ the last one it writes its output and ends:
 The end state is ``JOB_STATE_SUCCEEDED``, or ``JOB_STATE_PARTIALLY_SUCCEEDED`` when any row failed
 (a choice of the emulator: the real service's rule is not documented). A cancel moves a job to
 ``JOB_STATE_CANCELLING`` and, after ``cancelling_seconds``, to ``JOB_STATE_CANCELLED`` with the rows
-answered so far written out. With ``expire_after_seconds`` a job not done by then ends
-``JOB_STATE_EXPIRED``, answered rows written, the others counted ``incompleteCount``.
+answered so far written out. With ``expire_after_seconds`` a job with rows left to answer by then
+(the one expiry rule of :mod:`.lifecycle`) ends ``JOB_STATE_EXPIRED``, answered rows written, the
+others counted ``incompleteCount``.
 ``completionStats`` counts answered rows as they go.
 
 Progress follows the clock: whoever looks at a job brings it up to date (reading input and
@@ -196,8 +197,8 @@ class VertexJobs:
         return page, str(start + page_size) if start + page_size < len(matching) else None
 
     async def cancel(self, parent: str, job_id: str) -> None:
+        job = await self.get(parent, job_id)  # catch up first (reading input): the cancel moment comes after
         now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
-        job = self.find(parent, job_id)
         await self.advance(job, now)
         if job.state == "JOB_STATE_CANCELLING":
             return
