@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from .faults import BatchFaults, FaultPlanState, break_line
 from .lifecycle import Snapshot, Timeline
@@ -21,9 +21,11 @@ Row = TypeVar("Row")
 Item = TypeVar("Item")
 
 
-@dataclass(frozen=True, slots=True)
-class Answer(Generic[Item]):
-    """One answered row: whether it succeeded, its custom id (None: unnamed) and its output."""
+class Answer(NamedTuple, Generic[Item]):
+    """One answered row: whether it succeeded, its custom id (None: unnamed) and its output.
+
+    A tuple: tens of thousands are made per batch, and a tuple is the cheapest record to build.
+    """
 
     ok: bool
     label: str | None
