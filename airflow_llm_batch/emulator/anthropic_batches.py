@@ -22,8 +22,6 @@ plan's code), expire a batch part-way, slow it down and break results lines.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -32,8 +30,10 @@ from typing import Any
 
 from . import model
 from .anthropic_answers import CacheUse, cached_prefix, errored_result, message_result
-from .faults import BatchFaults, break_line
-from .state import ApiError, EmulatorState, Pace, gc_paused
+from .lifecycle import Phase, Timeline
+from .progress import Answer, BatchRun, Delivery, RowAnswerer
+from .state import ApiError, EmulatorState, gc_paused
+from .wire import jsonl_line, rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,6 @@ def error_type_for(status: int) -> str:
     }.get(status, "api_error" if status >= 500 else "invalid_request_error")
 
 
-def rfc3339(moment: float | None) -> str | None:
-    """Unix seconds as the RFC 3339 UTC string the API returns."""
-    if moment is None:
-        return None
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 @dataclass
 class AnthropicRow:
     """One request of a batch."""
@@ -84,6 +77,15 @@ class AnthropicRow:
     cache: CacheUse = field(default_factory=CacheUse)
 
 
+STATUS: dict[Phase, str] = {
+    Phase.VALIDATING: "in_progress", Phase.IN_PROGRESS: "in_progress", Phase.FINALIZING: "in_progress",
+    Phase.CANCELLING: "canceling", Phase.COMPLETED: "ended", Phase.EXPIRED: "ended", Phase.CANCELLED: "ended",
+    Phase.FAILED: "ended",
+}
+UNANSWERED: dict[Phase, str] = {Phase.CANCELLED: "canceled", Phase.EXPIRED: "expired"}
+"""The result type of the requests an ended batch never answered."""
+
+
 @dataclass
 class AnthropicBatch:
     """One message batch and its progress."""
@@ -91,41 +93,34 @@ class AnthropicBatch:
     id: str
     created: float
     sequence: int
-    rows: list[AnthropicRow]
-    pace: Pace
     expires: float
-    faults: BatchFaults | None = None
-    """What the fault plan in force at creation does to this batch."""
-    status: str = "in_progress"
-    processed: int = 0
-    lines: list[tuple[bool, str, bytes]] = field(default_factory=list)
-    """(succeeded, custom_id, results line) of the answered rows, in processing order."""
-    cancel_initiated_at: float | None = None
-    ended_at: float | None = None
-    succeeded: int = 0
-    errored: int = 0
+    run: BatchRun[AnthropicRow, bytes]
     canceled: int = 0
     expired: int = 0
     results_jsonl: bytes | None = None
 
+    @property
+    def status(self) -> str:
+        return STATUS[self.run.now.phase]
+
     def to_json(self, base_url: str) -> dict[str, Any]:
-        ended = self.status == "ended"
+        ended, progress = self.run.ended, self.run.progress
         return {
             "id": self.id,
             "type": "message_batch",
             "processing_status": self.status,
             "request_counts": {
-                "processing": 0 if ended else self.pace.total,
-                "succeeded": self.succeeded if ended else 0,
-                "errored": self.errored if ended else 0,
+                "processing": 0 if ended else self.run.timeline.total,
+                "succeeded": progress.succeeded if ended else 0,
+                "errored": progress.failed if ended else 0,
                 "canceled": self.canceled if ended else 0,
                 "expired": self.expired if ended else 0,
             },
-            "ended_at": rfc3339(self.ended_at),
+            "ended_at": rfc3339(self.run.now.ended_at),
             "created_at": rfc3339(self.created),
             "expires_at": rfc3339(self.expires),
             "archived_at": None,
-            "cancel_initiated_at": rfc3339(self.cancel_initiated_at),
+            "cancel_initiated_at": rfc3339(self.run.timeline.cancelled_at),
             "results_url": f"{base_url}/v1/messages/batches/{self.id}/results" if ended else None,
         }
 
@@ -193,15 +188,13 @@ class AnthropicBatches:
         now = self.state.now()
         expire_after = config.expire_after_seconds
         faults = self.state.fault_plan.for_batch(PROVIDER, (row.custom_id for row in rows))
-        rate = config.requests_per_second if faults is None else faults.pace(config.requests_per_second)
+        timeline = Timeline.for_batch(now, config, validates=False, total=len(rows), faults=faults)
         batch = AnthropicBatch(
             id=self.state.new_id("msgbatch_"),
             created=now,
             sequence=self.state.next_sequence(),
-            rows=rows,
-            pace=Pace(now, rate, len(rows)),
             expires=now + (expire_after if expire_after is not None else EXPIRY_SECONDS),
-            faults=faults,
+            run=BatchRun(timeline, rows, faults),
         )
         self.batches[batch.id] = batch
         self.stats.batches_created += 1
@@ -232,11 +225,12 @@ class AnthropicBatches:
         rows.sort(key=lambda r: model.short_id(r.custom_id))
         return rows
 
-    def get_batch(self, batch_id: str) -> AnthropicBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> AnthropicBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id)
         if batch is None:
             raise AnthropicError(404, f"Message batch {batch_id!r} not found.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(
@@ -263,16 +257,14 @@ class AnthropicBatches:
         return page, has_more
 
     def cancel_batch(self, batch_id: str) -> AnthropicBatch:
-        batch = self.get_batch(batch_id)
-        if batch.cancel_initiated_at is not None:
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
+        if batch.run.timeline.cancelled_at is not None:
             return batch
-        if batch.status == "ended":
+        if batch.run.ended:
             raise _invalid(f"Message batch {batch_id!r} has already ended and cannot be canceled.")
-        now = self.state.now()
-        done = batch.pace.done_at(now)
-        planned = batch.faults.expire_after(batch.pace.total) if batch.faults is not None else None
-        self._process(batch, done if planned is None else min(done, planned))
-        batch.status, batch.cancel_initiated_at = "canceling", now
+        batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
         return batch
 
@@ -293,97 +285,47 @@ class AnthropicBatches:
     # ------------------------------------------------------------------------------ lifecycle
     def advance(self, batch: AnthropicBatch, now: float) -> None:
         """Bring ``batch`` to the status and progress it has at ``now``."""
-        config = self.state.config
-        if batch.status == "in_progress":
-            expire_at = batch.expires if config.expire_after_seconds is not None else None
-            end_at = batch.pace.end + config.finalizing_seconds
-            planned = batch.faults.expire_after(batch.pace.total) if batch.faults is not None else None
-            if planned is not None:  # the fault plan expires it once `planned` rows are answered
-                planned_at = batch.pace.start + planned / batch.pace.rate
-                if (expire_at is None or planned_at <= expire_at) and now >= planned_at:
-                    self._process(batch, planned)
-                    self._end(batch, planned_at, "expired")
-                    return
-            if expire_at is not None and expire_at < batch.pace.end and now >= expire_at:
-                self._process(batch, batch.pace.done_at(expire_at))
-                self._end(batch, expire_at, "expired")
-                return
-            done = batch.pace.done_at(now)
-            self._process(batch, done if planned is None else min(done, planned))
-            if now >= end_at:
-                self._end(batch, end_at, None)
-        elif batch.status == "canceling":
-            assert batch.cancel_initiated_at is not None
-            end_at = batch.cancel_initiated_at + config.cancelling_seconds
-            if now >= end_at:
-                self._end(batch, end_at, "canceled")
+        if batch.run.advance(now, self._answerer(batch), self.stats):
+            self._end(batch)
 
-    def _process(self, batch: AnthropicBatch, upto: int) -> None:
-        """Answer the rows up to ``upto`` (in processing order), serializing each result line."""
-        if upto <= batch.processed:
-            return
-        with gc_paused():
-            for row in batch.rows[batch.processed : upto]:
-                injected = batch.faults.row_error(row.custom_id) if batch.faults is not None else None
-                if injected is not None:
-                    result = errored_result(
-                        injected, f"Emulated failure '{injected}' injected by the fault plan."
-                    )
-                    self.stats.row_errors_injected += 1
-                else:
-                    result = message_result(
-                        row.params, seed=f"{batch.id}\x1f{row.custom_id}", cache=row.cache
-                    )
-                succeeded = result["type"] == "succeeded"
-                if succeeded:
-                    batch.succeeded += 1
-                else:
-                    batch.errored += 1
-                batch.lines.append(
-                    (succeeded, row.custom_id, _jsonl({"custom_id": row.custom_id, "result": result}))
-                )
-        batch.processed = upto
+    @staticmethod
+    def _answerer(batch: AnthropicBatch) -> RowAnswerer[AnthropicRow, bytes]:
+        def answer(row: AnthropicRow, index: int) -> tuple[bool, bytes]:
+            result = message_result(row.params, seed=f"{batch.id}\x1f{row.custom_id}", cache=row.cache)
+            return result["type"] == "succeeded", _line(row.custom_id, result)
 
-    def _end(self, batch: AnthropicBatch, moment: float, unanswered: str | None) -> None:
-        """End the batch: unanswered rows become ``unanswered`` ("canceled"/"expired") results.
+        def inject(row: AnthropicRow, index: int, code: str) -> bytes:
+            message = f"Emulated failure '{code}' injected by the fault plan."
+            return _line(row.custom_id, errored_result(code, message))
+
+        return RowAnswerer(label=lambda row: row.custom_id, answer=answer, inject=inject)
+
+    def _end(self, batch: AnthropicBatch) -> None:
+        """Publish the results: unanswered rows become "canceled"/"expired" results.
 
         Counts the delivered successful answers; the fault plan may break some lines.
         """
-        lines = batch.lines
-        leftover = batch.rows[batch.processed :]
-        if leftover and unanswered is not None:
-            lines.extend(
-                (False, row.custom_id, _jsonl({"custom_id": row.custom_id, "result": {"type": unanswered}}))
-                for row in leftover
-            )
-            if unanswered == "canceled":
-                batch.canceled = len(leftover)
-            else:
-                batch.expired = len(leftover)
-        output: list[bytes] = []
-        delivered: list[str] = []
-        for succeeded, custom_id, line in lines:
-            if batch.faults is not None and self.state.fault_plan.breaks_line(
-                PROVIDER, custom_id, batch.faults.plan
-            ):
-                line = break_line(line)
-                self.stats.malformed_lines += 1
-            elif succeeded:
-                delivered.append(custom_id)
-            output.append(line)
-        self.stats.succeeded_by_custom_id.update(delivered)
+        run = batch.run
+        lines = run.progress.answers
+        unanswered = UNANSWERED.get(run.now.phase)
+        leftover = run.unanswered() if unanswered is not None else []
+        lines.extend(Answer(False, row.custom_id, _line(row.custom_id, {"type": unanswered})) for row in leftover)
+        if unanswered == "canceled":
+            batch.canceled = len(leftover)
+        elif unanswered == "expired":
+            batch.expired = len(leftover)
+        output = Delivery(PROVIDER, self.state.fault_plan, self.stats).deliver_lines(lines, run.faults)
         batch.results_jsonl = b"".join(output)
-        batch.status, batch.ended_at = "ended", moment
-        batch.rows, batch.lines = [], []
+        run.release()
         log.info(
             "anthropic batch %s ended: %d succeeded, %d errored, %d canceled, %d expired",
             batch.id,
-            batch.succeeded,
-            batch.errored,
+            run.progress.succeeded,
+            run.progress.failed,
             batch.canceled,
             batch.expired,
         )
 
 
-def _jsonl(value: Mapping[str, Any]) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+def _line(custom_id: str, result: Mapping[str, Any]) -> bytes:
+    return jsonl_line({"custom_id": custom_id, "result": result})

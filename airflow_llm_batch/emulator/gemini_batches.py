@@ -19,10 +19,12 @@ Choices where the real service is silent or unconfirmed:
   A bad inline request is a 400 at creation and creates nothing.
 * The create body may not exceed 20 MiB (the documented inline limit), else 400.
 * ``batchStats`` counts (int64, so JSON strings) move while the batch runs.
-* A cancel stops answering at once; the batch stays RUNNING for ``cancelling_seconds``, then
-  ends CANCELLED with the rows answered before the cancel in its output. Cancelling a cancelled
+* A cancel stops answering at once; the batch is RUNNING for ``cancelling_seconds`` (also when
+  cancelled while PENDING), then ends CANCELLED with the rows answered before the cancel in its
+  output. Cancelling a cancelled
   batch is a no-op; cancelling a batch that ended otherwise is a 400 (FAILED_PRECONDITION).
-* With ``expire_after_seconds`` a batch still running then ends EXPIRED with no output at all.
+* With ``expire_after_seconds`` a batch with rows left to answer then ends EXPIRED with no output
+  at all (the one expiry rule of :mod:`.lifecycle`).
 * The finished batch's output sits in ``metadata.output`` (where google-genai reads it); the
   operation carries ``done: true`` and, on failure or cancellation, ``error``.
 * Listing omits ``inlinedResponses`` (a page of large batches would be huge); get returns them.
@@ -38,113 +40,37 @@ have output FILE lines broken (inline responses are one JSON document and are ne
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import model
-from .faults import BatchFaults, break_line
+from .faults import break_line
 from .gemini_answers import answer, grpc_code, status
 from .gemini_answers import field as get_field
-from .state import ApiError, EmulatorState, Pace, gc_paused
+from .gemini_files import PROVIDER, GeminiError, GeminiFiles, status_name
+from .lifecycle import Phase, Timeline
+from .progress import BatchRun, Delivery, RowAnswerer
+from .state import EmulatorState, gc_paused
+from .wire import rfc3339
 
 log = logging.getLogger(__name__)
 
-PROVIDER = "gemini"
 MIB = 1024 * 1024
 MAX_INLINE_BODY_BYTES = 20 * MIB
 """The documented cap on a create call with inline requests."""
 EXPIRY_SECONDS = 48 * 3600
 """A batch not done 48 hours after creation expires."""
-FILE_TTL_SECONDS = 48 * 3600
-"""Files API objects are kept 48 hours."""
-TERMINAL = frozenset({"BATCH_STATE_SUCCEEDED", "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED",
-                      "BATCH_STATE_EXPIRED"})
-_HTTP_STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                      404: "NOT_FOUND", 409: "ALREADY_EXISTS", 413: "INVALID_ARGUMENT",
-                      429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL", 501: "NOT_IMPLEMENTED",
-                      503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-
-
-def status_name(http_status: int) -> str:
-    """The ``google.rpc.Code`` name Google APIs pair with an HTTP status."""
-    return _HTTP_STATUS_NAMES.get(http_status, "INTERNAL" if http_status >= 500 else "FAILED_PRECONDITION")
-
-
-class GeminiError(ApiError):
-    """A Google-shaped error answer: ``{"error": {"code", "message", "status"}}``.
-
-    Example: ``raise GeminiError(400, "Batch has ended.", "FAILED_PRECONDITION")``
-    """
-
-    def __init__(self, status: int, message: str, grpc_status: str | None = None) -> None:
-        super().__init__(status, message)
-        self.grpc_status = grpc_status or status_name(status)
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"code": self.status, "message": self.message, "status": self.grpc_status}}
-
-
-def rfc3339(moment: float | None) -> str | None:
-    """Unix seconds as an RFC 3339 UTC timestamp (protobuf JSON's Timestamp)."""
-    if moment is None:
-        return None
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class GeminiFile:
-    """An uploaded file or a batch output file."""
-
-    id: str
-    display_name: str | None
-    mime_type: str
-    data: bytes
-    created: float
-    sequence: int
-    source: str = "UPLOADED"
-
-    @property
-    def name(self) -> str:
-        return f"files/{self.id}"
-
-    def to_json(self, origin: str, version: str) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "name": self.name,
-            "mimeType": self.mime_type,
-            "sizeBytes": str(len(self.data)),
-            "createTime": rfc3339(self.created),
-            "updateTime": rfc3339(self.created),
-            "expirationTime": rfc3339(self.created + FILE_TTL_SECONDS),
-            # the service sends the hex digest, base64-encoded (a proto bytes field holding text)
-            "sha256Hash": base64.b64encode(hashlib.sha256(self.data).hexdigest().encode()).decode(),
-            "uri": f"{origin}/{version}/{self.name}",
-            "state": "ACTIVE",
-            "source": self.source,
-        }
-        if self.display_name:
-            doc["displayName"] = self.display_name
-        if self.source == "GENERATED":
-            doc["downloadUri"] = f"{origin}/download/{version}/{self.name}:download?alt=media"
-        return doc
-
-
-@dataclass
-class UploadSession:
-    """A resumable upload between its ``start`` and its ``finalize``."""
-
-    id: str
-    display_name: str | None
-    mime_type: str
-    declared_size: int | None
-    received: bytearray = field(default_factory=bytearray)
-
-
+STATES: dict[Phase, str] = {
+    Phase.VALIDATING: "BATCH_STATE_PENDING", Phase.IN_PROGRESS: "BATCH_STATE_RUNNING",
+    Phase.FINALIZING: "BATCH_STATE_RUNNING", Phase.CANCELLING: "BATCH_STATE_RUNNING",
+    Phase.COMPLETED: "BATCH_STATE_SUCCEEDED", Phase.FAILED: "BATCH_STATE_FAILED",
+    Phase.CANCELLED: "BATCH_STATE_CANCELLED", Phase.EXPIRED: "BATCH_STATE_EXPIRED",
+}
+"""The batch state for each phase (there is no cancelling state: a cancelled batch runs on until it ends)."""
+TERMINAL = frozenset(STATES[phase] for phase in Phase if phase.ended)
 @dataclass
 class GeminiRow:
     """One request of a batch: ``key`` (file lines) or ``metadata`` (inline) identify it."""
@@ -165,24 +91,17 @@ class GeminiBatch:
     created: float
     sequence: int
     inline: bool
-    rows: list[GeminiRow]
     errors: list[dict[str, Any]]
     expires: float
-    state: str = "BATCH_STATE_PENDING"
+    run: BatchRun[GeminiRow, Any]
+    """Answers are inline response objects or output file lines."""
     updated: float = 0.0
-    pace: Pace | None = None
-    processed: int = 0
-    answers: list[tuple[bool, str, Any]] = field(default_factory=list)
-    """(succeeded, label, inline response object or output file line) of the answered rows, in
-    processing order."""
-    total: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    cancel_requested_at: float | None = None
-    ended_at: float | None = None
+    """``updateTime`` when last brought up to date (0: the creation)."""
     output: dict[str, Any] | None = None
-    faults: BatchFaults | None = None
-    """What the fault plan in force at creation does to this batch."""
+
+    @property
+    def state(self) -> str:
+        return STATES[self.run.now.phase]
 
     @property
     def name(self) -> str:
@@ -190,7 +109,8 @@ class GeminiBatch:
 
     def to_json(self, version: str, *, with_inline_output: bool = True) -> dict[str, Any]:
         """The batch as the long-running operation that ``batches.get`` returns."""
-        pending = 0 if self.state in TERMINAL else self.total - self.processed
+        progress, total, ended_at = self.run.progress, self.run.timeline.total or 0, self.run.now.ended_at
+        pending = 0 if self.state in TERMINAL else total - progress.processed
         metadata: dict[str, Any] = {
             "@type": f"type.googleapis.com/google.ai.generativelanguage.{version}.GenerateContentBatch",
             "model": self.model,
@@ -199,15 +119,15 @@ class GeminiBatch:
             "createTime": rfc3339(self.created),
             "updateTime": rfc3339(self.updated or self.created),
             "batchStats": {
-                "requestCount": str(self.total),
-                "successfulRequestCount": str(self.succeeded),
-                "failedRequestCount": str(self.failed),
+                "requestCount": str(total),
+                "successfulRequestCount": str(progress.succeeded),
+                "failedRequestCount": str(progress.failed),
                 "pendingRequestCount": str(pending),
             },
             "state": self.state,
         }
-        if self.ended_at is not None:
-            metadata["endTime"] = rfc3339(self.ended_at)
+        if ended_at is not None:
+            metadata["endTime"] = rfc3339(ended_at)
         if self.output is not None and (with_inline_output or "inlinedResponses" not in self.output):
             metadata["output"] = self.output
         operation: dict[str, Any] = {"name": self.name, "metadata": metadata}
@@ -230,7 +150,7 @@ def _order_key(batch_id: str, index: int, row: GeminiRow) -> str:
     return model.short_id(batch_id, row.label, str(index))
 
 
-class GeminiStore:
+class GeminiStore(GeminiFiles):
     """All files, upload sessions and batches of the emulated Gemini Developer API.
 
     Example::
@@ -242,77 +162,10 @@ class GeminiStore:
     """
 
     def __init__(self, state: EmulatorState) -> None:
-        self.state = state
-        self.files: dict[str, GeminiFile] = {}
-        self.uploads: dict[str, UploadSession] = {}
+        super().__init__(state)
         self.batches: dict[str, GeminiBatch] = {}
         self.inline_metadata = True
         """False reproduces python-genai#2008: inline responses come back without ``metadata``."""
-
-    @property
-    def stats(self) -> Any:
-        """This provider's statistics (looked up each time: a reset replaces them)."""
-        return self.state.stats_for(PROVIDER)
-
-    # ---------------------------------------------------------------------------------- files
-    def start_upload(self, meta: Mapping[str, Any], declared_size: int | None, mime_type: str | None) -> str:
-        """Open a resumable upload session; return its id."""
-        file_meta = get_field(meta, "file") if isinstance(meta, Mapping) else None
-        file_meta = file_meta if isinstance(file_meta, Mapping) else {}
-        session = UploadSession(
-            id=self.state.new_id("", 32),
-            display_name=get_field(file_meta, "displayName"),
-            mime_type=str(get_field(file_meta, "mimeType") or mime_type or "application/octet-stream"),
-            declared_size=declared_size,
-        )
-        self.uploads[session.id] = session
-        return session.id
-
-    def upload_chunk(self, upload_id: str, offset: int | None, data: bytes, finalize: bool) -> GeminiFile | None:
-        """Append one chunk; on ``finalize`` store the file and return it."""
-        session = self.uploads.get(upload_id)
-        if session is None:
-            raise GeminiError(404, f"Upload session {upload_id!r} not found or already finalized.")
-        if offset is not None and offset != len(session.received):
-            raise _invalid(f"Invalid upload offset {offset}: {len(session.received)} bytes were received.")
-        session.received.extend(data)
-        if not finalize:
-            return None
-        if session.declared_size is not None and session.declared_size != len(session.received):
-            raise _invalid(f"Upload size mismatch: declared {session.declared_size} bytes, received "
-                           f"{len(session.received)}.")
-        del self.uploads[upload_id]
-        stored = self.add_file(bytes(session.received), session.display_name, session.mime_type, "UPLOADED")
-        self.stats.files_uploaded += 1
-        log.info("gemini file %s uploaded: %d bytes", stored.name, len(stored.data))
-        return stored
-
-    def add_file(self, data: bytes, display_name: str | None, mime_type: str, source: str) -> GeminiFile:
-        stored = GeminiFile(self.state.new_id("", 24), display_name, mime_type, data, self.state.now(),
-                            self.state.next_sequence(), source)
-        self.files[stored.id] = stored
-        return stored
-
-    def get_file(self, file_id: str) -> GeminiFile:
-        stored = self.files.get(file_id.removeprefix("files/"))
-        if stored is None:
-            raise GeminiError(403, f"You do not have permission to access the File {file_id} or it may not "
-                                   f"exist.")
-        return stored
-
-    def delete_file(self, file_id: str) -> None:
-        del self.files[self.get_file(file_id).id]
-
-    def download(self, file_id: str) -> bytes:
-        stored = self.get_file(file_id)
-        if stored.source != "GENERATED":
-            raise _invalid(f"File {stored.name} was uploaded; only generated files can be downloaded.")
-        return stored.data
-
-    def list_files(self, page_size: int, offset: int) -> tuple[list[GeminiFile], int | None]:
-        ordered = sorted(self.files.values(), key=lambda f: f.sequence, reverse=True)
-        page = ordered[offset: offset + page_size]
-        return page, offset + page_size if len(ordered) > offset + page_size else None
 
     # -------------------------------------------------------------------------------- batches
     def create_batch(self, model_path: str, payload: Any) -> GeminiBatch:
@@ -333,23 +186,22 @@ class GeminiStore:
                 rows = self._inline_rows(inline)
             else:
                 rows = self._file_rows(str(file_name), errors)
-        now = self.state.now()
+        now, batch_id = self.state.now(), self.state.new_id("", 24)
         expire_after = self.state.config.expire_after_seconds
         faults = None if errors else self.state.fault_plan.for_batch(PROVIDER, (row.label for row in rows))
+        ordered = [row for _, row in sorted(enumerate(rows), key=lambda ir: _order_key(batch_id, *ir))]
+        timeline = Timeline.for_batch(now, self.state.config, total=len(rows), faults=faults, invalid=bool(errors))
         batch = GeminiBatch(
-            id=self.state.new_id("", 24),
+            id=batch_id,
             display_name=str(get_field(batch_doc, "displayName") or ""),
             model=model_path,
             created=now,
             sequence=self.state.next_sequence(),
             inline=inline is not None,
-            rows=rows,
             errors=errors,
             expires=now + (expire_after if expire_after is not None else EXPIRY_SECONDS),
-            total=len(rows),
-            faults=faults,
+            run=BatchRun(timeline, ordered, faults),
         )
-        batch.rows = [row for _, row in sorted(enumerate(rows), key=lambda ir: _order_key(batch.id, *ir))]
         self.batches[batch.id] = batch
         stats = self.stats
         stats.batches_created += 1
@@ -404,11 +256,12 @@ class GeminiStore:
             errors.append(status(3, f"Input file {file_name} holds no requests."))
         return rows
 
-    def get_batch(self, batch_id: str) -> GeminiBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> GeminiBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id.removeprefix("batches/"))
         if batch is None:
             raise GeminiError(404, f"Batch batches/{batch_id} not found.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(self, page_size: int, offset: int) -> tuple[list[GeminiBatch], int | None]:
@@ -421,16 +274,15 @@ class GeminiStore:
         return page, offset + page_size if len(ordered) > offset + page_size else None
 
     def cancel_batch(self, batch_id: str) -> None:
-        batch = self.get_batch(batch_id)
-        if batch.state == "BATCH_STATE_CANCELLED" or batch.cancel_requested_at is not None:
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
+        if batch.state == "BATCH_STATE_CANCELLED" or batch.run.timeline.cancelled_at is not None:
             return
         if batch.state in TERMINAL:
             raise GeminiError(400, f"Batch {batch.name} has already ended ({batch.state}) and cannot be "
                                    f"cancelled.", "FAILED_PRECONDITION")
-        now = self.state.now()
-        if batch.pace is not None:
-            self._process(batch, batch.pace.done_at(now))
-        batch.cancel_requested_at, batch.updated = now, now
+        batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
 
     def delete_batch(self, batch_id: str) -> None:
@@ -440,67 +292,21 @@ class GeminiStore:
     # ------------------------------------------------------------------------------ lifecycle
     def advance(self, batch: GeminiBatch, now: float) -> None:
         """Bring ``batch`` to the state and progress it has at ``now``."""
-        config = self.state.config
-        expire_at = batch.expires if config.expire_after_seconds is not None else None
-        if batch.state == "BATCH_STATE_PENDING":
-            started_at = batch.created + config.validating_seconds
-            if expire_at is not None and expire_at <= started_at and now >= expire_at:
-                self._finish(batch, "BATCH_STATE_EXPIRED", expire_at)
-                return
-            if now < started_at:
-                return
-            if batch.errors:
-                self._finish(batch, "BATCH_STATE_FAILED", started_at)
-                return
-            batch.state, batch.updated = "BATCH_STATE_RUNNING", started_at
-            rate = config.requests_per_second
-            batch.pace = Pace(started_at, rate if batch.faults is None else batch.faults.pace(rate), len(batch.rows))
-        if batch.state != "BATCH_STATE_RUNNING":
-            return
-        assert batch.pace is not None
-        if batch.cancel_requested_at is not None:
-            done_at = batch.cancel_requested_at + config.cancelling_seconds
-            if now >= done_at:
-                self._finish(batch, "BATCH_STATE_CANCELLED", done_at)
-            return
-        planned = batch.faults.expire_after(batch.pace.total) if batch.faults is not None else None
-        if planned is not None:  # the fault plan expires it once `planned` rows are answered
-            planned_at = batch.pace.start + planned / batch.pace.rate
-            if (expire_at is None or planned_at <= expire_at) and now >= planned_at:
-                self._process(batch, planned)
-                self._finish(batch, "BATCH_STATE_EXPIRED", planned_at)
-                return
-        if expire_at is not None and expire_at < batch.pace.end and now >= expire_at:
-            self._process(batch, batch.pace.done_at(expire_at))
-            self._finish(batch, "BATCH_STATE_EXPIRED", expire_at)
-            return
-        done = batch.pace.done_at(now)
-        self._process(batch, done if planned is None else min(done, planned))
-        done_at = batch.pace.end + config.finalizing_seconds
-        if now >= done_at:
-            self._finish(batch, "BATCH_STATE_SUCCEEDED", done_at)
+        ended = batch.run.advance(now, self._answerer(batch), self.stats)
+        batch.updated = batch.run.timeline.last_change(now)
+        if ended:
+            self._finish(batch)
 
-    def _process(self, batch: GeminiBatch, upto: int) -> None:
-        """Answer the rows up to ``upto`` (in processing order) that are not answered yet."""
-        if upto <= batch.processed:
-            return
-        with gc_paused():
-            for row in batch.rows[batch.processed: upto]:
-                injected = batch.faults.row_error(row.label) if batch.faults is not None else None
-                if injected is not None:
-                    kind, body = "error", status(grpc_code(injected),
-                                                 f"Emulated failure '{injected}' injected by the fault plan.")
-                    self.stats.row_errors_injected += 1
-                else:
-                    kind, body = answer(row.request, model_name=batch.model, seed=f"{batch.id}\x1f{row.label}")
-                if kind == "response":
-                    batch.succeeded += 1
-                else:
-                    batch.failed += 1
-                batch.answers.append((kind == "response", row.label, self._output_item(batch, row, kind, body)))
-        batch.processed = upto
-        if batch.pace is not None:
-            batch.updated = min(self.state.now(), batch.pace.end)
+    def _answerer(self, batch: GeminiBatch) -> RowAnswerer[GeminiRow, Any]:
+        def respond(row: GeminiRow, index: int) -> tuple[bool, Any]:
+            kind, body = answer(row.request, model_name=batch.model, seed=f"{batch.id}\x1f{row.label}")
+            return kind == "response", self._output_item(batch, row, kind, body)
+
+        def inject(row: GeminiRow, index: int, code: str) -> Any:
+            body = status(grpc_code(code), f"Emulated failure '{code}' injected by the fault plan.")
+            return self._output_item(batch, row, "error", body)
+
+        return RowAnswerer(label=lambda row: row.label, answer=respond, inject=inject)
 
     def _output_item(self, batch: GeminiBatch, row: GeminiRow, kind: str, body: dict[str, Any]) -> Any:
         if batch.inline:
@@ -511,32 +317,20 @@ class GeminiStore:
         line: dict[str, Any] = {kind: body} if row.key is None else {"key": row.key, kind: body}
         return (json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
-    def _finish(self, batch: GeminiBatch, state: str, moment: float) -> None:
-        """Enter a terminal state and publish the output of the answered rows (none if expired)."""
-        batch.state, batch.ended_at, batch.updated = state, moment, moment
-        if state in ("BATCH_STATE_SUCCEEDED", "BATCH_STATE_CANCELLED"):
-            items, delivered = self._deliver(batch)
+    def _finish(self, batch: GeminiBatch) -> None:
+        """Publish the output of the answered rows of a batch that SUCCEEDED or was CANCELLED."""
+        run = batch.run
+        if run.now.phase in (Phase.COMPLETED, Phase.CANCELLED):
+            delivery = Delivery(PROVIDER, self.state.fault_plan, self.stats)
+            items = delivery.deliver(run.progress.answers, run.faults, None if batch.inline else break_line)
             if batch.inline:
                 batch.output = {"inlinedResponses": {"inlinedResponses": items}}
             else:
                 out = self.add_file(b"".join(items), f"batch-{batch.id}-output", "application/jsonl", "GENERATED")
                 batch.output = {"responsesFile": out.name}
-            self.stats.succeeded_by_custom_id.update(delivered)
-        batch.rows, batch.answers = [], []
-        log.info("gemini batch %s %s: %d succeeded, %d failed of %d", batch.name, state, batch.succeeded,
-                 batch.failed, batch.total)
+        run.release()
+        log.info("gemini batch %s %s: %d succeeded, %d failed of %d", batch.name, batch.state,
+                 run.progress.succeeded, run.progress.failed, run.timeline.total or 0)
 
-    def _deliver(self, batch: GeminiBatch) -> tuple[list[Any], list[str]]:
-        """The output items, with the fault plan's broken file lines, and the labels answered well."""
-        items: list[Any] = []
-        delivered: list[str] = []
-        for succeeded, label, item in batch.answers:
-            if not batch.inline and batch.faults is not None and self.state.fault_plan.breaks_line(
-                PROVIDER, label, batch.faults.plan
-            ):
-                item = break_line(item)
-                self.stats.malformed_lines += 1
-            elif succeeded:
-                delivered.append(label)
-            items.append(item)
-        return items, delivered
+
+__all__ = ["MAX_INLINE_BODY_BYTES", "STATES", "TERMINAL", "GeminiBatch", "GeminiError", "GeminiStore", "status_name"]

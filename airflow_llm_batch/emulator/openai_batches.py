@@ -33,15 +33,14 @@ output lines and lower the enqueued token limit at runtime.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import model
-from .faults import BatchFaults, break_line
-from .openai_answers import Answerer, RowContext, answerer_for, injected_error
+from .lifecycle import Phase, Timeline
+from .openai_answers import Answerer, RowContext, RowOutcome, answerer_for, injected_error
 from .openai_input import (
     ALLOWED_ENDPOINTS,
     BatchRow,
@@ -49,61 +48,19 @@ from .openai_input import (
     normalize_endpoint,
     parse_input_file,
 )
-from .state import ApiError, EmulatorState, Pace, gc_paused
+from .openai_objects import OpenAIError, StoredFile, invalid_value, required_str, validate_metadata
+from .progress import BatchRun, Delivery, RowAnswerer
+from .state import EmulatorState, gc_paused
+from .wire import jsonl_line
 
 log = logging.getLogger(__name__)
 
 PROVIDER = "openai"
 COMPLETION_WINDOW_SECONDS = 24 * 3600
-ACTIVE_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 
 
-class OpenAIError(ApiError):
-    """An OpenAI-shaped error answer."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(status, message)
-        self.type_ = type_
-        self.param = param
-        self.code = code
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "error": {"message": self.message, "type": self.type_, "param": self.param, "code": self.code}
-        }
-
-
-@dataclass
-class StoredFile:
-    """An uploaded input file or a produced output/error file."""
-
-    id: str
-    filename: str
-    purpose: str
-    data: bytes
-    created_at: int
-    sequence: int
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "file",
-            "bytes": len(self.data),
-            "created_at": self.created_at,
-            "filename": self.filename,
-            "purpose": self.purpose,
-            "status": "processed",
-            "status_details": None,
-            "expires_at": None,
-        }
+STATUS: dict[Phase, str] = {phase: phase.value for phase in Phase}
+"""OpenAI's status words are the neutral phase names."""
 
 
 @dataclass
@@ -119,62 +76,54 @@ class OpenAIBatch:
     created: float
     sequence: int
     model: str | None
-    rows: list[BatchRow]
     errors: list[dict[str, Any]]
     expires: float
-    rate: float
-    """Requests answered per second once in progress."""
-    faults: BatchFaults | None = None
-    """What the fault plan in force at creation does to this batch."""
+    run: BatchRun[BatchRow, bytes]
     prompt_tokens: int | None = None
     """Estimated prompt tokens (for the enqueued token limit), computed on first need."""
-    status: str = "validating"
-    pace: Pace | None = None
-    processed: int = 0
-    answers: list[tuple[bool, str, bytes]] = field(default_factory=list)
-    """(succeeded, custom_id, output line) of the answered rows, in processing order."""
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    in_progress_at: float | None = None
-    finalizing_at: float | None = None
-    completed_at: float | None = None
-    failed_at: float | None = None
-    expired_at: float | None = None
-    cancelling_at: float | None = None
-    cancelled_at: float | None = None
     output_file_id: str | None = None
     error_file_id: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    @property
+    def status(self) -> str:
+        return STATUS[self.run.now.phase]
+
+    def _stamps(self) -> dict[str, int | None]:
         def stamp(value: float | None) -> int | None:
             return None if value is None else int(value)
 
+        now = self.run.now
+        ended = {phase: stamp(now.ended_at) if now.phase is phase else None for phase in _ENDS}
+        return {
+            "in_progress_at": stamp(now.started_at),
+            "expires_at": int(self.expires),
+            "finalizing_at": stamp(now.finalizing_at),
+            "completed_at": ended[Phase.COMPLETED],
+            "failed_at": ended[Phase.FAILED],
+            "expired_at": ended[Phase.EXPIRED],
+            "cancelling_at": stamp(self.run.timeline.cancelled_at),
+            "cancelled_at": ended[Phase.CANCELLED],
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        progress, failed = self.run.progress, self.status == "failed"
+        total = (self.run.timeline.total or 0) if self.run.now.started_at is not None else 0
         return {
             "id": self.id,
             "object": "batch",
             "endpoint": self.endpoint,
             "model": self.model,
-            "errors": {"object": "list", "data": list(self.errors)}
-            if self.errors and self.status == "failed"
-            else None,
+            "errors": {"object": "list", "data": list(self.errors)} if self.errors and failed else None,
             "input_file_id": self.input_file_id,
             "completion_window": self.completion_window,
             "status": self.status,
             "output_file_id": self.output_file_id,
             "error_file_id": self.error_file_id,
             "created_at": int(self.created),
-            "in_progress_at": stamp(self.in_progress_at),
-            "expires_at": int(self.expires),
-            "finalizing_at": stamp(self.finalizing_at),
-            "completed_at": stamp(self.completed_at),
-            "failed_at": stamp(self.failed_at),
-            "expired_at": stamp(self.expired_at),
-            "cancelling_at": stamp(self.cancelling_at),
-            "cancelled_at": stamp(self.cancelled_at),
-            "request_counts": {"total": self.total, "completed": self.completed, "failed": self.failed},
+            **self._stamps(),
+            "request_counts": {"total": total, "completed": progress.succeeded, "failed": progress.failed},
             "usage": {
                 "input_tokens": self.input_tokens,
                 "input_tokens_details": {"cached_tokens": 0},
@@ -186,39 +135,7 @@ class OpenAIBatch:
         }
 
 
-def _required_str(payload: Mapping[str, Any], name: str) -> str:
-    value = payload.get(name)
-    if not isinstance(value, str) or not value:
-        raise OpenAIError(
-            400, f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter"
-        )
-    return value
-
-
-def _invalid_value(name: str, reason: str) -> OpenAIError:
-    return OpenAIError(400, f"Invalid value for '{name}': {reason}", param=name, code="invalid_value")
-
-
-def validate_metadata(metadata: Any) -> dict[str, str] | None:
-    """OpenAI's metadata rules: at most 16 string pairs, keys <= 64 chars, values <= 512 chars."""
-    if metadata is None:
-        return None
-    if not isinstance(metadata, Mapping):
-        raise OpenAIError(400, "Invalid type for 'metadata': expected an object.", param="metadata")
-    if len(metadata) > 16:
-        raise OpenAIError(400, "Invalid 'metadata': too many properties (max 16).", param="metadata")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or len(key) > 64:
-            raise OpenAIError(
-                400, "Invalid 'metadata': keys must be strings of at most 64 characters.", param="metadata"
-            )
-        if not isinstance(value, str) or len(value) > 512:
-            raise OpenAIError(
-                400,
-                f"Invalid 'metadata.{key}': values must be strings of at most 512 characters.",
-                param="metadata",
-            )
-    return dict(metadata)
+_ENDS = (Phase.COMPLETED, Phase.FAILED, Phase.EXPIRED, Phase.CANCELLED)
 
 
 class OpenAIBatches:
@@ -263,25 +180,18 @@ class OpenAIBatches:
         Bad arguments are an immediate 400; problems inside the input file fail the batch after
         ``validating_seconds``, as the real service does.
         """
-        input_file_id = _required_str(payload, "input_file_id")
-        endpoint = _required_str(payload, "endpoint")
+        input_file_id = required_str(payload, "input_file_id")
+        endpoint = required_str(payload, "endpoint")
         route = normalize_endpoint(endpoint)
         if route not in ALLOWED_ENDPOINTS:
-            raise _invalid_value("endpoint", f"{endpoint!r} is not supported for batches.")
+            raise invalid_value("endpoint", f"{endpoint!r} is not supported for batches.")
         if answerer_for(route, 1) is None:
-            raise _invalid_value("endpoint", f"the emulator does not implement batches for {endpoint}.")
+            raise invalid_value("endpoint", f"the emulator does not implement batches for {endpoint}.")
         window = payload.get("completion_window")
         if window != "24h":
-            raise _invalid_value("completion_window", "only '24h' is supported.")
+            raise invalid_value("completion_window", "only '24h' is supported.")
         metadata = validate_metadata(payload.get("metadata"))
-        source = self.files.get(input_file_id)
-        if source is None:
-            raise _invalid_value("input_file_id", f"no file with id {input_file_id!r}.")
-        if source.purpose != "batch":
-            raise _invalid_value(
-                "input_file_id", f"file {input_file_id!r} was not uploaded with purpose 'batch'."
-            )
-
+        source = self._batch_input(input_file_id)
         with gc_paused():
             parsed = parse_input_file(source.data, route, self.state.config)
         now = self.state.now()
@@ -296,37 +206,45 @@ class OpenAIBatches:
             created=now,
             sequence=self.state.next_sequence(),
             model=parsed.model,
-            rows=parsed.rows,
             errors=parsed.errors,
             expires=now + (expire_after if expire_after is not None else COMPLETION_WINDOW_SECONDS),
-            rate=self.state.config.requests_per_second,
+            run=BatchRun(Timeline.for_batch(now, self.state.config, total=len(parsed.rows)), parsed.rows),
         )
+        self._register(batch, parsed.custom_ids, now)
+        log.info("openai batch %s created: %d requests, %d validation errors", batch.id, len(batch.run.rows),
+                 len(batch.errors))
+        return batch
+
+    def _batch_input(self, input_file_id: str) -> StoredFile:
+        source = self.files.get(input_file_id)
+        if source is None:
+            raise invalid_value("input_file_id", f"no file with id {input_file_id!r}.")
+        if source.purpose != "batch":
+            raise invalid_value("input_file_id", f"file {input_file_id!r} was not uploaded with purpose 'batch'.")
+        return source
+
+    def _register(self, batch: OpenAIBatch, custom_ids: list[str], now: float) -> None:
+        """Check the token limit, store the batch, count it and fix what the fault plan does to it."""
         if not batch.errors:
             self._check_token_limit(batch, now)
         self.batches[batch.id] = batch
         self.stats.batches_created += 1
         self.stats.batches.append(batch.id)
-        self.stats.requests_by_custom_id.update(parsed.custom_ids)
+        self.stats.requests_by_custom_id.update(custom_ids)
+        run = batch.run
         if batch.errors:
             self.stats.batches_failed_validation += 1
-        else:
-            self.stats.accepted_requests_by_custom_id.update(row.custom_id for row in batch.rows)
-            batch.faults = self.state.fault_plan.for_batch(PROVIDER, (row.custom_id for row in batch.rows))
-            if batch.faults is not None:
-                batch.rate = batch.faults.pace(batch.rate)
-        log.info(
-            "openai batch %s created: %d requests, %d validation errors",
-            batch.id,
-            len(batch.rows),
-            len(batch.errors),
-        )
-        return batch
+            run.timeline = run.timeline.failed()
+            return
+        self.stats.accepted_requests_by_custom_id.update(row.custom_id for row in run.rows)
+        run.faults = self.state.fault_plan.for_batch(PROVIDER, (row.custom_id for row in run.rows))
+        run.timeline = run.timeline.with_rows(len(run.rows), run.faults)
 
     @staticmethod
     def _prompt_tokens(batch: OpenAIBatch) -> int:
         """The batch's estimated prompt tokens (its rows are kept while it is unfinished)."""
         if batch.prompt_tokens is None:
-            batch.prompt_tokens = sum(estimate_prompt_tokens(batch.route, row.body) for row in batch.rows)
+            batch.prompt_tokens = sum(estimate_prompt_tokens(batch.route, row.body) for row in batch.run.rows)
         return batch.prompt_tokens
 
     def _check_token_limit(self, batch: OpenAIBatch, now: float) -> None:
@@ -336,7 +254,7 @@ class OpenAIBatches:
         enqueued = 0
         for other in self.batches.values():
             self.advance(other, now)
-            if other.model == batch.model and other.status in ACTIVE_STATUSES and not other.errors:
+            if other.model == batch.model and not other.run.ended and not other.errors:
                 enqueued += self._prompt_tokens(other)
         if enqueued + self._prompt_tokens(batch) > limit:
             batch.errors.append(
@@ -350,11 +268,12 @@ class OpenAIBatches:
                 }
             )
 
-    def get_batch(self, batch_id: str) -> OpenAIBatch:
+    def get_batch(self, batch_id: str, now: float | None = None) -> OpenAIBatch:
+        """The batch brought up to ``now`` (default: the clock)."""
         batch = self.batches.get(batch_id)
         if batch is None:
             raise OpenAIError(404, f"No batch found with id '{batch_id}'.")
-        self.advance(batch, self.state.now())
+        self.advance(batch, self.state.now() if now is None else now)
         return batch
 
     def list_batches(self, after: str | None, limit: int) -> tuple[list[OpenAIBatch], bool]:
@@ -372,161 +291,88 @@ class OpenAIBatches:
         return page, len(ordered) > limit
 
     def cancel_batch(self, batch_id: str) -> OpenAIBatch:
-        batch = self.get_batch(batch_id)
-        now = self.state.now()
+        self.get_batch(batch_id)  # catch up first: the cancel moment comes after that work
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        batch = self.get_batch(batch_id, now)
         if batch.status in ("cancelling", "cancelled"):
             return batch
-        if batch.status not in ("validating", "in_progress", "finalizing"):
+        if batch.run.ended:
             raise OpenAIError(400, f"Cannot cancel a batch with status '{batch.status}'.")
-        if batch.pace is not None:
-            done = batch.pace.done_at(now)
-            planned = batch.faults.expire_after(batch.total) if batch.faults is not None else None
-            self._process(batch, done if planned is None else min(done, planned))
-        batch.status = "cancelling"
-        batch.cancelling_at = now
+        batch.run.timeline = batch.run.timeline.cancel(now)
         self.advance(batch, now)
         return batch
 
     # ------------------------------------------------------------------------------ lifecycle
     def advance(self, batch: OpenAIBatch, now: float) -> None:
         """Bring ``batch`` to the status and progress it has at ``now``."""
-        config = self.state.config
-        expire_at = batch.expires if config.expire_after_seconds is not None else None
-        if batch.status == "validating":
-            validated_at = batch.created + config.validating_seconds
-            if expire_at is not None and expire_at <= validated_at and now >= expire_at:
-                self._finish(batch, "expired", expire_at)
-                return
-            if now < validated_at:
-                return
-            if batch.errors:
-                batch.status, batch.failed_at = "failed", validated_at
-                batch.rows = []
-                log.info("openai batch %s failed validation", batch.id)
-                return
-            batch.status, batch.in_progress_at = "in_progress", validated_at
-            batch.total = len(batch.rows)
-            batch.pace = Pace(validated_at, batch.rate, batch.total)
-        if batch.status == "in_progress":
-            assert batch.pace is not None
-            planned = batch.faults.expire_after(batch.total) if batch.faults is not None else None
-            if planned is not None:  # the fault plan expires it once `planned` rows are answered
-                planned_at = batch.pace.start + planned / batch.pace.rate
-                if (expire_at is None or planned_at <= expire_at) and now >= planned_at:
-                    self._process(batch, planned)
-                    self._finish(batch, "expired", planned_at)
-                    return
-            if expire_at is not None and expire_at < batch.pace.end and now >= expire_at:
-                self._process(batch, batch.pace.done_at(expire_at))
-                self._finish(batch, "expired", expire_at)
-                return
-            done = batch.pace.done_at(now)
-            self._process(batch, done if planned is None else min(done, planned))
-            if now < batch.pace.end:
-                return
-            batch.status, batch.finalizing_at = "finalizing", batch.pace.end
-        if batch.status == "finalizing":
-            assert batch.finalizing_at is not None
-            done_at = batch.finalizing_at + config.finalizing_seconds
-            if now >= done_at:
-                self._finish(batch, "completed", done_at)
-        if batch.status == "cancelling":
-            assert batch.cancelling_at is not None
-            done_at = batch.cancelling_at + config.cancelling_seconds
-            if now >= done_at:
-                self._finish(batch, "cancelled", done_at)
-
-    def _process(self, batch: OpenAIBatch, upto: int) -> None:
-        """Answer the rows up to ``upto`` (in processing order) that are not answered yet.
-
-        Each answer is serialized to its output line at once: keeping bytes rather than nested
-        dicts keeps memory and garbage-collection work low on 50,000-row batches.
-        """
-        if upto <= batch.processed:
-            return
         answer = answerer_for(batch.route, self.state.config.embedding_dimensions)
         assert answer is not None
-        with gc_paused():
-            for index in range(batch.processed, upto):
-                batch.answers.append(self._answer_row(batch, index, answer))
-        batch.processed = upto
+        answerer = RowAnswerer[BatchRow, bytes](
+            label=lambda row: row.custom_id,
+            answer=lambda row, index: self._answer_row(batch, row, index, answer),
+            inject=lambda row, index, code: _line(batch.id, row.custom_id, injected_error(code)),
+        )
+        if batch.run.advance(now, answerer, self.stats):
+            self._finish(batch)
 
-    def _answer_row(self, batch: OpenAIBatch, index: int, answer: Answerer) -> tuple[bool, str, bytes]:
-        """Answer one row, count it, and return (succeeded, custom_id, output line)."""
-        assert batch.pace is not None
-        row = batch.rows[index]
-        injected = batch.faults.row_error(row.custom_id) if batch.faults is not None else None
-        if injected is not None:
-            outcome = injected_error(injected)
-            self.stats.row_errors_injected += 1
-        else:
-            answered_at = int(batch.pace.start + (index + 1) / batch.pace.rate)
-            context = RowContext(seed=f"{batch.id}\x1f{row.custom_id}", created=answered_at)
-            outcome = answer(row.body, context)
+    @staticmethod
+    def _answer_row(batch: OpenAIBatch, row: BatchRow, index: int, answer: Answerer) -> tuple[bool, bytes]:
+        """Answer one row: (succeeded, output line).
+
+        Each answer is serialized at once: bytes rather than nested dicts keep memory and
+        garbage-collection work low on 50,000-row batches.
+        """
+        answered_at = int(batch.run.timeline.answered_at(index))
+        outcome = answer(row.body, RowContext(seed=f"{batch.id}\x1f{row.custom_id}", created=answered_at))
         if outcome.ok:
-            batch.completed += 1
             batch.input_tokens += outcome.input_tokens
             batch.output_tokens += outcome.output_tokens
-        else:
-            batch.failed += 1
-        line = {
-            "id": "batch_req_" + model.short_id("req", batch.id, row.custom_id, length=32),
-            "custom_id": row.custom_id,
-            "response": {
-                "status_code": outcome.status_code,
-                "request_id": "req_" + model.short_id("rid", batch.id, row.custom_id, length=32),
-                "body": outcome.body,
-            },
-            "error": None,
-        }
-        return outcome.ok, row.custom_id, _jsonl(line)
+        return outcome.ok, _line(batch.id, row.custom_id, outcome)
 
-    def _finish(self, batch: OpenAIBatch, status: str, moment: float) -> None:
-        """Enter a terminal status, write the output and error files and count delivered answers."""
-        batch.status = status
-        setattr(batch, f"{status}_at", moment)
-        to_output_file = self.state.config.errors_in_output_file
-        output: list[bytes] = []
-        errors: list[bytes] = []
-        delivered: list[str] = []
-        for ok, custom_id, line in batch.answers:
-            if not (ok or to_output_file):
-                errors.append(line)
-                continue
-            if batch.faults is not None and self.state.fault_plan.breaks_line(
-                PROVIDER, custom_id, batch.faults.plan
-            ):
-                line = break_line(line)
-                self.stats.malformed_lines += 1
-            elif ok:
-                delivered.append(custom_id)
-            output.append(line)
-        self.stats.succeeded_by_custom_id.update(delivered)
-        if status == "expired":
-            for row in batch.rows[batch.processed :]:
-                expired = {
-                    "id": "batch_req_" + model.short_id("req", batch.id, row.custom_id, length=32),
-                    "custom_id": row.custom_id,
-                    "response": None,
-                    "error": {
-                        "code": "batch_expired",
-                        "message": "This request could not be executed before the completion window expired.",
-                    },
-                }
-                errors.append(_jsonl(expired))
+    def _finish(self, batch: OpenAIBatch) -> None:
+        """Write the output and error files of an ended batch and count the delivered answers."""
+        run, to_output_file = batch.run, self.state.config.errors_in_output_file
+        kept = [answer for answer in run.progress.answers if answer.ok or to_output_file]
+        output = Delivery(PROVIDER, self.state.fault_plan, self.stats).deliver_lines(kept, run.faults)
+        errors = [answer.item for answer in run.progress.answers if not (answer.ok or to_output_file)]
+        if run.now.phase is Phase.EXPIRED:
+            errors.extend(_expired_line(batch.id, row.custom_id) for row in run.unanswered())
         if output:
-            batch.output_file_id = self.add_file(
-                b"".join(output), f"batch_{batch.id}_output.jsonl", "batch_output", uploaded=False
-            ).id
+            batch.output_file_id = self._output_file(batch, output, "output")
         if errors:
-            batch.error_file_id = self.add_file(
-                b"".join(errors), f"batch_{batch.id}_error.jsonl", "batch_output", uploaded=False
-            ).id
-        batch.rows, batch.answers = [], []
-        log.info(
-            "openai batch %s %s: %d completed, %d failed", batch.id, status, batch.completed, batch.failed
-        )
+            batch.error_file_id = self._output_file(batch, errors, "error")
+        run.release()
+        log.info("openai batch %s %s: %d completed, %d failed", batch.id, batch.status, run.progress.succeeded,
+                 run.progress.failed)
+
+    def _output_file(self, batch: OpenAIBatch, lines: list[bytes], kind: str) -> str:
+        name = f"batch_{batch.id}_{kind}.jsonl"
+        return self.add_file(b"".join(lines), name, "batch_output", uploaded=False).id
 
 
-def _jsonl(value: Mapping[str, Any]) -> bytes:
-    return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+def _line(batch_id: str, custom_id: str, outcome: RowOutcome) -> bytes:
+    return jsonl_line({
+        "id": "batch_req_" + model.short_id("req", batch_id, custom_id, length=32),
+        "custom_id": custom_id,
+        "response": {
+            "status_code": outcome.status_code,
+            "request_id": "req_" + model.short_id("rid", batch_id, custom_id, length=32),
+            "body": outcome.body,
+        },
+        "error": None,
+    })
+
+
+def _expired_line(batch_id: str, custom_id: str) -> bytes:
+    return jsonl_line({
+        "id": "batch_req_" + model.short_id("req", batch_id, custom_id, length=32),
+        "custom_id": custom_id,
+        "response": None,
+        "error": {
+            "code": "batch_expired",
+            "message": "This request could not be executed before the completion window expired.",
+        },
+    })
+
+
+__all__ = ["PROVIDER", "STATUS", "OpenAIBatch", "OpenAIBatches", "OpenAIError", "StoredFile", "validate_metadata"]

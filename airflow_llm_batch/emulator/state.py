@@ -1,7 +1,7 @@
-"""State shared by every emulated provider: config, clock, ids, pacing and statistics.
+"""State shared by every emulated provider: config, clock, ids and statistics.
 
 All state lives in memory and is only touched from the server's event loop, so no locks are
-needed. Batch progress is computed from the clock (see :class:`Pace`), never advanced by
+needed. Batch progress is computed from the clock (see :mod:`.lifecycle`), never advanced by
 background tasks: whoever looks at a batch first brings it up to date, which keeps the emulator
 deterministic and idle when nobody polls.
 """
@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import math
 import secrets
 import time
 from collections import Counter
@@ -114,28 +113,6 @@ class ProviderStats:
             "malformed_lines": self.malformed_lines,
             "create_answers_lost": self.create_answers_lost,
         }
-
-
-@dataclass(frozen=True)
-class Pace:
-    """When each request of a batch is answered: ``rate`` per second from ``start`` on."""
-
-    start: float
-    rate: float
-    total: int
-
-    @property
-    def end(self) -> float:
-        """Time the last request is answered."""
-        return self.start + self.total / self.rate
-
-    def done_at(self, moment: float) -> int:
-        """How many requests are answered at ``moment``."""
-        if moment >= self.end:
-            return self.total
-        if moment <= self.start:
-            return 0
-        return min(self.total, math.floor((moment - self.start) * self.rate))
 
 
 class EmulatorState:

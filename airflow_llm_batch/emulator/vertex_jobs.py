@@ -22,8 +22,9 @@ the last one it writes its output and ends:
 The end state is ``JOB_STATE_SUCCEEDED``, or ``JOB_STATE_PARTIALLY_SUCCEEDED`` when any row failed
 (a choice of the emulator: the real service's rule is not documented). A cancel moves a job to
 ``JOB_STATE_CANCELLING`` and, after ``cancelling_seconds``, to ``JOB_STATE_CANCELLED`` with the rows
-answered so far written out. With ``expire_after_seconds`` a job not done by then ends
-``JOB_STATE_EXPIRED``, answered rows written, the others counted ``incompleteCount``.
+answered so far written out. With ``expire_after_seconds`` a job with rows left to answer by then
+(the one expiry rule of :mod:`.lifecycle`) ends ``JOB_STATE_EXPIRED``, answered rows written, the
+others counted ``incompleteCount``.
 ``completionStats`` counts answered rows as they go.
 
 Progress follows the clock: whoever looks at a job brings it up to date (reading input and
@@ -36,18 +37,29 @@ import asyncio
 import datetime as dt
 import json
 import logging
-import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
-from . import model
-from .faults import BatchFaults, break_line
-from .state import EmulatorState, Pace, gc_paused
+from . import model, wire
+from .lifecycle import Phase, Timeline
+from .progress import Answer, BatchRun, Delivery, RowAnswerer
+from .state import EmulatorState, gc_paused
 from .vertex_answers import Prediction, canonical_for_marker, error_status, predict
 from .vertex_requests import VertexError, job_filter, validate_create
+from .vertex_rows import (
+    OUTPUT_COLUMNS,
+    Answered,
+    VertexRow,
+    inferred_fields,
+    output_line,
+    output_record,
+    row_from_line,
+    row_from_record,
+)
 from .vertex_storage import BigQueryClient, BqField, GcsClient, GcsUri, StorageError, TableRef, VertexStorage
 
 log = logging.getLogger(__name__)
@@ -70,24 +82,13 @@ RPC_CODES: dict[str, int] = {
     "ABORTED": 10, "OUT_OF_RANGE": 11, "UNIMPLEMENTED": 12, "INTERNAL": 13, "UNAVAILABLE": 14, "DATA_LOSS": 15,
     "UNAUTHENTICATED": 16,
 }
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
-_OUTPUT_COLUMNS = ("request", "response", "status", "processed_time")
-
-
-def rfc3339(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class VertexRow:
-    """One input row: its request, the fields passed through to the output, or why it is unreadable."""
-
-    request: Any
-    passthrough: dict[str, Any]
-    key: str | None
-    broken: str | None = None
+STATES: dict[Phase, str] = {
+    Phase.VALIDATING: "JOB_STATE_PENDING", Phase.IN_PROGRESS: "JOB_STATE_RUNNING",
+    Phase.FINALIZING: "JOB_STATE_RUNNING", Phase.CANCELLING: "JOB_STATE_CANCELLING",
+    Phase.COMPLETED: "JOB_STATE_SUCCEEDED", Phase.FAILED: "JOB_STATE_FAILED",
+    Phase.CANCELLED: "JOB_STATE_CANCELLED", Phase.EXPIRED: "JOB_STATE_EXPIRED",
+}
+"""The job state for each phase (see :func:`_state` for QUEUED and PARTIALLY_SUCCEEDED)."""
 
 
 @dataclass
@@ -103,23 +104,13 @@ class VertexJob:
     output_config: dict[str, Any]
     created: float
     sequence: int
+    run: BatchRun[VertexRow, Answered]
+    """Its timeline knows the rows once the input is read, when validation ends."""
     state: str = "JOB_STATE_QUEUED"
-    rows: list[VertexRow] | None = None
     input_fields: list[BqField] | None = None
-    pace: Pace | None = None
-    processed: int = 0
-    answers: list[tuple[VertexRow, Prediction, float]] = field(default_factory=list)
-    succeeded: int = 0
-    failed: int = 0
-    total: int = 0
-    start_time: float | None = None
-    end_time: float | None = None
     update_time: float = 0.0
-    cancel_at: float | None = None
     error: dict[str, Any] | None = None
     output_info: dict[str, str] | None = None
-    faults: BatchFaults | None = None
-    """What the fault plan in force when the job started does to it."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
@@ -138,19 +129,20 @@ class VertexJob:
             "inputConfig": self.input_config,
             "outputConfig": self.output_config,
             "state": STATE_NUMBERS[self.state] if enum_numbers else self.state,
-            "createTime": rfc3339(self.created),
-            "updateTime": rfc3339(self.update_time or self.created),
+            "createTime": wire.rfc3339(self.created),
+            "updateTime": wire.rfc3339(self.update_time or self.created),
         }
         if self.labels:
             body["labels"] = self.labels
-        if self.start_time is not None:
-            body["startTime"] = rfc3339(self.start_time)
-        if self.end_time is not None:
-            body["endTime"] = rfc3339(self.end_time)
-        if self.rows is not None or self.state in TERMINAL:
-            incomplete = max(0, self.total - self.succeeded - self.failed)
-            body["completionStats"] = {"successfulCount": str(self.succeeded), "failedCount": str(self.failed),
-                                       "incompleteCount": str(incomplete)}
+        now, progress, total = self.run.now, self.run.progress, self.run.timeline.total
+        if now.started_at is not None:
+            body["startTime"] = wire.rfc3339(now.started_at)
+        if now.ended_at is not None:
+            body["endTime"] = wire.rfc3339(now.ended_at)
+        if total is not None or self.state in TERMINAL:
+            incomplete = max(0, (total or 0) - progress.succeeded - progress.failed)
+            body["completionStats"] = {"successfulCount": str(progress.succeeded),
+                                       "failedCount": str(progress.failed), "incompleteCount": str(incomplete)}
         if self.output_info:
             body["outputInfo"] = self.output_info
         if self.error:
@@ -173,7 +165,8 @@ class VertexJobs:
         fields = validate_create(payload)
         now = self.state.now()
         job = VertexJob(id=str(10**18 + secrets.randbelow(9 * 10**18)), parent=parent, created=now,
-                        sequence=self.state.next_sequence(), update_time=now, **fields)
+                        sequence=self.state.next_sequence(), update_time=now,
+                        run=BatchRun(Timeline.for_batch(now, self.state.config), []), **fields)
         self.jobs[job.id] = job
         self.stats.batches_created += 1
         self.stats.batches.append(job.name)
@@ -204,18 +197,17 @@ class VertexJobs:
         return page, str(start + page_size) if start + page_size < len(matching) else None
 
     async def cancel(self, parent: str, job_id: str) -> None:
-        job = await self.get(parent, job_id)
+        job = await self.get(parent, job_id)  # catch up first (reading input): the cancel moment comes after
+        now = self.state.now()  # one moment decides both whether it has ended and when it is cancelled
+        await self.advance(job, now)
         if job.state == "JOB_STATE_CANCELLING":
             return
         if job.state in TERMINAL:
             raise VertexError(400, f"Cannot cancel BatchPredictionJob {job.name} in state {job.state}.",
                               "FAILED_PRECONDITION")
         async with job.lock:
-            now = self.state.now()
-            if job.state == "JOB_STATE_RUNNING" and job.pace is not None:
-                self._process(job, job.pace.done_at(now))
-            job.state, job.cancel_at, job.update_time = "JOB_STATE_CANCELLING", now, now
-        await self.advance(job)
+            job.run.timeline = job.run.timeline.cancel(now)
+        await self.advance(job, now)
 
     async def delete(self, parent: str, job_id: str) -> VertexJob:
         job = await self.get(parent, job_id)
@@ -226,131 +218,90 @@ class VertexJobs:
         return job
 
     # -- lifecycle --------------------------------------------------------------------------------------
-    async def advance(self, job: VertexJob) -> None:
-        """Bring ``job`` to the state it has now (reading input, writing output as needed)."""
+    async def advance(self, job: VertexJob, now: float | None = None) -> None:
+        """Bring ``job`` to the state it has at ``now``, default the clock (reading input, writing output
+        as needed)."""
         if job.state in TERMINAL:
             return
         async with job.lock:
-            await self._advance(job, self.state.now())
+            await self._advance(job, self.state.now() if now is None else now)
 
     async def _advance(self, job: VertexJob, now: float) -> None:
-        config = self.state.config
-        start_at = job.created + config.validating_seconds
-        expire_at = job.created + config.expire_after_seconds if config.expire_after_seconds else None
-        if job.state in ("JOB_STATE_QUEUED", "JOB_STATE_PENDING"):
-            if expire_at is not None and expire_at <= start_at and now >= expire_at:
-                await self._finish(job, expire_at, "JOB_STATE_EXPIRED")
-                return
-            if now >= job.created + config.validating_seconds / 2:
-                job.state = "JOB_STATE_PENDING"
-            if now < start_at:
-                return
-            await self._start(job, start_at)
-            if job.state != "JOB_STATE_RUNNING":
-                return
-        if job.state == "JOB_STATE_RUNNING":
-            assert job.pace is not None
-            end_at = job.pace.end + config.finalizing_seconds
-            upto: int | None = None
-            planned = job.faults.expire_after(job.total) if job.faults is not None else None
-            if planned is not None:  # the fault plan expires it once `planned` rows are answered
-                planned_at = job.pace.start + planned / job.pace.rate
-                if expire_at is None or planned_at <= expire_at:
-                    expire_at, upto = planned_at, planned
-            if expire_at is not None and expire_at < end_at and now >= expire_at:
-                self._process(job, job.pace.done_at(expire_at) if upto is None else upto)
-                await self._finish(job, expire_at, "JOB_STATE_EXPIRED")
-                return
-            self._process(job, job.pace.done_at(now))
-            job.update_time = now
-            if now >= end_at:
-                await self._finish(job, end_at, "JOB_STATE_PARTIALLY_SUCCEEDED" if job.failed else
-                                   "JOB_STATE_SUCCEEDED")
-        elif job.state == "JOB_STATE_CANCELLING":
-            assert job.cancel_at is not None
-            end_at = job.cancel_at + config.cancelling_seconds
-            if now >= end_at:
-                await self._finish(job, end_at, "JOB_STATE_CANCELLED")
+        if job.state in TERMINAL:  # ended while this call waited for the lock
+            return
+        run = job.run
+        if run.timeline.total is None and run.timeline.at(now).started_at is not None:
+            await self._start(job)
+        ended = run.advance(now, self._answerer(job), self.stats)
+        job.state, job.update_time = _state(job, now), run.timeline.last_change(now)
+        if ended:
+            await self._finish(job)
 
-    async def _start(self, job: VertexJob, moment: float) -> None:
+    async def _start(self, job: VertexJob) -> None:
+        """Read the input when validation ends: the job runs on its rows, or fails."""
         try:
             async with aiohttp.ClientSession() as session:
                 rows = await self._read_input(session, job)
         except StorageError as exc:
-            self._fail(job, moment, exc.canonical, exc.message)
-            return
+            return self._fail(job, exc.canonical, exc.message)
         except (aiohttp.ClientError, OSError) as exc:  # the storage emulator is down or unreachable
-            self._fail(job, moment, "UNAVAILABLE", f"Reading the input failed: {type(exc).__name__}")
-            return
+            return self._fail(job, "UNAVAILABLE", f"Reading the input failed: {type(exc).__name__}")
         if not rows:
-            self._fail(job, moment, "INVALID_ARGUMENT", "The input holds no requests.")
-            return
+            return self._fail(job, "INVALID_ARGUMENT", "The input holds no requests.")
         if len(rows) > MAX_REQUESTS_PER_JOB:
-            self._fail(job, moment, "INVALID_ARGUMENT", f"The input holds {len(rows)} requests; a job takes at "
-                                                        f"most {MAX_REQUESTS_PER_JOB}.")
-            return
+            return self._fail(job, "INVALID_ARGUMENT", f"The input holds {len(rows)} requests; a job takes at "
+                                                       f"most {MAX_REQUESTS_PER_JOB}.")
         keys = [row.key for row in rows if row.key is not None]
         self.stats.requests_by_custom_id.update(keys)
         self.stats.accepted_requests_by_custom_id.update(keys)
         rows.sort(key=lambda r: model.short_id(r.key if r.key is not None else json.dumps(r.passthrough)))
-        job.faults = self.state.fault_plan.for_batch(PROVIDER, keys)
-        rate = self.state.config.requests_per_second
-        job.rows, job.total = rows, len(rows)
-        job.pace = Pace(moment, rate if job.faults is None else job.faults.pace(rate), len(rows))
-        job.state, job.start_time, job.update_time = "JOB_STATE_RUNNING", moment, moment
+        job.run.faults = self.state.fault_plan.for_batch(PROVIDER, keys)
+        job.run.rows, job.run.timeline = rows, job.run.timeline.with_rows(len(rows), job.run.faults)
         log.info("vertex job %s running: %d requests", job.id, len(rows))
 
-    def _fail(self, job: VertexJob, moment: float, canonical: str, message: str) -> None:
-        job.error = {"code": RPC_CODES.get(canonical, 13), "message": message}
-        job.state, job.end_time, job.update_time = "JOB_STATE_FAILED", moment, moment
-        job.rows = None
+    def _fail(self, job: VertexJob, canonical: str, message: str) -> None:
+        """The input cannot be read: the job fails when validation ends."""
+        job.error = _rpc_error(canonical, message)
+        job.run.timeline = job.run.timeline.failed()
         log.info("vertex job %s failed: %s: %s", job.id, canonical, message[:300])
 
-    def _process(self, job: VertexJob, upto: int) -> None:
-        """Answer the rows up to ``upto`` (in processing order)."""
-        if job.rows is None or job.pace is None or upto <= job.processed:
-            return
-        with gc_paused():
-            for index in range(job.processed, upto):
-                row = job.rows[index]
-                moment = job.pace.start + (index + 1) / job.pace.rate
-                injected = job.faults.row_error(row.key) if job.faults is not None and row.key else None
-                if row.broken is not None:
-                    prediction = Prediction(error_status("INVALID_ARGUMENT", row.broken))
-                elif injected is not None:
-                    prediction = Prediction(error_status(canonical_for_marker(injected),
-                                                         f"Emulated failure '{injected}' injected by the fault plan."))
-                    self.stats.row_errors_injected += 1
-                else:
-                    prediction = predict(row.request, model_name=job.model, seed=f"{job.id}\x1f{row.key}",
-                                         created=rfc3339(moment) or "")
-                job.answers.append((row, prediction, moment))
-                if prediction.ok:
-                    job.succeeded += 1
-                else:
-                    job.failed += 1
-        job.processed = upto
+    def _answerer(self, job: VertexJob) -> RowAnswerer[VertexRow, Answered]:
+        timeline = job.run.timeline
 
-    async def _finish(self, job: VertexJob, moment: float, final: str) -> None:
-        """Write the answered rows out (when the input was read) and end the job in ``final``."""
-        if final == "JOB_STATE_CANCELLED":
-            job.error = {"code": RPC_CODES["CANCELLED"], "message": "The job was cancelled."}
-        if job.rows is not None:
+        def answer(row: VertexRow, index: int) -> tuple[bool, Answered]:
+            moment = timeline.answered_at(index)
+            if row.broken is not None:
+                prediction = Prediction(error_status("INVALID_ARGUMENT", row.broken))
+            else:
+                prediction = predict(row.request, model_name=job.model, seed=f"{job.id}\x1f{row.key}",
+                                     created=wire.rfc3339(moment) or "")
+            return prediction.ok, (row, prediction, moment)
+
+        def inject(row: VertexRow, index: int, code: str) -> Answered:
+            message = f"Emulated failure '{code}' injected by the fault plan."
+            return row, Prediction(error_status(canonical_for_marker(code), message)), timeline.answered_at(index)
+
+        return RowAnswerer(label=lambda row: row.key if row.broken is None else None, answer=answer, inject=inject)
+
+    async def _finish(self, job: VertexJob) -> None:
+        """Write the answered rows out (when the input was read) and end the job."""
+        run = job.run
+        if run.now.phase is Phase.CANCELLED:
+            job.error = _rpc_error("CANCELLED", "The job was cancelled.")
+        if run.timeline.total is not None:
             try:
                 async with aiohttp.ClientSession() as session:
                     job.output_info = await self._write_output(session, job)
             except StorageError as exc:
-                self._fail(job, moment, exc.canonical, f"Writing the output failed: {exc.message}")
-                job.answers = []
-                return
+                job.error = _rpc_error(exc.canonical, f"Writing the output failed: {exc.message}")
+                job.state = "JOB_STATE_FAILED"
             except (aiohttp.ClientError, OSError) as exc:
-                self._fail(job, moment, "UNAVAILABLE", f"Writing the output failed: {type(exc).__name__}")
-                job.answers = []
-                return
-        job.state, job.end_time, job.update_time = final, moment, moment
-        job.rows, job.answers = None, []
-        log.info("vertex job %s ended %s: %d succeeded, %d failed, %d incomplete", job.id, final, job.succeeded,
-                 job.failed, max(0, job.total - job.succeeded - job.failed))
+                job.error = _rpc_error("UNAVAILABLE", f"Writing the output failed: {type(exc).__name__}")
+                job.state = "JOB_STATE_FAILED"
+        run.release()
+        log.info("vertex job %s ended %s: %d succeeded, %d failed, %d incomplete", job.id, job.state,
+                 run.progress.succeeded, run.progress.failed,
+                 max(0, (run.timeline.total or 0) - run.progress.succeeded - run.progress.failed))
 
     # -- input ------------------------------------------------------------------------------------------
     async def _read_input(self, session: aiohttp.ClientSession, job: VertexJob) -> list[VertexRow]:
@@ -362,7 +313,7 @@ class VertexJobs:
             for uri in uris if isinstance(uris, list) else [uris]:
                 async for line in gcs.read_lines(GcsUri.parse(uri)):
                     if line.strip():
-                        rows.append(_row_from_line(line))
+                        rows.append(row_from_line(line))
             return rows
         bigquery = BigQueryClient(session, self.storage.require_bigquery())
         ref = TableRef.parse(source["bigquerySource"]["inputUri"], job.project)
@@ -372,9 +323,9 @@ class VertexJobs:
                 raise StorageError("NOT_FOUND", f"input table {ref} does not exist")
             if not any(f.name == "request" for f in fields):
                 raise StorageError("INVALID_ARGUMENT", f"input table {ref} has no 'request' column")
-            job.input_fields = [f for f in fields if f.name not in _OUTPUT_COLUMNS]
+            job.input_fields = [f for f in fields if f.name not in OUTPUT_COLUMNS]
             with gc_paused():
-                return [_row_from_record(record) async for record in bigquery.rows(ref, fields)]
+                return [row_from_record(record) async for record in bigquery.rows(ref, fields)]
 
     # -- output -----------------------------------------------------------------------------------------
     async def _write_output(self, session: aiohttp.ClientSession, job: VertexJob) -> dict[str, str]:
@@ -385,8 +336,10 @@ class VertexJobs:
             prefix = str(destination["gcsDestination"]["outputUriPrefix"]).rstrip("/")
             folder = f"{prefix}/prediction-model-{stamp.strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3]}Z"
             with gc_paused():
-                data = b"".join(self._delivered_line(job, row, prediction, moment)
-                                for row, prediction, moment in job.answers)
+                lines = [Answer(prediction.ok, row.key, output_line(row, prediction, moment))
+                         for row, prediction, moment in _answered(job)]
+                data = b"".join(Delivery(PROVIDER, self.state.fault_plan, self.stats).deliver_lines(lines,
+                                                                                                    job.run.faults))
             await gcs.write(GcsUri.parse(f"{folder}/predictions.jsonl"), data)
             return {"gcsOutputDirectory": folder}
         async with self.bigquery_lock:
@@ -398,91 +351,37 @@ class VertexJobs:
             raise StorageError("NOT_FOUND", f"output dataset bq://{ref.project}.{ref.dataset} does not exist")
         if ref.table is None:
             ref = ref.with_table(f"predictions_{stamp.strftime('%Y_%m_%dT%H_%M_%S_%f')}_{job.id}")
-        fields = [*(job.input_fields if job.input_fields is not None else _inferred_fields(job)),
+        fields = [*(job.input_fields if job.input_fields is not None else inferred_fields(_answered(job))),
                   BqField("request", "JSON"), BqField("response", "JSON"), BqField("status", "STRING"),
                   BqField("processed_time", "TIMESTAMP")]
         await bigquery.create_table(ref, fields)
         names = [f.name for f in fields]
-        records = [{name: value for name, value in _output_record(row, prediction, moment).items() if name in names}
-                   for row, prediction, moment in job.answers]
+        records = [{name: value for name, value in output_record(row, prediction, moment).items() if name in names}
+                   for row, prediction, moment in _answered(job)]
         await bigquery.load(ref, fields, records)
-        self.stats.succeeded_by_custom_id.update(row.key for row, prediction, _ in job.answers
+        self.stats.succeeded_by_custom_id.update(row.key for row, prediction, _ in _answered(job)
                                                  if prediction.ok and row.key is not None)
         return {"bigqueryOutputDataset": f"bq://{ref.project}.{ref.dataset}", "bigqueryOutputTable": str(ref.table)}
 
-    def _delivered_line(self, job: VertexJob, row: VertexRow, prediction: Prediction, moment: float) -> bytes:
-        """One predictions.jsonl line; the fault plan may break it (then it is no delivered answer)."""
-        line = _output_line(row, prediction, moment)
-        if job.faults is not None and row.key is not None and self.state.fault_plan.breaks_line(
-                PROVIDER, row.key, job.faults.plan):
-            self.stats.malformed_lines += 1
-            return break_line(line)
-        if prediction.ok and row.key is not None:
-            self.stats.succeeded_by_custom_id[row.key] += 1
-        return line
+
+def _answered(job: VertexJob) -> Iterator[Answered]:
+    return (answer.item for answer in job.run.progress.answers)
 
 
-def _row_from_line(line: bytes) -> VertexRow:
-    try:
-        document = json.loads(line)
-    except ValueError:
-        return VertexRow(None, {}, None, "The input line is not valid JSON.")
-    if not isinstance(document, dict):
-        return VertexRow(None, {}, None, "The input line is not a JSON object.")
-    passthrough = {k: v for k, v in document.items() if k != "request"}
-    key = passthrough.get("key")
-    broken = None if "request" in document else 'The input line has no "request" field.'
-    return VertexRow(document.get("request"), passthrough, None if key is None else str(key), broken)
+def _rpc_error(canonical: str, message: str) -> dict[str, Any]:
+    """A job's ``error``: a google.rpc.Status with the code number of ``canonical``."""
+    return {"code": RPC_CODES.get(canonical, 13), "message": message}
 
 
-def _row_from_record(record: dict[str, Any]) -> VertexRow:
-    request = record.get("request")
-    passthrough = {k: v for k, v in record.items() if k not in _OUTPUT_COLUMNS}
-    key = passthrough.get("key")
-    broken = None
-    if isinstance(request, str):
-        try:
-            request = json.loads(request)
-        except ValueError:
-            broken = "The request column does not hold valid JSON."
-    return VertexRow(request, passthrough, None if key is None else str(key), broken)
-
-
-def _output_record(row: VertexRow, prediction: Prediction, moment: float) -> dict[str, Any]:
-    record: dict[str, Any] = {**row.passthrough, "status": prediction.status, "processed_time": rfc3339(moment),
-                              "request": row.request}
-    if prediction.response is not None:
-        record["response"] = prediction.response
-    return record
-
-
-def _output_line(row: VertexRow, prediction: Prediction, moment: float) -> bytes:
-    return (json.dumps(_output_record(row, prediction, moment), ensure_ascii=False, separators=(",", ":"))
-            + "\n").encode("utf-8")
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "BOOL"
-    if isinstance(value, int):
-        return "INT64"
-    if isinstance(value, float):
-        return "FLOAT64"
-    return "STRING" if isinstance(value, str) else "JSON"
-
-
-def _inferred_fields(job: VertexJob) -> list[BqField]:
-    """Columns for the passed-through fields of JSONL input (their JSON types; mixed types -> JSON)."""
-    kinds: dict[str, set[str]] = {}
-    for row, _, _ in job.answers:
-        for name, value in row.passthrough.items():
-            if _COLUMN.match(name) and name not in _OUTPUT_COLUMNS and value is not None:
-                kinds.setdefault(name, set()).add(_kind(value))
-    fields = []
-    for name, found in kinds.items():
-        kind = found.pop() if len(found) == 1 else ("FLOAT64" if found == {"INT64", "FLOAT64"} else "JSON")
-        fields.append(BqField(name, kind))
-    return fields
+def _state(job: VertexJob, now: float) -> str:
+    """The job state at ``now``: QUEUED for the first half of validation, PARTIALLY_SUCCEEDED when a
+    row failed, else the state table's word."""
+    phase = job.run.now.phase
+    if phase is Phase.VALIDATING and now < job.created + job.run.timeline.validating_seconds / 2:
+        return "JOB_STATE_QUEUED"
+    if phase is Phase.COMPLETED and job.run.progress.failed:
+        return "JOB_STATE_PARTIALLY_SUCCEEDED"
+    return STATES[phase]
 
 
 __all__ = ["PROVIDER", "STATE_NUMBERS", "TERMINAL", "VertexJob", "VertexJobs", "VertexRow"]

@@ -316,6 +316,38 @@ def test_cancelling_a_finished_batch_is_refused(gemini: genai.Client) -> None:
     assert refused.value.code == 400 and refused.value.status == "FAILED_PRECONDITION"
 
 
+class _HandClock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cancel_while_pending_runs_out_its_cancelling_time_then_ends_cancelled() -> None:
+    """The shared timeline: a cancel during validation is RUNNING for cancelling_seconds, then CANCELLED,
+    whatever the validation time left."""
+    clock = _HandClock()
+    config = EmulatorConfig(validating_seconds=4.0, cancelling_seconds=1.0, api_key=KEY)
+    with Emulator(config, clock=clock) as emulator:
+        client = connect(emulator)
+        try:
+            name = client.batches.create(model=MODEL, src=[inline("p1", "x")]).name or ""
+            assert client.batches.get(name=name).state == types.JobState.JOB_STATE_PENDING
+            clock.now += 1.0
+            client.batches.cancel(name=name)
+            assert client.batches.get(name=name).state == types.JobState.JOB_STATE_RUNNING
+            clock.now += 1.0  # cancel + cancelling_seconds, still inside the 4 s of validation
+            ended = client.batches.get(name=name)
+            assert ended.state == types.JobState.JOB_STATE_CANCELLED
+            assert ended.end_time is not None and ended.end_time.timestamp() == clock.now
+            assert emulator.stats()["gemini"]["succeeded_by_custom_id"] == {}
+        finally:
+            client.close()
+
+
 def test_expired_batch_has_no_output(start_emulator: Callable[..., Emulator]) -> None:
     slow = start_emulator(requests_per_second=50.0, expire_after_seconds=0.3, api_key=KEY)
     client = connect(slow)

@@ -209,6 +209,20 @@ def test_expiry_keeps_answered_rows_and_reports_the_rest_incomplete(vertex: Call
     client.close()
 
 
+def test_expiry_while_finalizing_does_not_stop_a_job_whose_rows_are_all_answered(
+        vertex: Callable[..., Emulator], bucket: Any, gcs_emulator: LocalGcs) -> None:
+    """The one expiry rule of every provider: only a job with rows left to answer expires."""
+    emu = vertex(requests_per_second=5000.0, finalizing_seconds=1.0, expire_after_seconds=0.5)
+    client = genai_client(emu)
+    src = stage(bucket, "in/short.jsonl", [line(f"f{i}", f"t{i}") for i in range(10)])
+    job, seen = wait(client, str(client.batches.create(model="gemini-2.5-flash", src=src,
+                                                       config={"dest": f"gs://{bucket.name}/f"}).name))
+    assert seen[-1] == "JOB_STATE_SUCCEEDED"  # rows done at ~0.05 s, expiry at 0.5 s falls in finalizing
+    assert job.completion_stats and job.completion_stats.successful_count == 10
+    assert len(output_lines(gcs_emulator, output_folder(job))) == 10
+    client.close()
+
+
 def test_unreadable_input_fails_the_job_with_a_reason(vertex: Callable[..., Emulator], bucket: Any) -> None:
     emu = vertex()
     client = genai_client(emu)
