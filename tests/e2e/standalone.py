@@ -219,24 +219,14 @@ class AirflowStandalone:
         process still running that was below them (including ones re-parented or outside the group)."""
         self.remember_processes()
         roots = [p for p in [self.process, *(o for o, _ in self.others)] if p is not None]
-        for root in roots:
-            if root.poll() is None:
-                try:
-                    os.killpg(root.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
+        _signal_groups(roots, signal.SIGTERM)
         alive = wait_gone(self._known.values(), timeout=15)
         for proc in alive:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        for root in roots:
-            if root.poll() is None:  # not reaped yet: the group id is still ours
-                try:
-                    os.killpg(root.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _signal_groups(roots, signal.SIGKILL)
         wait_gone(alive, timeout=5)
         for root in roots:
             try:
@@ -353,3 +343,13 @@ class AirflowStandalone:
         for task_log in sorted((self.home / "logs").glob("dag_id=*/**/*.log")):
             parts += [f"===== last {lines} lines of {task_log} =====", tail(task_log, lines)]
         return "\n".join(parts)
+
+
+def _signal_groups(roots: list[subprocess.Popen[Any]], sig: signal.Signals) -> None:
+    """Signal the process group of each root not yet reaped (while unreaped, its group id is still ours)."""
+    for root in roots:
+        if root.poll() is None:
+            try:
+                os.killpg(root.pid, sig)
+            except ProcessLookupError:
+                pass

@@ -38,6 +38,23 @@ def read_logs(paths: list[Path]) -> str:
     return "\n".join(path.read_text(errors="replace") for path in paths)
 
 
+def _deferred_probe(airflow: AirflowStandalone, run_id: str, try_number: int) -> Any:
+    """A wait_for probe: the task instance of try ``try_number`` deferred, its trigger on a triggerer."""
+
+    def probe() -> dict[str, Any] | None:
+        airflow.check_alive()
+        current = airflow.task_instance(DAG_ID, run_id, TASK_ID)
+        if current["try_number"] == try_number and current["state"] in TERMINAL_TI:
+            raise AssertionError(f"try {try_number} ended before it deferred: {current['state']}")
+        trigger = current.get("trigger") or {}
+        if (current["try_number"] == try_number and current["state"] == "deferred"
+                and trigger.get("triggerer_id") is not None):
+            return current
+        return None
+
+    return probe
+
+
 def test_task_cleared_while_deferred_new_try_reattaches_nothing_paid_twice(
     tmp_path: Path, slow_emulator: Any, airflow: AirflowStandalone
 ) -> None:
@@ -56,18 +73,7 @@ def test_task_cleared_while_deferred_new_try_reattaches_nothing_paid_twice(
 
     # -- try 1: submits both batches, defers, and its trigger polls them ---------------------------
     def deferred(try_number: int) -> Any:
-        def probe() -> dict[str, Any] | None:
-            airflow.check_alive()
-            current = ti()
-            if current["try_number"] == try_number and current["state"] in TERMINAL_TI:
-                raise AssertionError(f"try {try_number} ended before it deferred: {current['state']}")
-            trigger = current.get("trigger") or {}
-            if (current["try_number"] == try_number and current["state"] == "deferred"
-                    and trigger.get("triggerer_id") is not None):
-                return current
-            return None
-
-        return probe
+        return _deferred_probe(airflow, run_id, try_number)
 
     first = wait_for("try 1 to be deferred and its trigger assigned to the triggerer", deferred(1),
                      timeout=120, on_timeout=lambda: str(ti()))
