@@ -21,13 +21,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER as CUSTOM_ID_HEADER
+
 from . import model
 
 if TYPE_CHECKING:
     from .config import EmulatorConfig
 
-CUSTOM_ID_HEADER = "x-llm-batch-custom-id"
-"""Optional request header naming the row; counted, never required."""
 _HASH_RANGE = 1 << 64
 
 

@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from . import realtime_api
 from .config import EmulatorConfig
 from .control import add_control_routes
 from .faults import Fault, FaultPlan
-from . import realtime_api
 from .gateway import PROVIDERS, STATE_KEY, gateway
 from .state import Clock, EmulatorState
 
