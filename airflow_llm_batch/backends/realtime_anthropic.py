@@ -26,8 +26,8 @@ async def send(client: AsyncAnthropic, request_line: dict[str, Any]) -> RawResul
             "/v1/messages", cast_to=Message, body=request_line["params"],
             options={"headers": {CUSTOM_ID_HEADER: custom_id}})
     except anthropic.APIStatusError as exc:
-        message = error_field(exc.body, "message") or exc.message
-        raise call_failed(exc.status_code, error_field(exc.body, "type"), message, exc.response.headers) from exc
+        reason = error_field(exc.body, "message") or exc.message
+        raise call_failed(exc.status_code, error_field(exc.body, "type"), reason, exc.response.headers) from exc
     except anthropic.APIConnectionError as exc:
         raise connection_failed(isinstance(exc, anthropic.APITimeoutError), str(exc)) from exc
     return decode_message(custom_id, message)
