@@ -63,6 +63,7 @@ import anthropic
 from anthropic import AsyncAnthropic
 from anthropic.types.messages import MessageBatch
 
+from airflow_llm_batch.backends import realtime_anthropic
 from airflow_llm_batch.backends.anthropic_results import batch_state, decode_result, total
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
@@ -119,6 +120,8 @@ class AnthropicBatchBackend:
         max_requests=100_000, max_bytes=256 * MIB - 64 * 1024, max_request_bytes=32 * MIB,
         results_retention_seconds=28 * 86_400.0)  # results downloadable 29 days after creation
     endpoint_identity = ClientEndpoint()
+    #: a provider batch API exists (``mode="auto"`` falls back to real time when it does not)
+    has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: AsyncAnthropic, *,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
@@ -248,6 +251,11 @@ class AnthropicBatchBackend:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
+        """One request line sent on the provider's ordinary endpoint, decoded as batch results are
+        (:mod:`airflow_llm_batch.backends.realtime_anthropic`); CallFailed when no answer came."""
+        return await realtime_anthropic.send(self.client, request_line)
 
 
 # -- translation helpers ---------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
     """One results line (SDK object) -> RawResult: succeeded, errored, canceled or expired."""
     custom_id, result = str(line.custom_id), line.result
     if isinstance(result, MessageBatchSucceededResult):
-        return _decode_message(custom_id, result.message)
+        return decode_message(custom_id, result.message)
     if isinstance(result, MessageBatchErroredResult):
         error = result.error.error
         return RawResult(custom_id, ok=False, error_code=str(error.type or "error"),
@@ -52,7 +52,7 @@ def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
     return RawResult(custom_id, ok=False, error_code=code, error_message=message)
 
 
-def _decode_message(custom_id: str, message: Message) -> RawResult:
+def decode_message(custom_id: str, message: Message) -> RawResult:
     """Text blocks joined; with a tool call (a forced tool: the structured answer), its input as JSON."""
     usage = _usage(message)
     tool_calls = [block for block in message.content if isinstance(block, ToolUseBlock)]

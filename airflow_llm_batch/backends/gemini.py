@@ -55,6 +55,7 @@ import httpx
 from google import genai
 from google.genai import errors, types
 
+from airflow_llm_batch.backends import realtime_google
 from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
@@ -115,6 +116,8 @@ class GeminiBatchBackend:
         max_requests=200_000, max_bytes=2 * 1024 * MIB - MIB, max_request_bytes=INLINE_LIMIT_BYTES,
         results_retention_seconds=47 * 3_600.0)  # files (results too) are deleted after 48 h
     endpoint_identity = ClientEndpoint()
+    #: a provider batch API exists (``mode="auto"`` falls back to real time when it does not)
+    has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: genai.Client, *, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
@@ -279,6 +282,11 @@ class GeminiBatchBackend:
     async def aclose(self) -> None:
         await self.client.aio.aclose()
         self.client.close()
+
+    async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
+        """One request line sent on the provider's ordinary endpoint, decoded as batch results are
+        (:mod:`airflow_llm_batch.backends.realtime_google`); CallFailed when no answer came."""
+        return await realtime_google.send(self.client, request_line)
 
 
 class _RawOperation:

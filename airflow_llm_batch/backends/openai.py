@@ -79,6 +79,8 @@ class OpenAIBatchBackend:
         results_retention_seconds=29 * 86_400.0,  # output files: 30 days after completion (24 h at most)
     )
     endpoint_identity = ClientEndpoint()
+    #: a provider batch API exists (``mode="auto"`` falls back to real time when it does not)
+    has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI, *,
                  create_retry_delays: tuple[float, ...] = CREATE_RETRY_DELAYS) -> None:
@@ -206,6 +208,13 @@ class OpenAIBatchBackend:
 
     async def aclose(self) -> None:
         await self.client.close()
+
+    async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
+        """One request line sent on the provider's ordinary endpoint, decoded as batch results are
+        (:mod:`airflow_llm_batch.backends.realtime_openai`); CallFailed when no answer came."""
+        from airflow_llm_batch.backends import realtime_openai  # it imports this module's decoder
+
+        return await realtime_openai.send(self.client, request_line)
 
 
 def decode_output_line(line: dict[str, Any]) -> RawResult:

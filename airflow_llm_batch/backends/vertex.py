@@ -61,6 +61,7 @@ import aiohttp
 import httpx
 from google.genai import Client, errors, types
 
+from airflow_llm_batch.backends import realtime_google
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, status_error
 from airflow_llm_batch.backends.guarded_create import SERVER_ERRORS, CreateAnswers, CreateGuard, retry_reads
 from airflow_llm_batch.backends.identity import ClientEndpoint
@@ -113,6 +114,8 @@ class VertexBatchBackend:
         max_requests=200_000, max_bytes=1024 * MIB, max_request_bytes=20 * MIB,
         results_retention_seconds=29 * 86_400.0)  # results stay in the task's own output location
     endpoint_identity = ClientEndpoint()
+    #: a provider batch API exists (``mode="auto"`` falls back to real time when it does not)
+    has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: Client, *, staging: VertexStaging, clients: GoogleClients,
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
@@ -219,6 +222,11 @@ class VertexBatchBackend:
     async def aclose(self) -> None:
         await self.client.aio.aclose()
         await asyncio.to_thread(self.clients.close)
+
+    async def realtime_send(self, request_line: dict[str, Any]) -> neutral.RawResult:
+        """One request line sent on the provider's ordinary endpoint, decoded as batch results are
+        (:mod:`airflow_llm_batch.backends.realtime_google`); CallFailed when no answer came."""
+        return await realtime_google.send(self.client, request_line)
 
     async def _reading(self, call: Any) -> Any:
         """An idempotent call, tried again after transient failures."""

@@ -12,6 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from .faults import FaultPlan
+from .realtime_state import check_realtime_config
 
 MIB = 1024 * 1024
 
@@ -69,6 +70,16 @@ class EmulatorConfig:
     embedding_dimensions: int = 16
     """Length of emulated embedding vectors when a request does not ask for ``dimensions``."""
 
+    # Real-time endpoints (see :mod:`.realtime_state`).
+    realtime_latency_seconds: float = 0.0
+    """Time each real-time answer takes (the request counts as in flight meanwhile)."""
+    realtime_max_concurrency: int | None = None
+    """When set, a real-time request beyond this many in flight is refused: 429 with Retry-After."""
+    realtime_429_rate: float = 0.0
+    """Share of real-time request bodies refused with a 429 on their first send (a resend succeeds)."""
+    realtime_5xx_rate: float = 0.0
+    """Share of real-time request bodies refused with a 500 on their first send (a resend succeeds)."""
+
     fault_plan: FaultPlan | None = None
     """Fault plan in force when the emulator starts (change it at runtime with
     ``set_fault_plan``/``clear_fault_plan``); see :mod:`.faults`."""
@@ -83,6 +94,7 @@ class EmulatorConfig:
             raise ValueError("expire_after_seconds must be > 0 when set")
         if self.fault_plan is not None and not isinstance(self.fault_plan, FaultPlan):
             raise TypeError("fault_plan must be a FaultPlan")
+        check_realtime_config(self)
         if not 0 <= self.port <= 65535:
             raise ValueError("port must be in 0..65535")
         for name in (

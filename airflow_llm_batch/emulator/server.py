@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from . import realtime_api
 from .config import EmulatorConfig
 from .control import add_control_routes
 from .faults import Fault, FaultPlan
@@ -47,6 +48,7 @@ def create_app(state: EmulatorState) -> web.Application:
     for provider in PROVIDERS:
         state.stats_for(provider.name)
         provider.add_routes(app, state)
+    realtime_api.add_routes(app, state)
     add_control_routes(app)
     return app
 

@@ -21,6 +21,7 @@ from typing import Any
 from .config import EmulatorConfig
 from .faults import Fault as Fault
 from .faults import FaultPlanState
+from .realtime_state import RealtimeCounters
 
 Clock = Callable[[], float]
 
@@ -125,6 +126,7 @@ class EmulatorState:
         self._sequence = 0
         self.faults: list[Fault] = []
         self.fault_plan = FaultPlanState(config.fault_plan)
+        self.realtime = RealtimeCounters()
 
     def now(self) -> float:
         """Current time in Unix seconds."""
@@ -146,7 +148,7 @@ class EmulatorState:
 
     def stats_snapshot(self) -> dict[str, Any]:
         """JSON-ready statistics of every registered provider."""
-        return {name: stats.snapshot() for name, stats in self._stats.items()}
+        return {**{name: stats.snapshot() for name, stats in self._stats.items()}, "realtime": self.realtime.snapshot()}
 
     def take_fault(self, method: str, path: str) -> Fault | None:
         """The first injected fault matching the request, consuming one of its uses."""
@@ -164,3 +166,4 @@ class EmulatorState:
         """
         for stats in self._stats.values():
             stats.clear()
+        self.realtime.clear()

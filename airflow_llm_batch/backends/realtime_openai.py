@@ -1,0 +1,34 @@
+"""Real-time send for OpenAI and Azure OpenAI: a batch request line's body, posted to its own endpoint.
+
+The line's ``url`` (``/v1/chat/completions`` for OpenAI, ``/chat/completions`` for Azure) is posted
+relative to the client's base URL (which holds ``/v1`` or ``/openai``; Azure's client adds
+``/deployments/{model}`` itself). The answer is decoded by the batch output decoder
+(:func:`~airflow_llm_batch.backends.openai.decode_output_line`), so both paths read answers alike.
+The SDK's own retries are off: the real-time runner owns retries and counts them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+
+from airflow_llm_batch.backends.openai import decode_output_line
+from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
+from airflow_llm_batch.pipeline.types import RawResult
+
+
+async def send(client: AsyncOpenAI | AsyncAzureOpenAI, request_line: dict[str, Any]) -> RawResult:
+    """POST the line's body; the answer as a RawResult, or CallFailed (policy codes) without one."""
+    custom_id = str(request_line["custom_id"])
+    path = str(request_line["url"]).removeprefix("/v1")
+    try:
+        answer = await client.with_options(max_retries=0).post(
+            path, cast_to=object, body=request_line["body"], options={"headers": {CUSTOM_ID_HEADER: custom_id}})
+    except openai.APIStatusError as exc:
+        code, message = error_field(exc.body, "code", "type"), error_field(exc.body, "message") or exc.message
+        raise call_failed(exc.status_code, code, message, exc.response.headers) from exc
+    except openai.APIConnectionError as exc:
+        raise connection_failed(isinstance(exc, openai.APITimeoutError), str(exc)) from exc
+    return decode_output_line({"custom_id": custom_id, "response": {"status_code": 200, "body": answer}})
