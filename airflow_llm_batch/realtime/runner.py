@@ -141,7 +141,7 @@ class RealtimeRunner:
                 return
             self.report.calls += 1
             try:
-                answer = await self.send(request)
+                answer = await self._call(request)
             except CallFailed as failure:
                 if failure.code in policy.systemic_codes:
                     self._trip(failure)
@@ -157,6 +157,18 @@ class RealtimeRunner:
                 self.report.answered += 1
             self._record(answer, attempt)
             return
+
+    async def _call(self, request: RealtimeRequest) -> RawResult:
+        """``send``, with anything but ``CallFailed`` turned into the row's final failure: a bug or a
+        malformed line must fail its row, never kill a worker (the queue would then wait forever)."""
+        try:
+            return await self.send(request)
+        except CallFailed:
+            raise
+        except Exception as exc:
+            log.warning("Row %s could not be sent: %s", request.custom_id, type(exc).__name__, exc_info=True)
+            raise CallFailed("client_error", f"the request could not be sent ({type(exc).__name__}); "
+                                             f"see the task log") from exc
 
     def _record(self, answer: RawResult, attempts: int) -> None:
         self.answers.append(answer, attempts)

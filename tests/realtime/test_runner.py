@@ -107,3 +107,14 @@ def test_progress_lines_say_rows_rate_and_time_left(tmp_path: Path, caplog: pyte
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("Real-time: 1 / 50 rows (2.0%)") for line in lines)
     assert "Real-time: 50 / 50 rows (100.0%)" in lines[-1] and "done in" in lines[-1]
+
+
+def test_an_unexpected_error_fails_its_row_and_never_stalls_the_run(tmp_path: Path) -> None:
+    async def broken(request: RealtimeRequest) -> RawResult:
+        raise KeyError("messages")
+
+    runner = RealtimeRunner(broken, RunnerSettings(max_concurrency=2), AnswerLog(tmp_path))
+    report = asyncio.run(asyncio.wait_for(runner.run(_requests(30), 30), timeout=60))
+    answered = AnswerLog(tmp_path).answered()
+    assert report.failed == 30 and len(answered) == 30
+    assert answered["row-7"].error_code == "client_error" and "KeyError" in (answered["row-7"].error_message or "")
