@@ -249,8 +249,15 @@ class AirflowStandalone:
             except ValueError:
                 return exc.code, text
 
-    def get(self, path: str) -> Any:
-        status, body = self.request("GET", path)
+    def get(self, path: str, attempts: int = 3) -> Any:
+        """GET, asked again when the API server is too busy to answer in time (a read changes nothing)."""
+        for attempt in range(1, attempts + 1):
+            try:
+                status, body = self.request("GET", path, timeout=20)
+                break
+            except TimeoutError:
+                if attempt == attempts:
+                    raise
         if status != 200:
             raise RuntimeError(f"GET {path}: HTTP {status}: {body}")
         return body
