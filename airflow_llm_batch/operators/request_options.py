@@ -8,6 +8,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+from jinja2 import StrictUndefined
+from jinja2.nativetypes import NativeEnvironment
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
 from airflow_llm_batch.operators.run_context import TaskRun
@@ -36,21 +38,47 @@ class LiteralRows:
         return f"<{len(self.rows)} rows>"
 
 
+class TemplatedParams(dict[str, Any]):
+    """``request_params`` as a templated field: a value that holds ``{{ ... }}`` or ``{% ... %}`` is rendered
+    to a native value (``{"temperature": "{{ params.t }}"}`` sends the number), any other value is kept
+    as written. Templating calls ``resolve``."""
+
+    def resolve(self, context: Any) -> dict[str, Any]:
+        return {name: _render_native(value, context) for name, value in self.items()}
+
+
+_NATIVE = NativeEnvironment(undefined=StrictUndefined)
+
+
+def _render_native(value: Any, context: Any) -> Any:
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return _NATIVE.from_string(value).render(**context)
+    if isinstance(value, Mapping):
+        return {k: _render_native(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_native(v, context) for v in value]
+    return value
+
+
 class RequestOptions(BaseOperator):
     """Base of the operators that build requests from rows.
 
-    :param provider: "openai" (more to come: "anthropic", "gemini", "vertex")
+    :param provider: "openai" (default), "azure_openai", "anthropic", "gemini" or "vertex"
     :param conn_id: Airflow connection; defaults to the provider's default (e.g. ``openai_default``)
     :param model: model name (templated)
     :param rows: list of dicts, an upstream XComArg, or a URI of a JSONL/CSV file (templated)
     :param prompt: Jinja template of the user message, rendered per row in a sandbox with ``row`` in
-        scope (row values are data, never evaluated) and the run's ``ds``, ``ds_nodash``, ``run_id``,
-        ``dag_id``, ``task_id`` and ``params``; Airflow does not render it a second time
+        scope (row values are data, never evaluated) and the task's whole Airflow template context
+        (``ds``, ``logical_date``, ``data_interval_start``, ``macros``, ``params``, ``run_id``...) plus
+        ``dag_id`` and ``task_id``; a name the context lacks fails the task before anything is sent.
+        Airflow does not render it a second time
     :param system_prompt: Jinja template of the system message (same scope)
     :param key: column holding a unique id per row (else a stable hash of the row)
     :param response_format: None/"text", "json", a pydantic model class, or a JSON schema dict
-    :param request_params: extra body parameters (temperature, max_tokens...); names the operator sets
-        itself (model, messages, input, custom_id... see pipeline/request_params.py) are refused
+    :param request_params: extra body parameters (temperature, max_tokens...), templated: a value
+        holding ``{{ ... }}`` is rendered to a native value (``"{{ params.t }}"`` sends the number);
+        names the operator sets itself (model, messages, input, custom_id... see
+        pipeline/request_params.py) are refused
     :param endpoint: "chat_completions" (default), "responses" or "embeddings"
     :param workspace: object storage URI holding run state (default ``[llm_batch] workspace`` or
         ``$AIRFLOW_HOME/llm_batch_workspace``)
@@ -71,7 +99,7 @@ class RequestOptions(BaseOperator):
         ``{"inline_max_bytes": 0}``; never secrets (refused: they would be stored with the trigger)
     """
 
-    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id")
+    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id", "request_params")
 
     def __init__(
         self,
@@ -110,7 +138,8 @@ class RequestOptions(BaseOperator):
         self.provider_options = provider_options
         self.estimate_only = dry_run  # another name: BaseOperator.dry_run() is a method Airflow calls
         checked = RequestSettings.of(self)  # a bad value fails when the DAG is parsed
-        self.request_params, self.provider_options = dict(checked.request_params), checked.provider_options
+        self.request_params = TemplatedParams(checked.request_params)
+        self.provider_options = checked.provider_options
 
     def request_settings(self) -> RequestSettings:
         """This try's request settings, from the rendered fields (build once per try)."""
@@ -175,10 +204,14 @@ def describe_estimate(estimate: dict[str, Any] | None) -> str:
 
 
 def template_scope(context: Any) -> dict[str, Any]:
-    """The few run values a prompt may use besides ``row``: stable across tries of one run."""
-    names = ("ds", "ds_nodash", "run_id", "params")
-    scope = {name: context.get(name) for name in names if context.get(name) is not None}
+    """What a prompt sees besides ``row``: the task's whole Airflow template context (``ds``,
+    ``logical_date``, ``data_interval_start``, ``macros``, ``params``, ``dag_run``...), plus ``dag_id``
+    and ``task_id``. Rendered once per run: a resumed try re-attaches to what the first try sent."""
+    scope = {str(name): value for name, value in dict(context).items()}
     ti = context.get("ti")
     if ti is not None:
-        scope.update(dag_id=ti.dag_id, task_id=ti.task_id)
-    return {k: (dict(v) if k == "params" else v) for k, v in scope.items()}
+        scope.setdefault("dag_id", ti.dag_id)
+        scope.setdefault("task_id", ti.task_id)
+    if scope.get("params") is not None:
+        scope["params"] = dict(scope["params"])
+    return scope
