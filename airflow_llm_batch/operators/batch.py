@@ -17,7 +17,7 @@ from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
-from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings
+from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings, default_deferrable
 from airflow_llm_batch.operators.wait import check_event, end_of_wait, timeout_at, wait_on_worker
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -89,7 +89,7 @@ class LLMBatchOperator(RequestOptions):
         self,
         *,
         destination: Any = None,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 30.0,
         timeout: timedelta | float | None = None,
         cancel_on_timeout: bool = True,
@@ -103,7 +103,8 @@ class LLMBatchOperator(RequestOptions):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.destination, self.deferrable, self.poll_interval = destination, deferrable, poll_interval
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.destination, self.poll_interval = destination, poll_interval
         self.wait_timeout, self.cancel_on_timeout, self.cancel_on_kill = timeout, cancel_on_timeout, cancel_on_kill
         self.max_attempts, self.retry_on = max_attempts, tuple(retry_on)
         self.enqueued_token_budget, self.max_open_batches = enqueued_token_budget, max_open_batches

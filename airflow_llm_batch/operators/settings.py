@@ -11,10 +11,14 @@ Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(cont
 
 from __future__ import annotations
 
+import configparser
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
+
+from airflow.configuration import conf
 
 from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.effective_prices import effective_price
@@ -155,3 +159,12 @@ class WaitSettings:
 def to_send(manifest: Manifest) -> list[ChunkRecord]:
     """The first-attempt chunks this run pays for (not those waiting on another run's batch)."""
     return [c for c in manifest.chunks if c.retry_of is None and not c.is_adopted]
+
+
+def default_deferrable() -> bool:
+    """``deferrable``'s default: ``[operators] default_deferrable`` when the deployment sets it (in
+    airflow.cfg or the environment), as the official providers read it; else True (Airflow's built-in
+    default, False, would hold a worker slot for the hours a batch takes)."""
+    set_here = any(name.startswith("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") for name in os.environ) or \
+        configparser.ConfigParser.has_option(conf, "operators", "default_deferrable")
+    return conf.getboolean("operators", "default_deferrable", fallback=True) if set_here else True
