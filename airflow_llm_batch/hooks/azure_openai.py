@@ -10,7 +10,7 @@ from openai import AsyncAzureOpenAI, AzureOpenAI
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
-from airflow_llm_batch.hooks.extras import client_kwargs_extra, number_extra
+from airflow_llm_batch.hooks.extras import batch_options_extra, client_kwargs_extra, number_extra
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -52,7 +52,8 @@ class AzureOpenAIBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:
-        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
+        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client),
+                                       batch_options=batch_options_extra(conn))
 
     def probe(self) -> str:
         kwargs = {**self.client_kwargs(self.get_connection(self.conn_id)), "max_retries": 0}

@@ -53,3 +53,9 @@ def client_kwargs_extra(conn_id: str, name: str, value: Any, client: Callable[..
         if number in kwargs:
             kwargs[number] = number_extra(conn_id, f"{name}.{number}", kwargs[number], kind)
     return kwargs
+
+
+def batch_options_extra(conn: Any) -> dict[str, Any]:
+    """The task's ``batch_options`` (operators/batch_options.py), which reach the hook as a connection
+    extra of that name through the task's provider options."""
+    return mapping_extra(conn.conn_id, "batch_options", conn.extra_dejson.get("batch_options"))

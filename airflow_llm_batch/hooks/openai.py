@@ -10,7 +10,7 @@ from openai import AsyncOpenAI, OpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
-from airflow_llm_batch.hooks.extras import client_kwargs_extra, number_extra
+from airflow_llm_batch.hooks.extras import batch_options_extra, client_kwargs_extra, number_extra
 
 
 class OpenAIBatchHook(LLMBatchHook):
@@ -61,7 +61,8 @@ class OpenAIBatchHook(LLMBatchHook):
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> OpenAIBatchBackend:
-        return OpenAIBatchBackend(AsyncOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
+        return OpenAIBatchBackend(AsyncOpenAI(**self.client_kwargs(conn), http_client=self.http_client),
+                                  batch_options=batch_options_extra(conn))
 
     def get_sync_client(self) -> OpenAI:
         return OpenAI(**self.client_kwargs(self.get_connection(self.conn_id)))

@@ -97,6 +97,9 @@ class RequestOptions(BaseOperator):
     :param provider_options: this task's overrides of the connection's extras, e.g.
         ``{"vertex_staging_uri": "gs://bucket/staging", "vertex_location": "europe-west4"}`` or
         ``{"inline_max_bytes": 0}``; never secrets (refused: they would be stored with the trigger)
+    :param batch_options: options of the batch create call (OpenAI and Azure OpenAI): ``metadata``
+        (string pairs added to this package's tags, whose names they must not reuse) and
+        ``output_expires_after`` (seconds, or ``{"anchor": "created_at", "seconds": N}``)
     """
 
     template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id", "request_params")
@@ -125,6 +128,7 @@ class RequestOptions(BaseOperator):
         expected_output_tokens: int = 256,
         dry_run: bool = False,
         provider_options: dict[str, Any] | None = None,
+        batch_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -135,7 +139,7 @@ class RequestOptions(BaseOperator):
         self.workspace, self.max_rows_per_chunk, self.carry_columns = workspace, max_rows_per_chunk, carry_columns
         self.cache, self.cache_ttl, self.cache_location = cache, cache_ttl, cache_location
         self.max_cost_usd, self.prices, self.expected_output_tokens = max_cost_usd, prices, expected_output_tokens
-        self.provider_options = provider_options
+        self.provider_options, self.batch_options = provider_options, batch_options
         self.estimate_only = dry_run  # another name: BaseOperator.dry_run() is a method Airflow calls
         checked = RequestSettings.of(self)  # a bad value fails when the DAG is parsed
         self.request_params = TemplatedParams(checked.request_params)

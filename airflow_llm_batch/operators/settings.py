@@ -21,6 +21,7 @@ from typing import Any
 from airflow.configuration import conf
 
 from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.operators.batch_options import check_batch_options
 from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
 from airflow_llm_batch.operators.settings_checks import check_count, check_settings
@@ -68,6 +69,7 @@ class RequestSettings:
     expected_output_tokens: int
     estimate_only: bool
     provider_options: dict[str, Any]
+    batch_options: dict[str, Any]
 
     @classmethod
     def of(cls, op: Any) -> RequestSettings:
@@ -79,10 +81,12 @@ class RequestSettings:
         check_count(raw["task_id"], "max_rows_per_chunk", raw["max_rows_per_chunk"], optional=True)
         OutputParser(raw["response_format"])  # a bad response_format fails here
         ttl = raw["cache_ttl"]
+        batch_options = check_batch_options(raw["task_id"], raw["provider"], raw["batch_options"])
+        options = {**(raw["provider_options"] or {}), **({"batch_options": batch_options} if batch_options else {})}
         return cls(**{**raw, "endpoint": endpoint, "request_params": params,
                       "carry_columns": tuple(raw["carry_columns"]), "cache": CacheMode.parse(raw["cache"]),
                       "cache_ttl": ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
-                      "provider_options": check_options(raw["provider_options"])})
+                      "provider_options": check_options(options), "batch_options": batch_options})
 
     @property
     def parser(self) -> OutputParser:
