@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
@@ -22,6 +22,8 @@ from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.literal import check_json_rows
 from airflow_llm_batch.sources.rows import rows_factory
 
+T = TypeVar("T")
+
 
 class LiteralRows:
     """Rows given as a Python list: Airflow must not render the strings inside them as templates
@@ -36,6 +38,23 @@ class LiteralRows:
 
     def __repr__(self) -> str:
         return f"<{len(self.rows)} rows>"
+
+
+class PerRowTemplate:
+    """A prompt template as a templated field: the Rendered tab shows it, but Airflow does not render it
+    (rows are rendered one by one later, with ``row`` in scope). Templating calls ``resolve``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def resolve(self, context: Any) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
 
 
 class TemplatedParams(dict[str, Any]):
@@ -102,7 +121,10 @@ class RequestOptions(BaseOperator):
         ``output_expires_after`` (seconds, or ``{"anchor": "created_at", "seconds": N}``)
     """
 
-    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id", "request_params")
+    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id", "request_params", "prompt",
+                                      "system_prompt")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "jinja", "system_prompt": "jinja",
+                                                           "request_params": "json"}
 
     def __init__(
         self,
@@ -134,7 +156,9 @@ class RequestOptions(BaseOperator):
         super().__init__(**kwargs)
         self.provider, self.conn_id, self.model = provider, conn_id, model
         self.rows = LiteralRows(rows) if isinstance(rows, (list, tuple)) else rows
-        self.prompt, self.system_prompt, self.key = prompt, system_prompt, key
+        self.prompt: Any = PerRowTemplate(prompt) if isinstance(prompt, str) else prompt
+        self.system_prompt: Any = PerRowTemplate(system_prompt) if isinstance(system_prompt, str) else system_prompt
+        self.key = key
         self.response_format, self.request_params, self.endpoint = response_format, request_params, endpoint
         self.workspace, self.max_rows_per_chunk, self.carry_columns = workspace, max_rows_per_chunk, carry_columns
         self.cache, self.cache_ttl, self.cache_location = cache, cache_ttl, cache_location
@@ -176,6 +200,14 @@ class RequestOptions(BaseOperator):
                       run.store.path, manifest.total_rows, sum(c.count for c in to_send(manifest)),
                       len(manifest.chunks), manifest.cached_rows, manifest.follower_rows,
                       sum(c.count for c in manifest.chunks if c.is_adopted), describe_estimate(manifest.estimate))
+
+
+def with_request_params_doc(cls: type[T]) -> type[T]:
+    """Append RequestOptions' ``:param:`` lines to an operator's docstring (one source for the docs of
+    the parameters the two request-building operators share)."""
+    doc = RequestOptions.__doc__ or ""
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    " + doc[doc.index(":param"):].rstrip() + "\n"
+    return cls
 
 
 def dry_run_summary(settings: RequestSettings, manifest: Manifest) -> dict[str, Any]:

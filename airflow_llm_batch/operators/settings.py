@@ -83,7 +83,9 @@ class RequestSettings:
         ttl = raw["cache_ttl"]
         batch_options = check_batch_options(raw["task_id"], raw["provider"], raw["batch_options"])
         options = {**(raw["provider_options"] or {}), **({"batch_options": batch_options} if batch_options else {})}
-        return cls(**{**raw, "endpoint": endpoint, "request_params": params,
+        system_prompt = None if raw["system_prompt"] is None else str(raw["system_prompt"])
+        return cls(**{**raw, "endpoint": endpoint, "request_params": params, "prompt": str(raw["prompt"]),
+                      "system_prompt": system_prompt,
                       "carry_columns": tuple(raw["carry_columns"]), "cache": CacheMode.parse(raw["cache"]),
                       "cache_ttl": ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
                       "provider_options": check_options(options), "batch_options": batch_options})

@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.paths import run_folder, run_tags
-from airflow_llm_batch.operators.request_options import RequestOptions
+from airflow_llm_batch.operators.request_options import RequestOptions, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
 from airflow_llm_batch.operators.settings_checks import check_rate
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
@@ -27,12 +27,15 @@ from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.rows import to_path
 
 
+@with_request_params_doc
 class SubmitLLMBatchOperator(RequestOptions):
     """Validate and submit every chunk; return a handle for the sensor and the results task.
 
     Example: ``submit = SubmitLLMBatchOperator(task_id="submit", model="gpt-4o-mini", rows=rows,
     prompt="Summarise: {{ row.text }}", key="id")`` then ``LLMBatchSensor(task_id="wait",
-    handle=submit.output)``.
+    handle=submit.output)`` (``from airflow_llm_batch.sensors import LLMBatchSensor``).
+
+    Its parameters are RequestOptions' (below).
     """
 
     @fail_without_retry
@@ -101,6 +104,13 @@ class LLMBatchResultsOperator(HandleUser):
 
     Example: ``LLMBatchResultsOperator(task_id="land", handle=submit.output, response_format=Triage,
     destination="file:///data/triage.jsonl")``
+
+    :param handle: the return value (XCom) of SubmitLLMBatchOperator (templated)
+    :param response_format: how answers are parsed: None/"text", "json", a pydantic model class or a
+        JSON schema dict (the one the submit task used)
+    :param destination: where results land (templated), as LLMBatchOperator's ``destination``; None
+        returns them in XCom (small runs only)
+    :param min_success_rate: fail the task (after landing) if fewer rows succeed
     """
 
     template_fields: Sequence[str] = ("handle", "destination")
