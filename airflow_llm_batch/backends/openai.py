@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar, cast
 
 import openai
@@ -83,8 +83,10 @@ class OpenAIBatchBackend:
     has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: AsyncOpenAI | AsyncAzureOpenAI, *,
-                 create_retry_delays: tuple[float, ...] = CREATE_RETRY_DELAYS) -> None:
+                 create_retry_delays: tuple[float, ...] = CREATE_RETRY_DELAYS,
+                 batch_options: Mapping[str, Any] | None = None) -> None:
         self.client = client
+        self.batch_options = dict(batch_options or {})  # checked by operators/batch_options.py
         self.guard = CreateGuard(CREATE_ANSWERS, f"the OpenAI endpoint {client.base_url}", create_retry_delays,
                                  lookup_delays=create_retry_delays)
         self._strict: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -151,9 +153,11 @@ class OpenAIBatchBackend:
         client = self.client.with_options(max_retries=0)
 
         async def make() -> str:
+            expiry = self.batch_options.get("output_expires_after")
             batch = await client.batches.create(
                 input_file_id=file_id, endpoint=endpoint, completion_window="24h",  # type: ignore[arg-type]
-                metadata=_metadata(tags))
+                metadata=_metadata({**self.batch_options.get("metadata", {}), **tags}),
+                **({"output_expires_after": expiry} if expiry else {}))
             return batch.id
 
         return await self.guard.create(make, lambda: self.find(tag, started - CREATE_LOOKBACK_SECONDS))

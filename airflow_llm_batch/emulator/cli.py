@@ -28,7 +28,8 @@ def build_parser(prog: str = "airflow-llm-batch emulator") -> argparse.ArgumentP
     defaults = EmulatorConfig()
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Run a local emulator of the OpenAI and Anthropic batch APIs.",
+        description="Run a local emulator of the OpenAI (and Azure OpenAI), Anthropic, Gemini and Vertex AI "
+                    "batch APIs.",
     )
     parser.add_argument("--host", default=defaults.host, help="interface to bind (default: %(default)s)")
     parser.add_argument(

@@ -10,7 +10,7 @@ from anthropic import Anthropic, AsyncAnthropic, IdentityTokenFile, WorkloadIden
 from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
-from airflow_llm_batch.hooks.extras import mapping_extra, number_extra
+from airflow_llm_batch.hooks.extras import client_kwargs_extra, number_extra
 
 #: platforms of the official provider's connection that serve the Message Batches API through AsyncAnthropic
 BATCH_PLATFORMS = frozenset({"anthropic"})
@@ -25,7 +25,8 @@ class AnthropicBatchHook(LLMBatchHook):
     password = API key; host = base URL (e.g. ``http://127.0.0.1:8787`` for the emulator, no ``/v1``;
     empty for api.anthropic.com). extra, as in the official provider: ``platform`` (only
     ``"anthropic"`` serves Message Batches here), ``anthropic_client_kwargs`` (passed to the client:
-    ``timeout``, ``max_retries``, ``default_headers``, ``base_url``...), ``workload_identity``
+    ``timeout``, ``max_retries``, ``default_headers``, ``base_url``...; a name ``anthropic.Anthropic``
+    does not take is a BadConnectionError), ``workload_identity``
     (keyless auth: ``identity_token_file``, ``federation_rule_id``, ``organization_id``, optional
     ``service_account_id``, ``workspace_id``, ``scope``); ``model`` is accepted and ignored (the
     operator names its model). Also ``timeout`` and ``max_retries`` at the top level, like the OpenAI hook.
@@ -51,7 +52,8 @@ class AnthropicBatchHook(LLMBatchHook):
                                                               extra.get("max_retries", 3), int)}
         if extra.get("timeout"):
             kwargs["timeout"] = number_extra(conn.conn_id, "timeout", extra["timeout"], float)
-        kwargs.update(mapping_extra(conn.conn_id, "anthropic_client_kwargs", extra.get("anthropic_client_kwargs")))
+        kwargs.update(client_kwargs_extra(conn.conn_id, "anthropic_client_kwargs", extra.get("anthropic_client_kwargs"),
+                                          Anthropic))
         base_url = kwargs.pop("base_url", None) or conn.host
         if base_url:
             kwargs["base_url"] = _normalise_base_url(str(base_url))

@@ -10,7 +10,7 @@ from openai import AsyncAzureOpenAI, AzureOpenAI
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.hooks.base import LLMBatchHook
-from airflow_llm_batch.hooks.extras import number_extra
+from airflow_llm_batch.hooks.extras import batch_options_extra, client_kwargs_extra, number_extra
 
 DEFAULT_API_VERSION = "2024-10-21"
 
@@ -19,7 +19,9 @@ class AzureOpenAIBatchHook(LLMBatchHook):
     """Connection type ``llm_batch_azure_openai`` (this package's own; no official provider has one for
     Azure OpenAI): password = API key, host = the resource endpoint
     (``https://NAME.openai.azure.com``); extra ``api_version`` (default 2024-10-21), ``timeout``,
-    ``max_retries``.
+    ``max_retries``, and ``azure_client_kwargs`` (any argument of ``openai.AzureOpenAI``:
+    ``azure_deployment``, ``default_headers``, ``organization``...; these win; a name the client does
+    not take is a BadConnectionError).
 
     Example: ``AzureOpenAIBatchHook("azure_openai_default").get_backend()``
     """
@@ -45,10 +47,13 @@ class AzureOpenAIBatchHook(LLMBatchHook):
         }
         if extra.get("timeout"):
             kwargs["timeout"] = number_extra(conn.conn_id, "timeout", extra["timeout"], float)
+        kwargs.update(client_kwargs_extra(conn.conn_id, "azure_client_kwargs", extra.get("azure_client_kwargs"),
+                                          AzureOpenAI))
         return kwargs
 
     def backend_from_connection(self, conn: Connection) -> AzureOpenAIBatchBackend:
-        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client))
+        return AzureOpenAIBatchBackend(AsyncAzureOpenAI(**self.client_kwargs(conn), http_client=self.http_client),
+                                       batch_options=batch_options_extra(conn))
 
     def probe(self) -> str:
         kwargs = {**self.client_kwargs(self.get_connection(self.conn_id)), "max_retries": 0}

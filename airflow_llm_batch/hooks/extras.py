@@ -7,6 +7,7 @@ Example: ``number_extra("openai_default", "timeout", extra.get("timeout"), float
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -34,3 +35,27 @@ def mapping_extra(conn_id: str, name: str, value: Any) -> dict[str, Any]:
         raise BadConnectionError(f"connection {conn_id!r}: extra {name!r} must be a JSON object, not a "
                                  f"{type(value).__name__}; fix the connection, then clear the task")
     return {str(k): v for k, v in value.items()}
+
+
+def client_kwargs_extra(conn_id: str, name: str, value: Any, client: Callable[..., Any],
+                        reserved: frozenset[str] = frozenset({"http_client"})) -> dict[str, Any]:
+    """An official provider's ``*_client_kwargs`` extra, checked against the SDK client's arguments:
+    a name the client does not take, or one this package sets itself, is a BadConnectionError (never
+    dropped silently, never a TypeError deep in a task)."""
+    kwargs = mapping_extra(conn_id, name, value)
+    accepted = set(inspect.signature(client).parameters) - reserved
+    unknown = sorted(set(kwargs) - accepted)
+    if unknown:
+        raise BadConnectionError(f"connection {conn_id!r}: extra {name!r} has {unknown}, which this package "
+                                 f"cannot pass to {getattr(client, '__name__', 'the client')}; accepted: "
+                                 f"{sorted(accepted)}")
+    for number, kind in (("timeout", float), ("max_retries", int)):
+        if number in kwargs:
+            kwargs[number] = number_extra(conn_id, f"{name}.{number}", kwargs[number], kind)
+    return kwargs
+
+
+def batch_options_extra(conn: Any) -> dict[str, Any]:
+    """The task's ``batch_options`` (operators/batch_options.py), which reach the hook as a connection
+    extra of that name through the task's provider options."""
+    return mapping_extra(conn.conn_id, "batch_options", conn.extra_dejson.get("batch_options"))

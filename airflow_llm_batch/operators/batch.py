@@ -15,9 +15,9 @@ from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.paths import run_folder, run_tags
-from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary
+from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
-from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings
+from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings, default_deferrable
 from airflow_llm_batch.operators.wait import check_event, end_of_wait, timeout_at, wait_on_worker
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -45,6 +45,7 @@ class OperatorTry(TaskRun):
         return landing_context(self.context, self.request.parser, self.request.provider, self.request.model)
 
 
+@with_request_params_doc
 class LLMBatchOperator(RequestOptions):
     """Render a prompt over every row, run it through a provider batch API, and land the answers.
 
@@ -69,10 +70,14 @@ class LLMBatchOperator(RequestOptions):
         JSONL, or Parquet with a ``.parquet`` suffix), ``bq://project.dataset.table`` (a BigQuery load
         job + MERGE per run; options as ``?mode=append``), or a Sink object; None returns them in XCom
         (small runs only)
-    :param deferrable: wait in the triggerer (default) or poll on the worker
+    :param deferrable: wait in the triggerer or poll on the worker; default ``[operators]
+        default_deferrable`` when the deployment sets it, else True
     :param poll_interval: seconds between polls of the batches
-    :param timeout: give up waiting after this long from the first submit (the batches are cancelled
-        if ``cancel_on_timeout``)
+    :param timeout: give up waiting after this long, counted from each try's first wait (a retried or
+        cleared task gets a fresh one); the batches are cancelled if ``cancel_on_timeout``
+    :param cancel_on_timeout: cancel the open batches when ``timeout`` passes (else leave them running)
+    :param cancel_on_kill: cancel the open batches when the task is marked failed/success or cleared
+        (a later try resends their unanswered rows and keeps the answered ones)
     :param max_attempts: attempts per row for retryable failures (rate limit, server error, expiry...)
     :param retry_on: extra codes to retry: "invalid_output", "truncated", "batch_cancelled"
     :param enqueued_token_budget: per-model enqueued-token limit: chunks are planned under it and sent
@@ -80,6 +85,7 @@ class LLMBatchOperator(RequestOptions):
     :param max_open_batches: cap on this task's batches in flight at once
     :param min_success_rate: fail the task (after landing) if fewer rows succeed; a run where every row
         failed always fails
+    :param xcom_max_rows: with ``destination=None``, the most result rows returned through XCom
     """
 
     template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination")
@@ -89,7 +95,7 @@ class LLMBatchOperator(RequestOptions):
         self,
         *,
         destination: Any = None,
-        deferrable: bool = True,
+        deferrable: bool | None = None,
         poll_interval: float = 30.0,
         timeout: timedelta | float | None = None,
         cancel_on_timeout: bool = True,
@@ -103,7 +109,8 @@ class LLMBatchOperator(RequestOptions):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.destination, self.deferrable, self.poll_interval = destination, deferrable, poll_interval
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.destination, self.poll_interval = destination, poll_interval
         self.wait_timeout, self.cancel_on_timeout, self.cancel_on_kill = timeout, cancel_on_timeout, cancel_on_kill
         self.max_attempts, self.retry_on = max_attempts, tuple(retry_on)
         self.enqueued_token_budget, self.max_open_batches = enqueued_token_budget, max_open_batches

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar, TypeVar
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
+from jinja2 import StrictUndefined
+from jinja2.nativetypes import NativeEnvironment
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
 from airflow_llm_batch.operators.run_context import TaskRun
@@ -19,6 +21,8 @@ from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.literal import check_json_rows
 from airflow_llm_batch.sources.rows import rows_factory
+
+T = TypeVar("T")
 
 
 class LiteralRows:
@@ -36,21 +40,64 @@ class LiteralRows:
         return f"<{len(self.rows)} rows>"
 
 
+class PerRowTemplate:
+    """A prompt template as a templated field: the Rendered tab shows it, but Airflow does not render it
+    (rows are rendered one by one later, with ``row`` in scope). Templating calls ``resolve``."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def resolve(self, context: Any) -> str:
+        return self.text
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+
+class TemplatedParams(dict[str, Any]):
+    """``request_params`` as a templated field: a value that holds ``{{ ... }}`` or ``{% ... %}`` is rendered
+    to a native value (``{"temperature": "{{ params.t }}"}`` sends the number), any other value is kept
+    as written. Templating calls ``resolve``."""
+
+    def resolve(self, context: Any) -> dict[str, Any]:
+        return {name: _render_native(value, context) for name, value in self.items()}
+
+
+_NATIVE = NativeEnvironment(undefined=StrictUndefined)
+
+
+def _render_native(value: Any, context: Any) -> Any:
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return _NATIVE.from_string(value).render(**context)
+    if isinstance(value, Mapping):
+        return {k: _render_native(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render_native(v, context) for v in value]
+    return value
+
+
 class RequestOptions(BaseOperator):
     """Base of the operators that build requests from rows.
 
-    :param provider: "openai" (more to come: "anthropic", "gemini", "vertex")
+    :param provider: "openai" (default), "azure_openai", "anthropic", "gemini" or "vertex"
     :param conn_id: Airflow connection; defaults to the provider's default (e.g. ``openai_default``)
     :param model: model name (templated)
     :param rows: list of dicts, an upstream XComArg, or a URI of a JSONL/CSV file (templated)
     :param prompt: Jinja template of the user message, rendered per row in a sandbox with ``row`` in
-        scope (row values are data, never evaluated) and the run's ``ds``, ``ds_nodash``, ``run_id``,
-        ``dag_id``, ``task_id`` and ``params``; Airflow does not render it a second time
+        scope (row values are data, never evaluated) and the task's whole Airflow template context
+        (``ds``, ``logical_date``, ``data_interval_start``, ``macros``, ``params``, ``run_id``...) plus
+        ``dag_id`` and ``task_id``; a name the context lacks fails the task before anything is sent.
+        Airflow does not render it a second time
     :param system_prompt: Jinja template of the system message (same scope)
     :param key: column holding a unique id per row (else a stable hash of the row)
     :param response_format: None/"text", "json", a pydantic model class, or a JSON schema dict
-    :param request_params: extra body parameters (temperature, max_tokens...); names the operator sets
-        itself (model, messages, input, custom_id... see pipeline/request_params.py) are refused
+    :param request_params: extra body parameters (temperature, max_tokens...), templated: a value
+        holding ``{{ ... }}`` is rendered to a native value (``"{{ params.t }}"`` sends the number);
+        names the operator sets itself (model, messages, input, custom_id... see
+        pipeline/request_params.py) are refused
     :param endpoint: "chat_completions" (default), "responses" or "embeddings"
     :param workspace: object storage URI holding run state (default ``[llm_batch] workspace`` or
         ``$AIRFLOW_HOME/llm_batch_workspace``)
@@ -69,9 +116,15 @@ class RequestOptions(BaseOperator):
     :param provider_options: this task's overrides of the connection's extras, e.g.
         ``{"vertex_staging_uri": "gs://bucket/staging", "vertex_location": "europe-west4"}`` or
         ``{"inline_max_bytes": 0}``; never secrets (refused: they would be stored with the trigger)
+    :param batch_options: options of the batch create call (OpenAI and Azure OpenAI): ``metadata``
+        (string pairs added to this package's tags, whose names they must not reuse) and
+        ``output_expires_after`` (seconds, or ``{"anchor": "created_at", "seconds": N}``)
     """
 
-    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id")
+    template_fields: Sequence[str] = ("model", "rows", "workspace", "conn_id", "request_params", "prompt",
+                                      "system_prompt")
+    template_fields_renderers: ClassVar[dict[str, str]] = {"prompt": "jinja", "system_prompt": "jinja",
+                                                           "request_params": "json"}
 
     def __init__(
         self,
@@ -97,20 +150,24 @@ class RequestOptions(BaseOperator):
         expected_output_tokens: int = 256,
         dry_run: bool = False,
         provider_options: dict[str, Any] | None = None,
+        batch_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.provider, self.conn_id, self.model = provider, conn_id, model
         self.rows = LiteralRows(rows) if isinstance(rows, (list, tuple)) else rows
-        self.prompt, self.system_prompt, self.key = prompt, system_prompt, key
+        self.prompt: Any = PerRowTemplate(prompt) if isinstance(prompt, str) else prompt
+        self.system_prompt: Any = PerRowTemplate(system_prompt) if isinstance(system_prompt, str) else system_prompt
+        self.key = key
         self.response_format, self.request_params, self.endpoint = response_format, request_params, endpoint
         self.workspace, self.max_rows_per_chunk, self.carry_columns = workspace, max_rows_per_chunk, carry_columns
         self.cache, self.cache_ttl, self.cache_location = cache, cache_ttl, cache_location
         self.max_cost_usd, self.prices, self.expected_output_tokens = max_cost_usd, prices, expected_output_tokens
-        self.provider_options = provider_options
+        self.provider_options, self.batch_options = provider_options, batch_options
         self.estimate_only = dry_run  # another name: BaseOperator.dry_run() is a method Airflow calls
         checked = RequestSettings.of(self)  # a bad value fails when the DAG is parsed
-        self.request_params, self.provider_options = dict(checked.request_params), checked.provider_options
+        self.request_params = TemplatedParams(checked.request_params)
+        self.provider_options = checked.provider_options
 
     def request_settings(self) -> RequestSettings:
         """This try's request settings, from the rendered fields (build once per try)."""
@@ -145,6 +202,14 @@ class RequestOptions(BaseOperator):
                       sum(c.count for c in manifest.chunks if c.is_adopted), describe_estimate(manifest.estimate))
 
 
+def with_request_params_doc(cls: type[T]) -> type[T]:
+    """Append RequestOptions' ``:param:`` lines to an operator's docstring (one source for the docs of
+    the parameters the two request-building operators share)."""
+    doc = RequestOptions.__doc__ or ""
+    cls.__doc__ = (cls.__doc__ or "").rstrip() + "\n\n    " + doc[doc.index(":param"):].rstrip() + "\n"
+    return cls
+
+
 def dry_run_summary(settings: RequestSettings, manifest: Manifest) -> dict[str, Any]:
     """The XCom of a ``dry_run``: what would be sent and what it should cost."""
     return {"dry_run": True, "provider": settings.provider, "model": settings.model, "total": manifest.total_rows,
@@ -175,10 +240,14 @@ def describe_estimate(estimate: dict[str, Any] | None) -> str:
 
 
 def template_scope(context: Any) -> dict[str, Any]:
-    """The few run values a prompt may use besides ``row``: stable across tries of one run."""
-    names = ("ds", "ds_nodash", "run_id", "params")
-    scope = {name: context.get(name) for name in names if context.get(name) is not None}
+    """What a prompt sees besides ``row``: the task's whole Airflow template context (``ds``,
+    ``logical_date``, ``data_interval_start``, ``macros``, ``params``, ``dag_run``...), plus ``dag_id``
+    and ``task_id``. Rendered once per run: a resumed try re-attaches to what the first try sent."""
+    scope = {str(name): value for name, value in dict(context).items()}
     ti = context.get("ti")
     if ti is not None:
-        scope.update(dag_id=ti.dag_id, task_id=ti.task_id)
-    return {k: (dict(v) if k == "params" else v) for k, v in scope.items()}
+        scope.setdefault("dag_id", ti.dag_id)
+        scope.setdefault("task_id", ti.task_id)
+    if scope.get("params") is not None:
+        scope["params"] = dict(scope["params"])
+    return scope

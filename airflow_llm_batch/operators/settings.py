@@ -11,12 +11,17 @@ Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(cont
 
 from __future__ import annotations
 
+import configparser
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import Any
 
+from airflow.configuration import conf
+
 from airflow_llm_batch.hooks.options import check_options
+from airflow_llm_batch.operators.batch_options import check_batch_options
 from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
 from airflow_llm_batch.operators.settings_checks import check_count, check_settings
@@ -64,6 +69,7 @@ class RequestSettings:
     expected_output_tokens: int
     estimate_only: bool
     provider_options: dict[str, Any]
+    batch_options: dict[str, Any]
 
     @classmethod
     def of(cls, op: Any) -> RequestSettings:
@@ -75,10 +81,14 @@ class RequestSettings:
         check_count(raw["task_id"], "max_rows_per_chunk", raw["max_rows_per_chunk"], optional=True)
         OutputParser(raw["response_format"])  # a bad response_format fails here
         ttl = raw["cache_ttl"]
-        return cls(**{**raw, "endpoint": endpoint, "request_params": params,
+        batch_options = check_batch_options(raw["task_id"], raw["provider"], raw["batch_options"])
+        options = {**(raw["provider_options"] or {}), **({"batch_options": batch_options} if batch_options else {})}
+        system_prompt = None if raw["system_prompt"] is None else str(raw["system_prompt"])
+        return cls(**{**raw, "endpoint": endpoint, "request_params": params, "prompt": str(raw["prompt"]),
+                      "system_prompt": system_prompt,
                       "carry_columns": tuple(raw["carry_columns"]), "cache": CacheMode.parse(raw["cache"]),
                       "cache_ttl": ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
-                      "provider_options": check_options(raw["provider_options"])})
+                      "provider_options": check_options(options), "batch_options": batch_options})
 
     @property
     def parser(self) -> OutputParser:
@@ -155,3 +165,12 @@ class WaitSettings:
 def to_send(manifest: Manifest) -> list[ChunkRecord]:
     """The first-attempt chunks this run pays for (not those waiting on another run's batch)."""
     return [c for c in manifest.chunks if c.retry_of is None and not c.is_adopted]
+
+
+def default_deferrable() -> bool:
+    """``deferrable``'s default: ``[operators] default_deferrable`` when the deployment sets it (in
+    airflow.cfg or the environment), as the official providers read it; else True (Airflow's built-in
+    default, False, would hold a worker slot for the hours a batch takes)."""
+    set_here = any(name.startswith("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") for name in os.environ) or \
+        configparser.ConfigParser.has_option(conf, "operators", "default_deferrable")
+    return conf.getboolean("operators", "default_deferrable", fallback=True) if set_here else True

@@ -7,7 +7,7 @@ other two take as ``handle``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -15,23 +15,27 @@ from airflow.sdk import BaseOperator
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.paths import run_folder, run_tags
-from airflow_llm_batch.operators.request_options import RequestOptions
+from airflow_llm_batch.operators.request_options import RequestOptions, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
 from airflow_llm_batch.operators.settings_checks import check_rate
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser, ResponseFormat
 from airflow_llm_batch.pipeline.policy import RetryPolicy
+from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.sources.rows import to_path
 
 
+@with_request_params_doc
 class SubmitLLMBatchOperator(RequestOptions):
     """Validate and submit every chunk; return a handle for the sensor and the results task.
 
     Example: ``submit = SubmitLLMBatchOperator(task_id="submit", model="gpt-4o-mini", rows=rows,
     prompt="Summarise: {{ row.text }}", key="id")`` then ``LLMBatchSensor(task_id="wait",
-    handle=submit.output)``.
+    handle=submit.output)`` (``from airflow_llm_batch.sensors import LLMBatchSensor``).
+
+    Its parameters are RequestOptions' (below).
     """
 
     @fail_without_retry
@@ -43,17 +47,28 @@ class SubmitLLMBatchOperator(RequestOptions):
         manifest = self.prepare_manifest(run, settings, context)
         # as before the split form's submit records no in-flight requests in the cache
         replace(run, cache=None).call(lambda batch_run: batch_run.submit(manifest))
-        return make_handle(run, manifest)
+        return make_handle(run, manifest, settings.price())
 
 
-def make_handle(run: TaskRun, manifest: Manifest) -> dict[str, Any]:
-    """What the sensor and the results task need: ids, places and settings, never secrets."""
+def make_handle(run: TaskRun, manifest: Manifest,
+                price: tuple[ModelPrice | None, str] = (None, "")) -> dict[str, Any]:
+    """What the sensor and the results task need: ids, places and settings (the model's price as the
+    submit task priced it, for the results task's cost), never secrets."""
     cache = run.cache
     cache_info = None if cache is None else {"root": str(cache.root), "mode": cache.mode.value,
                                              "ttl": cache.ttl_seconds}
+    model_price, taken_on = price
     return {"provider": run.access.provider, "conn_id": run.access.conn_id, "provider_options": run.access.options,
             "folder": str(run.folder), "tags": run.tags, "cache": cache_info,
-            "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows}
+            "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows,
+            "price": None if model_price is None else {**asdict(model_price), "taken_on": taken_on}}
+
+
+def price_from_handle(handle: dict[str, Any]) -> tuple[ModelPrice | None, str]:
+    """The price the submit task used (None, "" for a handle without one: cost "unknown")."""
+    info = dict(handle.get("price") or {})
+    taken_on = str(info.pop("taken_on", ""))
+    return (ModelPrice(**info) if info else None), taken_on
 
 
 def cache_from_handle(handle: dict[str, Any]) -> AnswerCache | None:
@@ -89,6 +104,13 @@ class LLMBatchResultsOperator(HandleUser):
 
     Example: ``LLMBatchResultsOperator(task_id="land", handle=submit.output, response_format=Triage,
     destination="file:///data/triage.jsonl")``
+
+    :param handle: the return value (XCom) of SubmitLLMBatchOperator (templated)
+    :param response_format: how answers are parsed: None/"text", "json", a pydantic model class or a
+        JSON schema dict (the one the submit task used)
+    :param destination: where results land (templated), as LLMBatchOperator's ``destination``; None
+        returns them in XCom (small runs only)
+    :param min_success_rate: fail the task (after landing) if fewer rows succeed
     """
 
     template_fields: Sequence[str] = ("handle", "destination")
@@ -117,8 +139,10 @@ class LLMBatchResultsOperator(HandleUser):
 
         run.call(_collect)
         landing = landing_context(context, parser, run.access.provider, manifest.model)
+        price, taken_on = price_from_handle(self.handle)
         return land(run.records(), manifest, landing=landing, destination=self.destination,
-                    provider=run.access.provider, min_success_rate=self.min_success_rate)
+                    provider=run.access.provider, min_success_rate=self.min_success_rate, price=price,
+                    prices_taken_on=taken_on)
 
 
 __all__ = ["LLMBatchResultsOperator", "SubmitLLMBatchOperator", "make_handle", "run_folder", "run_tags"]

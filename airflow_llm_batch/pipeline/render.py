@@ -64,6 +64,7 @@ class RequestRenderer:
         except TemplateError as exc:
             raise InvalidInputError(f"prompt or system_prompt template does not compile: {exc}; fix its "
                                     f"Jinja syntax (nothing was submitted)") from exc
+        check_scope(spec)
         self._system_once: str | None = None
 
     def key_of(self, row: Mapping[str, Any]) -> str:
@@ -110,6 +111,20 @@ class RequestRenderer:
         try:
             return str(template.render(row=row, **context))
         except UndefinedError as exc:
-            raise RowError(f"{what} template field missing: {exc.message}") from exc
+            raise RowError(f"{what} template field missing: {exc.message} (a column of this row)") from exc
         except TemplateError as exc:
             raise RowError(f"{what} template failed: {exc}") from exc
+
+
+def check_scope(spec: RequestSpec) -> None:
+    """Every name a template uses besides ``row`` must be in the task's template context: a missing one
+    fails the whole run before anything is sent, named as a context name (not as a row's column)."""
+    for what, text in (("prompt", spec.prompt), ("system_prompt", spec.system_prompt)):
+        if not text:
+            continue
+        known = {"row", *spec.context, *_ENV.globals}
+        missing = sorted(meta.find_undeclared_variables(_ENV.parse(text)) - known)
+        if missing:
+            raise InvalidInputError(
+                f"{what} uses {missing}, which the task's template context does not have (row values are "
+                f"under 'row', e.g. row.{missing[0]}); available: {sorted(spec.context)[:40]} (nothing was submitted)")

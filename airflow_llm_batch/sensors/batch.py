@@ -10,6 +10,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_llm_batch.operators.failures import fail_without_retry
+from airflow_llm_batch.operators.settings import default_deferrable
 from airflow_llm_batch.operators.settings_checks import check_seconds
 from airflow_llm_batch.operators.split import HandleUser
 from airflow_llm_batch.operators.wait import check_event, timeout_at
@@ -20,22 +21,41 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
     """Succeeds when every batch in ``handle`` (from SubmitLLMBatchOperator) has ended.
 
     Ended means completed, failed, expired or cancelled: the results task decides what the rows
-    say. With ``deferrable=True`` (default) the wait happens in the triggerer.
+    say. The sensor never cancels a batch (LLMBatchOperator's ``cancel_on_timeout`` has no
+    counterpart here). Its parameters share LLMBatchOperator's names.
 
-    Example: ``LLMBatchSensor(task_id="wait", handle=submit.output, poll_interval=60)``
+    Example: ``LLMBatchSensor(task_id="wait", handle=submit.output, poll_interval=60,
+    timeout=timedelta(hours=26))``
+
+    :param handle: the return value (XCom) of SubmitLLMBatchOperator (templated)
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable`` when the
+        deployment sets it, else True. With False the sensor pokes from the worker (``mode`` applies)
+    :param poll_interval: seconds between polls of the batches (also the ``poke_interval`` when not
+        deferrable, unless ``poke_interval`` is given)
+    :param timeout: the standard sensor timeout (seconds or timedelta): the task fails after waiting
+        this long in this try (default ``[sensors] default_timeout``, 7 days); open batches are left running
+    :param wait_timeout: former name of ``timeout``, still accepted
     """
 
     template_fields: Sequence[str] = ("handle",)
 
-    def __init__(self, *, deferrable: bool = True, poll_interval: float = 30.0,
+    def __init__(self, *, deferrable: bool | None = None, poll_interval: float = 30.0,
                  wait_timeout: timedelta | float | None = None, **kwargs: Any) -> None:
+        if wait_timeout is not None:  # the former name of the standard ``timeout``
+            check_seconds(str(kwargs.get("task_id")), "wait_timeout", wait_timeout)
+            kwargs.setdefault("timeout", wait_timeout)
+        if isinstance(kwargs.get("timeout"), timedelta):
+            kwargs["timeout"] = kwargs["timeout"].total_seconds()
         kwargs.setdefault("poke_interval", poll_interval)
         super().__init__(**kwargs)
         check_seconds(self.task_id, "poll_interval", poll_interval)
-        check_seconds(self.task_id, "wait_timeout", wait_timeout, optional=True)
-        self.deferrable = deferrable
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = poll_interval
-        self.wait_timeout = wait_timeout
+
+    @property
+    def wait_timeout(self) -> float:
+        """The former name of ``timeout``."""
+        return float(self.timeout)
 
     def poke(self, context: Any) -> bool:
         run = self.open_run()
@@ -55,7 +75,7 @@ class LLMBatchSensor(HandleUser, BaseSensorOperator):
             trigger=LLMBatchTrigger(provider=run.access.provider, conn_id=run.access.conn_id,
                                     provider_options=run.access.options,
                                     batch_ids=run.manifest.open_batch_ids, poll_interval=self.poll_interval,
-                                    timeout_at=timeout_at(self.wait_timeout, time.time())),
+                                    timeout_at=timeout_at(self.timeout, time.time()) if self.timeout else None),
             method_name="execute_complete",
         )
 

@@ -5,10 +5,9 @@ checked when the operator builds its row factory, before anything is submitted: 
 an unknown column or a query that does not compile raises InvalidInputError.
 
 A query runs once per task try; the engine's second pass (the retry check) pages through the same
-job's results again instead of re-running it. Between tries the query runs anew, so it must be
-deterministic, including its order: add ``ORDER BY`` (a retry compares the rows in order with
-those already submitted). A table is read in BigQuery's storage order, stable while the table is
-unchanged.
+job's results again instead of re-running it. Between tries the query runs anew, so it must return
+the same rows (a retry compares them, as a set: order does not matter, with those already
+submitted). A table is read in BigQuery's storage order.
 
 Options (keyword arguments or ``?name=value``): ``conn_id``, ``page_size``, ``columns``
 (comma-separated, tables only), ``location`` (queries outside the US multi-region).

@@ -42,6 +42,17 @@ class LLMBatchTrigger(BaseTrigger):
     ``LLMBatchSensor`` leaves ``cancel_on_kill`` off: its batches belong to the submit task.
 
     Example: ``LLMBatchTrigger(provider="openai", conn_id="openai_default", batch_ids=["batch_1"])``
+
+    :param provider: "openai", "azure_openai", "anthropic", "gemini" or "vertex"
+    :param conn_id: the Airflow connection the client is built from (in the triggerer)
+    :param batch_ids: the batches to watch
+    :param poll_interval: seconds between polls
+    :param timeout_at: epoch seconds after which the trigger ends with a timeout event (None: no limit)
+    :param max_consecutive_errors: failed polls in a row tolerated before an error event
+    :param return_on_first_end: end as soon as one batch ends (the task has chunks waiting to be sent)
+    :param provider_options: the task's overrides of the connection's extras (never secrets)
+    :param run_folder: the task run's folder, where :meth:`on_kill` records the batches it cancels
+    :param cancel_on_kill: cancel the open batches when the task is marked failed/success or cleared
     """
 
     def __init__(
