@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.links import RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
@@ -83,6 +84,7 @@ class LLMBatchOperator(RequestOptions):
     """
 
     template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination")
+    operator_extra_links = (RunReportLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -200,7 +202,7 @@ class LLMBatchOperator(RequestOptions):
         price, taken_on = run.request.price()
         summary = land(run.records(), manifest, landing=run.landing, destination=run.wait.destination,
                        provider=run.request.provider, min_success_rate=run.wait.min_success_rate, price=price,
-                       prices_taken_on=taken_on)
+                       prices_taken_on=taken_on, on_report=lambda uri: RunReportLink.persist(run.context, uri))
         if manifest.breaker:
             b = manifest.breaker
             raise ProviderError(

@@ -13,7 +13,7 @@ from typing import Any
 
 from airflow_llm_batch.pipeline.cost import CostReport, actual_cost
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest, ManifestStore
-from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.run_folder import RunFolder
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.summary import RunSummary
 from airflow_llm_batch.pipeline.types import Usage
@@ -109,8 +109,8 @@ def read_facts(folder: StoragePath, *, include_text: bool = False) -> RunFacts:
 
 
 def summarize(manifest: Manifest) -> RunSummary:
-    """The engine's summary of a manifest (:meth:`BatchRun.summary` reads nothing but the manifest)."""
-    return BatchRun.summary(object.__new__(BatchRun), manifest)
+    """The engine's summary of a manifest (:meth:`RunFolder.summary` reads nothing but the manifest)."""
+    return RunFolder.summary(manifest)
 
 
 def batch_bars(manifest: Manifest) -> list[BatchBar]:
