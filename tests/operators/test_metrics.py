@@ -71,4 +71,16 @@ def test_a_landed_run_sends_its_metrics_tagged(tmp_path: Path, emulator: Any, ai
     assert ours[f"airflow.llm_batch.batch.open{TAGS}"].endswith("|ms")
     for name in ("requests.cached", "requests.repeated", "batches.requeued", "batches.expired"):
         assert ours[f"airflow.llm_batch.{name}{TAGS}"] == "0|c"
-    assert run.summary["report"] and run.summary["report"].endswith("/report.html")
+
+
+
+def test_the_landing_writes_the_report_and_links_it_from_the_task(tmp_path: Path, emulator: Any,
+                                                                   airflow_db: Path) -> None:
+    from airflow_llm_batch.operators import LLMBatchOperator
+    from airflow_llm_batch.operators.links import RunReportLink
+
+    run = run_for_report(tmp_path, emulator)
+    assert run.summary["report"] == f"file://{run.folder}/report.html"
+    assert (run.folder / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert run.report_link == run.summary["report"]
+    assert [link.name for link in LLMBatchOperator.operator_extra_links] == [RunReportLink.name]
