@@ -3,7 +3,7 @@
 Sets up an isolated AIRFLOW_HOME, starts the bundled emulator on loopback, points the
 `openai_default` connection at it, writes a day of synthetic tickets, runs the DAG with
 `dag.test()` (the deferrable task's trigger runs for real), then prints the XCom summary and
-where the results file is.
+where the results file and the run report are.
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def run_demo(rows: int, home: str) -> int:
     print("\n=== nightly_ticket_triage summary ===")
     print(json.dumps(summary, indent=2))
     print(f"run state: {dag_run.state}; results file: {results}")
+    print(f"run report: {(summary or {}).get('report') or 'not written (see the task log)'}")
     if results.exists():
         with results.open() as fh:
             print("first result row:", fh.readline().strip())

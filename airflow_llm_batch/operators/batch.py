@@ -11,9 +11,20 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
+from airflow_llm_batch.exceptions import InvalidInputError, ProviderError, TooManyFailuresError
+from airflow_llm_batch.operators.alerts import (
+    DEFAULT_WARN_AFTER,
+    StuckCallback,
+    call_on_stuck,
+    lost_rate_message,
+    stuck_alert,
+    stuck_info,
+    success_rate_lost,
+    warn_after_seconds,
+)
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.links import RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
@@ -22,7 +33,7 @@ from airflow_llm_batch.operators.wait import check_event, end_of_wait, timeout_a
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
-from airflow_llm_batch.pipeline.waiting import WaitRules
+from airflow_llm_batch.pipeline.waiting import WaitRules, stuck_rules
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger
@@ -84,11 +95,19 @@ class LLMBatchOperator(RequestOptions):
         only as in-flight batches end (OpenAI's ENQUEUED TOKEN LIMIT)
     :param max_open_batches: cap on this task's batches in flight at once
     :param min_success_rate: fail the task (after landing) if fewer rows succeed; a run where every row
-        failed always fails
+        failed always fails. Checked as each batch ends: once it cannot be met even if every row not yet
+        answered succeeds, open batches are cancelled, nothing more is sent, the answered rows land and
+        the task fails
+    :param warn_after: a batch open longer than this (default 12 h; None: never) is logged as a warning
+        once and passed to ``on_stuck_batch``; the task keeps waiting
+    :param on_stuck_batch: your callable (e.g. a Slack post), called on the worker with a dict: dag_id,
+        task_id, run_id, try_number, provider, model, batch_ids, open_seconds, warn_after. With
+        ``deferrable=True`` the trigger hands the alert back to a worker to call it, then defers again
     :param xcom_max_rows: with ``destination=None``, the most result rows returned through XCom
     """
 
     template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination")
+    operator_extra_links = (RunReportLink(),)
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -106,6 +125,8 @@ class LLMBatchOperator(RequestOptions):
         max_open_batches: int | None = None,
         min_success_rate: float | None = None,
         xcom_max_rows: int = DEFAULT_MAX_XCOM_ROWS,
+        warn_after: timedelta | float | None = DEFAULT_WARN_AFTER,
+        on_stuck_batch: StuckCallback | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -116,6 +137,9 @@ class LLMBatchOperator(RequestOptions):
         self.enqueued_token_budget, self.max_open_batches = enqueued_token_budget, max_open_batches
         self.min_success_rate, self.xcom_max_rows = min_success_rate, xcom_max_rows
         WaitSettings.of(self)  # a bad value fails when the DAG is parsed
+        self.warn_after = warn_after_seconds(self.task_id, warn_after)
+        self.on_stuck_batch = on_stuck_batch
+        self._warned: set[str] = set()  # batches already reported stuck (carried by the trigger's events)
         self._try: OperatorTry | None = None
         self._killed = False
 
@@ -143,6 +167,9 @@ class LLMBatchOperator(RequestOptions):
         wait = check_event(event, on_timeout=lambda: self._cancel(run, manifest.open_batch_ids,
                                                                   run.wait.cancel_on_timeout))
         run.records().record_progress(manifest, wait.batches)
+        self._warned = set(wait.warned)
+        if wait.stuck:
+            self._stuck(run, wait.stuck)
         return self._advance(run)
 
     def on_kill(self) -> None:
@@ -173,13 +200,17 @@ class LLMBatchOperator(RequestOptions):
             if self._killed:
                 raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
             try:
-                run.call(_step(manifest, run.request.parser))
+                run.call(_step(manifest, run.request.parser, lambda: not self._rate_lost(run)))
             except InvalidInputError as exc:  # e.g. one row over the provider's limit: a retry cannot fix it
                 raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
             run.context["ti"].xcom_push(key="batch_ids", value=manifest.batch_ids)
             if manifest.is_done:
                 return self._land(run)
-            waiting = any(c.state == ChunkState.PREPARED for c in manifest.chunks)
+            if self._rate_lost(run):
+                self._fail_fast(run)
+            # with min_success_rate, resume as each batch ends: the rate is checked on every collect
+            waiting = any(c.state == ChunkState.PREPARED for c in manifest.chunks) \
+                or run.wait.min_success_rate is not None
             if run.wait.deferrable:
                 self.defer(trigger=self._trigger(run, deadline, waiting), method_name="execute_complete")
             self._wait_on_worker(run, deadline, waiting)
@@ -189,7 +220,9 @@ class LLMBatchOperator(RequestOptions):
                                provider_options=run.access.options, batch_ids=run.manifest.open_batch_ids,
                                poll_interval=run.wait.poll_interval, timeout_at=deadline,
                                return_on_first_end=any_end, run_folder=str(run.folder),
-                               cancel_on_kill=run.wait.cancel_on_kill)
+                               cancel_on_kill=run.wait.cancel_on_kill,
+                               stuck=stuck_alert(run.manifest, self.warn_after, warned=self._warned,
+                                                 stop=self.on_stuck_batch is not None))
 
     def _deadline(self, run: OperatorTry) -> float | None:
         """``timeout`` counts from this try's first wait: a cleared or retried task gets a fresh one."""
@@ -207,7 +240,7 @@ class LLMBatchOperator(RequestOptions):
         price, taken_on = run.request.price()
         summary = land(run.records(), manifest, landing=run.landing, destination=run.wait.destination,
                        provider=run.request.provider, min_success_rate=run.wait.min_success_rate, price=price,
-                       prices_taken_on=taken_on)
+                       prices_taken_on=taken_on, on_report=lambda uri: RunReportLink.persist(run.context, uri))
         if manifest.breaker:
             b = manifest.breaker
             raise ProviderError(
@@ -221,12 +254,39 @@ class LLMBatchOperator(RequestOptions):
         """deferrable=False: poll from the worker (holds the slot; for setups without a triggerer), with
         the trigger's decisions (pipeline/waiting.py) and its tolerance of failed polls."""
         manifest = run.manifest
-        rules = WaitRules(tuple(manifest.open_batch_ids), run.wait.poll_interval, deadline, any_end)
+        alert = stuck_alert(manifest, self.warn_after, warned=self._warned, stop=False)
+        rules = WaitRules(tuple(manifest.open_batch_ids), run.wait.poll_interval, deadline, any_end,
+                          **stuck_rules(alert))
         event = wait_on_worker(lambda: run.call(lambda batch_run: batch_run.poll(manifest)), rules,
-                               stop=lambda: self._killed, log=self.log)
+                               stop=lambda: self._killed, log=self.log, on_stuck=lambda ids: self._stuck(run, ids))
         if event is not None:
             end_of_wait(event, on_timeout=lambda: self._cancel(run, manifest.open_batch_ids,
                                                                run.wait.cancel_on_timeout))
+
+    def _stuck(self, run: OperatorTry, ids: Iterable[str]) -> None:
+        """Batches open longer than ``warn_after``: remember them (warned once) and call ``on_stuck_batch``."""
+        ids = list(ids)
+        self._warned.update(ids)
+        ti = run.context["ti"]
+        where = {"dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
+                 "try_number": getattr(ti, "try_number", None), "run_folder": str(run.folder)}
+        call_on_stuck(self.on_stuck_batch, stuck_info(run.manifest, ids, self.warn_after, where), self.log)
+
+    def _rate_lost(self, run: OperatorTry) -> bool:
+        return success_rate_lost(run.records().summary(run.manifest), run.wait.min_success_rate)
+
+    def _fail_fast(self, run: OperatorTry) -> None:
+        """``min_success_rate`` cannot be met: cancel what is open, land what is answered, fail the task."""
+        open_ids = run.manifest.open_batch_ids
+        self._cancel(run, open_ids, True)
+        summary = run.records().summary(run.manifest)
+        message = lost_rate_message(summary, run.wait.min_success_rate or 0.0, len(open_ids))
+        self.log.error("%s", message)
+        try:
+            self._land(run)
+        except TooManyFailuresError:
+            pass  # the landing's own check agrees: the message below says more
+        raise TooManyFailuresError(message)
 
     def _cancel(self, run: TaskRun, ids: list[str], enabled: bool) -> str:
         if not enabled or not ids:
@@ -237,15 +297,18 @@ class LLMBatchOperator(RequestOptions):
         return "cancelled"
 
 
-def _step(manifest: Manifest, parser: OutputParser) -> Callable[[BatchRun], Awaitable[None]]:
+def _step(manifest: Manifest, parser: OutputParser,
+          may_submit: Callable[[], bool] = lambda: True) -> Callable[[BatchRun], Awaitable[None]]:
     """One turn of the loop, where the backend lives: collect what ended, answer the rows that need
-    no batch, stop on a tripped breaker, send what admission allows."""
+    no batch, stop on a tripped breaker, send what admission allows (unless ``may_submit()`` says no:
+    the success rate is already lost)."""
 
     async def step(run: BatchRun) -> None:
         await run.collect(manifest, parser)
         run.finalize(manifest, parser)
         if manifest.breaker and manifest.open_batch_ids:
             await asyncio.gather(*(run.backend.cancel(b) for b in manifest.open_batch_ids))
-        await run.submit(manifest)
+        if may_submit():
+            await run.submit(manifest)
 
     return step

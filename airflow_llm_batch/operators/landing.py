@@ -8,16 +8,20 @@ destination="gs://bucket/out.jsonl", provider="openai", min_success_rate=0.9)``
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from airflow_llm_batch.exceptions import TooManyFailuresError
+from airflow_llm_batch.operators.metrics import PREFIX as METRICS_PREFIX
+from airflow_llm_batch.operators.metrics import emit_run_metrics
 from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_usd
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import ResultRow, Usage
+from airflow_llm_batch.report import read_facts, storage_uri, write_facts_report
 from airflow_llm_batch.sinks import LandingContext, Sink, open_sink
 from airflow_llm_batch.sinks.xcom import as_xcom
 
@@ -34,8 +38,10 @@ def land(
     min_success_rate: float | None,
     price: ModelPrice | None = None,
     prices_taken_on: str = "",
+    on_report: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Write results to ``destination`` (or into the summary for XCom) and return the summary."""
+    """Write results to ``destination`` (or into the summary for XCom), then the run report and
+    metrics (``on_report`` gets the report's URI), and return the summary."""
     summary = run.summary(manifest)
     cost = actual_cost(price, summary.usage, cached_usage=Usage.from_dict(manifest.cached_usage),
                        cached_rows=manifest.cached_rows + manifest.follower_rows, taken_on=prices_taken_on)
@@ -54,8 +60,36 @@ def land(
              summary.usage.input_tokens, summary.usage.output_tokens, summary.batch_ids,
              out["destination"] or "XCom")
     log.info("Cost: %s", describe_cost(cost))
+    out["report"] = report_and_metrics(run.folder, landing)
+    if out["report"] and on_report is not None:
+        on_report(out["report"])
     _enforce_success_rate(summary.succeeded, summary.total, min_success_rate, summary.errors_by_code)
     return out
+
+
+def report_and_metrics(folder: StoragePath, landing: LandingContext) -> str | None:
+    """Write the run report beside the results and send the run's metrics; return the report's URI.
+
+    Neither may fail the task: a problem is logged as a warning (the results are already landed)."""
+    try:
+        facts = read_facts(folder)
+    except Exception as exc:
+        log.warning("Run report and metrics skipped: reading %s failed (%s: %s)", folder, type(exc).__name__, exc)
+        return None
+    tags = {"provider": landing.provider, "model": landing.model, "dag_id": landing.dag_id,
+            "task_id": landing.task_id}
+    try:
+        log.info("Sent %d run metric(s) (%s.*)", emit_run_metrics(facts, tags), METRICS_PREFIX)
+    except Exception as exc:
+        log.warning("Run metrics not sent (%s: %s)", type(exc).__name__, exc)
+    try:
+        path = write_facts_report(facts, folder)
+    except Exception as exc:
+        log.warning("Run report not written (%s: %s); the results are landed", type(exc).__name__, exc)
+        return None
+    uri = storage_uri(path)
+    log.info("Run report: %s", uri)
+    return uri
 
 
 def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterator[ResultRow]:

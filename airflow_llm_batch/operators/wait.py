@@ -16,7 +16,7 @@ from typing import Any
 
 from airflow_llm_batch.exceptions import BatchTimeoutError, ProviderError
 from airflow_llm_batch.pipeline.types import BatchProgress
-from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules
+from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules, stuck_message
 from airflow_llm_batch.triggers.batch import describe
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 
@@ -49,9 +49,11 @@ def end_of_wait(wait: WaitEvent, *, on_timeout: Callable[[], str]) -> WaitEvent:
 
 
 def wait_on_worker(poll: Callable[[], list[BatchProgress]], rules: WaitRules, *, stop: Callable[[], bool],
-                   log: logging.Logger | Any) -> WaitEvent | None:
+                   log: logging.Logger | Any,
+                   on_stuck: Callable[[tuple[str, ...]], None] | None = None) -> WaitEvent | None:
     """Poll on the worker until the shared decision ends the wait (the event the trigger would have
-    sent), or ``stop()`` says the task was killed (None)."""
+    sent), or ``stop()`` says the task was killed (None). Batches the decision calls stuck are logged
+    and passed to ``on_stuck`` once each; the wait goes on."""
     wait = BatchWait(rules)
     while True:
         try:
@@ -64,6 +66,10 @@ def wait_on_worker(poll: Callable[[], list[BatchProgress]], rules: WaitRules, *,
         else:
             log.info("%s", describe(progress))
             decision = wait.polled(progress, time.time())
+            if decision.stuck:
+                log.warning("Stuck: %s", stuck_message(rules, decision.stuck, time.time()))
+                if on_stuck is not None:
+                    on_stuck(decision.stuck)
         if stop():
             return None
         if decision.outcome is not None:

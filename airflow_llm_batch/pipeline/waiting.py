@@ -8,6 +8,9 @@ in the triggerer, ``time.sleep`` on the worker) is theirs, what each poll means 
 * the task's deadline passed -> TIMEOUT;
 * a poll failed with an answer polling again cannot change (auth, bad request), or more than
   ``max_consecutive_errors`` polls failed in a row -> ERROR;
+* a batch open longer than ``warn_after`` (from ``opened_at``) is named once in ``Decision.stuck``
+  (the loop logs a warning); with ``stop_on_stuck`` the wait ends there -> STUCK, so the worker can
+  call the user's ``on_stuck_batch`` (the triggerer runs no user code), then wait again;
 * else keep waiting: ``poll_interval``, or after a failed poll an exponential backoff capped at four
   poll intervals.
 
@@ -22,8 +25,9 @@ Example::
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from airflow_llm_batch.pipeline.types import BatchProgress
 
@@ -40,6 +44,7 @@ class WaitOutcome(str, enum.Enum):
     ENDED = "ended"  # every watched batch reached a terminal state (or the first, with any_end)
     TIMEOUT = "timeout"  # the task's timeout passed first
     ERROR = "error"  # polling failed permanently (auth, unknown batch) or too many transient errors
+    STUCK = "stuck"  # a batch has been open longer than warn_after (only with stop_on_stuck)
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,10 @@ class WaitRules:
     deadline: float | None = None  # epoch seconds
     any_end: bool = False
     max_consecutive_errors: int = 5
+    warn_after: float | None = None  # seconds a batch may stay open before it is called stuck
+    opened_at: Mapping[str, float] = field(default_factory=dict)  # batch id -> epoch seconds submitted
+    warned: frozenset[str] = frozenset()  # batches already reported stuck (by an earlier wait)
+    stop_on_stuck: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,19 +69,39 @@ class Decision:
     outcome: WaitOutcome | None
     delay: float = 0.0
     message: str | None = None
+    stuck: tuple[str, ...] = ()  # batches newly open longer than warn_after: warn about them once
 
 
 TIMEOUT_MESSAGE = "the task's timeout passed before the batches ended"
 
 
-def after_poll(rules: WaitRules, ended: set[str], now: float) -> Decision:
-    """The decision once a poll succeeded and ``ended`` holds every watched batch seen ended."""
+def after_poll(rules: WaitRules, ended: set[str], now: float, warned: frozenset[str] = frozenset()) -> Decision:
+    """The decision once a poll succeeded and ``ended`` holds every watched batch seen ended
+    (``warned``: batches already reported stuck, besides ``rules.warned``)."""
     watched = set(rules.batch_ids)
     if watched <= ended or (rules.any_end and watched & ended):
         return Decision(WaitOutcome.ENDED)
     if rules.deadline is not None and now >= rules.deadline:
         return Decision(WaitOutcome.TIMEOUT, message=TIMEOUT_MESSAGE)
-    return Decision(None, rules.poll_interval)
+    stuck = stuck_batches(rules, ended | warned | rules.warned, now)
+    if stuck and rules.stop_on_stuck:
+        return Decision(WaitOutcome.STUCK, message=stuck_message(rules, stuck, now), stuck=stuck)
+    return Decision(None, rules.poll_interval, stuck=stuck)
+
+
+def stuck_batches(rules: WaitRules, skip: set[str] | frozenset[str], now: float) -> tuple[str, ...]:
+    """Watched batches not in ``skip`` open for ``warn_after`` seconds or more."""
+    if rules.warn_after is None:
+        return ()
+    return tuple(b for b in rules.batch_ids if b not in skip and b in rules.opened_at
+                 and now - rules.opened_at[b] >= rules.warn_after)
+
+
+def stuck_message(rules: WaitRules, stuck: Iterable[str], now: float) -> str:
+    """One warning line: which batches, open how long, against which ``warn_after``."""
+    ages = ", ".join(f"{b} ({(now - rules.opened_at[b]) / 3600:.1f} h)" for b in stuck)
+    return (f"batch(es) open longer than warn_after={rules.warn_after:.0f}s: {ages}; still waiting "
+            f"(check the provider's status page, or cancel with the task's timeout)")
 
 
 def after_error(rules: WaitRules, errors: int, exc: BaseException) -> Decision:
@@ -85,6 +114,15 @@ def after_error(rules: WaitRules, errors: int, exc: BaseException) -> Decision:
     return Decision(None, delay)
 
 
+def stuck_rules(stuck: dict[str, Any]) -> dict[str, Any]:
+    """The stuck-batch fields of :class:`WaitRules` from the plain-JSON alert a trigger
+    carries (``{"warn_after", "opened_at", "warned", "stop"}``; empty: no alert)."""
+    if not stuck:
+        return {}
+    return {"warn_after": stuck.get("warn_after"), "opened_at": dict(stuck.get("opened_at") or {}),
+            "warned": frozenset(stuck.get("warned") or ()), "stop_on_stuck": bool(stuck.get("stop"))}
+
+
 class BatchWait:
     """One wait in progress: the latest progress of each watched batch, which have ended, and how
     many polls failed in a row. Feed it each poll's outcome; it answers with a :class:`Decision`."""
@@ -93,6 +131,7 @@ class BatchWait:
         self.rules = rules
         self.errors = 0
         self.ended: set[str] = set()
+        self.warned: set[str] = set(rules.warned)
         self._latest: dict[str, BatchProgress] = {}
 
     def polled(self, progress: Iterable[BatchProgress], now: float) -> Decision:
@@ -102,7 +141,9 @@ class BatchWait:
             self._latest[item.batch_id] = item
             if item.state.is_terminal:
                 self.ended.add(item.batch_id)
-        return after_poll(self.rules, self.ended, now)
+        decision = after_poll(self.rules, self.ended, now, frozenset(self.warned))
+        self.warned.update(decision.stuck)
+        return decision
 
     def failed(self, exc: BaseException) -> Decision:
         """A poll raised ``exc``."""

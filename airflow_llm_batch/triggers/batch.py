@@ -14,7 +14,7 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
-from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules
+from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules, stuck_message, stuck_rules
 from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
 from airflow_llm_batch.triggers.shared_backends import shared_backend
@@ -68,6 +68,7 @@ class LLMBatchTrigger(BaseTrigger):
         provider_options: dict[str, Any] | None = None,
         run_folder: str | None = None,
         cancel_on_kill: bool = False,
+        stuck: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.provider = provider
@@ -80,6 +81,8 @@ class LLMBatchTrigger(BaseTrigger):
         self.provider_options = dict(provider_options or {})  # non-secret (checked by the operator)
         self.run_folder = run_folder  # the task run's workspace folder (a URI): where on_kill records
         self.cancel_on_kill = cancel_on_kill
+        #: the stuck-batch alert: {"warn_after": s, "opened_at": {id: epoch}, "warned": [ids], "stop": bool}
+        self.stuck = dict(stuck or {})
         self._ended: set[str] = set()  # batches seen ended by the last poll: on_kill leaves them alone
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -96,6 +99,7 @@ class LLMBatchTrigger(BaseTrigger):
                 "provider_options": self.provider_options,
                 "run_folder": self.run_folder,
                 "cancel_on_kill": self.cancel_on_kill,
+                "stuck": self.stuck,
             },
         )
 
@@ -111,7 +115,7 @@ class LLMBatchTrigger(BaseTrigger):
     async def _watch(self, backend: BatchBackend) -> WaitEvent:
         """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
         wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
-                                   self.return_on_first_end, self.max_consecutive_errors))
+                                   self.return_on_first_end, self.max_consecutive_errors, **stuck_rules(self.stuck)))
         last_line, last_log = "", 0.0
         while True:
             try:
@@ -128,8 +132,11 @@ class LLMBatchTrigger(BaseTrigger):
                 if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
                     self.log.info("%s", line)
                     last_line, last_log = line, time.monotonic()
+                if decision.stuck:
+                    self.log.warning("Stuck: %s", stuck_message(wait.rules, decision.stuck, time.time()))
             if decision.outcome is not None:
-                return WaitEvent(decision.outcome, wait.progress, decision.message)
+                return WaitEvent(decision.outcome, wait.progress, decision.message, decision.stuck,
+                                 tuple(sorted(wait.warned)))
             await asyncio.sleep(decision.delay)
 
     async def on_kill(self) -> None:

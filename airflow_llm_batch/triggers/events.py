@@ -18,6 +18,9 @@ class WaitEvent:
     outcome: WaitOutcome
     batches: list[BatchProgress] = field(default_factory=list)
     message: str | None = None
+    #: batches found open longer than warn_after by this wait, and every batch reported so far
+    stuck: tuple[str, ...] = ()
+    warned: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -25,6 +28,8 @@ class WaitEvent:
             "status": self.outcome.value,
             "batches": [b.to_dict() for b in self.batches],
             "message": self.message,
+            "stuck": list(self.stuck),
+            "warned": list(self.warned),
         }
 
     @classmethod
@@ -35,4 +40,6 @@ class WaitEvent:
             outcome=WaitOutcome(payload["status"]),
             batches=[BatchProgress.from_dict(b) for b in payload.get("batches", [])],
             message=payload.get("message"),
+            stuck=tuple(payload.get("stuck", ())),
+            warned=tuple(payload.get("warned", ())),
         )

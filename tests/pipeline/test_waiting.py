@@ -81,3 +81,42 @@ def test_a_wait_remembers_batches_that_ended_in_earlier_polls() -> None:
     assert [(p.batch_id, p.state) for p in wait.progress] == [("a", BatchState.COMPLETED), ("b", BatchState.RUNNING)]
     assert wait.polled([progress("b", BatchState.EXPIRED)], now=100.0).outcome == WaitOutcome.ENDED
     assert wait.ended == {"a", "b"}
+
+
+STUCK_RULES = WaitRules(batch_ids=("a", "b"), poll_interval=10.0, warn_after=3600.0,
+                        opened_at={"a": 0.0, "b": 3_000.0})
+
+
+def test_a_batch_open_past_warn_after_is_named_once_and_the_wait_goes_on() -> None:
+    wait = BatchWait(STUCK_RULES)
+    running = [progress("a", BatchState.RUNNING), progress("b", BatchState.RUNNING)]
+    assert wait.polled(running, now=3_599.0) == Decision(None, 10.0)
+    assert wait.polled(running, now=3_600.0) == Decision(None, 10.0, stuck=("a",))
+    assert wait.polled(running, now=3_700.0) == Decision(None, 10.0)  # "a" was named already
+    assert wait.polled(running, now=6_600.0) == Decision(None, 10.0, stuck=("b",))
+    assert wait.warned == {"a", "b"}
+
+
+def test_ended_or_already_warned_batches_are_not_stuck_and_no_warn_after_means_never() -> None:
+    rules = WaitRules(batch_ids=("a", "b"), poll_interval=10.0, warn_after=60.0, opened_at={"a": 0.0, "b": 0.0},
+                      warned=frozenset({"b"}))
+    assert after_poll(rules, {"a"}, now=100.0) == Decision(None, 10.0)
+    never = WaitRules(batch_ids=("a",), poll_interval=10.0, opened_at={"a": 0.0})
+    assert after_poll(never, set(), now=10**9) == Decision(None, 10.0)
+
+
+def test_with_stop_on_stuck_the_wait_ends_so_the_worker_can_call_back() -> None:
+    rules = WaitRules(batch_ids=("a",), poll_interval=10.0, deadline=10**9, warn_after=0.0, opened_at={"a": 5.0},
+                      stop_on_stuck=True)
+    decision = after_poll(rules, set(), now=5.0)
+    assert decision.outcome == WaitOutcome.STUCK and decision.stuck == ("a",)
+    assert decision.message is not None and "a (0.0 h)" in decision.message and "warn_after=0s" in decision.message
+    assert after_poll(rules, {"a"}, now=5.0).outcome == WaitOutcome.ENDED  # ended first: not stuck
+
+
+def test_stuck_rules_read_the_trigger_kwarg() -> None:
+    from airflow_llm_batch.pipeline.waiting import stuck_rules
+
+    assert stuck_rules({}) == {}
+    assert stuck_rules({"warn_after": 5.0, "opened_at": {"a": 1.0}, "warned": ["b"], "stop": True}) == {
+        "warn_after": 5.0, "opened_at": {"a": 1.0}, "warned": frozenset({"b"}), "stop_on_stuck": True}

@@ -21,6 +21,7 @@ class ReportRun:
     folder: Path
     summary: dict[str, Any]
     batches_created: int
+    report_link: Any = None  # what the task pushed for its "Run report" extra link
 
 
 def run_for_report(tmp: Path, emulator: Any) -> ReportRun:
@@ -33,4 +34,5 @@ def run_for_report(tmp: Path, emulator: Any) -> ReportRun:
     assert task_states(dag_run) == {"batch": "success"}
     (manifest,) = (tmp / "ws").rglob("manifest.json")
     return ReportRun(tmp / "ws", manifest.parent, xcom(dag_run, "batch"),
-                     emulator.stats()["openai"]["batches_created"] - before)
+                     emulator.stats()["openai"]["batches_created"] - before,
+                     xcom(dag_run, "batch", "_link_RunReportLink"))

@@ -1,0 +1,86 @@
+"""Run metrics through Airflow's metrics layer: with StatsD on, a real run on the emulator sends the
+documented metric lines (tagged, InfluxDB-style) to a UDP listener."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.report.run_folder import FAILING, ROWS, run_for_report
+
+TAGS = ",provider=openai,model=gpt-4o-mini,dag_id=ops_report,task_id=batch"
+
+
+@pytest.fixture
+def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    """A UDP listener on loopback, and Airflow's Stats pointed at it (tags in InfluxDB form)."""
+    from airflow.sdk._shared.observability.metrics import stats
+    from airflow.sdk.observability.metrics.stats_utils import get_stats_factory
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    for key, value in {"STATSD_ON": "True", "STATSD_HOST": "127.0.0.1", "STATSD_PORT": str(sock.getsockname()[1]),
+                       "STATSD_PREFIX": "airflow", "STATSD_INFLUXDB_ENABLED": "True"}.items():
+        monkeypatch.setenv(f"AIRFLOW__METRICS__{key}", value)
+    stats.initialize(factory=get_stats_factory(), export_legacy_names=False)
+    try:
+        yield sock
+    finally:
+        monkeypatch.undo()
+        stats.initialize(factory=get_stats_factory(), export_legacy_names=False)
+        sock.close()
+
+
+def received(sock: socket.socket) -> dict[str, str]:
+    """Every metric line sent so far: ``name,tags`` -> ``value|type``."""
+    lines: dict[str, str] = {}
+    sock.settimeout(0.5)
+    while True:
+        try:
+            data = sock.recv(65535)
+        except TimeoutError:
+            return lines
+        for line in data.decode().splitlines():
+            name, _, value = line.partition(":")
+            lines[name] = value
+
+
+def test_a_landed_run_sends_its_metrics_tagged(tmp_path: Path, emulator: Any, airflow_db: Path,
+                                               statsd: socket.socket) -> None:
+    run = run_for_report(tmp_path, emulator)
+    lines = received(statsd)
+    ours = {k: v for k, v in lines.items() if k.startswith("airflow.llm_batch.")}
+    assert ours, sorted(lines)
+    assert ours[f"airflow.llm_batch.rows.succeeded{TAGS}"] == f"{ROWS - len(FAILING)}|c"
+    assert ours[f"airflow.llm_batch.rows.failed{TAGS}"] == f"{len(FAILING)}|c"
+    assert ours[f"airflow.llm_batch.errors.invalid_prompt{TAGS}"] == f"{len(FAILING)}|c"
+    assert ours[f"airflow.llm_batch.requests.sent{TAGS}"] == f"{ROWS}|c"
+    assert ours[f"airflow.llm_batch.batches.created{TAGS}"] == f"{run.batches_created}|c"
+    tokens = run.summary["usage"]
+    assert ours[f"airflow.llm_batch.tokens.input{TAGS}"] == f"{tokens['input_tokens']}|c"
+    assert ours[f"airflow.llm_batch.tokens.output{TAGS}"] == f"{tokens['output_tokens']}|c"
+    cost = run.summary["cost"]
+    assert float(ours[f"airflow.llm_batch.cost.batch_usd{TAGS}"].removesuffix("|g")) == pytest.approx(cost["batch_usd"])
+    assert float(ours[f"airflow.llm_batch.cost.realtime_usd{TAGS}"].removesuffix("|g")) == pytest.approx(
+        cost["realtime_usd"])
+    assert ours[f"airflow.llm_batch.run.duration{TAGS}"].endswith("|ms")
+    assert ours[f"airflow.llm_batch.batch.open{TAGS}"].endswith("|ms")
+    for name in ("requests.cached", "requests.repeated", "batches.requeued", "batches.expired"):
+        assert ours[f"airflow.llm_batch.{name}{TAGS}"] == "0|c"
+
+
+
+def test_the_landing_writes_the_report_and_links_it_from_the_task(tmp_path: Path, emulator: Any,
+                                                                   airflow_db: Path) -> None:
+    from airflow_llm_batch.operators import LLMBatchOperator
+    from airflow_llm_batch.operators.links import RunReportLink
+
+    run = run_for_report(tmp_path, emulator)
+    assert run.summary["report"] == f"file://{run.folder}/report.html"
+    assert (run.folder / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert run.report_link == run.summary["report"]
+    assert [link.name for link in LLMBatchOperator.operator_extra_links] == [RunReportLink.name]
