@@ -82,7 +82,7 @@ class LLMBatchOperator(RequestOptions):
         job + MERGE per run; options as ``?mode=append``), or a Sink object; None returns them in XCom
         (small runs only)
     :param deferrable: wait in the triggerer or poll on the worker; default ``[operators]
-        default_deferrable`` when the deployment sets it, else True
+        default_deferrable`` when the deployment sets it in its environment, else True
     :param poll_interval: seconds between polls of the batches
     :param timeout: give up waiting after this long, counted from each try's first wait (a retried or
         cleared task gets a fresh one); the batches are cancelled if ``cancel_on_timeout``

@@ -11,7 +11,6 @@ Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(cont
 
 from __future__ import annotations
 
-import configparser
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -168,9 +167,12 @@ def to_send(manifest: Manifest) -> list[ChunkRecord]:
 
 
 def default_deferrable() -> bool:
-    """``deferrable``'s default: ``[operators] default_deferrable`` when the deployment sets it (in
-    airflow.cfg or the environment), as the official providers read it; else True (Airflow's built-in
-    default, False, would hold a worker slot for the hours a batch takes)."""
-    set_here = any(name.startswith("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") for name in os.environ) or \
-        configparser.ConfigParser.has_option(conf, "operators", "default_deferrable")
-    return conf.getboolean("operators", "default_deferrable", fallback=True) if set_here else True
+    """``deferrable``'s default: True, or ``[operators] default_deferrable`` when the deployment sets it
+    in its environment (``AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE``).
+
+    The airflow.cfg entry is not read: ``airflow config`` / ``airflow standalone`` write every default
+    into the file, so its ``False`` there is Airflow's built-in default, not a choice, and a batch wait
+    held on a worker keeps a slot for the hours a batch takes."""
+    if any(name.startswith("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE") for name in os.environ):
+        return conf.getboolean("operators", "default_deferrable", fallback=True)
+    return True

@@ -81,6 +81,23 @@ def test_deferrable_defaults_to_the_operators_setting(setting: str | None, expec
     assert LLMBatchSensor(task_id="w", handle={}, deferrable=not expected).deferrable is (not expected)
 
 
+def test_a_default_written_into_airflow_cfg_does_not_turn_deferral_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`airflow standalone` writes ``default_deferrable = False`` into airflow.cfg: not a choice."""
+    from airflow.configuration import conf
+
+    monkeypatch.delenv("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", raising=False)
+    before = conf.get("operators", "default_deferrable", fallback=None)
+    conf.set("operators", "default_deferrable", "False")
+    try:
+        assert LLMBatchOperator(task_id="t", model="m", rows=ROWS, prompt="{{ row.text }}").deferrable is True
+        assert LLMBatchSensor(task_id="w", handle={}).deferrable is True
+    finally:
+        if before is None:
+            conf.remove_option("operators", "default_deferrable", remove_default=False)
+        else:
+            conf.set("operators", "default_deferrable", before)
+
+
 def test_the_results_task_reports_the_cost_the_submit_task_priced(tmp_path: Path, emulator: Any) -> None:
     handle = submit(tmp_path, "llm_emulator")
     assert handle["price"]["batch_input"] > 0 and handle["price"]["taken_on"]
