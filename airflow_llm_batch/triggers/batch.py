@@ -53,6 +53,8 @@ class LLMBatchTrigger(BaseTrigger):
     :param provider_options: the task's overrides of the connection's extras (never secrets)
     :param run_folder: the task run's folder, where :meth:`on_kill` records the batches it cancels
     :param cancel_on_kill: cancel the open batches when the task is marked failed/success or cleared
+    :param stuck: the stuck-batch alert: ``warn_after`` seconds, when each batch opened, the batches
+        already warned about, and whether to hand the alert back to the worker (``stop``)
     """
 
     def __init__(
