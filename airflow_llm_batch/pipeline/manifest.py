@@ -47,6 +47,8 @@ class ChunkRecord:
     previous_batch_ids: list[str] = field(default_factory=list)
     #: when a poll first saw the batch ended (tells which batches were open when another was refused)
     ended_at: float | None = None
+    #: when a poll first saw the batch running (None: never seen running, e.g. it ended between polls)
+    running_at: float | None = None
     #: the batch of an earlier run these rows wait on instead of being sent (see adopt.py)
     adopted: str | None = None
 

@@ -36,6 +36,7 @@ from airflow_llm_batch.pipeline.submitter import FIND_SLACK_SECONDS, Submitter
 from airflow_llm_batch.pipeline.summary import RunSummary
 from airflow_llm_batch.pipeline.types import BatchProgress, ResultRow
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
+from airflow_llm_batch.pipeline.waiting import note_running
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +147,7 @@ class BatchRun:
         changed = False
         for item in progress:
             chunk = manifest.chunk_for(item.batch_id)
+            changed |= note_running(chunk, item)
             if chunk.state == ChunkState.SUBMITTED and item.state.is_terminal:
                 chunk.state, chunk.batch_state = ChunkState.ENDED, item.state.value
                 chunk.ended_at = time.time()

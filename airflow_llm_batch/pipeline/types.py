@@ -263,6 +263,8 @@ class BatchProgress:
     completed: int = 0
     failed: int = 0
     errors: tuple[dict[str, Any], ...] = ()
+    #: epoch seconds the batch was first seen running (set by the wait, pipeline/waiting.py), or None
+    running_since: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -273,6 +275,7 @@ class BatchProgress:
             "completed": self.completed,
             "failed": self.failed,
             "errors": list(self.errors),
+            "running_since": self.running_since,
         }
 
     @classmethod
@@ -285,4 +288,5 @@ class BatchProgress:
             completed=int(data.get("completed", 0)),
             failed=int(data.get("failed", 0)),
             errors=tuple(data.get("errors", ())),
+            running_since=data.get("running_since"),
         )

@@ -14,6 +14,11 @@ in the triggerer, ``time.sleep`` on the worker) is theirs, what each poll means 
 * else keep waiting: ``poll_interval``, or after a failed poll an exponential backoff capped at four
   poll intervals.
 
+It also remembers when a poll first saw each batch running (``running_at``; the provider's own time
+when its progress has one) and stamps it on that batch's progress as ``running_since``, so the event
+carries it to the worker, which stores it on the chunk (:func:`note_running`). A batch seen only
+before and after running (it ran between two polls) keeps no running time.
+
 Example::
 
     wait = BatchWait(WaitRules(batch_ids=("b1", "b2"), poll_interval=30, deadline=time.time() + 3600))
@@ -25,11 +30,13 @@ Example::
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from airflow_llm_batch.pipeline.types import BatchProgress
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState
+from airflow_llm_batch.pipeline.types import BatchProgress, BatchState
 
 #: HTTP statuses that will not get better by polling again (a 404 on a batch itself is reported as the
 #: batch gone, pipeline/vanished.py: the worker sends its rows again)
@@ -123,6 +130,17 @@ def stuck_rules(stuck: dict[str, Any]) -> dict[str, Any]:
             "warned": frozenset(stuck.get("warned") or ()), "stop_on_stuck": bool(stuck.get("stop"))}
 
 
+def note_running(chunk: ChunkRecord, item: BatchProgress, now: float | None = None) -> bool:
+    """Store on an open ``chunk`` when its batch was first seen running (``item.running_since``, or
+    ``now`` if this poll sees it running); True when the chunk changed. Never moves a stored time."""
+    if chunk.running_at is not None or chunk.state != ChunkState.SUBMITTED:
+        return False
+    if item.running_since is None and item.state != BatchState.RUNNING:
+        return False
+    chunk.running_at = item.running_since if item.running_since is not None else (now or time.time())
+    return True
+
+
 class BatchWait:
     """One wait in progress: the latest progress of each watched batch, which have ended, and how
     many polls failed in a row. Feed it each poll's outcome; it answers with a :class:`Decision`."""
@@ -133,17 +151,26 @@ class BatchWait:
         self.ended: set[str] = set()
         self.warned: set[str] = set(rules.warned)
         self._latest: dict[str, BatchProgress] = {}
+        self.running_at: dict[str, float] = {}  # batch id -> epoch seconds first seen running
 
     def polled(self, progress: Iterable[BatchProgress], now: float) -> Decision:
         """A poll answered (batches not in it keep their earlier progress)."""
         self.errors = 0
         for item in progress:
+            item = self._stamp_running(item, now)
             self._latest[item.batch_id] = item
             if item.state.is_terminal:
                 self.ended.add(item.batch_id)
         decision = after_poll(self.rules, self.ended, now, frozenset(self.warned))
         self.warned.update(decision.stuck)
         return decision
+
+    def _stamp_running(self, item: BatchProgress, now: float) -> BatchProgress:
+        """``item`` with the time its batch was first seen running (remembered on first sight)."""
+        if item.batch_id not in self.running_at and (item.state == BatchState.RUNNING or item.running_since):
+            self.running_at[item.batch_id] = item.running_since or now
+        since = self.running_at.get(item.batch_id)
+        return item if since is None or item.running_since == since else replace(item, running_since=since)
 
     def failed(self, exc: BaseException) -> Decision:
         """A poll raised ``exc``."""

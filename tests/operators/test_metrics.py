@@ -3,6 +3,7 @@ documented metric lines (tagged, InfluxDB-style) to a UDP listener."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,23 @@ def statsd(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
         monkeypatch.undo()
         stats.initialize(factory=get_stats_factory(), export_legacy_names=False)
         sock.close()
+
+
+@pytest.fixture
+def paced_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An emulator whose batches validate, then run, each for longer than a poll interval (0.2 s), on the
+    ``llm_emulator`` connection the report DAG uses."""
+    from airflow_llm_batch.emulator import Emulator, EmulatorConfig
+
+    emu = Emulator(EmulatorConfig(host="127.0.0.1", port=0, validating_seconds=0.6, requests_per_second=50.0,
+                                  finalizing_seconds=0.3))
+    emu.start()
+    monkeypatch.setenv("AIRFLOW_CONN_LLM_EMULATOR", json.dumps(
+        {"conn_type": "openai", "password": "test-key", "host": emu.openai_base_url}))
+    try:
+        yield emu
+    finally:
+        emu.stop()
 
 
 def received(sock: socket.socket) -> dict[str, str]:
@@ -84,3 +102,17 @@ def test_the_landing_writes_the_report_and_links_it_from_the_task(tmp_path: Path
     assert (run.folder / "report.html").read_text().startswith("<!DOCTYPE html>")
     assert run.report_link == run.summary["report"]
     assert [link.name for link in LLMBatchOperator.operator_extra_links] == [RunReportLink.name]
+
+
+@pytest.mark.parametrize("dag_id", ["ops_report", "ops_report_worker"])
+def test_each_batch_records_when_it_started_running_and_sends_queued_and_running_times(
+        tmp_path: Path, paced_emulator: Any, airflow_db: Path, statsd: socket.socket, dag_id: str) -> None:
+    run = run_for_report(tmp_path, paced_emulator, dag_id)
+    chunks = json.loads((run.folder / "manifest.json").read_text())["chunks"]
+    assert len(chunks) == run.batches_created == 3
+    for chunk in chunks:
+        assert chunk["submitted_at"] < chunk["running_at"] < chunk["ended_at"], chunk
+    ours = received(statsd)
+    tags = TAGS.replace("dag_id=ops_report", f"dag_id={dag_id}")
+    assert ours[f"airflow.llm_batch.batch.queued{tags}"].endswith("|ms")
+    assert ours[f"airflow.llm_batch.batch.running{tags}"].endswith("|ms")

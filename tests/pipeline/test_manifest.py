@@ -25,3 +25,10 @@ def test_an_unfinished_run_says_what_is_open_and_what_is_not_sent_yet() -> None:
     # cached rows whose answers are not stored yet: not done, even when every chunk was collected
     assert "not sent yet" in describe_resume(manifest(ChunkState.COLLECTED, cached_rows=5))
     assert "nothing new to send" in describe_resume(manifest(ChunkState.COLLECTED, cached_rows=5, answered=True))
+
+
+def test_a_manifest_written_before_running_times_were_kept_still_loads() -> None:
+    data = manifest(ChunkState.SUBMITTED).to_dict()
+    for chunk in data["chunks"]:
+        del chunk["running_at"]
+    assert Manifest.from_dict(data).chunks[0].running_at is None

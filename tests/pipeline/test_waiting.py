@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState
 from airflow_llm_batch.pipeline.waiting import (
     TIMEOUT_MESSAGE,
@@ -13,6 +14,7 @@ from airflow_llm_batch.pipeline.waiting import (
     WaitRules,
     after_error,
     after_poll,
+    note_running,
 )
 
 
@@ -120,3 +122,35 @@ def test_stuck_rules_read_the_trigger_kwarg() -> None:
     assert stuck_rules({}) == {}
     assert stuck_rules({"warn_after": 5.0, "opened_at": {"a": 1.0}, "warned": ["b"], "stop": True}) == {
         "warn_after": 5.0, "opened_at": {"a": 1.0}, "warned": frozenset({"b"}), "stop_on_stuck": True}
+
+
+def test_the_first_poll_that_sees_a_batch_running_sets_its_running_time_once() -> None:
+    wait = BatchWait(RULES)
+    wait.polled([progress("a", BatchState.PENDING), progress("b", BatchState.PENDING)], now=1.0)
+    assert wait.running_at == {} and all(p.running_since is None for p in wait.progress)
+    wait.polled([progress("a", BatchState.RUNNING), progress("b", BatchState.PENDING)], now=2.0)
+    wait.polled([progress("a", BatchState.RUNNING), progress("b", BatchState.COMPLETED)], now=3.0)
+    wait.polled([progress("a", BatchState.COMPLETED)], now=4.0)
+    # a: first seen running at 2.0, not moved by later polls; b ended between polls: unknown
+    assert wait.running_at == {"a": 2.0}
+    assert [(p.batch_id, p.running_since) for p in wait.progress] == [("a", 2.0), ("b", None)]
+
+
+def test_the_providers_own_start_time_wins_over_the_poll_time() -> None:
+    wait = BatchWait(RULES)
+    started = BatchProgress(batch_id="a", state=BatchState.COMPLETED, provider_status="completed", running_since=1.5)
+    wait.polled([started], now=9.0)
+    assert wait.running_at == {"a": 1.5}
+
+
+def test_an_open_chunk_keeps_the_first_running_time_it_is_given() -> None:
+    chunk = ChunkRecord(index=0, count=1, bytes=1, requests="c", keys="k", state=ChunkState.SUBMITTED, batch_id="a")
+    assert not note_running(chunk, progress("a", BatchState.PENDING), now=1.0)
+    assert not note_running(chunk, progress("a", BatchState.COMPLETED), now=1.5)
+    assert chunk.running_at is None
+    assert note_running(chunk, progress("a", BatchState.RUNNING), now=2.0)
+    assert not note_running(chunk, progress("a", BatchState.RUNNING), now=3.0)
+    assert chunk.running_at == 2.0
+    carried = ChunkRecord(index=1, count=1, bytes=1, requests="c", keys="k", state=ChunkState.SUBMITTED, batch_id="b")
+    ended = BatchProgress(batch_id="b", state=BatchState.COMPLETED, provider_status="completed", running_since=2.5)
+    assert note_running(carried, ended, now=9.0) and carried.running_at == 2.5

@@ -24,12 +24,12 @@ class ReportRun:
     report_link: Any = None  # what the task pushed for its "Run report" extra link
 
 
-def run_for_report(tmp: Path, emulator: Any) -> ReportRun:
+def run_for_report(tmp: Path, emulator: Any, dag_id: str = "ops_report") -> ReportRun:
     rows = tmp / "rows.jsonl"
     rows.write_text("".join(json.dumps({"id": f"r{i:03d}", "text": f"ticket {i} about {PROMPT_WORD}" + (
         " [[emulator:error:invalid_prompt]]" if i in FAILING else "")}) + "\n" for i in range(ROWS)))
     before = emulator.stats()["openai"]["batches_created"]
-    dag_run = run_dag("ops_report", {"rows": f"file://{rows}", "destination": f"file://{tmp}/out.jsonl",
+    dag_run = run_dag(dag_id, {"rows": f"file://{rows}", "destination": f"file://{tmp}/out.jsonl",
                                      "workspace": f"file://{tmp}/ws"})
     assert task_states(dag_run) == {"batch": "success"}
     (manifest,) = (tmp / "ws").rglob("manifest.json")

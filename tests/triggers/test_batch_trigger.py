@@ -133,3 +133,15 @@ async def test_triggers_on_one_connection_share_one_client(client: OpenAI) -> No
         shared_backends._build = original
     assert all(e.outcome == WaitOutcome.ENDED for e in events)
     assert len(seen) == 1 and not shared_backends._SHARED
+
+
+def test_the_event_carries_each_batchs_running_time_and_old_payloads_still_load() -> None:
+    from airflow_llm_batch.pipeline.types import BatchProgress, BatchState
+    from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
+
+    seen = BatchProgress(batch_id="b1", state=BatchState.COMPLETED, provider_status="completed", running_since=12.5)
+    payload = WaitEvent(WaitOutcome.ENDED, [seen]).to_payload()
+    assert payload["version"] == 1
+    assert WaitEvent.from_payload(payload).batches[0].running_since == 12.5
+    del payload["batches"][0]["running_since"]  # an event sent before running times were carried
+    assert WaitEvent.from_payload(payload).batches[0].running_since is None
