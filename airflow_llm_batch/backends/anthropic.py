@@ -65,6 +65,7 @@ from anthropic.types.messages import MessageBatch
 
 from airflow_llm_batch.backends import realtime_anthropic
 from airflow_llm_batch.backends.anthropic_results import batch_state, decode_result, total
+from airflow_llm_batch.backends.count_tokens import anthropic_count
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
@@ -256,6 +257,10 @@ class AnthropicBatchBackend:
         """One request line sent on the provider's ordinary endpoint, decoded as batch results are
         (:mod:`airflow_llm_batch.backends.realtime_anthropic`); CallFailed when no answer came."""
         return await realtime_anthropic.send(self.client, request_line)
+
+    async def count_tokens(self, request_line: dict[str, Any]) -> int:
+        """The line's input tokens from ``/v1/messages/count_tokens`` (free; ``estimate="api"``)."""
+        return await anthropic_count(self.client, request_line)
 
 
 # -- translation helpers ---------------------------------------------------------------------------

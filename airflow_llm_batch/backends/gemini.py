@@ -56,6 +56,7 @@ from google import genai
 from google.genai import errors, types
 
 from airflow_llm_batch.backends import realtime_google
+from airflow_llm_batch.backends.count_tokens import gemini_count
 from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
@@ -287,6 +288,10 @@ class GeminiBatchBackend:
         """One request line sent on the provider's ordinary endpoint, decoded as batch results are
         (:mod:`airflow_llm_batch.backends.realtime_google`); CallFailed when no answer came."""
         return await realtime_google.send(self.client, request_line)
+
+    async def count_tokens(self, request_line: dict[str, Any]) -> int:
+        """The line's prompt tokens from ``models.countTokens`` (free; ``estimate="api"``)."""
+        return await gemini_count(self.client, request_line)
 
 
 class _RawOperation:

@@ -61,6 +61,8 @@ class RealtimeCounters:
     injected_5xx: int = 0
     in_flight: int = 0
     peak_in_flight: int = 0
+    #: calls of the free count-tokens endpoints (count_tokens_api.py)
+    count_tokens_calls: int = 0
     requests_by_provider: Counter[str] = field(default_factory=Counter)
     answered_by_body: Counter[str] = field(default_factory=Counter)
     answered_by_custom_id: Counter[str] = field(default_factory=Counter)
@@ -77,6 +79,7 @@ class RealtimeCounters:
             "requests": self.requests, "answered": self.answered, "refused_busy": self.refused_busy,
             "injected_429": self.injected_429, "injected_5xx": self.injected_5xx,
             "in_flight": self.in_flight, "peak_in_flight": self.peak_in_flight,
+            "count_tokens_calls": self.count_tokens_calls,
             "requests_by_provider": dict(self.requests_by_provider),
             "answered_by_body": dict(self.answered_by_body),
             "answered_by_custom_id": dict(self.answered_by_custom_id),

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from . import realtime_api
+from . import count_tokens_api, realtime_api
 from .config import EmulatorConfig
 from .control import add_control_routes
 from .faults import Fault, FaultPlan
@@ -49,6 +49,7 @@ def create_app(state: EmulatorState) -> web.Application:
         state.stats_for(provider.name)
         provider.add_routes(app, state)
     realtime_api.add_routes(app, state)
+    count_tokens_api.add_routes(app, state)
     add_control_routes(app)
     return app
 

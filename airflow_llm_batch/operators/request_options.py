@@ -14,6 +14,7 @@ from jinja2.nativetypes import NativeEnvironment
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
 from airflow_llm_batch.operators.run_context import TaskRun
 from airflow_llm_batch.operators.settings import RequestSettings, to_send
+from airflow_llm_batch.pipeline.api_estimate import count_with_api
 from airflow_llm_batch.pipeline.cost import check_budget
 from airflow_llm_batch.pipeline.manifest import Manifest, describe_resume
 from airflow_llm_batch.pipeline.parsing import ResponseFormat
@@ -113,6 +114,10 @@ class RequestOptions(BaseOperator):
         ``{"openai": {"my-ft-model": {"input": 0.3, "output": 1.2}}}``
     :param expected_output_tokens: expected answer size per row, for the estimate
     :param dry_run: render, validate and estimate only; nothing is submitted
+    :param estimate: how the estimate counts prompt tokens: "tokenizer" (default; offline, cl100k_base)
+        or "api" (the provider's free count-tokens endpoint, each request once, on the worker before the
+        budget check; Anthropic and Gemini, other providers use the tokenizer; a failed count falls back
+        to the tokenizer with a warning)
     :param provider_options: this task's overrides of the connection's extras, e.g.
         ``{"vertex_staging_uri": "gs://bucket/staging", "vertex_location": "europe-west4"}`` or
         ``{"inline_max_bytes": 0}``; never secrets (refused: they would be stored with the trigger)
@@ -149,6 +154,7 @@ class RequestOptions(BaseOperator):
         prices: dict[str, dict[str, dict[str, float]]] | None = None,
         expected_output_tokens: int = 256,
         dry_run: bool = False,
+        estimate: str = "tokenizer",
         provider_options: dict[str, Any] | None = None,
         batch_options: dict[str, Any] | None = None,
         **kwargs: Any,
@@ -165,6 +171,7 @@ class RequestOptions(BaseOperator):
         self.max_cost_usd, self.prices, self.expected_output_tokens = max_cost_usd, prices, expected_output_tokens
         self.provider_options, self.batch_options = provider_options, batch_options
         self.estimate_only = dry_run  # another name: BaseOperator.dry_run() is a method Airflow calls
+        self.token_estimate = estimate  # another name: RequestSettings.estimate() computes the estimate
         checked = RequestSettings.of(self)  # a bad value fails when the DAG is parsed
         self.request_params = TemplatedParams(checked.request_params)
         self.provider_options = checked.provider_options
@@ -185,6 +192,8 @@ class RequestOptions(BaseOperator):
                 self.log.info("Run state: %s (%d rows): %s", run.store.path, manifest.total_rows,
                               describe_resume(manifest))
                 return manifest
+            if settings.token_estimate == "api":
+                run.call(_count_with_api(manifest, settings))
             manifest.estimate = settings.estimate(manifest).to_dict()
             run.store.save(manifest)
             self._log_plan(run, manifest)
@@ -225,6 +234,15 @@ def _prepare(rows: Callable[[], Iterable[Mapping[str, Any]]], spec: RequestSpec,
     async def work(run: BatchRun) -> Manifest:
         return run.prepare_or_load(rows, spec, max_rows_per_chunk=settings.max_rows_per_chunk,
                                    carry=settings.carry_columns)
+
+    return work
+
+
+def _count_with_api(manifest: Manifest, settings: RequestSettings) -> Callable[[BatchRun], Awaitable[None]]:
+    """``estimate="api"``: the chunks to send counted by the provider's count-tokens endpoint."""
+
+    async def work(run: BatchRun) -> None:
+        await count_with_api(run.backend, run.folder, to_send(manifest), settings.provider)
 
     return work
 

@@ -23,7 +23,7 @@ from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.batch_options import check_batch_options
 from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
-from airflow_llm_batch.operators.settings_checks import check_count, check_settings
+from airflow_llm_batch.operators.settings_checks import check_count, check_estimate_method, check_settings
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, estimate_cost
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest
@@ -67,6 +67,8 @@ class RequestSettings:
     prices: dict[str, dict[str, dict[str, float]]] | None
     expected_output_tokens: int
     estimate_only: bool
+    #: "tokenizer" or "api": how the estimate's prompt tokens are counted (the operator's ``estimate``)
+    token_estimate: str
     provider_options: dict[str, Any]
     batch_options: dict[str, Any]
 
@@ -78,6 +80,7 @@ class RequestSettings:
         params = dict(raw["request_params"] or {})
         check_request_params(raw["provider"], endpoint, params)
         check_count(raw["task_id"], "max_rows_per_chunk", raw["max_rows_per_chunk"], optional=True)
+        check_estimate_method(raw["task_id"], raw["token_estimate"])
         OutputParser(raw["response_format"])  # a bad response_format fails here
         ttl = raw["cache_ttl"]
         batch_options = check_batch_options(raw["task_id"], raw["provider"], raw["batch_options"])

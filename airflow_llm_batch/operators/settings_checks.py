@@ -52,3 +52,15 @@ def check_settings(task_id: str, *, poll_interval: Any, timeout: Any, min_succes
     check_seconds(task_id, "timeout", timeout, optional=True)
     check_rate(task_id, "min_success_rate", min_success_rate)
     check_count(task_id, "max_attempts", max_attempts)
+
+
+#: how the prompt tokens of the estimate are counted (``estimate=``)
+ESTIMATE_METHODS = ("tokenizer", "api")
+
+
+def check_estimate_method(task_id: str, value: Any) -> None:
+    """``estimate`` must be "tokenizer" (offline, the default) or "api" (the provider's count-tokens endpoint)."""
+    if value not in ESTIMATE_METHODS:
+        raise ValueError(f"task {task_id!r}: estimate={value!r} is not a way to count tokens: use \"tokenizer\" "
+                         "(offline, the default) or \"api\" (the provider's free count-tokens endpoint, "
+                         "Anthropic and Gemini)")
