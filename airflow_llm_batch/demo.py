@@ -30,8 +30,8 @@ def write_tickets(path: Path, count: int, seed: int = 7) -> None:
                                  "body": body}) + "\n")
 
 
-def run_demo(rows: int, home: str) -> int:
-    root = Path(home).resolve()
+def use_demo_airflow(root: Path) -> None:
+    """Point this process's Airflow at a demo home under ``root`` and the repository's example DAGs."""
     repo = Path(__file__).resolve().parent.parent
     os.environ.update(
         AIRFLOW_HOME=str(root / "airflow"),
@@ -41,6 +41,12 @@ def run_demo(rows: int, home: str) -> int:
         AIRFLOW__LLM_BATCH__WORKSPACE=f"file://{root}/workspace",
         LLM_BATCH_DEMO_POLL_INTERVAL="1",
     )
+
+
+def run_demo(rows: int, home: str) -> int:
+    root = Path(home).resolve()
+    repo = Path(__file__).resolve().parent.parent
+    use_demo_airflow(root)
     from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 
     ds = "2026-11-21"

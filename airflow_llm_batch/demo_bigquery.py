@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow_llm_batch.demo import use_demo_airflow
+
 PROJECT = "demo-project"
 DAG_ID = "nightly_ticket_triage_bigquery"
 TASK_ID = "triage_tickets"
@@ -52,14 +54,7 @@ def run_bigquery_demo(rows: int = 500, home: str = ".demo/bigquery") -> int:
     """Run the demo; returns 0 when every one of yesterday's ``rows`` tickets landed once."""
     root = Path(home).resolve()
     repo = Path(__file__).resolve().parent.parent
-    os.environ.update(
-        AIRFLOW_HOME=str(root / "airflow"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__CORE__DAGS_FOLDER=str(repo / "example_dags"),
-        LLM_BATCH_DEMO_POLL_INTERVAL="1",
-        AIRFLOW__API_AUTH__JWT_SECRET="demo-" + "x" * 64,
-        AIRFLOW__LLM_BATCH__WORKSPACE=f"file://{root}/workspace",
-    )
+    use_demo_airflow(root)
     from airflow_llm_batch.emulator import Emulator, EmulatorConfig
     from airflow_llm_batch.google.emulators import (
         airflow_connection,
