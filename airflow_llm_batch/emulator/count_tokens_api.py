@@ -15,7 +15,6 @@ Nothing is paid; each call adds one to ``count_tokens_calls`` in the real-time c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,16 +23,11 @@ from aiohttp import web
 from .anthropic_answers import input_token_count
 from .gemini_answers import field, prompt_token_count
 from .state import ApiError, EmulatorState
+from .wire import json_object_body
 
 
 async def _object_body(request: web.Request) -> Mapping[str, Any]:
-    try:
-        body = await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise ApiError(400, "The request body is not valid JSON.") from exc
-    if not isinstance(body, Mapping):
-        raise ApiError(400, "The request body must be a JSON object.")
-    return body
+    return await json_object_body(request, ApiError, "The request body is not valid JSON.")
 
 
 def add_routes(app: web.Application, state: EmulatorState) -> None:

@@ -8,7 +8,6 @@ query parameter is ignored.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from .openai_answers import error_type_for
 from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
 from .query_params import int_param
 from .state import EmulatorState
+from .wire import json_object_body
 
 CREATE_PATH = re.compile(r"^/(v1|openai)/batches$")
 """``POST`` here creates a batch (OpenAI ``/v1``, Azure ``/openai``): the fault plan's lost creates."""
@@ -66,13 +66,7 @@ def transient_error(status: int) -> web.Response:
 
 
 async def _json_payload(request: web.Request) -> Mapping[str, Any]:
-    try:
-        payload = await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise OpenAIError(400, "We could not parse the JSON body of your request.") from exc
-    if not isinstance(payload, Mapping):
-        raise OpenAIError(400, "The request body must be a JSON object.")
-    return payload
+    return await json_object_body(request, OpenAIError, "We could not parse the JSON body of your request.")
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from aiohttp import web
 
 
 def rfc3339(moment: float | None) -> str | None:
@@ -23,4 +25,17 @@ def jsonl_line(value: Mapping[str, Any]) -> bytes:
     return (json.dumps(value, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-__all__ = ["jsonl_line", "rfc3339"]
+async def json_object_body(request: web.Request, error: Callable[[int, str], Exception],
+                           not_json: str) -> Mapping[str, Any]:
+    """The request's JSON object body; a 400 in the provider's own error type (``error(status, text)``)
+    when it is not JSON (``not_json``) or not an object."""
+    try:
+        body = await request.json(loads=json.loads)
+    except ValueError as exc:
+        raise error(400, not_json) from exc
+    if not isinstance(body, Mapping):
+        raise error(400, "The request body must be a JSON object.")
+    return body
+
+
+__all__ = ["json_object_body", "jsonl_line", "rfc3339"]
