@@ -188,20 +188,25 @@ def _service_account(conn_id: str, field: str, info: dict[str, Any], scopes: lis
 def _from_config_file(conn_id: str, value: Any, scopes: list[str]) -> tuple[Any, str | None]:
     """A credential configuration (file, JSON text or object), read by google.auth as the provider does."""
     import google.auth
+    from google.auth.credentials import with_scopes_if_required
     from google.auth.exceptions import GoogleAuthError
 
     is_path = isinstance(value, str) and os.path.exists(value)
     info = None if is_path else (value if isinstance(value, Mapping) else
                                  _json_object(conn_id, "credential_config_file", value))
+    # loaded without scopes, then scoped: with scopes, google.auth asks the network for a workload identity
+    # pool's project while loading; the connection's 'project' names it instead
     try:
         if info is None:
-            return google.auth.load_credentials_from_file(value, scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
-        return google.auth.load_credentials_from_dict(dict(info), scopes=scopes)  # type: ignore[no-untyped-call,no-any-return]
+            credentials, project = google.auth.load_credentials_from_file(value)  # type: ignore[no-untyped-call]
+        else:
+            credentials, project = google.auth.load_credentials_from_dict(dict(info))  # type: ignore[no-untyped-call]
     except (ValueError, GoogleAuthError) as exc:
         where = f" ({value!r})" if is_path else ""
         raise BadConnectionError(f"connection {conn_id!r}: extra 'credential_config_file'{where} is not a credential "
                                  f"configuration google.auth can read ({type(exc).__name__}); check its 'type' "
                                  f"and fields; {_FIX}") from None
+    return with_scopes_if_required(credentials, scopes), project  # type: ignore[no-untyped-call]
 
 
 _READERS: dict[str, Callable[[str, Any, list[str]], tuple[Any, str | None]]] = {

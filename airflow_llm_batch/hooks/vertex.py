@@ -5,9 +5,9 @@ The core install does not need apache-airflow-providers-google: when it is insta
 ``GoogleBaseHook`` supplies credentials and project (key files, impersonation... as configured on
 the connection); otherwise this package reads the same connection fields (``key_path``,
 ``keyfile_dict``, ``credential_config_file``, ``scope``, ``impersonation_chain``, ``is_anonymous``:
-google/credentials.py) and refuses, naming the field, the ones only that provider can honour. An endpoint on plain ``http://`` (an
-emulator) never gets real credentials. Credentials are built in the process that polls or
-submits, from the connection id: they never travel in trigger kwargs or XCom.
+google/credentials.py) and refuses, naming the field, the ones only that provider can honour. An
+endpoint on plain ``http://`` (an emulator) never gets real credentials. Credentials are built in
+the process that polls or submits, from the connection id: they never travel in trigger kwargs or XCom.
 """
 
 from __future__ import annotations
