@@ -145,10 +145,12 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
     """Auth and faults of one API request (not a control route), then the request itself."""
     path = request.path
     key = state.config.api_key
-    if key is not None and not _authorized(request, key):
-        return web.json_response(error_body_for(path, 401, "Invalid API key."), status=401)
     provider = provider_for(path)
     stats = state.stats_for(provider.name) if provider is not None else None
+    if key is not None and not _authorized(request, key):
+        if stats is not None:
+            stats.refused_requests += 1
+        return web.json_response(error_body_for(path, 401, "Invalid API key."), status=401)
     if stats is not None:
         stats.api_requests += 1
     fault = state.take_fault(request.method, path)

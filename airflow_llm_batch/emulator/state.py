@@ -70,7 +70,8 @@ class ProviderStats:
     its results are produced: a client that never pays twice keeps every value at 1 or below.
     A line the fault plan writes broken is not a delivered answer (see ``malformed_lines``).
 
-    ``api_requests`` counts the API requests of this provider that passed the API key check;
+    ``api_requests`` counts the API requests of this provider that passed the API key check,
+    ``refused_requests`` the ones answered 401 by it;
     ``http_errors_injected`` (and ``http_errors_by_status``) the ones answered with an injected
     error (fault plan or :class:`~.faults.Fault`); ``row_errors_injected`` the rows failed by the
     fault plan; ``create_answers_lost`` the creates that worked whose answer the fault plan lost
@@ -85,6 +86,7 @@ class ProviderStats:
     succeeded_by_custom_id: Counter[str] = field(default_factory=Counter)
     batches_failed_validation: int = 0
     api_requests: int = 0
+    refused_requests: int = 0
     http_errors_injected: int = 0
     http_errors_by_status: Counter[str] = field(default_factory=Counter)
     row_errors_injected: int = 0
@@ -108,6 +110,7 @@ class ProviderStats:
             "succeeded_by_custom_id": dict(self.succeeded_by_custom_id),
             "batches_failed_validation": self.batches_failed_validation,
             "api_requests": self.api_requests,
+            "refused_requests": self.refused_requests,
             "http_errors_injected": self.http_errors_injected,
             "http_errors_by_status": dict(self.http_errors_by_status),
             "row_errors_injected": self.row_errors_injected,

@@ -8,7 +8,8 @@ Resolution, for BigQuery and Cloud Storage alike:
 * **Credentials**: an endpoint on plain ``http://`` (an emulator; real Google endpoints are https)
   always gets ``AnonymousCredentials``, so no token is ever sent in clear text. Otherwise, when
   apache-airflow-providers-google is installed and the connection exists, its ``GoogleBaseHook``
-  supplies credentials and project (key files, impersonation... as configured there); else
+  supplies credentials and project (key files, impersonation... as configured there); without it,
+  this package reads the same connection fields (google/credentials.py); no connection:
   Application Default Credentials.
 * **Project**: the URI's own project where one is given, else the connection extra ``project``,
   else the credentials' project, else ``GOOGLE_CLOUD_PROJECT``.
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.google.credentials import connection_credentials, connection_field
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +33,6 @@ DEFAULT_CONN_ID = "google_cloud_default"
 BIGQUERY_EMULATOR_ENV = "BIGQUERY_EMULATOR_HOST"
 STORAGE_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
-_PROVIDER_PREFIX = "extra__google_cloud_platform__"
-#: connection extras that hold key material; without the Google provider we refuse them rather than
-#: silently falling back to another identity
-_KEY_EXTRAS = ("key_path", "keyfile_dict", "key_secret_name", "credential_config_file")
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,8 @@ class GoogleSettings:
         if hook_class is not None and self.has_connection:
             creds, project = hook_class(gcp_conn_id=self.conn_id).get_credentials_and_project_id()
             return creds, project
-        if self.has_connection and any(self._extra(k) for k in _KEY_EXTRAS):
-            raise InvalidInputError(
-                f"connection {self.conn_id!r} holds key material, which needs apache-airflow-providers-google "
-                f"to be read; install it, or remove the key fields to use Application Default Credentials."
-            )
+        if self.has_connection:
+            return connection_credentials(str(self.conn_id), self.extras)
         import google.auth
 
         creds, project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
@@ -87,9 +82,6 @@ class GoogleSettings:
         return (f"conn={self.conn_id or '-'} project={self.project or '-'} "
                 f"endpoint={self.endpoint(service) or 'default'}{' (anonymous)' if self.anonymous(service) else ''}")
 
-    def _extra(self, name: str) -> Any:
-        return self.extras.get(name) or self.extras.get(_PROVIDER_PREFIX + name)
-
 
 def google_settings(conn_id: str | None = None) -> GoogleSettings:
     """Settings for ``conn_id`` (default ``google_cloud_default``, which may be absent)."""
@@ -97,7 +89,7 @@ def google_settings(conn_id: str | None = None) -> GoogleSettings:
     extras: dict[str, Any] = dict(conn.extra_dejson) if conn is not None else {}
 
     def extra(name: str) -> Any:
-        return extras.get(name) or extras.get(_PROVIDER_PREFIX + name)
+        return connection_field(extras, name)
 
     return GoogleSettings(
         conn_id=conn_id or DEFAULT_CONN_ID,

@@ -8,7 +8,7 @@ Example: ``number_extra("openai_default", "timeout", extra.get("timeout"), float
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 from airflow_llm_batch.exceptions import BadConnectionError
@@ -53,6 +53,15 @@ def client_kwargs_extra(conn_id: str, name: str, value: Any, client: Callable[..
         if number in kwargs:
             kwargs[number] = number_extra(conn_id, f"{name}.{number}", kwargs[number], kind)
     return kwargs
+
+
+def refuse_unknown_extras(conn_id: str, extra: Mapping[str, Any], accepted: Collection[str], hint: str = "") -> None:
+    """BadConnectionError naming every set extra outside ``accepted`` (empty values, as forms store them,
+    are let through): a field this connection type does not read must not be dropped silently."""
+    unknown = sorted(name for name, value in extra.items() if name not in accepted and value not in (None, ""))
+    if unknown:
+        raise BadConnectionError(f"connection {conn_id!r}: extra {unknown} is not read by this connection type "
+                                 f"(accepted: {sorted(accepted)}){hint}; remove it, then clear the task")
 
 
 def batch_options_extra(conn: Any) -> dict[str, Any]:

@@ -11,10 +11,15 @@ from google.genai import types
 
 from airflow_llm_batch.backends.gemini import DEFAULT_INLINE_MAX_BYTES, GeminiBatchBackend
 from airflow_llm_batch.exceptions import BadConnectionError
+from airflow_llm_batch.google.credentials import OFFICIAL_FIELDS, PREFIX
 from airflow_llm_batch.hooks.base import LLMBatchHook
-from airflow_llm_batch.hooks.extras import mapping_extra, number_extra
+from airflow_llm_batch.hooks.extras import mapping_extra, number_extra, refuse_unknown_extras
 
 _VERSION_SUFFIX = re.compile(r"/(v\d+(?:alpha|beta)?\d*)$")
+#: the extras this connection type reads; any other set extra is a BadConnectionError
+ACCEPTED_EXTRAS = frozenset({"api_key", "api_version", "timeout", "headers", "inline_max_bytes"})
+_VERTEX_HINT = ("; Google Cloud fields (project, key files...) belong on a google_cloud_platform connection "
+                "used with provider='vertex': this one is the Gemini Developer API, authenticated by its API key")
 
 
 class GeminiBatchHook(LLMBatchHook):
@@ -24,7 +29,9 @@ class GeminiBatchHook(LLMBatchHook):
     generativelanguage.googleapis.com; a trailing ``/v1beta`` or ``/v1`` sets the API version).
     extra: ``api_version`` (``v1beta`` or ``v1``; default: google-genai's), ``timeout`` (seconds),
     ``headers`` (extra HTTP headers), ``inline_max_bytes`` (chunks whose create body is larger are
-    uploaded as files; 0 always uploads).
+    uploaded as files; 0 always uploads). Any other extra (a Google Cloud field such as ``project`` or
+    ``key_path`` included: Vertex AI takes a ``google_cloud_platform`` connection) is a
+    BadConnectionError naming it, never ignored.
 
     The key is read from the connection each time a client is built (on the worker, and in the
     triggerer from ``conn_id``): it never travels in trigger kwargs or XCom.
@@ -42,6 +49,8 @@ class GeminiBatchHook(LLMBatchHook):
     def client_kwargs(conn: Connection) -> dict[str, Any]:
         """One place that turns a connection into client arguments, so sync and async cannot drift."""
         extra = conn.extra_dejson
+        google_fields = {name.removeprefix(PREFIX) for name in extra} & OFFICIAL_FIELDS
+        refuse_unknown_extras(conn.conn_id, extra, ACCEPTED_EXTRAS, _VERTEX_HINT if google_fields else "")
         api_key = conn.password or extra.get("api_key")
         if not api_key:
             raise BadConnectionError(f"connection {conn.conn_id!r} has no API key: set its password")

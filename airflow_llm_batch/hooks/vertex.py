@@ -3,9 +3,11 @@ Vertex batch prediction backend.
 
 The core install does not need apache-airflow-providers-google: when it is installed, its
 ``GoogleBaseHook`` supplies credentials and project (key files, impersonation... as configured on
-the connection); otherwise Application Default Credentials. An endpoint on plain ``http://`` (an
-emulator) never gets real credentials. Credentials are built in the process that polls or
-submits, from the connection id: they never travel in trigger kwargs or XCom.
+the connection); otherwise this package reads the same connection fields (``key_path``,
+``keyfile_dict``, ``credential_config_file``, ``scope``, ``impersonation_chain``, ``is_anonymous``:
+google/credentials.py) and refuses, naming the field, the ones only that provider can honour. An
+endpoint on plain ``http://`` (an emulator) never gets real credentials. Credentials are built in
+the process that polls or submits, from the connection id: they never travel in trigger kwargs or XCom.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, ClassVar
 
 from airflow.sdk.definitions.connection import Connection
@@ -20,6 +23,7 @@ from airflow.sdk.definitions.connection import Connection
 from airflow_llm_batch.backends.vertex import VertexBatchBackend
 from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging
 from airflow_llm_batch.exceptions import BadConnectionError, InvalidInputError
+from airflow_llm_batch.google.credentials import connection_field
 from airflow_llm_batch.google.settings import BIGQUERY_EMULATOR_ENV, STORAGE_EMULATOR_ENV, GoogleSettings
 from airflow_llm_batch.google.settings import endpoint_url as _url
 from airflow_llm_batch.hooks.base import LLMBatchHook
@@ -27,7 +31,6 @@ from airflow_llm_batch.hooks.extras import number_extra
 
 DEFAULT_LOCATION = "us-central1"
 DEFAULT_API_VERSION = "v1beta1"
-_PROVIDER_PREFIX = "extra__google_cloud_platform__"
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,8 @@ class VertexOptions:
     ``{staging}/output`` on GCS, the staging dataset on BigQuery), ``vertex_endpoint`` (base URL,
     e.g. the emulator's), ``vertex_api_version`` (``v1beta1`` or ``v1``), ``vertex_timeout``
     (seconds per HTTP call), ``storage_endpoint`` and ``bigquery_endpoint`` (emulators; else the
-    ``STORAGE_EMULATOR_HOST`` / ``BIGQUERY_EMULATOR_HOST`` variables).
+    ``STORAGE_EMULATOR_HOST`` / ``BIGQUERY_EMULATOR_HOST`` variables). Credentials: the Google
+    provider's fields, see :mod:`airflow_llm_batch.google.credentials`.
 
     Example: ``VertexOptions.from_connection(conn).staging_uri == "gs://my-bucket/llm-batch"``
     """
@@ -61,11 +65,7 @@ class VertexOptions:
         extras: dict[str, Any] = dict(conn.extra_dejson)
 
         def extra(*names: str) -> Any:
-            for name in names:
-                value = extras.get(name) or extras.get(_PROVIDER_PREFIX + name)
-                if value:
-                    return value
-            return None
+            return next((value for value in map(partial(connection_field, extras), names) if value), None)
 
         project = extra("project", "project_id")
         google = GoogleSettings(

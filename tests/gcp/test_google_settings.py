@@ -55,8 +55,13 @@ def test_key_material_without_the_google_provider_is_refused(monkeypatch: pytest
     pytest.importorskip("google.auth")
     if "airflow.providers.google" in sys.modules:
         pytest.skip("apache-airflow-providers-google is installed here")
+    # keyfile_dict and key_path are read without the provider (tests/hooks/test_google_connection_fields.py);
+    # a key kept in Secret Manager is not, and is refused rather than replaced by another identity
+    set_conn(monkeypatch, "gcp_keyed", project="p", key_secret_name="projects/p/secrets/k")
+    with pytest.raises(InvalidInputError, match=r"'key_secret_name'.*needs apache-airflow-providers-google"):
+        google_settings("gcp_keyed").credentials("bigquery")
     set_conn(monkeypatch, "gcp_keyed", project="p", keyfile_dict='{"type": "service_account"}')
-    with pytest.raises(InvalidInputError, match="needs apache-airflow-providers-google"):
+    with pytest.raises(InvalidInputError, match="'keyfile_dict' is not a complete service-account key"):
         google_settings("gcp_keyed").credentials("bigquery")
 
 
