@@ -32,3 +32,12 @@ def test_invoice_example_uris_default_to_the_day_and_take_overrides() -> None:
     given = {"params": {"invoices_uri": "gs://b/in.jsonl", "results_uri": "gs://b/out.jsonl"}, "ds": "x"}
     assert task.render_template(task.rows, given) == "gs://b/in.jsonl"
     assert task.render_template(task.destination, given) == "gs://b/out.jsonl"
+
+
+def test_maintenance_example_cleans_the_workspace_daily_through_the_retention_function() -> None:
+    bag = DagBag(dag_folder=str(EXAMPLES / "llm_batch_maintenance.py"))
+    dag = bag.dags["llm_batch_maintenance"]
+    assert not bag.import_errors, bag.import_errors
+    task = dag.get_task("clean_llm_batch_workspace")
+    assert task.python_callable.__code__.co_names.count("clean_workspace") == 1
+    assert dag.params["older_than"] == "30d"
