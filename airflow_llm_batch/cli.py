@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--home", default=".demo", help="folder for AIRFLOW_HOME, data and results")
     add_commands(sub)
     args, rest = parser.parse_known_args(argv)
-    if args.command in ("prices", "report", "runs"):
+    if args.command in ("prices", "report", "runs", "clean"):
         if rest:
             parser.error(f"unrecognized arguments: {' '.join(rest)}")
         return run_command(args)

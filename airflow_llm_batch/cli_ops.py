@@ -1,4 +1,4 @@
-"""The operations commands of ``airflow-llm-batch``: ``prices``, ``report`` and ``runs``."""
+"""The operations commands of ``airflow-llm-batch``: ``prices``, ``report``, ``runs`` and ``clean``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from airflow_llm_batch.pipeline.prices import PRICE_FIELDS
 
 
 def add_commands(sub: Any) -> None:
-    """Register the three commands on the main parser's subparsers."""
+    """Register the operations commands on the main parser's subparsers."""
     prices = sub.add_parser("prices", help="show the effective price table with each price's date and source")
     prices.add_argument("--prices-file", default=None,
                         help="a price file to merge instead of the [llm_batch] prices_file setting")
@@ -22,10 +22,15 @@ def add_commands(sub: Any) -> None:
     runs = sub.add_parser("runs", help="list recent runs of a workspace: rows, cost, saving, duration, failures")
     runs.add_argument("--workspace", default=None, help="default: the [llm_batch] workspace setting")
     runs.add_argument("--since", default="7d", help="how far back, e.g. 12h, 7d, 2w (default 7d)")
+    clean = sub.add_parser("clean", help="delete run folders and request-cache entries older than an age")
+    clean.add_argument("--older-than", required=True, help="age, e.g. 90m, 12h, 30d, 2w")
+    clean.add_argument("--workspace", default=None, help="default: the [llm_batch] workspace setting")
+    clean.add_argument("--dry-run", action="store_true", help="list what would go (counts and bytes), delete nothing")
+    clean.add_argument("--force", action="store_true", help="also delete run folders whose batches are still open")
 
 
 def run_command(args: argparse.Namespace) -> int:
-    handlers = {"prices": show_prices, "report": make_report, "runs": list_runs}
+    handlers = {"prices": show_prices, "report": make_report, "runs": list_runs, "clean": clean}
     try:
         return handlers[args.command](args)
     except (ValueError, FileNotFoundError) as exc:
@@ -74,4 +79,13 @@ def list_runs(args: argparse.Namespace) -> int:
 
         workspace = default_workspace()
     print(format_runs(recent_runs(as_path(workspace), parse_since(args.since))))
+    return 0
+
+
+def clean(args: argparse.Namespace) -> int:
+    from airflow_llm_batch.retention import clean_workspace, parse_age
+
+    parse_age(args.older_than)  # a bad age fails before the workspace is read
+    print(clean_workspace(args.workspace, older_than=args.older_than, dry_run=args.dry_run,
+                          force=args.force).describe())
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from airflow.dag_processing.dagbag import DagBag
@@ -32,3 +33,20 @@ def test_invoice_example_uris_default_to_the_day_and_take_overrides() -> None:
     given = {"params": {"invoices_uri": "gs://b/in.jsonl", "results_uri": "gs://b/out.jsonl"}, "ds": "x"}
     assert task.render_template(task.rows, given) == "gs://b/in.jsonl"
     assert task.render_template(task.destination, given) == "gs://b/out.jsonl"
+
+
+def test_maintenance_example_cleans_the_workspace_daily_through_the_retention_function(tmp_path: Path) -> None:
+    bag = DagBag(dag_folder=str(EXAMPLES / "llm_batch_maintenance.py"))
+    dag = bag.dags["llm_batch_maintenance"]
+    assert not bag.import_errors, bag.import_errors
+    assert dag.params["older_than"] == "30d"
+    entry = tmp_path / "_cache" / "v1" / "openai" / "ab" / ("ab" * 32 + ".json")
+    entry.parent.mkdir(parents=True)
+    entry.write_text("{}")
+    old = entry.stat().st_mtime - 40 * 86400
+    os.utime(entry, (old, old))
+    task = dag.get_task("clean_llm_batch_workspace")
+    params = {"older_than": "30d", "dry_run": True, "workspace": str(tmp_path)}
+    assert task.python_callable(params=params)["cache_entries"] == 1 and entry.exists()
+    assert task.python_callable(params={**params, "dry_run": False})["cache_entries"] == 1
+    assert not entry.exists()

@@ -24,7 +24,7 @@ from airflow_llm_batch.operators.alerts import (
 )
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
-from airflow_llm_batch.operators.links import RunReportLink
+from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
@@ -107,7 +107,7 @@ class LLMBatchOperator(RequestOptions):
     """
 
     template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination")
-    operator_extra_links = (RunReportLink(),)
+    operator_extra_links = (RunReportLink(), BatchConsoleLink())
     ui_color = "#e8f0fe"
 
     def __init__(
@@ -171,6 +171,12 @@ class LLMBatchOperator(RequestOptions):
         if wait.stuck:
             self._stuck(run, wait.stuck)
         return self._advance(run)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the rows source as input, the destination as output (see operators/lineage.py)."""
+        from airflow_llm_batch.operators.lineage import operator_lineage
+
+        return operator_lineage(self.rows, self.destination)
 
     def on_kill(self) -> None:
         """Cancel open batches (``cancel_on_kill``) and remember that we did: if the task runs again

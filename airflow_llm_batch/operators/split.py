@@ -123,6 +123,12 @@ class LLMBatchResultsOperator(HandleUser):
         self.destination = destination
         self.min_success_rate = min_success_rate
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: the destination as output (the rows source is the submit task's input)."""
+        from airflow_llm_batch.operators.lineage import operator_lineage
+
+        return operator_lineage(None, self.destination)
+
     @fail_without_retry
     def execute(self, context: Any) -> dict[str, Any]:
         # the split form does not resubmit: every row is final after one attempt

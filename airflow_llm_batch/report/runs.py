@@ -44,11 +44,11 @@ def as_path(location: str) -> StoragePath:
     return to_path(location if "://" in location else f"file://{location}")
 
 
-def parse_since(text: str) -> float:
-    """``"7d"`` -> seconds (s, m, h, d, w); raises ValueError naming the accepted forms."""
-    match = _SPAN.match(text.strip().lower())
+def parse_since(text: str, option: str = "--since") -> float:
+    """``"7d"`` -> seconds (s, m, h, d, w); raises ValueError naming ``option`` and the accepted forms."""
+    match = _SPAN.match(str(text).strip().lower())
     if not match:
-        raise ValueError(f"--since {text!r}: use a number and a unit, e.g. 90m, 12h, 7d, 2w")
+        raise ValueError(f"{option} {text!r}: use a number and a unit, e.g. 90m, 12h, 7d, 2w")
     return int(match.group(1)) * _SECONDS[match.group(2)]
 
 
