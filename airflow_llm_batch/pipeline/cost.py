@@ -191,7 +191,7 @@ def actual_cost(
     cached_usage: Usage = Usage(),  # noqa: B008 (frozen, so sharing the default is safe)
     cached_rows: int = 0,
     taken_on: str = "",
-    realtime_usage: Usage = field(default_factory=Usage),  # noqa: B008
+    realtime_usage: Usage = Usage(),  # noqa: B008
 ) -> CostReport:
     """Price the paid ``usage``: its ``realtime_usage`` part at the real-time price, the rest at batch
     price; ``cached_usage`` is what the ``cached_rows`` answered without paying had used when they

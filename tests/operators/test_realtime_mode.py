@@ -30,7 +30,8 @@ def connection(provider: str, emu: Emulator) -> dict[str, Any]:
 
     conn_type = hook_class(provider).conn_type
     if provider == "vertex":
-        return {"conn_type": conn_type, "extra": {"project": "p1", "vertex_endpoint": emu.url}}
+        return {"conn_type": conn_type, "extra": {"project": "p1", "vertex_endpoint": emu.url,
+                                                  "vertex_staging_uri": "gs://unused/staging"}}
     host = {"openai": emu.openai_base_url, "anthropic": emu.anthropic_base_url}.get(provider, emu.url)
     return {"conn_type": conn_type, "password": "k", "host": host}
 
