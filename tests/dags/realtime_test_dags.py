@@ -45,3 +45,13 @@ with DAG("llmb_rt_auto", schedule=None, start_date=datetime(2026, 1, 1), params=
 with DAG("llmb_rt_auto_dry", schedule=None, start_date=datetime(2026, 1, 1), params={**PARAMS, "mode": "auto"},
          catchup=False):
     answer(dry_run=True)
+
+with DAG("llmb_rt_decorated", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
+    from airflow.sdk import task
+
+    @task.llm_batch_job(conn_id="rt_openai", model="gpt-4o-mini", key="id", prompt="Say {{ row.text }}",
+                        workspace="{{ params.workspace }}", mode="realtime", max_concurrency=2, retries=0)
+    def computed_rows() -> list[dict[str, str]]:
+        return [{"id": f"d{i}", "text": f"decorated {i}"} for i in range(5)]
+
+    computed_rows()

@@ -187,3 +187,14 @@ def test_a_bad_mode_fails_when_the_dag_is_parsed() -> None:
 
     with pytest.raises(ValueError, match="mode='fast'"):
         LLMBatchOperator(task_id="t", model="m", rows=[], prompt="p", mode="fast")
+
+
+def test_the_decorator_passes_mode_through(emus: dict[str, Emulator], tmp_path: Path) -> None:
+    emu = emus["fast"]
+    emu.reset_stats()
+    run = run_dag("llmb_rt_decorated", {"workspace": f"file://{tmp_path}/ws"})
+    assert task_states(run) == {"computed_rows": "success"}
+    summary = xcom(run, "computed_rows")
+    assert {r["key"]: (r["output"], r["answered_by"]) for r in summary["results"]} == {
+        f"d{i}": (f"Say decorated {i}", "realtime") for i in range(5)}
+    assert emu.stats()["realtime"]["answered"] == 5 and batches_created(emu) == 0
