@@ -198,3 +198,15 @@ def test_the_decorator_passes_mode_through(emus: dict[str, Emulator], tmp_path: 
     assert {r["key"]: (r["output"], r["answered_by"]) for r in summary["results"]} == {
         f"d{i}": (f"Say decorated {i}", "realtime") for i in range(5)}
     assert emu.stats()["realtime"]["answered"] == 5 and batches_created(emu) == 0
+
+
+def test_bad_realtime_settings_fail_when_the_dag_is_parsed_and_templates_wait_for_the_run() -> None:
+    from airflow_llm_batch.operators import LLMBatchOperator
+
+    with pytest.raises(ValueError, match="deadline='tomorrow'"):
+        LLMBatchOperator(task_id="t", model="m", rows=[], prompt="p", mode="auto", deadline="tomorrow")
+    with pytest.raises(ValueError, match="max_concurrency=0"):
+        LLMBatchOperator(task_id="t", model="m", rows=[], prompt="p", mode="realtime", max_concurrency=0)
+    op = LLMBatchOperator(task_id="t", model="m", rows=[], prompt="p", mode="{{ params.mode }}",
+                          deadline="{{ params.deadline }}")
+    assert op.mode == "{{ params.mode }}" and "mode" in op.template_fields and "deadline" in op.template_fields
