@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -26,14 +26,16 @@ from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
+from airflow_llm_batch.operators.realtime_mode import check_realtime_budget, decide, send_in_realtime
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
-from airflow_llm_batch.operators.settings import RequestSettings, WaitSettings, default_deferrable
+from airflow_llm_batch.operators.settings import RealtimeSettings, RequestSettings, WaitSettings, default_deferrable
 from airflow_llm_batch.operators.wait import check_event, end_of_wait, timeout_at, wait_on_worker
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.waiting import WaitRules, stuck_rules
+from airflow_llm_batch.realtime.decision import AutoRule, Mode
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger
@@ -50,6 +52,7 @@ class OperatorTry(TaskRun):
     context: Any
     request: RequestSettings
     wait: WaitSettings
+    realtime: RealtimeSettings
 
     @property
     def landing(self) -> LandingContext:
@@ -104,9 +107,22 @@ class LLMBatchOperator(RequestOptions):
         task_id, run_id, try_number, provider, model, batch_ids, open_seconds, warn_after. With
         ``deferrable=True`` the trigger hands the alert back to a worker to call it, then defers again
     :param xcom_max_rows: with ``destination=None``, the most result rows returned through XCom
+    :param mode: "batch" (default: the provider's batch API, about half price), "realtime" (each row on
+        the ordinary endpoint, on the worker, no deferral) or "auto" (decided per run after the request
+        cache: real-time under 100 rows, without a batch API, or when a batch cannot be expected before
+        ``deadline``; else batch). Templated. The decision, its reason and the money at stake are logged,
+        kept for later tries and returned in the summary (``mode``); result rows say ``answered_by``
+    :param max_concurrency: real-time requests in flight at once (also the most that may be paid once
+        more after a killed try)
+    :param requests_per_minute: client-side real-time request rate limit (None: unlimited)
+    :param tokens_per_minute: client-side real-time token rate limit, on the prompt estimate (None: unlimited)
+    :param deadline: when the rows must have landed, for ``mode="auto"``: a timedelta from the run's start
+        (data interval end, else logical date), a datetime, or an ISO-8601 string (templated)
+    :param expected_batch_turnaround: how long a batch is expected to take (timedelta, default 2 h): with
+        ``mode="auto"``, a deadline nearer than this picks real-time
     """
 
-    template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination")
+    template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination", "mode", "deadline")
     operator_extra_links = (RunReportLink(), BatchConsoleLink())
     ui_color = "#e8f0fe"
 
@@ -127,6 +143,12 @@ class LLMBatchOperator(RequestOptions):
         xcom_max_rows: int = DEFAULT_MAX_XCOM_ROWS,
         warn_after: timedelta | float | None = DEFAULT_WARN_AFTER,
         on_stuck_batch: StuckCallback | None = None,
+        mode: str = "batch",
+        max_concurrency: int = 16,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        deadline: timedelta | datetime | str | None = None,
+        expected_batch_turnaround: timedelta = AutoRule.expected_batch_turnaround,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -136,7 +158,11 @@ class LLMBatchOperator(RequestOptions):
         self.max_attempts, self.retry_on = max_attempts, tuple(retry_on)
         self.enqueued_token_budget, self.max_open_batches = enqueued_token_budget, max_open_batches
         self.min_success_rate, self.xcom_max_rows = min_success_rate, xcom_max_rows
+        self.mode, self.max_concurrency, self.deadline = mode, max_concurrency, deadline
+        self.requests_per_minute, self.tokens_per_minute = requests_per_minute, tokens_per_minute
+        self.expected_batch_turnaround = expected_batch_turnaround
         WaitSettings.of(self)  # a bad value fails when the DAG is parsed
+        RealtimeSettings.of(self, templated=True)
         self.warn_after = warn_after_seconds(self.task_id, warn_after)
         self.on_stuck_batch = on_stuck_batch
         self._warned: set[str] = set()  # batches already reported stuck (carried by the trigger's events)
@@ -148,9 +174,11 @@ class LLMBatchOperator(RequestOptions):
     def execute(self, context: Any) -> Any:
         run = self._start(context)
         manifest = self.prepare_manifest(run, run.request, context)
+        decision = decide(run, run.request, run.realtime, context, record=not run.request.estimate_only)
         if run.request.estimate_only:
             self.log.info("dry_run: nothing submitted")
-            return dry_run_summary(run.request, manifest)
+            return {**dry_run_summary(run.request, manifest), "mode": decision.to_dict()}
+        check_realtime_budget(decision, run.request.max_cost_usd)
         try:
             if run.wait.destination:
                 open_sink(run.wait.destination).check(run.landing)
@@ -158,6 +186,9 @@ class LLMBatchOperator(RequestOptions):
                 check_fits(manifest.total_rows, run.wait.xcom_max_rows)
         except InvalidInputError as exc:  # a retry cannot fix a wrong destination: fail for good
             raise AirflowFailException(f"InvalidInputError: {exc}") from exc
+        if decision.mode is Mode.REALTIME:
+            send_in_realtime(run, run.request.parser, run.realtime.runner_settings(run.wait.policy))
+            return self._land(run)
         return self._advance(run)
 
     @fail_without_retry
@@ -195,7 +226,8 @@ class LLMBatchOperator(RequestOptions):
         self._try = OperatorTry(
             access=ProviderAccess.resolve(request.provider, request.conn_id, request.provider_options),
             folder=run_folder(request.workspace, context), tags=run_tags(context), policy=wait.policy,
-            admission=wait.admission, cache=request.answer_cache(), context=context, request=request, wait=wait)
+            admission=wait.admission, cache=request.answer_cache(), context=context, request=request, wait=wait,
+            realtime=RealtimeSettings.of(self))
         return self._try
 
     # -- the loop: collect what ended, send what waits, then wait or land ---------------------------

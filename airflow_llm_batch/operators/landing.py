@@ -44,7 +44,8 @@ def land(
     metrics (``on_report`` gets the report's URI), and return the summary."""
     summary = run.summary(manifest)
     cost = actual_cost(price, summary.usage, cached_usage=Usage.from_dict(manifest.cached_usage),
-                       cached_rows=manifest.cached_rows + manifest.follower_rows, taken_on=prices_taken_on)
+                       cached_rows=manifest.cached_rows + manifest.follower_rows, taken_on=prices_taken_on,
+                       realtime_usage=summary.realtime_usage)
     out: dict[str, Any] = {"provider": provider, "model": manifest.model, **summary.to_dict(),
                            "cost": cost.to_dict(), "estimate": manifest.estimate,
                            "workspace": str(run.folder), "destination": None}
@@ -93,17 +94,18 @@ def report_and_metrics(folder: StoragePath, landing: LandingContext) -> str | No
 
 
 def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterator[ResultRow]:
-    """Add ``cost_usd`` (batch price of the row's usage) to each row when the price is known."""
+    """Add ``cost_usd`` (the row's usage at the price of the path that answered it) when the price is known."""
     for row in rows:
         if price is not None:
-            row.extra["cost_usd"] = row_cost_usd(price, row.usage)
+            row.extra["cost_usd"] = row_cost_usd(price, row.usage, realtime=row.answered_by == "realtime")
         yield row
 
 
 def describe_cost(cost: CostReport) -> str:
     if not cost.price_known:
         return "unknown (model not in the price table; pass prices= to price it)"
-    return (f"${cost.batch_usd:.4f} at batch price vs ${cost.realtime_usd:.4f} real-time: saved "
+    sent_realtime = f"${cost.realtime_paid_usd:.4f} sent in real time + " if cost.realtime_usage.total_tokens else ""
+    return (f"{sent_realtime}${cost.batch_usd:.4f} at batch price vs ${cost.realtime_usd:.4f} real-time: saved "
             f"${cost.saving_usd:.4f}; {cost.cached_rows} row(s) answered without paying saved another "
             f"${cost.cached_saving_usd:.4f} (prices of {cost.taken_on})")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from airflow.configuration import conf
@@ -33,6 +33,9 @@ from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.types import Endpoint
+from airflow_llm_batch.realtime.deadline import Deadline, deadline_at
+from airflow_llm_batch.realtime.decision import AutoRule, Mode
+from airflow_llm_batch.realtime.runner import RunnerSettings
 from airflow_llm_batch.sources.rows import to_path
 
 #: request parameters that cap an answer's size, by provider vocabulary (for the worst-case estimate)
@@ -162,6 +165,53 @@ class WaitSettings:
     @property
     def admission(self) -> Admission:
         return Admission(token_budget=self.enqueued_token_budget, max_open_batches=self.max_open_batches)
+
+
+@dataclass(frozen=True)
+class RealtimeSettings:
+    """Batch or real-time, and how real-time sends (LLMBatchOperator's own parameters, rendered).
+
+    Built at parse time too (``templated=True`` skips the values still holding ``{{ ... }}``)."""
+
+    task_id: str
+    mode: Mode
+    max_concurrency: int
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    deadline: Deadline | None
+    expected_batch_turnaround: timedelta
+
+    @classmethod
+    def of(cls, op: Any, *, templated: bool = False) -> RealtimeSettings:
+        task_id, mode, deadline = op.task_id, op.mode, op.deadline
+        if templated and isinstance(mode, str) and "{{" in mode:
+            mode = Mode.BATCH  # rendered and checked again when the task runs
+        try:
+            parsed = Mode.parse(mode)
+            if not (templated and isinstance(deadline, str) and "{{" in deadline):
+                deadline_at(deadline, datetime.now(timezone.utc))  # a bad deadline fails here
+        except ValueError as exc:
+            raise ValueError(f"task {task_id!r}: {exc}") from None
+        check_count(task_id, "max_concurrency", op.max_concurrency)
+        for name in ("requests_per_minute", "tokens_per_minute"):
+            check_count(task_id, name, getattr(op, name), optional=True)
+        turnaround = op.expected_batch_turnaround
+        if not isinstance(turnaround, timedelta) or turnaround.total_seconds() <= 0:
+            raise ValueError(f"task {task_id!r}: expected_batch_turnaround={turnaround!r} must be a timedelta > 0")
+        return cls(task_id, parsed, op.max_concurrency, op.requests_per_minute, op.tokens_per_minute,
+                   deadline or None, turnaround)
+
+    @property
+    def rule(self) -> AutoRule:
+        return AutoRule(expected_batch_turnaround=self.expected_batch_turnaround)
+
+    def runner_settings(self, policy: RetryPolicy) -> RunnerSettings:
+        return RunnerSettings(max_concurrency=self.max_concurrency, requests_per_minute=self.requests_per_minute,
+                              tokens_per_minute=self.tokens_per_minute, policy=policy)
+
+    def seconds_to_deadline(self, run_start: datetime, now: datetime) -> float | None:
+        at = deadline_at(self.deadline, run_start)
+        return None if at is None else (at - now).total_seconds()
 
 
 def to_send(manifest: Manifest) -> list[ChunkRecord]:

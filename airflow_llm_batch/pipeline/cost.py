@@ -8,7 +8,7 @@ price the figures are ``None`` ("unknown"), never a guess.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_llm_batch.exceptions import BudgetExceededError, InvalidInputError
@@ -131,11 +131,16 @@ def check_budget(estimate: CostEstimate, max_cost_usd: float | None) -> None:
 
 @dataclass(frozen=True)
 class CostReport:
-    """What a run cost at batch price, what real-time would have cost, and what the cache saved.
+    """What a run cost: the batch rows at batch price, the real-time rows at the standard (real-time)
+    price, what the batch rows would have cost real-time, and what the cache saved.
 
-    ``usage`` is the total paid usage. ``cached_rows`` were answered without a request (from the
-    request cache or by an identical request of the same run); ``cached_saving_usd`` is what their
-    recorded usage would have cost at batch price. USD figures are None when the price is unknown.
+    ``usage`` is the total paid usage, ``realtime_usage`` the part of it sent in real time.
+    ``batch_usd`` prices the batch part at batch price, ``realtime_paid_usd`` the real-time part at the
+    real-time price, ``paid_usd`` is both. ``realtime_usd`` is what all of ``usage`` would cost in real
+    time; ``saving_usd`` is what the batch rows saved over real-time (real-time rows save nothing).
+    ``cached_rows`` were answered without a request (from the request cache or by an identical request
+    of the same run); ``cached_saving_usd`` is what their recorded usage would have cost at batch
+    price. USD figures are None when the price is unknown.
 
     Example::
 
@@ -154,6 +159,14 @@ class CostReport:
     cached_saving_usd: float | None
     price_known: bool
     taken_on: str
+    realtime_usage: Usage = field(default_factory=Usage)
+    realtime_paid_usd: float | None = None
+
+    @property
+    def paid_usd(self) -> float | None:
+        if self.batch_usd is None or self.realtime_paid_usd is None:
+            return None
+        return self.batch_usd + self.realtime_paid_usd
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +178,9 @@ class CostReport:
             "cached_saving_usd": self.cached_saving_usd,
             "price_known": self.price_known,
             "taken_on": self.taken_on,
+            "realtime_usage": self.realtime_usage.to_dict(),
+            "realtime_paid_usd": self.realtime_paid_usd,
+            "paid_usd": self.paid_usd,
         }
 
 
@@ -175,29 +191,38 @@ def actual_cost(
     cached_usage: Usage = Usage(),  # noqa: B008 (frozen, so sharing the default is safe)
     cached_rows: int = 0,
     taken_on: str = "",
+    realtime_usage: Usage = Usage(),  # noqa: B008
 ) -> CostReport:
-    """Price the paid ``usage`` at batch and real-time rates; ``cached_usage`` is what the
-    ``cached_rows`` answered without paying had used when they were first answered."""
+    """Price the paid ``usage``: its ``realtime_usage`` part at the real-time price, the rest at batch
+    price; ``cached_usage`` is what the ``cached_rows`` answered without paying had used when they
+    were first answered."""
     _check_count("cached_rows", cached_rows)
     if price is None:
-        return CostReport(usage, None, None, None, cached_rows, None, False, taken_on)
-    batch = _batch_usd(price, usage)
-    realtime = _realtime_usd(price, usage)
+        return CostReport(usage, None, None, None, cached_rows, None, False, taken_on, realtime_usage)
+    batch_part = Usage(usage.input_tokens - realtime_usage.input_tokens,
+                       usage.output_tokens - realtime_usage.output_tokens,
+                       usage.cached_input_tokens - realtime_usage.cached_input_tokens)
+    batch = _batch_usd(price, batch_part)
     return CostReport(
         usage=usage,
         batch_usd=batch,
-        realtime_usd=realtime,
-        saving_usd=realtime - batch,
+        realtime_usd=_realtime_usd(price, usage),
+        saving_usd=_realtime_usd(price, batch_part) - batch,
         cached_rows=cached_rows,
         cached_saving_usd=_batch_usd(price, cached_usage),
         price_known=True,
         taken_on=taken_on,
+        realtime_usage=realtime_usage,
+        realtime_paid_usd=_realtime_usd(price, realtime_usage),
     )
 
 
-def row_cost_usd(price: ModelPrice | None, usage: Usage) -> float | None:
-    """The batch price of one row's usage, or None when the price is unknown."""
-    return None if price is None else _batch_usd(price, usage)
+def row_cost_usd(price: ModelPrice | None, usage: Usage, *, realtime: bool = False) -> float | None:
+    """One row's usage at batch price (at the real-time price with ``realtime``), or None when the
+    price is unknown."""
+    if price is None:
+        return None
+    return _realtime_usd(price, usage) if realtime else _batch_usd(price, usage)
 
 
 def _batch_usd(price: ModelPrice, usage: Usage) -> float:

@@ -51,6 +51,9 @@ class ChunkRecord:
     running_at: float | None = None
     #: the batch of an earlier run these rows wait on instead of being sent (see adopt.py)
     adopted: str | None = None
+    #: the path that answers the chunk: None = a batch; "realtime" = sent one by one (realtime_chunks.py),
+    #: recorded before the first send so no later try creates a batch for it
+    path: str | None = None
 
     @property
     def is_adopted(self) -> bool:
@@ -88,6 +91,8 @@ class Manifest:
     #: the smallest total (open batches + the refused chunk, in our token estimate) the provider refused
     #: for its enqueued-token limit: later chunks wait while open batches would reach it again
     refused_tokens: int | None = None
+    #: the batch / real-time decision of this run (realtime.decision.ModeDecision.to_dict()), kept for resumes
+    mode: dict[str, Any] | None = None
 
     @property
     def batch_ids(self) -> list[str]:
@@ -103,6 +108,11 @@ class Manifest:
         """Each input row has exactly one final result stored."""
         answered = bool(self.answered_results) or not (self.cached_rows or self.follower_rows)
         return self.chunks_done and answered
+
+    @property
+    def has_sent(self) -> bool:
+        """Whether any chunk may have been paid for: a batch intent, or a chunk given to real-time."""
+        return any(c.state != ChunkState.PREPARED or c.path is not None for c in self.chunks)
 
     @property
     def open_batch_ids(self) -> list[str]:

@@ -93,7 +93,7 @@ class BatchRun:
         """
         options = self._prepare_options(max_rows_per_chunk, carry)
         existing = self.store.load()
-        if existing is not None and any(c.state != ChunkState.PREPARED for c in existing.chunks):
+        if existing is not None and existing.has_sent:
             checked = dataclasses.replace(options, write=False)  # the digest only: nothing is written
             digest = prepare(rows(), spec, folder=self.folder, backend=self.backend, options=checked).digest
             if digest != existing.digest:

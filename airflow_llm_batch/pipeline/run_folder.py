@@ -77,14 +77,18 @@ class RunFolder:
     # -- reading -----------------------------------------------------------------------------------
     def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
         """Every final result row: one per input row once ``manifest.is_done``."""
-        yield from self._iter_files([*(c.results for c in manifest.chunks if c.results),
-                                     *manifest.answered_results])
+        for chunk in manifest.chunks:
+            if chunk.results:
+                yield from self._iter_files([chunk.results], chunk.path or "batch")
+        yield from self._iter_files(manifest.answered_results, "cache")
 
-    def _iter_files(self, files: Iterable[str]) -> Iterator[ResultRow]:
+    def _iter_files(self, files: Iterable[str], answered_by: str | None = None) -> Iterator[ResultRow]:
         for name in files:
             with (self.folder / name).open("rb") as fh:
                 for line in fh:
-                    yield ResultRow.from_dict(json.loads(line))
+                    row = ResultRow.from_dict(json.loads(line))
+                    row.answered_by = answered_by or row.answered_by
+                    yield row
 
     @staticmethod
     def summary(manifest: Manifest) -> RunSummary:
@@ -107,4 +111,25 @@ class RunFolder:
             repeated_rows=manifest.follower_rows,
             sent_rows=sum(c.count for c in manifest.chunks if c.retry_of is None and not c.is_adopted),
             adopted_rows=sum(c.count for c in manifest.chunks if c.is_adopted),
+            rows_by_path=_rows_by_path(manifest),
+            realtime_usage=_usage(c.counts for c in manifest.chunks if c.path is not None),
+            mode=manifest.mode,
         )
+
+
+def _rows_by_path(manifest: Manifest) -> dict[str, int]:
+    """Final rows per path that answered them: "batch", "realtime" (``ChunkRecord.path``) and "cache"
+    (the request cache and repeats of another row of the run: not paid)."""
+    rows = {"batch": 0, "realtime": 0, "cache": manifest.answered_counts.get("succeeded", 0)
+            + manifest.answered_counts.get("failed", 0)}
+    for chunk in manifest.chunks:
+        path = chunk.path or "batch"
+        rows[path] = rows.get(path, 0) + chunk.counts.get("succeeded", 0) + chunk.counts.get("failed", 0)
+    return rows
+
+
+def _usage(counts: Iterable[dict[str, int]]) -> Usage:
+    total: Counter[str] = Counter()
+    for item in counts:
+        total.update(item)
+    return Usage(total["tokens_input"], total["tokens_output"], total["tokens_cached"])

@@ -53,6 +53,8 @@ class Submitter:
                 continue
             if chunk.state == ChunkState.PREPARED and chunk.is_adopted and await self._adopt(manifest, chunk):
                 continue
+            if chunk.path is not None:  # answered in real time (realtime_chunks.py): never a batch
+                continue
             if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING) or manifest.breaker:
                 continue
             if self._admits(manifest, chunk):

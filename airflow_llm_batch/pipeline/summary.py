@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_llm_batch.pipeline.types import Usage
@@ -23,6 +23,12 @@ class RunSummary:
     repeated_rows: int = 0
     sent_rows: int = 0
     adopted_rows: int = 0
+    #: final rows by the path that answered them: "batch", "realtime", "cache" (not paid)
+    rows_by_path: dict[str, int] | None = None
+    #: the part of ``usage`` paid at the real-time (standard) price
+    realtime_usage: Usage = field(default_factory=Usage)
+    #: the batch / real-time decision (realtime.decision.ModeDecision.to_dict()), None for older runs
+    mode: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -39,4 +45,7 @@ class RunSummary:
             "cached_rows": self.cached_rows,
             "repeated_rows": self.repeated_rows,
             "adopted_rows": self.adopted_rows,
+            "rows_by_path": self.rows_by_path,
+            "realtime_usage": self.realtime_usage.to_dict(),
+            "mode": self.mode,
         }

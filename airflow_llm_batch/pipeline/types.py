@@ -209,6 +209,8 @@ class ResultRow:
     attempts: int = 1
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the path that answered the row: "batch", "realtime" or "cache" (set when the results are read)
+    answered_by: str = "batch"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,13 +225,14 @@ class ResultRow:
             "custom_id": self.custom_id,
             "attempts": self.attempts,
             "cached": self.cached,
+            "answered_by": self.answered_by,
             **self.extra,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:
         known = {"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
-                 "custom_id", "attempts", "cached"}
+                 "custom_id", "attempts", "cached", "answered_by"}
         return cls(
             key=data["key"],
             status=RowStatus(data["status"]),
@@ -242,6 +245,7 @@ class ResultRow:
             custom_id=data.get("custom_id"),
             attempts=int(data.get("attempts", 1)),
             cached=bool(data.get("cached", False)),
+            answered_by=str(data.get("answered_by") or ("cache" if data.get("cached") else "batch")),
             extra={k: v for k, v in data.items() if k not in known},
         )
 
