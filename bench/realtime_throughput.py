@@ -24,6 +24,7 @@ import asyncio
 import cProfile
 import io
 import json
+import os
 import pstats
 import resource
 import sys
@@ -34,12 +35,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from trigger_load import EMULATOR_PIDS, OUT_DIR, emulator_process, process_cpu  # noqa: E402
+from trigger_load import EMULATOR_PIDS, OUT_DIR, emulator_process, process_cpu
 
-from airflow_llm_batch.backends.openai import OpenAIBatchBackend  # noqa: E402
-from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest  # noqa: E402
-from airflow_llm_batch.realtime.answer_log import AnswerLog  # noqa: E402
-from airflow_llm_batch.realtime.runner import RealtimeRequest, RealtimeRunner, RunnerSettings  # noqa: E402
+import airflow_llm_batch.hooks  # noqa: F401  (as on a worker: the SDKs' per-request INFO line is off)
+from airflow_llm_batch.backends.openai import OpenAIBatchBackend
+from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
+from airflow_llm_batch.realtime.answer_log import AnswerLog
+from airflow_llm_batch.realtime.runner import RealtimeRequest, RealtimeRunner, RunnerSettings
 
 HEADER = ("| rows | concurrency | latency ms | transport | wall s | req/s (ideal) | share of ideal | "
           "CPU ms/req (runner) | emulator CPU ms/req | peak RSS MiB |")
@@ -83,7 +85,7 @@ async def run(base_url: str, args: argparse.Namespace, folder: Path) -> dict[str
         await backend.aclose()
     if profile:
         text = io.StringIO()
-        pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(25)
+        pstats.Stats(profile, stream=text).sort_stats(os.environ.get("BENCH_SORT", "tottime")).print_stats(25)
         print(text.getvalue())
     return {"report": report.to_dict(), "wall": wall, "cpu": cpu}
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the emulator takes per answer")
     parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx",
                         help="the SDK's default httpx client, or its aiohttp one (default: %(default)s)")
-    parser.add_argument("--profile", action="store_true", help="print a cProfile of the run (top 25, tottime)")
+    parser.add_argument("--profile", action="store_true",
+                        help="print a cProfile of the run (top 25 by CPU; sort: $BENCH_SORT, default tottime)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "realtime_throughput.md")
     args = parser.parse_args(argv)
     result = measure(args)
