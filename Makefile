@@ -32,10 +32,12 @@ test: install lint
 BENCH_PREPARE_ROWS ?= 100000
 BENCH_TRIGGERS ?= 100 500 1000
 BENCH_ROWS ?= 10000
+BENCH_REALTIME_ROWS ?= 10000
 bench: install
 	$(PY) bench/prepare_and_parse.py --rows $(BENCH_PREPARE_ROWS)
 	$(PY) bench/trigger_load.py --n $(BENCH_TRIGGERS)
 	$(PY) bench/e2e.py --rows $(BENCH_ROWS)
+	$(PY) bench/realtime_throughput.py --rows $(BENCH_REALTIME_ROWS) --transport aiohttp
 
 lint: install
 	$(VENV)/bin/ruff check airflow_llm_batch tests example_dags bench

@@ -9,6 +9,7 @@ The SDK's own retries are off: the real-time runner owns retries and counts them
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import openai
@@ -18,13 +19,26 @@ from airflow_llm_batch.backends.openai import decode_output_line
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.pipeline.types import RawResult
 
+#: each client's copy without SDK retries, made once (``with_options`` copies the client: per request, that
+#: was CPU spent on every call)
+_NO_RETRIES: weakref.WeakKeyDictionary[AsyncOpenAI | AsyncAzureOpenAI, AsyncOpenAI | AsyncAzureOpenAI] = (
+    weakref.WeakKeyDictionary())
+
+
+def without_retries(client: AsyncOpenAI | AsyncAzureOpenAI) -> AsyncOpenAI | AsyncAzureOpenAI:
+    """``client`` with ``max_retries=0`` (sharing its connection pool), built once per client."""
+    copy = _NO_RETRIES.get(client)
+    if copy is None:
+        copy = _NO_RETRIES[client] = client.with_options(max_retries=0)
+    return copy
+
 
 async def send(client: AsyncOpenAI | AsyncAzureOpenAI, request_line: dict[str, Any]) -> RawResult:
     """POST the line's body; the answer as a RawResult, or CallFailed (policy codes) without one."""
     custom_id = str(request_line["custom_id"])
     path = str(request_line["url"]).removeprefix("/v1")
     try:
-        answer = await client.with_options(max_retries=0).post(
+        answer = await without_retries(client).post(
             path, cast_to=object, body=request_line["body"], options={"headers": {CUSTOM_ID_HEADER: custom_id}})
     except openai.APIStatusError as exc:
         code, message = error_field(exc.body, "code", "type"), error_field(exc.body, "message") or exc.message

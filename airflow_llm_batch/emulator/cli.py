@@ -36,6 +36,8 @@ def build_parser(prog: str = "airflow-llm-batch emulator") -> argparse.ArgumentP
         "--port", type=int, default=DEFAULT_PORT, help="TCP port, 0 for any (default: %(default)s)"
     )
     _add_config_arguments(parser)
+    parser.add_argument("--no-batch-api", dest="batch_api", action="store_false",
+                        help="answer 404 on the OpenAI file and batch routes, like vLLM (real-time routes only)")
     parser.add_argument("--verbose", action="store_true", help="log batch lifecycle events to stderr")
     _add_fault_arguments(parser)
     return parser
@@ -51,6 +53,10 @@ _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("expire_after_seconds", "--expire-after-seconds", float,
      "expire batches still running after this many seconds (default: never)"),
     ("api_key", "--api-key", str, "require this API key on every request"),
+    ("realtime_latency_seconds", "--realtime-latency-seconds", float,
+     "time each real-time answer takes (default: %(default)s)"),
+    ("realtime_max_concurrency", "--realtime-max-concurrency", int,
+     "real-time requests in flight beyond this get a 429 with Retry-After (default: no limit)"),
 )
 """(EmulatorConfig field, flag, type, help) of the flags that set the config; defaults are the config's."""
 
@@ -136,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             host=args.host,
             port=args.port,
             fault_plan=fault_plan_from_args(args),
+            batch_api=args.batch_api,
             **{field_name: getattr(args, field_name) for field_name, *_ in _CONFIG_FLAGS},
         )
     except (ValueError, TypeError) as exc:

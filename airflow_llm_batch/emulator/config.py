@@ -80,6 +80,10 @@ class EmulatorConfig:
     realtime_5xx_rate: float = 0.0
     """Share of real-time request bodies refused with a 500 on their first send (a resend succeeds)."""
 
+    batch_api: bool = True
+    """False: the OpenAI ``/v1/files`` and ``/v1/batches`` routes (and Azure's) answer 404, as on vLLM,
+    Ollama or TGI; chat completions, responses and embeddings still answer (an OpenAI-compatible server)."""
+
     fault_plan: FaultPlan | None = None
     """Fault plan in force when the emulator starts (change it at runtime with
     ``set_fault_plan``/``clear_fault_plan``); see :mod:`.faults`."""

@@ -191,7 +191,8 @@ def add_routes(app: web.Application, state: EmulatorState) -> OpenAIBatches:
     """Mount the OpenAI routes (``/v1`` and the Azure-style ``/openai``) on ``app``."""
     store = OpenAIBatches(state)
     app[OPENAI_BATCHES_KEY] = store
-    routes = OpenAIRoutes(store)
-    routes.register(app, "/v1")
-    routes.register(app, "/openai")
+    if state.config.batch_api:  # else no file or batch route: 404, as on a server without a batch API
+        routes = OpenAIRoutes(store)
+        routes.register(app, "/v1")
+        routes.register(app, "/openai")
     return store

@@ -9,6 +9,7 @@ from airflow_llm_batch.hooks.base import LLMBatchHook
 PROVIDER_HOOKS: dict[str, str] = {
     "openai": "airflow_llm_batch.hooks.openai:OpenAIBatchHook",
     "azure_openai": "airflow_llm_batch.hooks.azure_openai:AzureOpenAIBatchHook",
+    "openai_compatible": "airflow_llm_batch.hooks.openai_compatible:OpenAICompatibleHook",
     "anthropic": "airflow_llm_batch.hooks.anthropic:AnthropicBatchHook",
     "gemini": "airflow_llm_batch.hooks.gemini:GeminiBatchHook",
     "vertex": "airflow_llm_batch.hooks.vertex:VertexBatchHook",

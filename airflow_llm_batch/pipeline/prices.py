@@ -27,6 +27,9 @@ _METADATA_KEYS = frozenset({"note", "source"})
 #: what may follow a known model name for the longer name to be the same model: a dated or numbered
 #: snapshot such as "-2024-07-18", "-20250929", "@20250929" (Vertex) or "-001"
 _SNAPSHOT_SUFFIX = re.compile(r"[-@](?:\d{4}-\d{2}-\d{2}|\d{8}|\d{3,4})")
+#: providers whose models cost nothing unless priced (self-hosted OpenAI-compatible servers: vLLM,
+#: Ollama...); a hosted one (DeepSeek, Together, Groq) is priced with the prices file or ``prices=``
+FREE_UNLESS_PRICED = frozenset({"openai_compatible"})
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class PriceOrigin:
 
     taken_on: str
     source: str
+
+
+#: the price of a model at a provider in :data:`FREE_UNLESS_PRICED` that no table entry prices
+ZERO_PRICE = ModelPrice(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+FREE_ORIGIN = PriceOrigin("", "self-hosted: zero unless priced")
 
 
 class PriceTable:
@@ -172,15 +180,20 @@ class PriceTable:
         or ``@20250929``, or a version number such as ``-001``): ``gpt-4o-mini-2024-07-18`` is priced
         as ``gpt-4o-mini`` and ``claude-sonnet-4-5-20250929`` as ``claude-sonnet-4-5``, but
         ``claude-opus-4-1`` is never priced as ``claude-opus-4`` nor ``gpt-5.4`` as ``gpt-5``.
+        A model of a provider in :data:`FREE_UNLESS_PRICED` that nothing prices costs zero.
         A path prefix (``models/gemini-2.5-flash``, ``publishers/google/models/...``) is ignored.
         """
         known = self._resolve(provider, model)
-        return None if known is None else self._providers[_norm(provider)][known]
+        if known is None:
+            return ZERO_PRICE if _norm(provider) in FREE_UNLESS_PRICED else None
+        return self._providers[_norm(provider)][known]
 
     def origin_of(self, provider: str, model: str) -> PriceOrigin | None:
         """The date and source of the price :meth:`price_for` gives, or None when it gives none."""
         known = self._resolve(provider, model)
-        return None if known is None else self._origins[(_norm(provider), known)]
+        if known is None:
+            return FREE_ORIGIN if _norm(provider) in FREE_UNLESS_PRICED else None
+        return self._origins[(_norm(provider), known)]
 
     def merged_with(self, other: PriceTable) -> PriceTable:
         """This table with every model ``other`` prices replaced by ``other``'s entry (and origin).

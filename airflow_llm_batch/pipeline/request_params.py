@@ -40,6 +40,7 @@ _GOOGLE: dict[str, str] = {"contents": PROMPT, "system_instruction": SYSTEM, "sy
 RESERVED: dict[str, dict[Endpoint, dict[str, str]]] = {
     "openai": _OPENAI,
     "azure_openai": _OPENAI,
+    "openai_compatible": _OPENAI,
     "anthropic": {endpoint: {"messages": PROMPT, "system": SYSTEM} for endpoint in Endpoint},
     "gemini": {endpoint: _GOOGLE for endpoint in Endpoint},
     "vertex": {endpoint: _GOOGLE for endpoint in Endpoint},

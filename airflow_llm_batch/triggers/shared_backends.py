@@ -27,7 +27,8 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 #: connections of one shared client (and so its requests in flight); the rest wait in aiohttp's queue
 MAX_CONNECTIONS = 64
 #: the SDK whose aiohttp-based ``DefaultAioHttpClient`` each provider's async client takes
-AIOHTTP_SDK = {"openai": "openai", "azure_openai": "openai", "anthropic": "anthropic"}
+AIOHTTP_SDK = {"openai": "openai", "azure_openai": "openai", "openai_compatible": "openai",
+               "anthropic": "anthropic"}
 
 Slot = tuple[str, str, str, int]
 _SHARED: dict[Slot, tuple[BatchBackend, int]] = {}

@@ -34,7 +34,8 @@ def connection(provider: str, emu: Emulator, key: str) -> dict[str, Any]:
     conn_type = hook_class(provider).conn_type
     if provider == "vertex":
         return {"conn_type": conn_type, "extra": {"project": "p1", "vertex_endpoint": emu.url}}
-    host = {"openai": emu.openai_base_url, "anthropic": emu.anthropic_base_url}.get(provider, emu.url)
+    host = {"openai": emu.openai_base_url, "openai_compatible": emu.openai_base_url,
+            "anthropic": emu.anthropic_base_url}.get(provider, emu.url)
     return {"conn_type": conn_type, "password": key, "host": host}
 
 
@@ -60,7 +61,7 @@ def test_test_connection_makes_one_authenticated_call(provider: str, keyed_emula
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     fields = connection(provider, keyed_emulator, GOOD_KEY)
     monkeypatch.setenv("AIRFLOW_CONN_PROBE", json.dumps(fields))
-    counted = "openai" if provider == "azure_openai" else provider
+    counted = "openai" if provider in ("azure_openai", "openai_compatible") else provider
     before = stats(keyed_emulator, counted)
     ok, message = hook_class(provider)("probe").test_connection()
     assert ok, message
@@ -68,7 +69,7 @@ def test_test_connection_makes_one_authenticated_call(provider: str, keyed_emula
     assert stats(keyed_emulator, counted) == before + 1
 
 
-@pytest.mark.parametrize("provider", ["anthropic", "azure_openai", "gemini", "openai"])
+@pytest.mark.parametrize("provider", ["anthropic", "azure_openai", "gemini", "openai", "openai_compatible"])
 def test_a_refused_key_fails_with_a_clear_message(provider: str, keyed_emulator: Emulator,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_PROBE", json.dumps(connection(provider, keyed_emulator, "wrong-key")))
