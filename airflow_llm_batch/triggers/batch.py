@@ -10,14 +10,13 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
-from airflow_llm_batch.pipeline.vanished import progress_or_gone
+from airflow_llm_batch.pipeline.vanished import Polls, progress_or_gone
 from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules, stuck_message, stuck_rules
 from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
-from airflow_llm_batch.triggers.shared_backends import shared_backend
+from airflow_llm_batch.triggers.shared_backends import shared_backend, shared_poller
 
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
@@ -107,21 +106,21 @@ class LLMBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
+            async with shared_poller(self.provider, self.conn_id, self.provider_options) as poller:
                 await asyncio.sleep(first_poll_delay(self.poll_interval))
-                event = await self._watch(backend)
+                event = await self._watch(poller)
         except Exception as exc:  # building the client failed: bad connection, missing SDK
             event = WaitEvent(WaitOutcome.ERROR, message=f"cannot poll: {type(exc).__name__}: {exc}")
         yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]  # untyped in Airflow
 
-    async def _watch(self, backend: BatchBackend) -> WaitEvent:
+    async def _watch(self, poller: Polls) -> WaitEvent:
         """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
         wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
                                    self.return_on_first_end, self.max_consecutive_errors, **stuck_rules(self.stuck)))
         last_line, last_log = "", 0.0
         while True:
             try:
-                progress = list(await asyncio.gather(*(progress_or_gone(backend, b) for b in self.batch_ids)))
+                progress = list(await asyncio.gather(*(progress_or_gone(poller, b) for b in self.batch_ids)))
             except Exception as exc:
                 decision = wait.failed(exc)
                 if decision.outcome is None:
