@@ -22,6 +22,10 @@ from airflow_llm_batch.triggers.shared_backends import shared_backend, shared_po
 HEARTBEAT_SECONDS = 300.0
 #: a triggerer starting many triggers at once (a restart) spreads their first polls over up to this (seconds)
 FIRST_POLL_SPREAD_SECONDS = 2.0
+#: progress lines per second written by all the triggers of a triggerer together (a line costs ~5 ms through
+#: structlog: a thousand triggers starting at once would spend 5 CPU-s on their first lines); a line over
+#: the budget waits for a later poll
+PROGRESS_LINES_PER_SECOND = 5.0
 #: on_kill's own bound (seconds), inside Airflow's ``[triggerer] on_kill_timeout`` (30 s by default)
 ON_KILL_SECONDS = 20.0
 
@@ -130,7 +134,7 @@ class LLMBatchTrigger(BaseTrigger):
                 decision = wait.polled(progress, time.time())
                 self._ended = set(wait.ended)
                 line = describe(progress)
-                if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
+                if (line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS) and LINES.take():
                     self.log.info("%s", line)
                     last_line, last_log = line, time.monotonic()
                 if decision.stuck:
@@ -172,6 +176,28 @@ class LLMBatchTrigger(BaseTrigger):
         failed = {b: type(o).__name__ for b, o in zip(ids, outcomes, strict=True) if isinstance(o, BaseException)}
         self.log.warning("Task killed: cancelled %d open batch(es) %s%s", len(ids) - len(failed),
                          [b for b in ids if b not in failed], f"; cancel failed for {failed}" if failed else "")
+
+
+class LineBudget:
+    """A token bucket shared by the triggers of a process: ``take()`` is True when a line may be written now."""
+
+    def __init__(self, per_second: float, burst: float | None = None) -> None:
+        self.per_second = per_second
+        self.burst = burst if burst is not None else per_second
+        self.tokens = self.burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+LINES = LineBudget(PROGRESS_LINES_PER_SECOND)
 
 
 def first_poll_delay(poll_interval: float) -> float:
