@@ -137,3 +137,17 @@ async def test_a_burst_of_raw_polls_shares_a_bounded_set_of_connections(emulator
         opened = open_connections_to(port) - before
     assert [p.batch_id for p in progress] == [ids[i % 3] for i in range(200)]
     assert 0 < opened <= MAX_CONNECTIONS
+
+
+@pytest.mark.parametrize("status", [429, 500])
+async def test_rate_limits_and_server_errors_stay_transient(emulator: Any, status: int) -> None:
+    """As through the SDK: the connection's retries (3), then the trigger's tolerance; the wait ends well."""
+    with OpenAI(base_url=emulator.openai_base_url, api_key="test-key") as client:
+        batch_id = make_batch(client)
+    emulator.inject_fault(status, count=6, path_prefix=f"/v1/batches/{batch_id}", method="GET")
+    try:
+        event = await first_event(LLMBatchTrigger(provider="openai", conn_id="llm_emulator", batch_ids=[batch_id],
+                                                  poll_interval=0.05))
+    finally:
+        emulator.clear_faults()
+    assert event.outcome == WaitOutcome.ENDED and event.batches[0].provider_status == "completed"
