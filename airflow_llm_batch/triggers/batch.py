@@ -121,7 +121,7 @@ class LLMBatchTrigger(BaseTrigger):
         """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
         wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
                                    self.return_on_first_end, self.max_consecutive_errors, **stuck_rules(self.stuck)))
-        last_line, last_log = "", 0.0
+        lines = ProgressLines()
         while True:
             try:
                 progress = list(await asyncio.gather(*(progress_or_gone(poller, b) for b in self.batch_ids)))
@@ -133,10 +133,9 @@ class LLMBatchTrigger(BaseTrigger):
             else:
                 decision = wait.polled(progress, time.time())
                 self._ended = set(wait.ended)
-                line = describe(progress)
-                if (line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS) and LINES.take():
+                line = lines.due(progress)
+                if line:
                     self.log.info("%s", line)
-                    last_line, last_log = line, time.monotonic()
                 if decision.stuck:
                     self.log.warning("Stuck: %s", stuck_message(wait.rules, decision.stuck, time.time()))
             if decision.outcome is not None:
@@ -198,6 +197,26 @@ class LineBudget:
 
 
 LINES = LineBudget(PROGRESS_LINES_PER_SECOND)
+
+
+class ProgressLines:
+    """When one trigger writes its progress line: when it changed (or every ``HEARTBEAT_SECONDS``), within
+    the triggerer's shared :data:`LINES` budget. The first poll of batches where nothing happened yet
+    writes nothing (the task logged the submission): a triggerer restarting with a thousand triggers
+    would otherwise write a thousand lines at once."""
+
+    def __init__(self) -> None:
+        self.last_line: str | None = None
+        self.last_log = time.monotonic()
+
+    def due(self, progress: list[BatchProgress]) -> str | None:
+        line = describe(progress)
+        if self.last_line is None and not any(p.completed or p.failed or p.state.is_terminal for p in progress):
+            self.last_line = line
+        if (line == self.last_line and time.monotonic() - self.last_log <= HEARTBEAT_SECONDS) or not LINES.take():
+            return None
+        self.last_line, self.last_log = line, time.monotonic()
+        return line
 
 
 def first_poll_delay(poll_interval: float) -> float:

@@ -27,6 +27,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 
@@ -78,9 +79,10 @@ class RawPoller:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections), headers=dict(spec.headers),
             timeout=aiohttp.ClientTimeout(total=spec.timeout))
+        self._query = f"?{urlencode(dict(spec.query))}" if spec.query else ""  # encoded once
 
     async def progress(self, batch_id: str) -> BatchProgress:
-        url = self.spec.prefix + self.spec.check_id(batch_id)
+        url = self.spec.prefix + self.spec.check_id(batch_id) + self._query
         for attempt in range(self.spec.max_retries + 1):
             try:
                 return await self._get(batch_id, url)
@@ -91,7 +93,7 @@ class RawPoller:
         raise AssertionError("unreachable")
 
     async def _get(self, batch_id: str, url: str) -> BatchProgress:
-        async with self.session.get(url, params=self.spec.query or None) as response:
+        async with self.session.get(url, allow_redirects=False) as response:
             body = await response.read()
             if response.status >= 400:
                 raise _refused(batch_id, response.status, body)
