@@ -78,6 +78,7 @@ class RawPoller:
         self.spec = spec
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=max_connections), headers=dict(spec.headers),
+            cookie_jar=aiohttp.DummyCookieJar(),  # API keys, no cookies: skip the jar on every answer
             timeout=aiohttp.ClientTimeout(total=spec.timeout))
         self._query = f"?{urlencode(dict(spec.query))}" if spec.query else ""  # encoded once
 
