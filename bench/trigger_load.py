@@ -168,10 +168,13 @@ class Meter:
 
 
 def variant(transport: str, jitter: bool) -> None:
-    """A/B switches: ``httpx`` = the SDKs' default httpx pool; no jitter = every first poll at once."""
+    """A/B switches: ``sdk`` = polls through the SDK client (aiohttp transport), not the raw poll;
+    ``httpx`` = through the SDK client on its default httpx pool; no jitter = every first poll at once."""
     import airflow_llm_batch.triggers.batch as trigger_module
     import airflow_llm_batch.triggers.shared_backends as shared
 
+    if transport in ("sdk", "httpx") and hasattr(shared, "raw_poller"):
+        shared.raw_poller = lambda *args, **kwargs: None  # type: ignore[assignment]
     if transport == "httpx" and hasattr(shared, "aiohttp_client"):
         shared.aiohttp_client = lambda *args, **kwargs: None  # type: ignore[assignment]
     if not jitter and hasattr(trigger_module, "first_poll_delay"):
@@ -256,9 +259,11 @@ def worker(ids_file: Path, interval: float, window: float, log_file: Path, profi
 
 
 # -- the parent --------------------------------------------------------------------------------------------
-#: --compare: the SDKs' default httpx pool with every first poll at once (the code before issue 12), then
-#: the package as it is
-VARIANTS = {"before": ("httpx", False), "package": ("package", True)}
+#: --compare: polls through the SDK client (its aiohttp transport, first polls spread), then the package
+#: as it is (the raw poll); --compare-all adds the SDKs' default httpx pool with every first poll at once
+#: (the code before issue 12)
+VARIANTS = {"sdk client": ("sdk", True), "package": ("package", True)}
+ALL_VARIANTS = {"before (httpx pool)": ("httpx", False), **VARIANTS}
 
 
 def measure(n: int, args: argparse.Namespace, workdir: Path, transport: str, jitter: bool) -> dict[str, Any]:
@@ -305,7 +310,8 @@ def table(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _label(transport: str, jitter: bool) -> str:
-    parts = ["package" if transport == "package" else "httpx pool"] + ([] if jitter else ["no jitter"])
+    name = {"package": "package", "sdk": "sdk client"}.get(transport, "httpx pool")
+    parts = [name] + ([] if jitter else ["no jitter"])
     return ", ".join(parts)
 
 
@@ -315,11 +321,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=2.0, help="poll interval of each trigger (s)")
     ap.add_argument("--window", type=float, default=30.0, help="seconds measured from the start of the triggers")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "trigger_load.md")
-    ap.add_argument("--transport", choices=("package", "httpx"), default="package",
-                    help="package: the library's choice; httpx: force the SDKs' default httpx pool (A/B)")
+    ap.add_argument("--transport", choices=("package", "sdk", "httpx"), default="package",
+                    help="package: the library's choice (raw poll); sdk: poll through the SDK client (aiohttp "
+                         "transport); httpx: through the SDK client on its default httpx pool (A/B)")
     ap.add_argument("--no-jitter", dest="jitter", action="store_false", help="first polls all at once (A/B)")
     ap.add_argument("--compare", action="store_true",
-                    help="for each N, run 'before' (httpx pool, no jitter) then the package: side by side")
+                    help="for each N, poll through the SDK client, then the package (raw poll): side by side")
+    ap.add_argument("--compare-all", action="store_true",
+                    help="as --compare, first adding the httpx pool with every first poll at once (before issue 12)")
     ap.add_argument("--profile", action="store_true", help="cProfile the loop process (top 25 by own time)")
     ap.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--log-file", type=Path, help=argparse.SUPPRESS)
@@ -329,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     with tempfile.TemporaryDirectory(prefix="llmb-trigger-load-") as tmp:
-        variants = VARIANTS if args.compare else {_label(args.transport, args.jitter): (args.transport, args.jitter)}
+        variants = (ALL_VARIANTS if args.compare_all else VARIANTS if args.compare
+                    else {_label(args.transport, args.jitter): (args.transport, args.jitter)})
         for n in args.n:
             for label, (transport, jitter) in variants.items():
                 r = dict(measure(n, args, Path(tmp), transport, jitter), setup=label)

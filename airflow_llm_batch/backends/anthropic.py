@@ -64,7 +64,7 @@ from anthropic import AsyncAnthropic
 from anthropic.types.messages import MessageBatch
 
 from airflow_llm_batch.backends import realtime_anthropic
-from airflow_llm_batch.backends.anthropic_results import batch_state, decode_result, total
+from airflow_llm_batch.backends.anthropic_results import batch_progress, decode_result, total
 from airflow_llm_batch.backends.count_tokens import anthropic_count
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
@@ -225,16 +225,7 @@ class AnthropicBatchBackend:
         return False
 
     async def progress(self, batch_id: str) -> BatchProgress:
-        batch = await self.client.messages.batches.retrieve(batch_id)
-        counts = batch.request_counts
-        return BatchProgress(
-            batch_id=batch.id,
-            state=batch_state(batch.processing_status, counts, batch.cancel_initiated_at is not None),
-            provider_status=batch.processing_status,
-            total=total(counts),
-            completed=counts.succeeded,
-            failed=counts.errored + counts.canceled + counts.expired,
-        )
+        return batch_progress((await self.client.messages.batches.retrieve(batch_id)).to_dict())
 
     async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
         lines = await self.client.messages.batches.results(batch_id)

@@ -7,6 +7,8 @@ token (written to the cache, read from it, or neither) and ``cached_input_tokens
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from anthropic.types import Message, TextBlock, ToolUseBlock
 from anthropic.types.messages import (
@@ -16,26 +18,40 @@ from anthropic.types.messages import (
     MessageBatchSucceededResult,
 )
 
-from airflow_llm_batch.pipeline.types import BatchState, FinishReason, RawResult, Usage
+from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, FinishReason, RawResult, Usage
 
 STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
 _RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
                   "expired": ("batch_expired", "the batch expired before this row was answered")}
 
 
-def total(counts: MessageBatchRequestCounts) -> int:
-    return counts.processing + counts.succeeded + counts.errored + counts.canceled + counts.expired
+def total(counts: MessageBatchRequestCounts | Mapping[str, Any]) -> int:
+    values: Mapping[str, Any] = counts if isinstance(counts, Mapping) else counts.to_dict()
+    return sum(int(values.get(name) or 0) for name in ("processing", "succeeded", "errored", "canceled", "expired"))
 
 
-def batch_state(status: str, counts: MessageBatchRequestCounts, cancel_requested: bool) -> BatchState:
+def batch_state(status: str, counts: Mapping[str, Any], cancel_requested: bool) -> BatchState:
     """Neutral state of a batch. An ended batch is cancelled when a cancel reached it (even if some rows
     were answered first), expired when any request expired (it hit the 24 h limit), else completed
     (whatever share of its rows errored: each row carries its own outcome)."""
     if status != "ended":
         return STATES.get(status, BatchState.RUNNING)
-    if cancel_requested or counts.canceled:
+    if cancel_requested or counts.get("canceled"):
         return BatchState.CANCELLED
-    return BatchState.EXPIRED if counts.expired else BatchState.COMPLETED
+    return BatchState.EXPIRED if counts.get("expired") else BatchState.COMPLETED
+
+
+def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
+    """A message batch as the API sends it (JSON) -> BatchProgress: the one status decoder of the SDK
+    poll and the triggerer's raw poll (triggers/raw_poll.py)."""
+    counts = batch.get("request_counts") or {}
+    status = str(batch.get("processing_status"))
+    return BatchProgress(
+        batch_id=str(batch.get("id")),
+        state=batch_state(status, counts, batch.get("cancel_initiated_at") is not None),
+        provider_status=status, total=total(counts), completed=int(counts.get("succeeded") or 0),
+        failed=sum(int(counts.get(name) or 0) for name in ("errored", "canceled", "expired")),
+    )
 
 
 def decode_result(line: MessageBatchIndividualResponse) -> RawResult:

@@ -201,24 +201,7 @@ class GeminiBatchBackend:
 
     # -- watching ----------------------------------------------------------------------------------
     async def progress(self, batch_id: str) -> BatchProgress:
-        document = await self._document(batch_id)
-        metadata = document.get("metadata") or {}
-        status = str(metadata.get("state") or ("BATCH_STATE_SUCCEEDED" if document.get("done") else ""))
-        state = JOB_STATES.get(status, BatchState.RUNNING)
-        stats = metadata.get("batchStats") or {}
-        total, completed, failed = (int64(stats.get(name)) for name in
-                                    ("requestCount", "successfulRequestCount", "failedRequestCount"))
-        if not stats and state.is_terminal:
-            items = _inline_items(output_of(document))
-            total = len(items)
-            failed = sum(1 for item in items if not isinstance(item, dict) or "response" not in item)
-            completed = total - failed
-        batch_errors: tuple[dict[str, Any], ...] = ()
-        if state == BatchState.FAILED and isinstance(document.get("error"), dict):
-            code, message = status_error(document["error"])
-            batch_errors = ({"code": code, "message": message},)
-        return BatchProgress(batch_id=batch_id, state=state, provider_status=status, total=total,
-                             completed=completed, failed=failed, errors=batch_errors)
+        return batch_progress(batch_id, await self._document(batch_id))
 
     async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
         output = output_of(await self._document(batch_id))
@@ -264,8 +247,7 @@ class GeminiBatchBackend:
 
     async def _document(self, batch_id: str) -> dict[str, Any]:
         """The batch (a long-running operation) as the service sends it."""
-        if not batch_id.startswith("batches/"):
-            raise ProviderError(f"{batch_id!r} is not a Gemini batch name (batches/...)")
+        check_batch_name(batch_id)
         try:
             found = await self.client.aio.operations.get(
                 cast(Any, _RawOperation(batch_id)),  # any object with name + from_api_response
@@ -341,6 +323,35 @@ def _as_io_base(handle: IO[bytes]) -> Iterator[io.IOBase]:
 
 
 # -- decoding helpers ------------------------------------------------------------------------------
+def batch_progress(batch_id: str, document: dict[str, Any]) -> BatchProgress:
+    """A batch operation as the service sends it (JSON) -> BatchProgress: the one status decoder of the
+    SDK poll and the triggerer's raw poll (triggers/raw_poll.py)."""
+    metadata = document.get("metadata") or {}
+    status = str(metadata.get("state") or ("BATCH_STATE_SUCCEEDED" if document.get("done") else ""))
+    state = JOB_STATES.get(status, BatchState.RUNNING)
+    stats = metadata.get("batchStats") or {}
+    total, completed, failed = (int64(stats.get(name)) for name in
+                                ("requestCount", "successfulRequestCount", "failedRequestCount"))
+    if not stats and state.is_terminal:
+        items = _inline_items(output_of(document))
+        total = len(items)
+        failed = sum(1 for item in items if not isinstance(item, dict) or "response" not in item)
+        completed = total - failed
+    batch_errors: tuple[dict[str, Any], ...] = ()
+    if state == BatchState.FAILED and isinstance(document.get("error"), dict):
+        code, message = status_error(document["error"])
+        batch_errors = ({"code": code, "message": message},)
+    return BatchProgress(batch_id=batch_id, state=state, provider_status=status, total=total,
+                         completed=completed, failed=failed, errors=batch_errors)
+
+
+def check_batch_name(batch_id: str) -> str:
+    """``batch_id`` when it names a Gemini batch (``batches/...``); a ProviderError otherwise."""
+    if not batch_id.startswith("batches/"):
+        raise ProviderError(f"{batch_id!r} is not a Gemini batch name (batches/...)")
+    return batch_id
+
+
 def output_of(document: dict[str, Any]) -> dict[str, Any]:
     """The batch output (``inlinedResponses`` or ``responsesFile``), wherever the operation carries it."""
     metadata = document.get("metadata") or {}

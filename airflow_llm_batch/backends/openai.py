@@ -173,21 +173,7 @@ class OpenAIBatchBackend:
         return found
 
     async def progress(self, batch_id: str) -> BatchProgress:
-        batch = await self.client.batches.retrieve(batch_id)
-        counts = batch.request_counts
-        errors = tuple(
-            {"code": e.code, "message": e.message, "line": e.line, "param": e.param}
-            for e in ((batch.errors.data or []) if batch.errors else [])
-        )
-        return BatchProgress(
-            batch_id=batch.id,
-            state=STATES.get(batch.status, BatchState.RUNNING),
-            provider_status=batch.status,
-            total=counts.total if counts else 0,
-            completed=counts.completed if counts else 0,
-            failed=counts.failed if counts else 0,
-            errors=errors,
-        )
+        return batch_progress((await self.client.batches.retrieve(batch_id)).to_dict())
 
     async def results(self, batch_id: str) -> AsyncIterator[RawResult]:
         batch = await self.client.batches.retrieve(batch_id)
@@ -219,6 +205,19 @@ class OpenAIBatchBackend:
         from airflow_llm_batch.backends import realtime_openai  # it imports this module's decoder
 
         return await realtime_openai.send(self.client, request_line)
+
+
+def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
+    """A batch object as the API sends it (JSON) -> BatchProgress: the one status decoder of the SDK
+    poll and the triggerer's raw poll (triggers/raw_poll.py)."""
+    counts = batch.get("request_counts") or {}
+    errors = tuple({"code": e.get("code"), "message": e.get("message"), "line": e.get("line"), "param": e.get("param")}
+                   for e in ((batch.get("errors") or {}).get("data") or []))
+    status = str(batch.get("status"))
+    return BatchProgress(batch_id=str(batch.get("id")), state=STATES.get(status, BatchState.RUNNING),
+                         provider_status=status, total=int(counts.get("total") or 0),
+                         completed=int(counts.get("completed") or 0), failed=int(counts.get("failed") or 0),
+                         errors=errors)
 
 
 def decode_output_line(line: dict[str, Any]) -> RawResult:

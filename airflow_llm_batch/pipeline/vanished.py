@@ -8,15 +8,23 @@ The trigger and the worker's own poll loop both poll through :func:`progress_or_
 
 from __future__ import annotations
 
-from airflow_llm_batch.pipeline.backend import BatchBackend
+from typing import Protocol
+
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState
+
+
+class Polls(Protocol):
+    """Anything that polls one batch: a backend, or the triggerer's raw poller (triggers/raw_poll.py)."""
+
+    async def progress(self, batch_id: str) -> BatchProgress: ...
+
 
 #: batch-level error code of a batch the provider answers 404 for
 NOT_FOUND_CODE = "batch_not_found"
 NOT_FOUND_STATUS = 404
 
 
-async def progress_or_gone(backend: BatchBackend, batch_id: str) -> BatchProgress:
+async def progress_or_gone(backend: Polls, batch_id: str) -> BatchProgress:
     """One poll of ``batch_id``; a 404 becomes a failed progress with code ``batch_not_found``.
 
     Example: ``progress = await progress_or_gone(backend, "batch_abc")``

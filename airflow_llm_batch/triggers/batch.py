@@ -10,19 +10,22 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.types import BatchProgress
-from airflow_llm_batch.pipeline.vanished import progress_or_gone
+from airflow_llm_batch.pipeline.vanished import Polls, progress_or_gone
 from airflow_llm_batch.pipeline.waiting import BatchWait, WaitRules, stuck_message, stuck_rules
 from airflow_llm_batch.sources.rows import to_path
 from airflow_llm_batch.triggers.events import WaitEvent, WaitOutcome
-from airflow_llm_batch.triggers.shared_backends import shared_backend
+from airflow_llm_batch.triggers.shared_backends import shared_backend, shared_poller
 
 #: log progress at least this often even when nothing changed (seconds)
 HEARTBEAT_SECONDS = 300.0
 #: a triggerer starting many triggers at once (a restart) spreads their first polls over up to this (seconds)
 FIRST_POLL_SPREAD_SECONDS = 2.0
+#: progress lines per second written by all the triggers of a triggerer together (a line costs ~5 ms through
+#: structlog: a thousand triggers starting at once would spend 5 CPU-s on their first lines); a line over
+#: the budget waits for a later poll
+PROGRESS_LINES_PER_SECOND = 5.0
 #: on_kill's own bound (seconds), inside Airflow's ``[triggerer] on_kill_timeout`` (30 s by default)
 ON_KILL_SECONDS = 20.0
 
@@ -107,21 +110,21 @@ class LLMBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
+            async with shared_poller(self.provider, self.conn_id, self.provider_options) as poller:
                 await asyncio.sleep(first_poll_delay(self.poll_interval))
-                event = await self._watch(backend)
+                event = await self._watch(poller)
         except Exception as exc:  # building the client failed: bad connection, missing SDK
             event = WaitEvent(WaitOutcome.ERROR, message=f"cannot poll: {type(exc).__name__}: {exc}")
         yield TriggerEvent(event.to_payload())  # type: ignore[no-untyped-call]  # untyped in Airflow
 
-    async def _watch(self, backend: BatchBackend) -> WaitEvent:
+    async def _watch(self, poller: Polls) -> WaitEvent:
         """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
         wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
                                    self.return_on_first_end, self.max_consecutive_errors, **stuck_rules(self.stuck)))
-        last_line, last_log = "", 0.0
+        lines = ProgressLines()
         while True:
             try:
-                progress = list(await asyncio.gather(*(progress_or_gone(backend, b) for b in self.batch_ids)))
+                progress = list(await asyncio.gather(*(progress_or_gone(poller, b) for b in self.batch_ids)))
             except Exception as exc:
                 decision = wait.failed(exc)
                 if decision.outcome is None:
@@ -130,10 +133,9 @@ class LLMBatchTrigger(BaseTrigger):
             else:
                 decision = wait.polled(progress, time.time())
                 self._ended = set(wait.ended)
-                line = describe(progress)
-                if line != last_line or time.monotonic() - last_log > HEARTBEAT_SECONDS:
+                line = lines.due(progress)
+                if line:
                     self.log.info("%s", line)
-                    last_line, last_log = line, time.monotonic()
                 if decision.stuck:
                     self.log.warning("Stuck: %s", stuck_message(wait.rules, decision.stuck, time.time()))
             if decision.outcome is not None:
@@ -173,6 +175,48 @@ class LLMBatchTrigger(BaseTrigger):
         failed = {b: type(o).__name__ for b, o in zip(ids, outcomes, strict=True) if isinstance(o, BaseException)}
         self.log.warning("Task killed: cancelled %d open batch(es) %s%s", len(ids) - len(failed),
                          [b for b in ids if b not in failed], f"; cancel failed for {failed}" if failed else "")
+
+
+class LineBudget:
+    """A token bucket shared by the triggers of a process: ``take()`` is True when a line may be written now."""
+
+    def __init__(self, per_second: float, burst: float | None = None) -> None:
+        self.per_second = per_second
+        self.burst = burst if burst is not None else per_second
+        self.tokens = self.burst
+        self.at = time.monotonic()
+
+    def take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
+        self.at = now
+        if self.tokens < 1.0:
+            return False
+        self.tokens -= 1.0
+        return True
+
+
+LINES = LineBudget(PROGRESS_LINES_PER_SECOND)
+
+
+class ProgressLines:
+    """When one trigger writes its progress line: when it changed (or every ``HEARTBEAT_SECONDS``), within
+    the triggerer's shared :data:`LINES` budget. The first poll of batches where nothing happened yet
+    writes nothing (the task logged the submission): a triggerer restarting with a thousand triggers
+    would otherwise write a thousand lines at once."""
+
+    def __init__(self) -> None:
+        self.last_line: str | None = None
+        self.last_log = time.monotonic()
+
+    def due(self, progress: list[BatchProgress]) -> str | None:
+        line = describe(progress)
+        if self.last_line is None and not any(p.completed or p.failed or p.state.is_terminal for p in progress):
+            self.last_line = line
+        if (line == self.last_line and time.monotonic() - self.last_log <= HEARTBEAT_SECONDS) or not LINES.take():
+            return None
+        self.last_line, self.last_log = line, time.monotonic()
+        return line
 
 
 def first_poll_delay(poll_interval: float) -> float:
