@@ -12,12 +12,12 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.chunk_files import ChunkFiles, ChunkWriter
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.keys import KeyRegistry
@@ -92,7 +92,7 @@ class _LineMaker:
         key = self.renderer.key_of(row) if isinstance(row, Mapping) else ""
         custom_id = self.backend.custom_id_for(key)
         document = self.backend.request_line(self.renderer.render(row, custom_id, key))
-        data = (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        data = fast_json.dumps_line(document)
         self._check_size(data)
         carry = {col: row.get(col) for col in self.options.carry} if self.options.carry else None
         return _Line(KeyEntry(custom_id, key, row_no, carry=carry), data, document)

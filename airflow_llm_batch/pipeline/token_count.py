@@ -29,8 +29,18 @@ FALLBACK_BYTES_PER_TOKEN = 3
 FALLBACK_NAME = "bytes/3 upper bound"
 
 
-class _Encoder(Protocol):
-    def encode_ordinary(self, text: str) -> list[int]: ...
+class _Counter(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class _EncodingCounter:
+    """``count`` over bpe-openai's public ``Encoding`` (when its compiled counter is not there)."""
+
+    def __init__(self, encoding: object) -> None:
+        self.encode_ordinary = encoding.encode_ordinary  # type: ignore[attr-defined]
+
+    def count(self, text: str) -> int:
+        return len(self.encode_ordinary(text))
 
 
 def count_text_tokens(text: str) -> int:
@@ -44,7 +54,7 @@ def count_text_tokens(text: str) -> int:
     encoder = _encoder()
     if encoder is None:
         return math.ceil(len(text.encode("utf-8")) / FALLBACK_BYTES_PER_TOKEN)
-    return len(encoder.encode_ordinary(text))
+    return encoder.count(text)
 
 
 def tokenizer_name() -> str:
@@ -53,12 +63,19 @@ def tokenizer_name() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _encoder() -> _Encoder | None:
+def _encoder() -> _Counter | None:
+    """The compiled counter of bpe-openai for cl100k_base: the same counts as ``len(encode_ordinary)``
+    at a third of the time, and without loading every other encoding the package ships (seconds)."""
     try:
-        import bpe_openai
+        try:
+            from bpe_openai import _bindings
 
-        encoder: _Encoder = bpe_openai.get_encoding(ENCODING)
-        return encoder
+            counter: _Counter = _bindings.tokenizer_for_encoding(ENCODING)
+            return counter
+        except (ImportError, AttributeError):
+            import bpe_openai
+
+            return _EncodingCounter(bpe_openai.get_encoding(ENCODING))
     except Exception as exc:  # any failure to load means "no tokenizer": the fallback still counts
         log.warning("Token counts use %s: the %s tokenizer could not be loaded (%s: %s). Install "
                     "bpe-openai to count tokens exactly.", FALLBACK_NAME, ENCODING, type(exc).__name__, exc)
