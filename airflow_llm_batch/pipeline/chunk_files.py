@@ -51,10 +51,17 @@ class ChunkWriter:
         self.chunks: list[ChunkFiles] = []
         self._req: IO[bytes] | None = None
         self._keys: IO[bytes] | None = None
+        self._known: tuple[bytes, int] | None = None
+
+    def expect(self, line: bytes, tokens: int) -> None:
+        """Tell the writer the token estimate of ``line`` before it may be added (through the row
+        router, see routing.py): it is then not estimated again from the line's bytes."""
+        self._known = (line, tokens)
 
     def add(self, line: bytes, entry: KeyEntry) -> None:
         current = self.chunks[-1] if self.chunks else None
-        tokens = estimate_tokens(line)
+        known, self._known = self._known, None
+        tokens = known[1] if known is not None and known[0] is line else estimate_tokens(line)
         if current is None or not self._fits(current, line, tokens):
             current = self._open_next()
         assert self._req is not None and self._keys is not None

@@ -7,6 +7,7 @@ row carries (str, int, float, bool, None, lists, dicts with str keys) it equals
 floats written with an exponent (``1e-07`` is written ``1e-7``: the same number). Anything orjson
 refuses (an int beyond 64 bits, a non-str dict key, a lone surrogate) goes through ``json`` instead;
 values neither knows are written as ``str(value)`` (dates as ``2024-01-02 03:04:05``, as before).
+``loads`` reads what ``json.loads`` reads, into the same values.
 
 Not used for request fingerprints: those are hashed from ``json.dumps(sort_keys=True)`` bytes, whose
 float spelling must never change (fingerprint.py).
@@ -22,6 +23,7 @@ Example::
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import orjson
@@ -30,8 +32,17 @@ import orjson
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _NEWLINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 
-#: the decoder: raises ValueError (orjson.JSONDecodeError is a json.JSONDecodeError) on bad input
-loads = orjson.loads
+#: 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def loads(data: bytes | str) -> Any:
+    """The JSON value of ``data``; raises ValueError (a json.JSONDecodeError) on bad input. Integers
+    of any size stay exact (a line holding 19 digits in a row is read by ``json``)."""
+    raw = data.encode() if isinstance(data, str) else data
+    if _LONG_NUMBER.search(raw):
+        return json.loads(raw)
+    return orjson.loads(raw)
 
 
 def dumps(value: Any) -> bytes:

@@ -52,10 +52,19 @@ def estimate_tokens(request_line: bytes) -> int:
         except ValueError:
             document = None
         if isinstance(document, dict):
-            texts, messages = _texts_and_messages(document)
-            return max(1, sum(map(_count_text, texts)) + TEXT_OVERHEAD_TOKENS * messages)
+            return estimate_document_tokens(document)
     _warn_fallback_once()
     return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
+
+
+def estimate_document_tokens(document: dict[str, Any], request_line: bytes = b"") -> int:
+    """:func:`estimate_tokens` of a request line from its JSON object, not parsed again (a line being
+    written: ``request_line`` is its bytes, only used when there is no tokenizer)."""
+    if tokenizer_name() != ENCODING:
+        _warn_fallback_once()
+        return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
+    texts, messages = _texts_and_messages(document)
+    return max(1, sum(map(_count_text, texts)) + TEXT_OVERHEAD_TOKENS * messages)
 
 
 def estimate_method() -> str:
@@ -76,7 +85,7 @@ def _texts_and_messages(document: dict[str, Any]) -> tuple[list[str], int]:
         elif isinstance(item, dict):
             messages += ("role" in item) + sum(key in item for key in _SYSTEM_KEYS)
             stack.extend(value for key, value in item.items() if key not in _NOT_PROMPT)
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return texts, messages
 
