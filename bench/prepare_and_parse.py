@@ -11,7 +11,8 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
-   stream the output file through ``json_object`` and ``decode_output_line`` (as ``results()`` does) into the per-chunk answer dict, then
+   stream the output file through ``json_object`` and ``decode_output_line`` (as ``results()`` does)
+   into the per-chunk answer dict, then
    ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
    JSONL written by ``answered.write_results``.
 
