@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -41,6 +42,7 @@ class PageIndex:
     def __init__(self, root: StoragePath) -> None:
         self.folder = root / PAGES_DIR
         self._loaded: set[str] = set()
+        self._lock = threading.Lock()  # one index may serve lookups from several threads
         self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-inflight-")
         self._db = sqlite3.connect(os.path.join(self._dir.name, "pages.db"), check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=OFF")
@@ -48,12 +50,15 @@ class PageIndex:
 
     def find(self, fps: Sequence[str], oldest: float) -> Iterator[tuple[str, dict[str, Any]]]:
         """(fingerprint, record object) of the newest record of each of ``fps`` in the pages."""
-        self._load_new(oldest)
-        for start in range(0, len(fps), _QUERY):
-            window = list(fps[start:start + _QUERY])
-            marks = ",".join("?" * len(window))
-            for fp, entry in self._db.execute(f"SELECT fp, entry FROM rec WHERE fp IN ({marks})", window):
-                yield fp, fast_json.loads(entry)
+        found: list[tuple[str, str]] = []
+        with self._lock:
+            self._load_new(oldest)
+            for start in range(0, len(fps), _QUERY):
+                window = list(fps[start:start + _QUERY])
+                marks = ",".join("?" * len(window))
+                found += self._db.execute(f"SELECT fp, entry FROM rec WHERE fp IN ({marks})", window).fetchall()
+        for fp, entry in found:
+            yield fp, fast_json.loads(entry)
 
     def _load_new(self, oldest: float) -> None:
         if not self.folder.exists():
