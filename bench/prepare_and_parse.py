@@ -11,7 +11,8 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
-   stream the output file through ``decode_output_line`` into the per-chunk answer dict, then
+   stream the output file through ``json_object`` and ``decode_output_line`` (as ``results()`` does)
+   into the per-chunk answer dict, then
    ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
    JSONL written by ``answered.write_results``.
 
@@ -280,6 +281,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """BatchRun.collect for every chunk, with the download replaced by reading the local output file."""
     from collections import Counter
 
+    from airflow_llm_batch.backends.json_lines import json_object
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
     from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk
@@ -300,8 +302,9 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         answers: dict[str, RawResult] = {}
         with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
             for line in fh:  # what backend.results() yields, line by line
-                if line.strip():
-                    answer = decode_output_line(json.loads(line))
+                document = json_object(line) if line.strip() else None
+                if document:
+                    answer = decode_output_line(document)
                     answers[answer.custom_id] = answer
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):

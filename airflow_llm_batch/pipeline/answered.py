@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -24,7 +25,7 @@ def cached_rows(folder: StoragePath, parser: OutputParser) -> Iterator[ResultRow
     """One result per cache hit: the stored answer parsed anew, nothing paid now."""
     with (folder / CACHED_FILE).open("rb") as fh:
         for line in fh:
-            item = json.loads(line)
+            item = fast_json.loads(line)
             entry = KeyEntry.from_json(item["entry"])
             row = to_result_row(entry, answer_from_dict(entry.custom_id, item["answer"]), parser, None,
                                 "missing_result", "")
@@ -68,7 +69,7 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int
     counts: Counter[str] = Counter()
     with AtomicWriter(path) as fh:
         for row in rows:
-            fh.write((json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode())
+            fh.write(fast_json.dumps_line(row.to_dict()))
             counts[row.status.value] += 1
             if row.error:
                 counts[f"error:{row.error['code']}"] += 1

@@ -49,7 +49,11 @@ def entry_path(root: StoragePath, fingerprint: str) -> StoragePath:
 
 def write_entry(path: StoragePath, entry: dict[str, Any]) -> bool:
     """Write ``entry`` as compact JSON at ``path`` atomically; False (never raised) on a storage error."""
-    data = json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return write_bytes(path, json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def write_bytes(path: StoragePath, data: bytes) -> bool:
+    """Write ``data`` at ``path`` atomically; False (never raised) on a storage error."""
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

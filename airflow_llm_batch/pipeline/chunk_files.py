@@ -32,11 +32,11 @@ class ChunkFiles:
     bytes: int = 0
     tokens: int = 0
 
-    def add(self, data: builtins.bytes) -> None:
-        """Count one request line written to the chunk."""
+    def add(self, data: builtins.bytes, tokens: int | None = None) -> None:
+        """Count one request line written to the chunk (``tokens``: its estimate, when known)."""
         self.count += 1
         self.bytes += len(data)
-        self.tokens += estimate_tokens(data)
+        self.tokens += estimate_tokens(data) if tokens is None else tokens
 
 
 class ChunkWriter:
@@ -51,20 +51,28 @@ class ChunkWriter:
         self.chunks: list[ChunkFiles] = []
         self._req: IO[bytes] | None = None
         self._keys: IO[bytes] | None = None
+        self._known: tuple[bytes, int] | None = None
+
+    def expect(self, line: bytes, tokens: int) -> None:
+        """Tell the writer the token estimate of ``line`` before it may be added (through the row
+        router, see routing.py): it is then not estimated again from the line's bytes."""
+        self._known = (line, tokens)
 
     def add(self, line: bytes, entry: KeyEntry) -> None:
         current = self.chunks[-1] if self.chunks else None
-        if current is None or not self._fits(current, line):
+        known, self._known = self._known, None
+        tokens = known[1] if known is not None and known[0] is line else estimate_tokens(line)
+        if current is None or not self._fits(current, line, tokens):
             current = self._open_next()
         assert self._req is not None and self._keys is not None
         self._req.write(line)
         self._keys.write(entry.to_line())
-        current.add(line)
+        current.add(line, tokens)
 
-    def _fits(self, current: ChunkFiles, line: bytes) -> bool:
+    def _fits(self, current: ChunkFiles, line: bytes, tokens: int) -> bool:
         if current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes:
             return False
-        return self.max_tokens is None or current.tokens + estimate_tokens(line) <= self.max_tokens
+        return self.max_tokens is None or current.tokens + tokens <= self.max_tokens
 
     def _open_next(self) -> ChunkFiles:
         self.close()

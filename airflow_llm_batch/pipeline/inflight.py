@@ -6,8 +6,9 @@ after a crash) leaves its batch running at the provider. A later run of any id, 
 endpoint (the fingerprint includes the endpoint identity), that needs the same request finds the
 record and adopts that batch instead of paying again (see adopt.py).
 
-One small JSON object per fingerprint at ``{cache root}/inflight/fp[:2]/fp.json``, written right
-after the batch id is known; the newest send of a request wins. Records are never deleted: once
+One JSON object per sent request, written right after the batch id is known: all the requests of
+one batch in one page file (inflight_pages.py); before pages, one file per fingerprint at
+``{cache root}/inflight/fp[:2]/fp.json``, still read. The newest send of a request wins. Records are never deleted: once
 the answer is stored, the answer cache answers first, and records older than the provider's
 results retention are ignored.
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_llm_batch.pipeline import cache_files as files
+from airflow_llm_batch.pipeline import inflight_pages as pages
 from airflow_llm_batch.pipeline.storage import StoragePath
 
 log = logging.getLogger(__name__)
@@ -78,20 +80,23 @@ class InFlightLog:
         self.root = root
         self.threads = threads
         self._clock = clock
+        self._index: pages.PageIndex | None = None
 
     def record(self, items: Iterable[tuple[str, str]], *, batch_id: str, sent_at: float) -> int:
         """Record that each (fingerprint, custom_id) of ``items`` was sent in ``batch_id``; returns
         how many records were written. A storage error is logged, never raised: the batch exists and
         this run will collect it; only a later run after a crash loses the adoption."""
-        written = failed = 0
-        for window in files.windows(items, max(64, self.threads * 8)):
-            docs = [(files.entry_path(self.root, fp), InFlight(batch_id, cid, sent_at).to_entry(fp))
-                    for fp, cid in window]
-            ok = sum(files.map_in_threads(lambda doc: files.write_entry(*doc), docs, self.threads))
-            written, failed = written + ok, failed + len(docs) - ok
-        if failed:
-            log.warning("Request cache: could not record %d request(s) of batch %s as in flight", failed, batch_id)
-        return written
+        entries = []
+        for fp, cid in items:
+            files.check_fingerprint(fp)
+            entries.append(InFlight(batch_id, cid, sent_at).to_entry(fp))
+        if not entries:
+            return 0
+        if not pages.write_page(self.root, sent_at, entries):
+            log.warning("Request cache: could not record %d request(s) of batch %s as in flight",
+                        len(entries), batch_id)
+            return 0
+        return len(entries)
 
     def find_many(self, fps: Sequence[str], *, max_age: float) -> dict[str, InFlight]:
         """The records among ``fps`` sent less than ``max_age`` seconds ago; unreadable, foreign and
@@ -101,14 +106,32 @@ class InFlightLog:
             files.check_fingerprint(fp)
         oldest = self._clock() - max_age
         found: dict[str, InFlight] = {}
-        for fp, record in zip(unique, files.map_in_threads(self._read, unique, self.threads), strict=True):
+        for fp, entry in self._pages().find(unique, oldest):
+            record = _record(entry, fp)
             if record is not None and record.sent_at >= oldest:
+                found[fp] = record
+        for fp, record in zip(unique, files.map_in_threads(self._read, unique, self.threads), strict=True):
+            if record is not None and record.sent_at >= oldest and (
+                    fp not in found or record.sent_at > found[fp].sent_at):  # the newest send wins
                 found[fp] = record
         return found
 
+    def _pages(self) -> pages.PageIndex:
+        if self._index is None:
+            self._index = pages.PageIndex(self.root)
+        return self._index
+
     def _read(self, fp: str) -> InFlight | None:
+        """A single-record file (the format before pages), if there is one."""
         try:
             data = files.read_entry(files.entry_path(self.root, fp))
-            return None if data is None else InFlight.from_entry(json.loads(data), fp)
-        except Exception:  # unreadable or not a record: it only means this request is sent again
+            return None if data is None else _record(json.loads(data), fp)
+        except Exception:  # unreadable: it only means this request is sent again
             return None
+
+
+def _record(entry: Any, fp: str) -> InFlight | None:
+    try:
+        return InFlight.from_entry(entry, fp)
+    except ValueError:  # not a record of this version for fp: the request is sent again
+        return None

@@ -27,16 +27,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
-
-#: field name -> line key (the on-disk names; old run folders hold these)
-_LINE_KEYS = {"custom_id": "c", "key": "k", "row_no": "n", "fingerprint": "f", "adopted_id": "a",
-              "carry": "carry"}
 
 
 @dataclass(frozen=True)
@@ -58,11 +54,14 @@ class KeyEntry:
 
     def to_json(self) -> dict[str, Any]:
         """The line's JSON object: the required fields always, the optional ones only when set."""
-        data = {_LINE_KEYS[f.name]: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {k: v for k, v in data.items() if v is not None or k in ("c", "k", "n")}
+        data: dict[str, Any] = {"c": self.custom_id, "k": self.key, "n": self.row_no}
+        for key, value in (("f", self.fingerprint), ("a", self.adopted_id), ("carry", self.carry)):
+            if value is not None:
+                data[key] = value
+        return data
 
     def to_line(self) -> bytes:
-        return (json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"), default=str) + "\n").encode()
+        return fast_json.dumps_line(self.to_json())
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyEntry:
@@ -72,7 +71,7 @@ class KeyEntry:
 
     @classmethod
     def from_line(cls, line: bytes | str) -> KeyEntry:
-        return cls.from_json(json.loads(line))
+        return cls.from_json(fast_json.loads(line))
 
     def with_fingerprint(self, fingerprint: str) -> KeyEntry:
         return dataclasses.replace(self, fingerprint=fingerprint)

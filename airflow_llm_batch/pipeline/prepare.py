@@ -12,12 +12,12 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.chunk_files import ChunkFiles, ChunkWriter
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.keys import KeyRegistry
@@ -25,7 +25,7 @@ from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowE
 from airflow_llm_batch.pipeline.routing import AnswerLookup, InFlightLookup, RowRouter
 from airflow_llm_batch.pipeline.row_errors import RowErrors
 from airflow_llm_batch.pipeline.storage import StoragePath
-from airflow_llm_batch.pipeline.tokens import estimate_tokens
+from airflow_llm_batch.pipeline.tokens import estimate_document_tokens
 from airflow_llm_batch.pipeline.types import BatchLimits, LLMRequest, Usage
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class _Line:
     entry: KeyEntry
     data: bytes
     document: dict[str, Any]
+    tokens: int
 
 
 class _LineMaker:
@@ -92,18 +93,20 @@ class _LineMaker:
         key = self.renderer.key_of(row) if isinstance(row, Mapping) else ""
         custom_id = self.backend.custom_id_for(key)
         document = self.backend.request_line(self.renderer.render(row, custom_id, key))
-        data = (json.dumps(document, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        self._check_size(data)
+        data = fast_json.dumps_line(document)
+        tokens = self._check_size(data, document)
         carry = {col: row.get(col) for col in self.options.carry} if self.options.carry else None
-        return _Line(KeyEntry(custom_id, key, row_no, carry=carry), data, document)
+        return _Line(KeyEntry(custom_id, key, row_no, carry=carry), data, document, tokens)
 
-    def _check_size(self, data: bytes) -> None:
+    def _check_size(self, data: bytes, document: dict[str, Any]) -> int:
+        """The line's token estimate, once it is within the byte limit and the token budget."""
         limit, budget = self.backend.limits.max_request_bytes, self.options.max_tokens_per_chunk
         if len(data) > limit:
             raise RowError(f"request is {len(data):,} bytes, over the provider's limit of {limit:,}")
-        if budget is not None and estimate_tokens(data) > budget:
-            raise RowError(f"request is ~{estimate_tokens(data):,} tokens, over the enqueued-token budget "
-                           f"of {budget:,}")
+        tokens = estimate_document_tokens(document, data)
+        if budget is not None and tokens > budget:
+            raise RowError(f"request is ~{tokens:,} tokens, over the enqueued-token budget of {budget:,}")
+        return tokens
 
 
 def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: StoragePath, backend: LineFormat,
@@ -131,6 +134,7 @@ def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: Sto
                 registry.add(line.entry.custom_id, line.entry.key, row_no)
                 digest.update(line.data)
                 if options.write and not errors:  # keep validating, stop writing: nothing will be sent
+                    writer.expect(line.data, line.tokens)
                     router.add(line.data, line.entry, line.document)
         finally:
             router.close()

@@ -16,6 +16,7 @@ from jinja2 import StrictUndefined, TemplateError, UndefinedError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.pipeline.field_template import FieldTemplate
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
@@ -57,6 +58,8 @@ class RequestRenderer:
         self.spec = spec
         try:
             self._prompt = _ENV.from_string(spec.prompt)
+            # a prompt that only prints row fields renders without Jinja (field_template.py)
+            self._prompt_fast = FieldTemplate.of(_ENV, spec.prompt)
             self._system = _ENV.from_string(spec.system_prompt) if spec.system_prompt else None
             # a system prompt that does not mention `row` is the same for every row: render it once
             self._system_per_row = spec.system_prompt is not None and "row" in meta.find_undeclared_variables(
@@ -80,7 +83,9 @@ class RequestRenderer:
     def render(self, row: Mapping[str, Any], custom_id: str, key: str) -> LLMRequest:
         if not isinstance(row, Mapping):
             raise RowError(f"row is a {type(row).__name__}, expected a mapping of column -> value")
-        prompt = self._render(self._prompt, row, "prompt", self.spec.context)
+        prompt = self._prompt_fast.render(row) if self._prompt_fast is not None else None
+        if prompt is None:
+            prompt = self._render(self._prompt, row, "prompt", self.spec.context)
         if not prompt.strip():
             raise RowError("prompt renders empty")
         system = self._system_text(row)

@@ -14,11 +14,11 @@ Example::
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
 from airflow_llm_batch.pipeline.manifest import Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -86,7 +86,7 @@ class RunFolder:
         for name in files:
             with (self.folder / name).open("rb") as fh:
                 for line in fh:
-                    row = ResultRow.from_dict(json.loads(line))
+                    row = ResultRow.from_dict(fast_json.loads(line))
                     row.answered_by = answered_by or row.answered_by
                     yield row
 

@@ -17,8 +17,12 @@ upper bound on natural text, and :func:`tokenizer_name` says so (callers log it 
 from __future__ import annotations
 
 import functools
+import importlib.machinery
+import importlib.util
 import logging
 import math
+from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 log = logging.getLogger(__name__)
@@ -29,8 +33,18 @@ FALLBACK_BYTES_PER_TOKEN = 3
 FALLBACK_NAME = "bytes/3 upper bound"
 
 
-class _Encoder(Protocol):
-    def encode_ordinary(self, text: str) -> list[int]: ...
+class _Counter(Protocol):
+    def count(self, text: str) -> int: ...
+
+
+class _EncodingCounter:
+    """``count`` over bpe-openai's public ``Encoding`` (when its compiled counter is not there)."""
+
+    def __init__(self, encoding: object) -> None:
+        self.encode_ordinary = encoding.encode_ordinary  # type: ignore[attr-defined]
+
+    def count(self, text: str) -> int:
+        return len(self.encode_ordinary(text))
 
 
 def count_text_tokens(text: str) -> int:
@@ -44,7 +58,7 @@ def count_text_tokens(text: str) -> int:
     encoder = _encoder()
     if encoder is None:
         return math.ceil(len(text.encode("utf-8")) / FALLBACK_BYTES_PER_TOKEN)
-    return len(encoder.encode_ordinary(text))
+    return encoder.count(text)
 
 
 def tokenizer_name() -> str:
@@ -53,13 +67,37 @@ def tokenizer_name() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _encoder() -> _Encoder | None:
+def _encoder() -> _Counter | None:
+    """The compiled counter of bpe-openai for cl100k_base: the same counts as ``len(encode_ordinary)``
+    at a third of the time, and without loading every other encoding the package ships (seconds)."""
     try:
-        import bpe_openai
+        try:
+            counter: _Counter = _compiled_module().tokenizer_for_encoding(ENCODING)
+            return counter
+        except (ImportError, AttributeError, OSError):
+            import bpe_openai
 
-        encoder: _Encoder = bpe_openai.get_encoding(ENCODING)
-        return encoder
+            return _EncodingCounter(bpe_openai.get_encoding(ENCODING))
     except Exception as exc:  # any failure to load means "no tokenizer": the fallback still counts
         log.warning("Token counts use %s: the %s tokenizer could not be loaded (%s: %s). Install "
                     "bpe-openai to count tokens exactly.", FALLBACK_NAME, ENCODING, type(exc).__name__, exc)
         return None
+
+
+def _compiled_module() -> ModuleType:
+    """bpe-openai's compiled module, loaded from its file without running the package's
+    ``__init__`` (which decodes every encoding it ships: ~7 s of CPU; this takes ~0.2 s)."""
+    package = importlib.util.find_spec("bpe_openai")
+    if package is None or not package.submodule_search_locations:
+        raise ImportError("bpe-openai is not installed")
+    for folder in package.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = Path(folder) / f"_bindings{suffix}"
+            if path.is_file():
+                loader = importlib.machinery.ExtensionFileLoader("bpe_openai._bindings", str(path))
+                spec = importlib.util.spec_from_file_location("bpe_openai._bindings", path, loader=loader)
+                assert spec is not None
+                module = importlib.util.module_from_spec(spec)
+                loader.exec_module(module)
+                return module
+    raise ImportError("bpe-openai has no compiled _bindings module")

@@ -15,11 +15,12 @@ line: an upper bound, logged once as such.
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
 import math
 from typing import Any
 
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.token_count import (
     ENCODING,
     FALLBACK_BYTES_PER_TOKEN,
@@ -47,14 +48,23 @@ def estimate_tokens(request_line: bytes) -> int:
     """The prompt tokens of one request line (see the module docstring); at least 1."""
     if tokenizer_name() == ENCODING:
         try:
-            document = json.loads(request_line)
+            document = fast_json.loads(request_line)
         except ValueError:
             document = None
         if isinstance(document, dict):
-            texts, messages = _texts_and_messages(document)
-            return max(1, sum(count_text_tokens(t) for t in texts) + TEXT_OVERHEAD_TOKENS * messages)
+            return estimate_document_tokens(document)
     _warn_fallback_once()
     return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
+
+
+def estimate_document_tokens(document: dict[str, Any], request_line: bytes = b"") -> int:
+    """:func:`estimate_tokens` of a request line from its JSON object, not parsed again (a line being
+    written: ``request_line`` is its bytes, only used when there is no tokenizer)."""
+    if tokenizer_name() != ENCODING:
+        _warn_fallback_once()
+        return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
+    texts, messages = _texts_and_messages(document)
+    return max(1, sum(map(_count_text, texts)) + TEXT_OVERHEAD_TOKENS * messages)
 
 
 def estimate_method() -> str:
@@ -75,9 +85,16 @@ def _texts_and_messages(document: dict[str, Any]) -> tuple[list[str], int]:
         elif isinstance(item, dict):
             messages += ("role" in item) + sum(key in item for key in _SYSTEM_KEYS)
             stack.extend(value for key, value in item.items() if key not in _NOT_PROMPT)
-        elif isinstance(item, list):
+        elif isinstance(item, (list, tuple)):
             stack.extend(item)
     return texts, messages
+
+
+@functools.lru_cache(maxsize=4096)
+def _count_text(text: str) -> int:
+    """``count_text_tokens``, remembered: the system prompt and the schema's texts repeat on every
+    line of a run and are counted once."""
+    return count_text_tokens(text)
 
 
 def _warn_fallback_once() -> None:

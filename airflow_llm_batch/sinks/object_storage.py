@@ -8,7 +8,6 @@ temporary sibling that is renamed when complete.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import uuid
 from collections.abc import Iterable, Iterator
@@ -16,6 +15,7 @@ from typing import IO, Any, ClassVar
 
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.google.uris import merge_options, split_options
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.storage import AtomicWriter
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus
 from airflow_llm_batch.sinks.base import LandingContext
@@ -28,7 +28,7 @@ _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def _jsonl_line(row: ResultRow) -> bytes:
-    return (json.dumps(row.to_dict(), ensure_ascii=False, default=str) + "\n").encode()
+    return fast_json.dumps_line(row.to_dict())
 
 
 class ObjectStorageSink:

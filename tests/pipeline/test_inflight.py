@@ -49,7 +49,10 @@ def test_in_flight_records_follow_the_cache_mode_and_skip_bad_entries(tmp_path: 
     assert AnswerCache(tmp_path, mode=CacheMode.READ).record_sent([(FP, "r")], "b", sent_at=1.0) == 0
     AnswerCache(tmp_path).record_sent([(FP, "r")], "b", sent_at=1.0)
     assert AnswerCache(tmp_path, mode=CacheMode.WRITE).find_in_flight([FP], max_age=1e12) == {}
+    (page,) = (AnswerCache(tmp_path).in_flight.root / "pages").iterdir()
+    page.write_text(page.read_text().replace(f'"fingerprint":"{FP}"', f'"fingerprint":"{OTHER}-bad"'))
     path = AnswerCache(tmp_path).in_flight.root / FP[:2] / f"{FP}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"v": 1, "fingerprint": OTHER, "batch_id": "b", "custom_id": "r", "sent_at": 1.0}))
     assert AnswerCache(tmp_path).find_in_flight([FP], max_age=1e12) == {}
 

@@ -1,0 +1,97 @@
+"""In-flight records in pages: one JSON Lines file per sent batch, instead of one file per request.
+
+``{inflight root}/pages/{sent_at:011d}-{uuid}.jsonl`` holds one record object per line (the same
+objects as the single-record files of inflight.py, which stay readable). A page is written under a
+temporary name and moved into place whole. Readers index the pages into an SQLite file on local disk
+(flat memory for any number of records), a page once, skipping pages older than the age asked for
+by the time in their name.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import tempfile
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from airflow_llm_batch.pipeline import cache_files as files
+from airflow_llm_batch.pipeline import fast_json
+from airflow_llm_batch.pipeline.storage import StoragePath
+
+PAGES_DIR = "pages"
+#: fingerprints per SQLite query (below SQLite's bound on query parameters)
+_QUERY = 500
+
+
+def page_name(sent_at: float) -> str:
+    return f"{int(sent_at):011d}-{uuid.uuid4().hex}.jsonl"
+
+
+def write_page(root: StoragePath, sent_at: float, entries: list[dict[str, Any]]) -> bool:
+    """Write ``entries`` (record objects) as one page; False (never raised) on a storage error."""
+    data = b"".join(fast_json.dumps_line(entry) for entry in entries)
+    return files.write_bytes(root / PAGES_DIR / page_name(sent_at), data)
+
+
+class PageIndex:
+    """The records of every page read so far, by fingerprint (the newest send of each kept)."""
+
+    def __init__(self, root: StoragePath) -> None:
+        self.folder = root / PAGES_DIR
+        self._loaded: set[str] = set()
+        self._lock = threading.Lock()  # one index may serve lookups from several threads
+        self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-inflight-")
+        self._db = sqlite3.connect(os.path.join(self._dir.name, "pages.db"), check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("CREATE TABLE rec (fp TEXT PRIMARY KEY, entry TEXT, sent_at REAL)")
+
+    def find(self, fps: Sequence[str], oldest: float) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(fingerprint, record object) of the newest record of each of ``fps`` in the pages."""
+        found: list[tuple[str, str]] = []
+        with self._lock:
+            self._load_new(oldest)
+            for start in range(0, len(fps), _QUERY):
+                window = list(fps[start:start + _QUERY])
+                marks = ",".join("?" * len(window))
+                found += self._db.execute(f"SELECT fp, entry FROM rec WHERE fp IN ({marks})", window).fetchall()
+        for fp, entry in found:
+            yield fp, fast_json.loads(entry)
+
+    def _load_new(self, oldest: float) -> None:
+        if not self.folder.exists():
+            return
+        for path in self.folder.iterdir():
+            name = path.name
+            if name in self._loaded or not name.endswith(".jsonl") or name.startswith("."):
+                continue
+            if _sent_at(name) + 1 <= oldest:
+                continue  # every record of the page is older than asked for
+            self._load(path)
+            self._loaded.add(name)
+
+    def _load(self, path: StoragePath) -> None:
+        data = files.read_entry(path) or b""
+        rows = []
+        for line in data.splitlines():
+            try:
+                entry = fast_json.loads(line)
+                fp, sent_at = entry["fingerprint"], files.timestamp(entry.get("sent_at"), "sent_at")
+                files.check_fingerprint(fp)
+            except (ValueError, TypeError, KeyError):
+                continue  # a bad line only means its request is sent again
+            rows.append((fp, line.decode("utf-8", "replace"), sent_at))
+        self._db.executemany("INSERT INTO rec VALUES (?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
+                             "entry = excluded.entry, sent_at = excluded.sent_at "
+                             "WHERE excluded.sent_at > rec.sent_at", rows)
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
+def _sent_at(name: str) -> int:
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0

@@ -1,0 +1,59 @@
+"""In-flight records are written one page per batch, found by fingerprint, and the single-record
+files of earlier versions stay readable."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from airflow_llm_batch.pipeline.inflight import InFlightLog
+
+NOW = 1_790_000_000.0
+
+
+def fp(i: int) -> str:
+    return f"{i:064x}"
+
+
+def files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_a_batch_of_records_is_one_file_and_every_record_is_found(tmp_path: Path) -> None:
+    log = InFlightLog(tmp_path, clock=lambda: NOW)
+    assert log.record([(fp(i), f"row-{i}") for i in range(2_000)], batch_id="batch_1", sent_at=NOW - 10) == 2_000
+    assert len(files_under(tmp_path)) == 1
+    found = log.find_many([fp(i) for i in range(0, 2_500, 7)], max_age=3600)
+    assert set(found) == {fp(i) for i in range(0, 2_000, 7)}
+    assert (found[fp(7)].batch_id, found[fp(7)].custom_id, found[fp(7)].sent_at) == ("batch_1", "row-7", NOW - 10)
+
+
+def test_pages_written_after_a_lookup_are_found_by_the_next_one_and_the_newest_send_wins(tmp_path: Path) -> None:
+    log = InFlightLog(tmp_path, clock=lambda: NOW)
+    log.record([(fp(1), "a")], batch_id="old", sent_at=NOW - 100)
+    assert log.find_many([fp(1)], max_age=3600)[fp(1)].batch_id == "old"
+    InFlightLog(tmp_path).record([(fp(1), "b"), (fp(2), "c")], batch_id="new", sent_at=NOW - 5)
+    found = log.find_many([fp(1), fp(2)], max_age=3600)
+    assert {k: v.batch_id for k, v in found.items()} == {fp(1): "new", fp(2): "new"}
+    assert log.find_many([fp(1)], max_age=50)[fp(1)].batch_id == "new"
+    assert InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(1)], max_age=1) == {}
+
+
+def test_single_record_files_of_earlier_versions_are_still_read(tmp_path: Path) -> None:
+    old = tmp_path / fp(3)[:2] / f"{fp(3)}.json"
+    old.parent.mkdir(parents=True)
+    old.write_text(json.dumps({"v": 1, "fingerprint": fp(3), "batch_id": "b_old", "custom_id": "r3",
+                               "sent_at": NOW - 20}))
+    log = InFlightLog(tmp_path, clock=lambda: NOW)
+    assert log.find_many([fp(3)], max_age=3600)[fp(3)].batch_id == "b_old"
+    log.record([(fp(3), "r3")], batch_id="b_page", sent_at=NOW - 1)
+    assert log.find_many([fp(3)], max_age=3600)[fp(3)].batch_id == "b_page"
+
+
+def test_a_broken_page_line_only_loses_its_own_record(tmp_path: Path) -> None:
+    log = InFlightLog(tmp_path, clock=lambda: NOW)
+    log.record([(fp(4), "r4"), (fp(5), "r5")], batch_id="b", sent_at=NOW)
+    (page,) = (tmp_path / "pages").iterdir()
+    lines = page.read_text().splitlines()
+    page.write_text("\n".join(["{not json", lines[1]]) + "\n")
+    assert set(InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(4), fp(5)], max_age=60)) == {fp(5)}
