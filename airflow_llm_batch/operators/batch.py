@@ -194,7 +194,8 @@ class LLMBatchOperator(RequestOptions):
     @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> Any:
         run = self._start(context)
-        manifest = run.load(f"{REMOVED_WHILE_DEFERRED}; its batches are {self.task_id}'s XCom 'batch_ids'")
+        manifest = run.load(f"{REMOVED_WHILE_DEFERRED}; its batches are {self.task_id}'s XCom 'batch_ids'",
+                            rebuild=lambda: self.prepare_manifest(run, run.request, context))
         wait = check_event(event, on_timeout=lambda: self._cancel(run, manifest.open_batch_ids,
                                                                   run.wait.cancel_on_timeout))
         run.records().record_progress(manifest, wait.batches)

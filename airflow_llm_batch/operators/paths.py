@@ -12,6 +12,7 @@ from typing import Any
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_llm_batch.pipeline import task_state
 from airflow_llm_batch.sources.rows import to_path
 
 
@@ -30,7 +31,8 @@ def workspace_path(workspace: str | None) -> ObjectStoragePath:
 
 def run_folder(workspace: str | None, context: Any) -> ObjectStoragePath:
     """``{workspace}/{dag_id}/{task_id}/{run_id}[/{map_index}]``: one folder per task run, shared by
-    its tries, so a retry finds what an earlier try paid for."""
+    its tries, so a retry finds what an earlier try paid for. The folder's run state is mirrored to
+    the task's ``task_state_store`` (pipeline/task_state.py), so a try on another worker finds it too."""
     ti = context["ti"]
     parts = [ti.dag_id, ti.task_id, ti.run_id]
     if getattr(ti, "map_index", -1) not in (-1, None):
@@ -38,6 +40,7 @@ def run_folder(workspace: str | None, context: Any) -> ObjectStoragePath:
     folder = workspace_path(workspace)
     for part in parts:
         folder = folder / re.sub(r"[^A-Za-z0-9_.=+-]", "_", str(part))
+    task_state.bind(folder, context.get("task_state_store"))
     return folder
 
 

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 from airflow.sdk import ObjectStoragePath
 
+from airflow_llm_batch.exceptions import ReattachError
 from airflow_llm_batch.operators.access import ProviderAccess
 from airflow_llm_batch.operators.paths import default_workspace, run_folder, run_tags
 from airflow_llm_batch.pipeline.backend import BatchBackend
@@ -71,11 +72,20 @@ class TaskRun:
         self._manifest = manifest
         return manifest
 
-    def load(self, missing: str) -> Manifest:
-        """The stored manifest; FileNotFoundError (``missing`` says what happened) when there is none."""
+    def load(self, missing: str, rebuild: Callable[[], Manifest] | None = None) -> Manifest:
+        """The stored manifest; FileNotFoundError (``missing`` says what happened) when there is none.
+
+        On a worker whose run folder is empty the manifest comes from the task state store and
+        ``rebuild()`` (prepare again, which re-attaches) writes the chunk files; without it, a
+        ReattachError says the workspace must be shared."""
         manifest = self.store.load()
         if manifest is None:
             raise FileNotFoundError(f"no manifest at {self.store.path}: {missing}")
+        if self.store.restored:
+            if rebuild is None:
+                raise ReattachError(f"the run folder {self.folder} is empty on this worker: its chunk files and "
+                                    f"results are not there. Use a workspace every worker shares.")
+            return self.use(rebuild())
         return self.use(manifest)
 
     def call(self, work: Callable[[BatchRun], Awaitable[T]]) -> T:

@@ -6,11 +6,15 @@ loads it and re-attaches to its batches; a finished task re-lands its results wi
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from airflow_llm_batch.pipeline import task_state
 from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 VERSION = 1
@@ -136,19 +140,36 @@ class Manifest:
 
 
 class ManifestStore:
-    """Loads and saves the manifest of one task run folder, atomically."""
+    """Loads and saves the manifest of one task run folder, atomically; the one save path.
+
+    Inside an Airflow task every save is mirrored to the task state store bound to the folder
+    (pipeline/task_state.py), and a load on a worker whose folder is empty restores it from there:
+    :attr:`restored` then says the chunk files must be rebuilt (``task_state.rebuild``).
+    """
 
     def __init__(self, folder: StoragePath) -> None:
         self.folder = folder
         self.path = folder / MANIFEST_NAME
+        #: the last load came from the task state store: the run folder is empty on this worker
+        self.restored = False
 
     def load(self) -> Manifest | None:
-        if not self.path.exists():
+        self.restored = False
+        if self.path.exists():
+            return Manifest.from_dict(read_json(self.path))
+        state = task_state.bound(self.folder)
+        document = state.get(task_state.MANIFEST_KEY) if state is not None else None
+        if document is None:
             return None
-        return Manifest.from_dict(read_json(self.path))
+        self.restored = True
+        log.info("No manifest in %s on this worker: run state restored from the task state store", self.folder)
+        return Manifest.from_dict(document)
 
     def save(self, manifest: Manifest) -> None:
         write_json_atomically(self.path, manifest.to_dict())
+        state = task_state.bound(self.folder)
+        if state is not None:
+            state.put(task_state.MANIFEST_KEY, task_state.stored_manifest(manifest))
 
 
 def describe_resume(manifest: Manifest) -> str:

@@ -34,6 +34,7 @@ from airflow_llm_batch.pipeline.run_folder import CANCELLED_FILE, RunFolder
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.submitter import FIND_SLACK_SECONDS, Submitter
 from airflow_llm_batch.pipeline.summary import RunSummary
+from airflow_llm_batch.pipeline.task_state import rebuild
 from airflow_llm_batch.pipeline.types import BatchProgress, ResultRow
 from airflow_llm_batch.pipeline.vanished import progress_or_gone
 from airflow_llm_batch.pipeline.waiting import note_running
@@ -93,21 +94,29 @@ class BatchRun:
         """
         options = self._prepare_options(max_rows_per_chunk, carry)
         existing = self.store.load()
+        if existing is not None and self.store.restored:  # the run folder is empty on this worker
+            prepared = prepare(rows(), spec, folder=self.folder, backend=self.backend, options=options)
+            self._check_same_input(existing, prepared.digest)
+            self.store.save(rebuild(existing, prepared, self.folder))
+            return existing
         if existing is not None and existing.has_sent:
             checked = dataclasses.replace(options, write=False)  # the digest only: nothing is written
-            digest = prepare(rows(), spec, folder=self.folder, backend=self.backend, options=checked).digest
-            if digest != existing.digest:
-                raise InputChangedError(
-                    f"the rows or prompt differ from those already submitted for this task run "
-                    f"(batches {existing.batch_ids}). Nothing new was submitted. Restore the input to "
-                    f"re-attach, or delete {self.folder} (or use another workspace) to start over and pay again."
-                )
+            self._check_same_input(existing, prepare(rows(), spec, folder=self.folder, backend=self.backend,
+                                                     options=checked).digest)
             log.info("Re-attaching to %d chunk(s) recorded in %s", len(existing.chunks), self.store.path)
             return existing
         prepared = prepare(rows(), spec, folder=self.folder, backend=self.backend, options=options)
         manifest = new_manifest(prepared, provider=self.backend.name, model=spec.model, tags=self.tags)
         self.store.save(manifest)
         return manifest
+
+    def _check_same_input(self, existing: Manifest, digest: str) -> None:
+        if digest != existing.digest:
+            raise InputChangedError(
+                f"the rows or prompt differ from those already submitted for this task run "
+                f"(batches {existing.batch_ids}). Nothing new was submitted. Restore the input to "
+                f"re-attach, or delete {self.folder} (or use another workspace) to start over and pay again."
+            )
 
     def _prepare_options(self, max_rows_per_chunk: int | None, carry: tuple[str, ...]) -> PrepareOptions:
         reads = self.cache is not None and self.cache.mode.reads

@@ -18,7 +18,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from airflow_llm_batch.pipeline import fast_json
+from airflow_llm_batch.pipeline import fast_json, task_state
 from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
 from airflow_llm_batch.pipeline.manifest import Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -49,10 +49,15 @@ class RunFolder:
         while the task's own thread may be saving the manifest."""
         ids = sorted(set(self.cancelled_by_us()) | set(batch_ids))
         write_json_atomically(self.folder / CANCELLED_FILE, ids)
+        state = task_state.bound(self.folder)
+        if state is not None:  # inside a task: a try on another worker sees them too
+            state.put(task_state.CANCELLED_KEY, ids)
 
     def cancelled_by_us(self) -> list[str]:
         path = self.folder / CANCELLED_FILE
-        return list(read_json(path)) if path.exists() else []
+        state = task_state.bound(self.folder)
+        stored = (state.get(task_state.CANCELLED_KEY) if state is not None else None) or []
+        return sorted(set(read_json(path) if path.exists() else []) | set(stored))
 
     # -- rows answered without a batch -------------------------------------------------------------
     def finalize(self, manifest: Manifest, parser: OutputParser) -> None:

@@ -75,3 +75,42 @@ class AtomicWriter:
         if self.path.exists():
             self.path.unlink()
         self.tmp.rename(self.path)
+
+
+#: the official provider whose filesystem reads an Airflow connection for each object-storage scheme
+CONNECTION_PROVIDERS = {"gs": "google", "gcs": "google", "s3": "amazon", "s3a": "amazon",
+                        "abfs": "microsoft-azure", "abfss": "microsoft-azure", "az": "microsoft-azure"}
+#: our extra that installs the fsspec filesystem of each scheme
+EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "abfs": "azure", "abfss": "azure", "az": "azure"}
+
+
+def ensure_filesystem(uri: str) -> None:
+    """Make ``uri``'s scheme usable by Airflow's ObjectStoragePath without the official provider.
+
+    With the provider installed (apache-airflow-providers-google / -amazon / -microsoft-azure) its
+    filesystem is used and a connection (``gs://conn_id@bucket/...``) is honoured. Without it, the
+    scheme's fsspec filesystem (our ``gcs`` / ``s3`` / ``azure`` extra) is attached with its own
+    default credentials (ADC or ``STORAGE_EMULATOR_HOST``; AWS_* env; AZURE_STORAGE_* env); a
+    connection named in the URI then cannot be read, and that is an error, not silently ignored.
+    """
+    from urllib.parse import urlsplit
+
+    from airflow.sdk.io import attach, has_fs
+
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in EXTRAS or has_fs(scheme):
+        return
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"{uri.split('@', 1)[0]}@...: a connection on a {scheme}:// path needs the filesystem of "
+            f"apache-airflow-providers-{CONNECTION_PROVIDERS[scheme]}; install it, or drop the connection "
+            f"id to use the default credentials of the {scheme} filesystem")
+    try:
+        import fsspec
+
+        filesystem = fsspec.filesystem(scheme)
+    except ImportError as exc:
+        raise ValueError(f"{scheme}:// paths need the fsspec filesystem of this scheme: pip install "
+                         f"'airflow-llm-batch[{EXTRAS[scheme]}]' ({exc})") from exc
+    attach(scheme, fs=filesystem)

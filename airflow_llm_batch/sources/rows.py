@@ -11,6 +11,7 @@ from typing import Any
 from airflow.sdk import ObjectStoragePath
 
 from airflow_llm_batch.exceptions import InvalidInputError
+from airflow_llm_batch.pipeline.storage import ensure_filesystem
 
 RowsFactory = Callable[[], Iterable[Mapping[str, Any]]]
 
@@ -27,6 +28,7 @@ def to_path(uri: str | ObjectStoragePath) -> ObjectStoragePath:
     if isinstance(uri, ObjectStoragePath):
         return uri
     text = str(uri)
+    ensure_filesystem(text)
     return ObjectStoragePath(text if "://" in text else f"file://{text}")
 
 
