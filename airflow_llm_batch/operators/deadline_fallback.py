@@ -95,7 +95,7 @@ def fall_back(run: TaskRun, parser: OutputParser, settings: RunnerSettings, *, p
 
     run.call(collect)
     unanswered = rows_open(manifest)
-    log.warning("Deadline fallback: the cancelled batch(es) answered %d row(s), kept; %d row(s) go real-time",
+    log.warning("Deadline fallback: %d row(s) answered by batches are kept; sending %d row(s) in real time",
                 _batch_answered(manifest), unanswered)
     if manifest.deadline_fallback.get("realtime_rows") is None:
         manifest.deadline_fallback["realtime_rows"] = unanswered
@@ -121,11 +121,12 @@ def _batch_answered(manifest: Manifest) -> int:
 
 
 def switch_message(plan: Fallback | None, batches: int, rows: int) -> str:
-    """"deadline 07:00 UTC: 3 batch(es) still open at 06:41 UTC, cancelling them and sending the 1,234
-    unanswered row(s) in real time (estimated 4 min)"."""
+    """"deadline 07:00 UTC: 3 batch(es) still open at 06:41 UTC, cancelling them and sending the up to 1,234
+    unanswered row(s) in real time (estimated 4 min)": ``rows`` counts the rows of the open batches whole
+    (the exact count, less what they answered, is logged once they are collected)."""
     now = datetime.now(timezone.utc).strftime("%H:%M")
     if plan is None:
         return f"deadline: {batches} batch(es) still open at {now} UTC, switching to real-time"
     minutes = max(1, round(plan.realtime_needs(rows).total_seconds() / 60))
     return (f"deadline {plan.at.strftime('%H:%M')} UTC: {batches} batch(es) still open at {now} UTC, cancelling "
-            f"them and sending the {rows:,} unanswered row(s) in real time (estimated {minutes} min)")
+            f"them and sending the up to {rows:,} unanswered row(s) in real time (estimated {minutes} min)")
