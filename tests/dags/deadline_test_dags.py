@@ -23,7 +23,7 @@ def answer(**kwargs: Any) -> LLMBatchOperator:
     return LLMBatchOperator(
         task_id="answer", provider="openai", conn_id="{{ params.conn_id }}", model="gpt-4o-mini",
         rows="{{ params.rows }}", key="id", prompt="{{ row.text }}", workspace="{{ params.workspace }}",
-        destination="{{ params.destination }}", poll_interval=0.5, retries=0, max_concurrency=80, **kwargs)
+        destination="{{ params.destination }}", poll_interval=0.5, max_concurrency=80, **{"retries": 0, **kwargs})
 
 
 with DAG("llmb_deadline_near", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
@@ -35,3 +35,7 @@ with DAG("llmb_deadline_near_worker", schedule=None, start_date=datetime(2026, 1
 
 with DAG("llmb_deadline_far", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):
     answer(deadline=timedelta(hours=6))
+
+with DAG("llmb_deadline_near_retry", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS,
+         catchup=False):
+    answer(deadline=NEAR, retries=1, retry_delay=timedelta(0))

@@ -1,7 +1,8 @@
 """``deadline=`` in batch mode, in real Airflow (dag.test()) against the bundled emulator, counted on the
 emulator's side: a deadline nearer than the batch's completion cancels the batch, keeps the rows it
 answered, sends the rest in real time and lands every row, none paid twice (deferrable and on the
-worker); a far deadline changes nothing."""
+worker); a try that fails during the switch is finished by the next, with no batch created again and no
+answered row resent; a far deadline changes nothing."""
 
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def check_switched(emu: Emulator, run: Any, tmp_path: Path) -> None:
     assert set(paid_batch) == by_batch and set(paid_realtime) == by_realtime
     assert set(paid_batch).isdisjoint(paid_realtime) and len(paid_batch) + len(paid_realtime) == ROWS
     assert set(paid_batch.values()) == {1} and set(paid_realtime.values()) == {1}
-    assert stats["realtime"]["bodies_paid_twice"] == 0
+    assert stats["realtime"]["bodies_paid_twice"] == 0 and stats["realtime"]["answered"] == len(by_realtime)
+    assert stats["realtime"]["requests"] == len(by_realtime)  # no body sent again once answered
     summary = xcom(run, "answer")
     fallback = summary["deadline_fallback"]
     assert fallback["realtime_rows"] == len(by_realtime) and len(fallback["cancelled_batches"]) == 1
@@ -94,6 +96,19 @@ def test_a_near_deadline_cancels_the_batch_keeps_its_answers_and_sends_the_rest_
 def test_the_worker_loop_switches_at_the_deadline_too(slow: Emulator, tmp_path: Path) -> None:
     slow.reset_stats()
     run = run_dag("llmb_deadline_near_worker", conf(tmp_path))
+    check_switched(slow, run, tmp_path)
+
+
+def test_a_try_failing_during_the_switch_is_finished_by_the_next_without_a_new_batch(
+        slow: Emulator, tmp_path: Path) -> None:
+    """The first real-time call of the switch is refused (401: the circuit breaker fails try 1 after the
+    batch was cancelled and collected); try 2 resumes the recorded switch: it creates no batch, keeps
+    the batch's answers and sends only the rows no one answered."""
+    slow.reset_stats()
+    slow.inject_fault(401, count=1, path_prefix="/v1/chat/completions")
+    run = run_dag("llmb_deadline_near_retry", conf(tmp_path))
+    assert run.get_task_instances()[0].try_number == 2
+    assert slow.stats()["openai"]["http_errors_injected"] == 1  # the refusal happened (on a real-time call)
     check_switched(slow, run, tmp_path)
 
 
