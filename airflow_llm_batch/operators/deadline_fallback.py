@@ -22,7 +22,6 @@ Example::
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -79,7 +78,8 @@ def fall_back(run: TaskRun, parser: OutputParser, settings: RunnerSettings, *, p
     open_ids = manifest.open_batch_ids
     if manifest.deadline_fallback is None:
         left = rows_open(manifest)
-        manifest.deadline_fallback = {"at": time.time(), "deadline": plan.at.isoformat() if plan else None,
+        manifest.deadline_fallback = {"at": datetime.now(timezone.utc).isoformat(),
+                                      "deadline": plan.at.isoformat() if plan else None,
                                       "cancelled_batches": open_ids, "realtime_rows": None}
         run.store.save(manifest)  # first: from here on no batch is created, a crash resumes the switch
         log.warning("%s", switch_message(plan, len(open_ids), left))
