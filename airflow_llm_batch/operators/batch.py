@@ -22,11 +22,12 @@ from airflow_llm_batch.operators.alerts import (
     success_rate_lost,
     warn_after_seconds,
 )
+from airflow_llm_batch.operators.deadline_fallback import fall_back, fallback_due, fallback_plan, switch_time
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
-from airflow_llm_batch.operators.realtime_mode import check_realtime_budget, decide, send_in_realtime
+from airflow_llm_batch.operators.realtime_mode import check_realtime_budget, decide, run_start, send_in_realtime
 from airflow_llm_batch.operators.request_options import RequestOptions, dry_run_summary, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
 from airflow_llm_batch.operators.settings import RealtimeSettings, RequestSettings, WaitSettings, default_deferrable
@@ -116,8 +117,10 @@ class LLMBatchOperator(RequestOptions):
         more after a killed try)
     :param requests_per_minute: client-side real-time request rate limit (None: unlimited)
     :param tokens_per_minute: client-side real-time token rate limit, on the prompt estimate (None: unlimited)
-    :param deadline: when the rows must have landed, for ``mode="auto"``: a timedelta from the run's start
-        (data interval end, else logical date), a datetime, or an ISO-8601 string (templated)
+    :param deadline: when the rows must have landed: a timedelta from the run's start (data interval end,
+        else logical date), a datetime, or an ISO-8601 string (templated). ``mode="auto"`` weighs it; in
+        batch mode, batches still open when real-time needs the time left are cancelled, their answered
+        rows kept, and the rest sent in real time (summary ``deadline_fallback``)
     :param expected_batch_turnaround: how long a batch is expected to take (timedelta, default 2 h): with
         ``mode="auto"``, a deadline nearer than this picks real-time
     """
@@ -238,6 +241,12 @@ class LLMBatchOperator(RequestOptions):
         while True:
             if self._killed:
                 raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
+            switch = switch_time(manifest, run.realtime, run_start(run.context))
+            if fallback_due(manifest, switch, time.time()):  # the deadline: cancel, keep answers, real-time
+                fall_back(run, run.request.parser, run.realtime.runner_settings(run.wait.policy),
+                          plan=fallback_plan(manifest, run.realtime, run_start(run.context)),
+                          poll_interval=run.wait.poll_interval, stop=lambda: self._killed)
+                return self._land(run)
             try:
                 run.call(_step(manifest, run.request.parser, lambda: not self._rate_lost(run)))
             except InvalidInputError as exc:  # e.g. one row over the provider's limit: a retry cannot fix it
@@ -251,15 +260,16 @@ class LLMBatchOperator(RequestOptions):
             waiting = any(c.state == ChunkState.PREPARED for c in manifest.chunks) \
                 or run.wait.min_success_rate is not None
             if run.wait.deferrable:
-                self.defer(trigger=self._trigger(run, deadline, waiting), method_name="execute_complete")
-            self._wait_on_worker(run, deadline, waiting)
+                self.defer(trigger=self._trigger(run, deadline, waiting, switch), method_name="execute_complete")
+            self._wait_on_worker(run, deadline, waiting, switch)
 
-    def _trigger(self, run: OperatorTry, deadline: float | None, any_end: bool) -> LLMBatchTrigger:
+    def _trigger(self, run: OperatorTry, deadline: float | None, any_end: bool,
+                 switch_at: float | None) -> LLMBatchTrigger:
         return LLMBatchTrigger(provider=run.request.provider, conn_id=run.access.conn_id,
                                provider_options=run.access.options, batch_ids=run.manifest.open_batch_ids,
                                poll_interval=run.wait.poll_interval, timeout_at=deadline,
                                return_on_first_end=any_end, run_folder=str(run.folder),
-                               cancel_on_kill=run.wait.cancel_on_kill,
+                               cancel_on_kill=run.wait.cancel_on_kill, switch_at=switch_at,
                                stuck=stuck_alert(run.manifest, self.warn_after, warned=self._warned,
                                                  stop=self.on_stuck_batch is not None))
 
@@ -289,13 +299,14 @@ class LLMBatchOperator(RequestOptions):
             )
         return summary
 
-    def _wait_on_worker(self, run: OperatorTry, deadline: float | None, any_end: bool) -> None:
+    def _wait_on_worker(self, run: OperatorTry, deadline: float | None, any_end: bool,
+                        switch_at: float | None) -> None:
         """deferrable=False: poll from the worker (holds the slot; for setups without a triggerer), with
         the trigger's decisions (pipeline/waiting.py) and its tolerance of failed polls."""
         manifest = run.manifest
         alert = stuck_alert(manifest, self.warn_after, warned=self._warned, stop=False)
         rules = WaitRules(tuple(manifest.open_batch_ids), run.wait.poll_interval, deadline, any_end,
-                          **stuck_rules(alert))
+                          switch_at=switch_at, **stuck_rules(alert))
         event = wait_on_worker(lambda: run.call(lambda batch_run: batch_run.poll(manifest)), rules,
                                stop=lambda: self._killed, log=self.log, on_stuck=lambda ids: self._stuck(run, ids))
         if event is not None:

@@ -97,6 +97,9 @@ class Manifest:
     refused_tokens: int | None = None
     #: the batch / real-time decision of this run (realtime.decision.ModeDecision.to_dict()), kept for resumes
     mode: dict[str, Any] | None = None
+    #: the deadline's switch to real-time, once started (operators/deadline_fallback.py): a later try
+    #: finishes it and never creates a batch again
+    deadline_fallback: dict[str, Any] | None = None
 
     @property
     def batch_ids(self) -> list[str]:

@@ -119,6 +119,7 @@ class RunFolder:
             rows_by_path=_rows_by_path(manifest),
             realtime_usage=_usage(c.counts for c in manifest.chunks if c.path is not None),
             mode=manifest.mode,
+            deadline_fallback=manifest.deadline_fallback,
         )
 
 

@@ -29,6 +29,8 @@ class RunSummary:
     realtime_usage: Usage = field(default_factory=Usage)
     #: the batch / real-time decision (realtime.decision.ModeDecision.to_dict()), None for older runs
     mode: dict[str, Any] | None = None
+    #: the deadline's switch to real-time: when, the batches cancelled, the rows sent in real time
+    deadline_fallback: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -48,4 +50,5 @@ class RunSummary:
             "rows_by_path": self.rows_by_path,
             "realtime_usage": self.realtime_usage.to_dict(),
             "mode": self.mode,
+            "deadline_fallback": self.deadline_fallback,
         }

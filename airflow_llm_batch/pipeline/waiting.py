@@ -6,6 +6,8 @@ in the triggerer, ``time.sleep`` on the worker) is theirs, what each poll means 
 * every watched batch ended, or with ``any_end`` the first one (the worker then sends chunks waiting
   for admission) -> ENDED;
 * the task's deadline passed -> TIMEOUT;
+* the deadline's real-time fallback is due (``switch_at``: the worker cancels the batches and sends the
+  rest in real time) -> DEADLINE; the last wait before it is shortened to end at that moment;
 * a poll failed with an answer polling again cannot change (auth, bad request), or more than
   ``max_consecutive_errors`` polls failed in a row -> ERROR;
 * a batch open longer than ``warn_after`` (from ``opened_at``) is named once in ``Decision.stuck``
@@ -52,6 +54,7 @@ class WaitOutcome(str, enum.Enum):
     TIMEOUT = "timeout"  # the task's timeout passed first
     ERROR = "error"  # polling failed permanently (auth, unknown batch) or too many transient errors
     STUCK = "stuck"  # a batch has been open longer than warn_after (only with stop_on_stuck)
+    DEADLINE = "deadline"  # time to switch to real-time to land by the task's deadline
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,7 @@ class WaitRules:
     opened_at: Mapping[str, float] = field(default_factory=dict)  # batch id -> epoch seconds submitted
     warned: frozenset[str] = frozenset()  # batches already reported stuck (by an earlier wait)
     stop_on_stuck: bool = False
+    switch_at: float | None = None  # epoch seconds: the deadline's real-time fallback is due
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,7 @@ class Decision:
 
 
 TIMEOUT_MESSAGE = "the task's timeout passed before the batches ended"
+SWITCH_MESSAGE = "the deadline's real-time fallback is due: the open batches give way to real-time"
 
 
 def after_poll(rules: WaitRules, ended: set[str], now: float, warned: frozenset[str] = frozenset()) -> Decision:
@@ -90,10 +95,19 @@ def after_poll(rules: WaitRules, ended: set[str], now: float, warned: frozenset[
         return Decision(WaitOutcome.ENDED)
     if rules.deadline is not None and now >= rules.deadline:
         return Decision(WaitOutcome.TIMEOUT, message=TIMEOUT_MESSAGE)
+    if rules.switch_at is not None and now >= rules.switch_at:
+        return Decision(WaitOutcome.DEADLINE, message=SWITCH_MESSAGE)
     stuck = stuck_batches(rules, ended | warned | rules.warned, now)
     if stuck and rules.stop_on_stuck:
         return Decision(WaitOutcome.STUCK, message=stuck_message(rules, stuck, now), stuck=stuck)
-    return Decision(None, rules.poll_interval, stuck=stuck)
+    return Decision(None, until_next_poll(rules, now), stuck=stuck)
+
+
+def until_next_poll(rules: WaitRules, now: float) -> float:
+    """``poll_interval``, shortened so the poll after it comes when the real-time fallback is due."""
+    if rules.switch_at is None:
+        return rules.poll_interval
+    return max(0.0, min(rules.poll_interval, rules.switch_at - now))
 
 
 def stuck_batches(rules: WaitRules, skip: set[str] | frozenset[str], now: float) -> tuple[str, ...]:

@@ -16,6 +16,17 @@ from datetime import datetime, timedelta, timezone
 
 Deadline = timedelta | datetime | str
 
+#: the time one real-time answer is assumed to take when planning a deadline's fallback (conservative:
+#: most chat answers take 0.5-2 s); real-time then answers ``max_concurrency / this`` rows per second
+TYPICAL_LATENCY_SECONDS = 2.0
+
+
+def realtime_rate(max_concurrency: int, requests_per_minute: int | None = None) -> float:
+    """Rows per second real-time is assumed to answer: ``max_concurrency`` requests in flight, each
+    taking :data:`TYPICAL_LATENCY_SECONDS`, capped by the client-side ``requests_per_minute``."""
+    rate = max_concurrency / TYPICAL_LATENCY_SECONDS
+    return rate if requests_per_minute is None else min(rate, requests_per_minute / 60.0)
+
 
 def deadline_at(deadline: Deadline | None, run_start: datetime) -> datetime | None:
     """The absolute deadline (UTC) of a run that started at ``run_start``."""

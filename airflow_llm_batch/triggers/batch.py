@@ -56,6 +56,9 @@ class LLMBatchTrigger(BaseTrigger):
     :param provider_options: the task's overrides of the connection's extras (never secrets)
     :param run_folder: the task run's folder, where :meth:`on_kill` records the batches it cancels
     :param cancel_on_kill: cancel the open batches when the task is marked failed/success or cleared
+    :param switch_at: epoch seconds when the deadline's real-time fallback is due: the trigger ends then
+        with a ``deadline`` event (the worker cancels the batches, keeps their answered rows and sends
+        the rest in real time); None: no deadline
     :param stuck: the stuck-batch alert: ``warn_after`` seconds, when each batch opened, the batches
         already warned about, and whether to hand the alert back to the worker (``stop``)
     """
@@ -74,6 +77,7 @@ class LLMBatchTrigger(BaseTrigger):
         run_folder: str | None = None,
         cancel_on_kill: bool = False,
         stuck: dict[str, Any] | None = None,
+        switch_at: float | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger is untyped
         self.provider = provider
@@ -88,6 +92,7 @@ class LLMBatchTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         #: the stuck-batch alert: {"warn_after": s, "opened_at": {id: epoch}, "warned": [ids], "stop": bool}
         self.stuck = dict(stuck or {})
+        self.switch_at = switch_at
         self._ended: set[str] = set()  # batches seen ended by the last poll: on_kill leaves them alone
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
@@ -105,6 +110,7 @@ class LLMBatchTrigger(BaseTrigger):
                 "run_folder": self.run_folder,
                 "cancel_on_kill": self.cancel_on_kill,
                 "stuck": self.stuck,
+                "switch_at": self.switch_at,
             },
         )
 
@@ -120,7 +126,8 @@ class LLMBatchTrigger(BaseTrigger):
     async def _watch(self, poller: Polls) -> WaitEvent:
         """Poll until the shared decision (pipeline/waiting.py) ends the wait."""
         wait = BatchWait(WaitRules(tuple(self.batch_ids), self.poll_interval, self.timeout_at,
-                                   self.return_on_first_end, self.max_consecutive_errors, **stuck_rules(self.stuck)))
+                                   self.return_on_first_end, self.max_consecutive_errors, switch_at=self.switch_at,
+                                   **stuck_rules(self.stuck)))
         lines = ProgressLines()
         while True:
             try:

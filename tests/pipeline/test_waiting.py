@@ -154,3 +154,14 @@ def test_an_open_chunk_keeps_the_first_running_time_it_is_given() -> None:
     carried = ChunkRecord(index=1, count=1, bytes=1, requests="c", keys="k", state=ChunkState.SUBMITTED, batch_id="b")
     ended = BatchProgress(batch_id="b", state=BatchState.COMPLETED, provider_status="completed", running_since=2.5)
     assert note_running(carried, ended, now=9.0) and carried.running_at == 2.5
+
+
+def test_the_deadline_fallback_ends_the_wait_when_due_and_the_wait_before_it_is_cut_short() -> None:
+    rules = WaitRules(batch_ids=("a",), poll_interval=10.0, deadline=1_000.0, switch_at=100.0)
+    assert after_poll(rules, set(), now=50.0) == Decision(None, 10.0)
+    assert after_poll(rules, set(), now=96.0) == Decision(None, 4.0)  # the next poll comes at the switch
+    due = after_poll(rules, set(), now=100.0)
+    assert due.outcome == WaitOutcome.DEADLINE and due.message
+    assert after_poll(rules, {"a"}, now=100.0).outcome == WaitOutcome.ENDED  # ended batches need no switch
+    assert after_poll(WaitRules(("a",), 10.0, deadline=90.0, switch_at=100.0), set(), now=100.0).outcome \
+        == WaitOutcome.TIMEOUT

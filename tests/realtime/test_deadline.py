@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from airflow_llm_batch.realtime.deadline import Fallback, deadline_at
+from airflow_llm_batch.realtime.deadline import TYPICAL_LATENCY_SECONDS, Fallback, deadline_at, realtime_rate
 
 START = datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc)
 
@@ -32,3 +32,10 @@ def test_the_fallback_is_due_when_what_is_left_needs_the_time_that_is_left() -> 
     assert fallback.is_due(datetime(2026, 12, 1, 6, 50, tzinfo=timezone.utc), 3_000)
     assert not fallback.is_due(datetime(2026, 12, 1, 6, 59, tzinfo=timezone.utc), 0)
     assert "3,000 row(s) left need ~300 s" in fallback.describe(3_000)
+
+
+def test_real_time_is_assumed_to_answer_max_concurrency_rows_per_typical_latency_capped_by_the_rate_limit() -> None:
+    assert TYPICAL_LATENCY_SECONDS == 2.0
+    assert realtime_rate(16) == 8.0
+    assert realtime_rate(16, requests_per_minute=120) == 2.0  # 120/min is 2 rows/s, under 8
+    assert realtime_rate(16, requests_per_minute=6_000) == 8.0
