@@ -191,8 +191,7 @@ class LLMBatchOperator(RequestOptions):
             raise AirflowFailException(f"InvalidInputError: {exc}") from exc
         if decision.mode is Mode.REALTIME:
             send_in_realtime(run, run.request.parser, run.realtime.runner_settings(run.wait.policy))
-            return self._land(run)
-        return self._advance(run)
+        return self._advance(run)  # lands at once unless rows wait on another run's batch (adopted)
 
     @fail_without_retry
     def execute_complete(self, context: Any, event: Any = None) -> Any:

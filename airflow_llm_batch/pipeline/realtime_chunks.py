@@ -48,11 +48,13 @@ class RealtimeSender(Protocol):
 def claim_for_realtime(manifest: Manifest, store: ManifestStore) -> int:
     """Give every chunk with no batch intent to real-time (saved before any send); the rows claimed.
 
-    A chunk adopted from an earlier run's batch is sent by this run instead (real-time was asked for)."""
+    A chunk adopted from another run's batch (the request cache found its rows in flight there) is not
+    claimed: that batch is paid for already, so the task waits for it rather than pay for its rows
+    again."""
     claimed = 0
     for chunk in manifest.chunks:
-        if chunk.state == ChunkState.PREPARED and chunk.path is None:
-            chunk.path, chunk.adopted = REALTIME, None
+        if chunk.state == ChunkState.PREPARED and chunk.path is None and not chunk.adopted:
+            chunk.path = REALTIME
             claimed += chunk.count
     store.save(manifest)
     return claimed

@@ -69,12 +69,12 @@ with DAG("llmb_cache", schedule=None, start_date=datetime(2026, 1, 1),
         poll_interval=0.2, retries=0, cache="read_write",
     )
 
-with DAG("llmb_cache_conn", schedule=None, start_date=datetime(2026, 1, 1), params={**PARAMS, "conn_id": CONN},
-         catchup=False):
+with DAG("llmb_cache_conn", schedule=None, start_date=datetime(2026, 1, 1),
+         params={**PARAMS, "conn_id": CONN, "mode": "batch"}, catchup=False):
     LLMBatchOperator(
         task_id="batch", conn_id="{{ params.conn_id }}", model="gpt-4o-mini", rows="{{ params.rows }}", key="id",
         prompt="{{ row.text }}", destination="{{ params.destination }}", workspace="{{ params.workspace }}",
-        poll_interval=0.2, retries=0, cache="read_write",
+        poll_interval=0.2, retries=0, cache="read_write", mode="{{ params.mode }}",
     )
 
 with DAG("llmb_budget", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS, catchup=False):

@@ -126,11 +126,15 @@ def wait_for(condition: Any, proc: subprocess.Popen[bytes], log: Path, limit: fl
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("next_mode", ["batch", "realtime"])
 def test_run_killed_while_its_batch_runs_is_not_paid_again_by_the_next_run(
-        tmp_path: Path, slow_emulator: tuple[Emulator, str]) -> None:
+        tmp_path: Path, slow_emulator: tuple[Emulator, str], next_mode: str) -> None:
+    """The next run adopts the killed run's batch, in real-time mode too: its rows are paid already, so
+    the next run waits for that batch rather than send them again."""
     slow, conn_id = slow_emulator
     rows = 40
-    conf = {"rows": f"file://{write_rows(tmp_path / 'rows.jsonl', [f'kill test {i}' for i in range(rows)])}",
+    text = f"kill test {next_mode}"
+    conf = {"rows": f"file://{write_rows(tmp_path / 'rows.jsonl', [f'{text} {i}' for i in range(rows)])}",
             "workspace": f"file://{tmp_path}/ws", "conn_id": conn_id, "destination": f"file://{tmp_path}/out.jsonl"}
 
     proc = start_run_in_subprocess(conf, tmp_path / "run1.log")
@@ -145,7 +149,7 @@ def test_run_killed_while_its_batch_runs_is_not_paid_again_by_the_next_run(
     with OpenAI(base_url=slow.openai_base_url, api_key="k") as client:
         assert client.batches.retrieve(batch_id).status in ("validating", "in_progress")  # killed mid-batch
 
-    second = run_dag("llmb_cache_conn", conf)  # a new run id, same rows, same endpoint
+    second = run_dag("llmb_cache_conn", {**conf, "mode": next_mode})  # a new run id, same rows, same endpoint
     assert task_states(second) == {"batch": "success"}
     stats = slow.stats()["openai"]
     assert Counter(stats["succeeded_by_custom_id"]) == Counter({f"e{i:05d}": 1 for i in range(rows)})
@@ -156,3 +160,4 @@ def test_run_killed_while_its_batch_runs_is_not_paid_again_by_the_next_run(
     assert {r["status"] for r in results} == {"succeeded"} and {r["batch_id"] for r in results} == {batch_id}
     summary = xcom(second, "batch")
     assert summary["adopted_rows"] == rows and summary["sent_rows"] == 0 and summary["succeeded"] == rows
+    assert slow.stats()["realtime"]["answered"] == 0 and {r["answered_by"] for r in results} == {"batch"}
