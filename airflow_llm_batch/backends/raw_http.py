@@ -26,10 +26,16 @@ try:  # a faster encoder where the environment has one; the bytes on the wire me
 
     def encode(body: Any) -> bytes:
         return orjson.dumps(body)
+
+    def decode(payload: bytes) -> Any:
+        return orjson.loads(payload)
 except ImportError:  # pragma: no cover - orjson is installed with the package's locked dependencies
 
     def encode(body: Any) -> bytes:
         return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def decode(payload: bytes) -> Any:
+        return json.loads(payload)
 
 #: requests in flight (and sockets) per session unless told otherwise; the rest wait in the connector
 MAX_CONNECTIONS = 64

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, encode, open_session
+from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, decode, encode, open_session
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.realtime.runner import CallFailed
 
@@ -59,7 +59,7 @@ class RawSender:
             raise connection_failed(True, f"no answer in time ({type(exc).__name__})") from exc
         except aiohttp.ClientError as exc:
             raise connection_failed(False, f"connection lost ({type(exc).__name__}: {exc})") from exc
-        return json.loads(payload)
+        return decode(payload)
 
     async def aclose(self) -> None:
         if self.session is not None:
