@@ -37,7 +37,7 @@ bench: install
 	$(PY) bench/prepare_and_parse.py --rows $(BENCH_PREPARE_ROWS)
 	$(PY) bench/trigger_load.py --n $(BENCH_TRIGGERS)
 	$(PY) bench/e2e.py --rows $(BENCH_ROWS)
-	$(PY) bench/realtime_throughput.py --rows $(BENCH_REALTIME_ROWS) --transport aiohttp
+	$(PY) bench/realtime_throughput.py --rows $(BENCH_REALTIME_ROWS) --transport sdk raw
 
 lint: install
 	$(VENV)/bin/ruff check airflow_llm_batch tests example_dags bench

@@ -1,5 +1,9 @@
-"""Real-time throughput: the RealtimeRunner over the OpenAI backend's ``realtime_send`` (the official SDK's
-async client) against the emulator in its own process, answering each request after ``--latency`` s.
+"""Real-time throughput: the RealtimeRunner over the OpenAI backend's ``realtime_send`` against the emulator
+in its own process, answering each request after ``--latency`` s; one table row per transport, side by side:
+
+- ``raw``: the backend's own aiohttp session (backends/raw_realtime_send.py; what a task uses);
+- ``sdk``: the official SDK's async client (httpx), the path kept for custom auth;
+- ``sdk-aiohttp``: the SDK with its aiohttp-based client.
 
 Figures (one row per run):
 
@@ -7,14 +11,14 @@ Figures (one row per run):
   (64 / 0.05 s = 1,280/s), and the share of it achieved;
 - **CPU ms/req (runner)**: CPU time (user + system) of this process only, over the run, per HTTP call;
 - **emulator CPU ms/req**: the emulator process's, to show whether the server side was the limit;
-- **peak RSS** of this process.
+- **peak RSS** of the process of the run (each transport runs in its own forked process).
 
 Every row must come back answered (the emulator's own count of answered custom ids is checked).
 
-    .venv/bin/python bench/realtime_throughput.py                       # 10,000 rows, 64 in flight, 50 ms
+    .venv/bin/python bench/realtime_throughput.py                       # 10,000 rows, 64 in flight, 50 ms: sdk, raw
     .venv/bin/python bench/realtime_throughput.py --rows 2000 --concurrency 32 --latency 0.1
-    .venv/bin/python bench/realtime_throughput.py --transport aiohttp    # the SDK's aiohttp client
-    .venv/bin/python bench/realtime_throughput.py --profile              # + cProfile of the run (top 25)
+    .venv/bin/python bench/realtime_throughput.py --transport raw sdk sdk-aiohttp
+    .venv/bin/python bench/realtime_throughput.py --transport raw --profile   # + cProfile of the run (top 25)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import asyncio
 import cProfile
 import io
 import json
+import multiprocessing
 import os
 import pstats
 import resource
@@ -43,6 +48,7 @@ from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 from airflow_llm_batch.realtime.answer_log import AnswerLog
 from airflow_llm_batch.realtime.runner import RealtimeRequest, RealtimeRunner, RunnerSettings
 
+LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg())
 HEADER = ("| rows | concurrency | latency ms | transport | wall s | req/s (ideal) | share of ideal | "
           "CPU ms/req (runner) | emulator CPU ms/req | peak RSS MiB |")
 
@@ -51,11 +57,13 @@ def build_backend(base_url: str, transport: str, concurrency: int) -> OpenAIBatc
     from openai import AsyncOpenAI
 
     http_client = None
-    if transport == "aiohttp":
+    if transport == "sdk-aiohttp":
         from airflow_llm_batch.triggers.shared_backends import aiohttp_client
 
         http_client = aiohttp_client("openai", max_connections=concurrency)
-    return OpenAIBatchBackend(AsyncOpenAI(base_url=f"{base_url}/v1", api_key="bench-key", http_client=http_client))
+    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=f"{base_url}/v1", api_key="bench-key", http_client=http_client))
+    backend.realtime.connections, backend.realtime.use_sdk = concurrency, transport != "raw"
+    return backend
 
 
 def requests_for(backend: OpenAIBatchBackend, rows: int) -> list[RealtimeRequest]:
@@ -69,6 +77,8 @@ def requests_for(backend: OpenAIBatchBackend, rows: int) -> list[RealtimeRequest
 
 async def run(base_url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     backend = build_backend(base_url, args.transport, args.concurrency)
+    if not args.transport.startswith("sdk") and backend.realtime.sender() is None:
+        raise SystemExit("the raw transport is not available for this client")
     requests = requests_for(backend, args.rows)
     settings = RunnerSettings(max_concurrency=args.concurrency, progress_every=3600.0)
     runner = RealtimeRunner(lambda request: backend.realtime_send(request.body), settings, AnswerLog(folder))
@@ -90,6 +100,15 @@ async def run(base_url: str, args: argparse.Namespace, folder: Path) -> dict[str
     return {"report": report.to_dict(), "wall": wall, "cpu": cpu}
 
 
+def loop_factory(name: str) -> Any:
+    """None: asyncio's own loop (as a task runs today); ``uvloop``: its faster loop (a dependency of uvicorn)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
 def emulator_realtime(url: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=30) as resp:
         return dict(json.load(resp)["realtime"])
@@ -99,7 +118,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     flags = ("--realtime-latency-seconds", str(args.latency))
     with emulator_process(*flags) as url, tempfile.TemporaryDirectory(prefix="llmb-rt-bench-") as folder:
         emu_cpu0 = process_cpu(EMULATOR_PIDS[url])
-        result = asyncio.run(run(url, args, Path(folder)))
+        with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+            result = runner.run(run(url, args, Path(folder)))
         emu_cpu = process_cpu(EMULATOR_PIDS[url]) - emu_cpu0
         served = emulator_realtime(url)
     report = result["report"]
@@ -124,18 +144,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64, help="max_concurrency of the runner")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the emulator takes per answer")
-    parser.add_argument("--transport", choices=("httpx", "aiohttp"), default="httpx",
-                        help="the SDK's default httpx client, or its aiohttp one (default: %(default)s)")
+    parser.add_argument("--transport", nargs="+", choices=("raw", "sdk", "sdk-aiohttp"), default=["sdk", "raw"],
+                        help="one run per transport, in this order (default: %(default)s)")
+    parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
+                        help="the event loop of the runner (default: %(default)s)")
     parser.add_argument("--profile", action="store_true",
                         help="print a cProfile of the run (top 25 by CPU; sort: $BENCH_SORT, default tottime)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "realtime_throughput.md")
     args = parser.parse_args(argv)
-    result = measure(args)
-    lines = [HEADER, "|" + "---:|" * 3 + "---|" + "---:|" * 6, table_row(result)]
-    text = "\n".join(lines) + "\n"
+    lines, notes = [HEADER, "|" + "---:|" * 3 + "---|" + "---:|" * 6], []
+    for transport in args.transport:
+        with multiprocessing.get_context("fork").Pool(1) as pool:  # own process: own CPU and peak RSS
+            result = pool.apply(measure, (argparse.Namespace(**{**vars(args), "transport": transport}),))
+        lines.append(table_row(result))
+        notes.append(f"{transport}: peak in flight at the emulator {result['peak_in_flight']}, "
+                     f"HTTP calls {result['calls']}")
+    text = "\n".join(lines) + f"\n\nload average before the runs: {LOAD_BEFORE}\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    print(text + f"peak in flight at the emulator: {result['peak_in_flight']}; HTTP calls: {result['calls']}")
+    print(text + "\n".join(notes))
     return 0
 
 

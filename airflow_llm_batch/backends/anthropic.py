@@ -68,6 +68,8 @@ from airflow_llm_batch.backends.anthropic_results import batch_progress, decode_
 from airflow_llm_batch.backends.count_tokens import anthropic_count
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
+from airflow_llm_batch.backends.raw_http import stainless_target
+from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, Endpoint, LLMRequest, RawResult
@@ -128,6 +130,7 @@ class AnthropicBatchBackend:
                  create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
         self.client = client
         self.guard = CreateGuard(CREATE_ANSWERS, f"the Anthropic endpoint {client.base_url}", create_retry_delays)
+        self.realtime = RealtimeTransport(lambda: stainless_target(client))  # raw real-time sends (or the SDK's)
 
     # -- building ----------------------------------------------------------------------------------
     def custom_id_for(self, key: str) -> str:
@@ -242,12 +245,13 @@ class AnthropicBatchBackend:
             log.info("Cancel of batch %s not applied (%s)", batch_id, exc.status_code)
 
     async def aclose(self) -> None:
+        await self.realtime.aclose()
         await self.client.close()
 
     async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
         """One request line sent on the provider's ordinary endpoint, decoded as batch results are
         (:mod:`airflow_llm_batch.backends.realtime_anthropic`); CallFailed when no answer came."""
-        return await realtime_anthropic.send(self.client, request_line)
+        return await realtime_anthropic.send(self.client, request_line, self.realtime.sender())
 
     async def count_tokens(self, request_line: dict[str, Any]) -> int:
         """The line's input tokens from ``/v1/messages/count_tokens`` (free; ``estimate="api"``)."""

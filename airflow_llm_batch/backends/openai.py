@@ -16,6 +16,8 @@ from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.backends.openai_params import body_params
+from airflow_llm_batch.backends.raw_http import stainless_target
+from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -90,6 +92,7 @@ class OpenAIBatchBackend:
         self.guard = CreateGuard(CREATE_ANSWERS, f"the OpenAI endpoint {client.base_url}", create_retry_delays,
                                  lookup_delays=create_retry_delays)
         self._strict: tuple[dict[str, Any], dict[str, Any]] | None = None
+        self.realtime = RealtimeTransport(lambda: stainless_target(client))  # raw real-time sends (or the SDK's)
 
     # -- building ----------------------------------------------------------------------------------
     def custom_id_for(self, key: str) -> str:
@@ -197,6 +200,7 @@ class OpenAIBatchBackend:
             log.info("Cancel of batch %s not applied (%s)", batch_id, exc.status_code)
 
     async def aclose(self) -> None:
+        await self.realtime.aclose()
         await self.client.close()
 
     async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
@@ -204,7 +208,7 @@ class OpenAIBatchBackend:
         (:mod:`airflow_llm_batch.backends.realtime_openai`); CallFailed when no answer came."""
         from airflow_llm_batch.backends import realtime_openai  # it imports this module's decoder
 
-        return await realtime_openai.send(self.client, request_line)
+        return await realtime_openai.send(self.client, request_line, self.realtime.sender())
 
 
 def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:

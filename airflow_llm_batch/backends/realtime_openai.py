@@ -5,6 +5,10 @@ relative to the client's base URL (which holds ``/v1`` or ``/openai``; Azure's c
 ``/deployments/{model}`` itself). The answer is decoded by the batch output decoder
 (:func:`~airflow_llm_batch.backends.openai.decode_output_line`), so both paths read answers alike.
 The SDK's own retries are off: the real-time runner owns retries and counts them.
+
+Where the connection allows it (backends/raw_http.py), the body goes out on the backend's own aiohttp
+session instead (backends/raw_realtime_send.py): the same URL, headers and answer, at a fraction of the
+CPU; the SDK path stays for custom auth and Azure AD tokens.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.openai import decode_output_line
+from airflow_llm_batch.backends.raw_realtime_send import RawSender
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.pipeline.types import RawResult
 
@@ -33,10 +38,15 @@ def without_retries(client: AsyncOpenAI | AsyncAzureOpenAI) -> AsyncOpenAI | Asy
     return copy
 
 
-async def send(client: AsyncOpenAI | AsyncAzureOpenAI, request_line: dict[str, Any]) -> RawResult:
-    """POST the line's body; the answer as a RawResult, or CallFailed (policy codes) without one."""
+async def send(client: AsyncOpenAI | AsyncAzureOpenAI, request_line: dict[str, Any],
+               raw: RawSender | None = None) -> RawResult:
+    """POST the line's body (on ``raw``'s session where there is one, else through the SDK client); the
+    answer as a RawResult, or CallFailed (policy codes) without one."""
     custom_id = str(request_line["custom_id"])
     path = str(request_line["url"]).removeprefix("/v1")
+    if raw is not None:
+        answer = await raw.post(path, request_line["body"], custom_id)
+        return decode_output_line({"custom_id": custom_id, "response": {"status_code": 200, "body": answer}})
     try:
         answer = await without_retries(client).post(
             path, cast_to=object, body=request_line["body"], options={"headers": {CUSTOM_ID_HEADER: custom_id}})

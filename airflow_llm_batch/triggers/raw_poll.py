@@ -1,5 +1,8 @@
 """The triggerer's poll: one plain GET per poll on one aiohttp session per connection.
 
+(URL, query and headers of a connection, and the session carrying them, come from
+backends/raw_http.py: the same place the worker's raw real-time send reads them from.)
+
 An SDK poll spends most of its CPU building the request (headers, URL, options) and parsing the
 answer into a pydantic model; a triggerer polling a thousand batches every two seconds cannot afford
 either. :class:`RawPoller` computes the URL prefix, query and headers ONCE per connection from the
@@ -31,13 +34,21 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from airflow_llm_batch.backends.raw_http import (
+    DEFAULT_TIMEOUT_SECONDS,
+    RawTarget,
+    gemini_target,
+    open_session,
+    stainless_target,
+)
+from airflow_llm_batch.backends.raw_http import (
+    MAX_CONNECTIONS as MAX_CONNECTIONS,  # the triggerer's shared SDK clients use the same bound
+)
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.types import BatchProgress
 
-#: requests in flight (and sockets) per connection; the rest wait in the connector's queue
-MAX_CONNECTIONS = 64
 #: seconds one poll may take when the connection sets no timeout
-POLL_TIMEOUT_SECONDS = 60.0
+POLL_TIMEOUT_SECONDS = DEFAULT_TIMEOUT_SECONDS
 #: answers worth trying again (as the SDKs do); a lost connection or a timeout counts as 500
 RETRIED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 RETRY_FIRST_SECONDS, RETRY_MAX_SECONDS = 0.5, 8.0
@@ -76,10 +87,7 @@ class RawPoller:
 
     def __init__(self, spec: RawSpec, max_connections: int = MAX_CONNECTIONS) -> None:
         self.spec = spec
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=max_connections), headers=dict(spec.headers),
-            cookie_jar=aiohttp.DummyCookieJar(),  # API keys, no cookies: skip the jar on every answer
-            timeout=aiohttp.ClientTimeout(total=spec.timeout))
+        self.session = open_session(RawTarget("", spec.headers, timeout=spec.timeout), max_connections)
         self._query = f"?{urlencode(dict(spec.query))}" if spec.query else ""  # encoded once
 
     async def progress(self, batch_id: str) -> BatchProgress:
@@ -135,40 +143,27 @@ def raw_spec(provider: str, client: Any, client_kwargs: Mapping[str, Any]) -> Ra
 
 def _stainless_spec(provider: str, client: Any) -> RawSpec | None:
     """OpenAI, Azure OpenAI and Anthropic: the SDK client's own base URL, query and headers."""
-    if client.custom_auth is not None or getattr(client, "_azure_ad_token_provider", None) is not None:
-        return None  # tokens that change while the trigger runs: the SDK keeps them fresh
-    auth = client.auth_headers
-    if not auth:
+    target = stainless_target(client)
+    if target is None:
         return None
-    headers = {k: v for k, v in {**client.default_headers, **auth}.items() if isinstance(v, str)}
-    base = str(client.base_url).rstrip("/")
     if provider == "anthropic":
         from airflow_llm_batch.backends.anthropic_results import batch_progress as decode_anthropic
 
-        return RawSpec(f"{base}/v1/messages/batches/", headers, lambda _, doc: decode_anthropic(doc),
-                       timeout=_seconds(client.timeout), max_retries=client.max_retries)
+        return RawSpec(f"{target.base}/v1/messages/batches/", target.headers, lambda _, doc: decode_anthropic(doc),
+                       timeout=target.timeout, max_retries=target.max_retries)
     from airflow_llm_batch.backends.openai import batch_progress as decode_openai
 
-    query = {k: str(v) for k, v in client.default_query.items()}
-    return RawSpec(f"{base}/batches/", headers, lambda _, doc: decode_openai(doc), query, _seconds(client.timeout),
-                   max_retries=client.max_retries)
+    return RawSpec(f"{target.base}/batches/", target.headers, lambda _, doc: decode_openai(doc), target.query,
+                   target.timeout, max_retries=target.max_retries)
 
 
-def _gemini_spec(kwargs: Mapping[str, Any]) -> RawSpec:
+def _gemini_spec(kwargs: Mapping[str, Any]) -> RawSpec | None:
     """Gemini Developer API: the hook's client arguments (google-genai keeps its own private)."""
     from airflow_llm_batch.backends.gemini import batch_progress as decode_gemini
     from airflow_llm_batch.backends.gemini import check_batch_name
 
-    options = kwargs["http_options"]
-    base = str(options.base_url or "https://generativelanguage.googleapis.com").rstrip("/")
-    headers = {**(options.headers or {}), "x-goog-api-key": str(kwargs["api_key"])}
-    timeout = options.timeout / 1000 if options.timeout else POLL_TIMEOUT_SECONDS
-    return RawSpec(f"{base}/{options.api_version or 'v1beta'}/", headers,
-                   lambda batch_id, doc: decode_gemini(batch_id, dict(doc)), timeout=timeout,
-                   check_id=check_batch_name)
-
-
-def _seconds(timeout: Any) -> float:
-    """A poll's bound from the SDK client's timeout (a number or an httpx Timeout)."""
-    value = timeout if isinstance(timeout, int | float) else getattr(timeout, "read", None)
-    return float(value) if value else POLL_TIMEOUT_SECONDS
+    target = gemini_target(kwargs)
+    if target is None:
+        return None
+    return RawSpec(f"{target.base}/", target.headers, lambda batch_id, doc: decode_gemini(batch_id, dict(doc)),
+                   timeout=target.timeout, check_id=check_batch_name)

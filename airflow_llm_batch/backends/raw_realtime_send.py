@@ -1,0 +1,104 @@
+"""The raw real-time send: a request line's body POSTed on one aiohttp session per backend, in place of
+the SDK's ``client.post`` (whose request building and httpx adapter cost several times the CPU).
+
+Where and with which headers comes from :mod:`airflow_llm_batch.backends.raw_http` (the same place the
+triggerer's raw poll reads them from); the answer's JSON goes to the backend's own decoder, exactly as
+the SDK path hands it. Errors map as on the SDK path (backends/realtime_wire.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, decode, encode, open_session
+from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
+from airflow_llm_batch.realtime.runner import CallFailed
+
+#: OpenAI paths Azure serves under ``/deployments/{model}`` (as the openai SDK's Azure client does)
+AZURE_DEPLOYMENT_PATHS = frozenset({"/completions", "/chat/completions", "/embeddings"})
+
+
+class RawSender:
+    """``await sender.post(path, body, custom_id)`` -> the answer's JSON, over one session per backend.
+
+    The session opens on first use (inside the running loop) with at most ``limit`` sockets and closes
+    on :meth:`aclose`. A failed call raises CallFailed exactly as the SDK path maps it
+    (backends/realtime_wire.py): an HTTP error with the provider's code and Retry-After hint, a timeout
+    or lost connection as ``connection_failed``."""
+
+    def __init__(self, target: RawTarget, limit: int = MAX_CONNECTIONS) -> None:
+        self.target, self.limit = target, limit
+        self.session: aiohttp.ClientSession | None = None
+        self._query = target.query_string()
+
+    def url(self, path: str, body: Mapping[str, Any]) -> str:
+        """``base + path``; on Azure, the deployment's URL rules of the openai SDK's Azure client."""
+        azure_base, base = self.target.azure_base, self.target.base
+        if azure_base and path not in AZURE_DEPLOYMENT_PATHS:
+            base = azure_base  # a fixed deployment serves only its own paths
+        elif azure_base == "" and path in AZURE_DEPLOYMENT_PATHS and body.get("model"):
+            path = f"/deployments/{quote(str(body['model']), safe='')}{path}"
+        return base + path + self._query
+
+    async def post(self, path: str, body: Mapping[str, Any], custom_id: str) -> Any:
+        if self.session is None:
+            self.session = open_session(self.target, self.limit)
+        try:
+            async with self.session.post(self.url(path, body), data=encode(body), allow_redirects=False,
+                                         headers={CUSTOM_ID_HEADER: custom_id}) as response:
+                payload = await response.read()
+                if response.status >= 400:
+                    raise refused(response.status, payload, response.headers)
+        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise connection_failed(True, f"no answer in time ({type(exc).__name__})") from exc
+        except aiohttp.ClientError as exc:
+            raise connection_failed(False, f"connection lost ({type(exc).__name__}: {exc})") from exc
+        return decode(payload)
+
+    async def aclose(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
+class RealtimeTransport:
+    """A backend's way to send real-time calls: its :class:`RawSender`, built on the first send, or None
+    where the SDK path stays (``build`` found no raw target: custom auth, Azure AD tokens, no key).
+
+    ``connections``: the most sockets the session opens (set it to the run's ``max_concurrency`` before the
+    first send); ``use_sdk``: send through the SDK client instead (benchmarks and comparisons)."""
+
+    def __init__(self, build: Callable[[], RawTarget | None], connections: int = MAX_CONNECTIONS) -> None:
+        self.build, self.connections, self.use_sdk = build, connections, False
+        self._sender: RawSender | None = None
+        self._built = False
+
+    def sender(self) -> RawSender | None:
+        if self.use_sdk:
+            return None
+        if not self._built:
+            target, self._built = self.build(), True
+            self._sender = RawSender(target, self.connections) if target is not None else None
+        return self._sender
+
+    async def aclose(self) -> None:
+        """Close the session (if one opened); a later send opens a new one."""
+        if self._sender is not None:
+            await self._sender.aclose()
+
+
+def refused(status: int, payload: bytes, headers: Mapping[str, str]) -> CallFailed:
+    """The CallFailed of an HTTP error answer: the provider's code and message, the server's hint."""
+    try:
+        document: object = json.loads(payload)
+    except ValueError:
+        document = payload.decode(errors="replace")
+    code = error_field(document, "code", "type")
+    message = error_field(document, "message") or f"Error code: {status} - {document}"
+    return call_failed(status, code, message, headers)
