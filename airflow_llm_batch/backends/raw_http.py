@@ -14,6 +14,7 @@ fresh, so its path stays. Headers are never logged.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -66,7 +67,16 @@ def open_session(target: RawTarget, limit: int = MAX_CONNECTIONS) -> aiohttp.Cli
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit), headers=dict(target.headers),
         cookie_jar=aiohttp.DummyCookieJar(),  # API keys, no cookies: skip the jar on every answer
-        timeout=aiohttp.ClientTimeout(total=target.timeout))
+        timeout=aiohttp.ClientTimeout(total=target.timeout), trust_env=uses_proxy())
+
+
+def uses_proxy(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the environment names an HTTP(S) proxy, which the SDKs' httpx client would honour: then the
+    raw session honours it too (``trust_env``: ``HTTP(S)_PROXY``, ``NO_PROXY``, ``.netrc``); without one it
+    skips the per-request proxy lookup."""
+    env = os.environ if environ is None else environ
+    return any(env.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                          "ALL_PROXY", "all_proxy"))
 
 
 def stainless_target(client: Any) -> RawTarget | None:

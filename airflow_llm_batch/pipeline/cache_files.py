@@ -9,12 +9,11 @@ import json
 import logging
 import math
 import re
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import StoragePath, write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +52,12 @@ def write_entry(path: StoragePath, entry: dict[str, Any]) -> bool:
 
 
 def write_bytes(path: StoragePath, data: bytes) -> bool:
-    """Write ``data`` at ``path`` atomically; False (never raised) on a storage error."""
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
+    """Write ``data`` at ``path`` atomically (:func:`~airflow_llm_batch.pipeline.storage.write_bytes_atomically`:
+    a renamed sibling locally, one upload on object storage); False (never raised) on a storage error.
+    Two writers of one entry store the same answer, so whichever lands last is right."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tmp.open("wb") as fh:
-            fh.write(data)
-        _move_into_place(tmp, path)
+        write_bytes_atomically(path, data)
     except Exception:
-        _discard(tmp)
         return False
     return True
 
@@ -94,30 +90,3 @@ def windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
 def check_fingerprint(fp: str) -> None:
     if not isinstance(fp, str) or not _FINGERPRINT.fullmatch(fp):
         raise ValueError(f"not a request fingerprint (lowercase hex): {fp!r}")
-
-
-def _move_into_place(tmp: StoragePath, path: StoragePath) -> None:
-    """Rename ``tmp`` over ``path``, replacing an entry another writer may have stored meanwhile.
-
-    ``pathlib.Path.replace`` is an atomic overwrite; universal-pathlib paths do not implement
-    ``replace`` but their ``rename`` (fsspec ``mv``) overwrites. If a backend refuses to overwrite,
-    the entry already there answers the same request, so it is kept and ours is dropped.
-    """
-    replace = getattr(tmp, "replace", None)
-    if callable(replace):
-        try:
-            replace(path)
-            return
-        except NotImplementedError:  # universal-pathlib: UnsupportedOperation
-            pass
-    try:
-        tmp.rename(path)
-    except FileExistsError:
-        _discard(tmp)
-
-
-def _discard(path: StoragePath) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError:
-        log.debug("Request cache: could not remove a temporary entry")

@@ -80,6 +80,9 @@ async def answer_in_realtime(run: BatchRun, manifest: Manifest, parser: OutputPa
     Stops at a tripped circuit breaker: nothing more is sent, the chunks stay pending (a later try
     resumes them from the answer log) and the report says why."""
     sender: RealtimeSender = run.backend  # type: ignore[assignment]
+    transport = getattr(run.backend, "realtime", None)
+    if transport is not None:  # the raw send's socket cap follows the run's concurrency
+        transport.connections = settings.max_concurrency
     report = RunnerReport()
     while chunks := pending(manifest):
         attempt = min(c.attempt for c in chunks)

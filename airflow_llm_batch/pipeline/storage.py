@@ -46,15 +46,30 @@ def read_json(path: StoragePath) -> Any:
         return json.loads(fh.read())
 
 
-class AtomicWriter:
-    """Context manager that streams into a temporary sibling and renames it over ``path`` on success.
+def is_object_store(path: StoragePath) -> bool:
+    """Whether ``path`` is on an object store reached through an async fsspec filesystem (gcsfs, s3fs,
+    adlfs), whose buffered uploads publish an object whole when they complete and can be discarded;
+    local paths (pathlib, file://) and other filesystems are not."""
+    if str(getattr(path, "protocol", "") or "file") in ("file", "local"):
+        return False
+    from fsspec.asyn import AsyncFileSystem
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    return isinstance(getattr(path, "fs", None), AsyncFileSystem)
+
+
+class AtomicWriter:
+    """Context manager that writes ``path`` so that readers never see half a file.
+
+    Locally it streams into a temporary sibling and renames it over ``path`` on success. On object
+    storage it streams straight to ``path``: the store publishes the object only when the upload
+    completes at close (a rename there is a copy and a delete: slow, and not atomic either). On an
+    exception the temporary file is removed, or the upload discarded, and ``path`` is left as it was.
     """
 
     def __init__(self, path: StoragePath) -> None:
         self.path = path
-        self.tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self.direct = is_object_store(path)
+        self.tmp = path if self.direct else path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
         self._fh: IO[bytes] | None = None
 
     def __enter__(self) -> IO[bytes]:
@@ -64,17 +79,32 @@ class AtomicWriter:
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         assert self._fh is not None
-        self._fh.close()
         if exc_type is not None:
-            self.tmp.unlink(missing_ok=True)
+            self._abandon(self._fh)
             return
+        self._fh.close()
+        if not self.direct:
+            self._move_into_place()
+
+    def _move_into_place(self) -> None:
         replace = getattr(self.tmp, "replace", None)
         if replace is not None:  # pathlib and ObjectStoragePath: one overwriting rename
-            replace(self.path)
-            return
+            try:
+                replace(self.path)
+                return
+            except NotImplementedError:  # universal-pathlib paths (UnsupportedOperation)
+                pass
         if self.path.exists():
             self.path.unlink()
         self.tmp.rename(self.path)
+
+    def _abandon(self, fh: IO[bytes]) -> None:
+        discard = getattr(fh, "discard", None) if self.direct else None
+        if discard is not None:  # fsspec's buffered upload: drop it without publishing anything
+            discard()
+            return
+        fh.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 #: the official provider whose filesystem reads an Airflow connection for each object-storage scheme
@@ -82,6 +112,20 @@ CONNECTION_PROVIDERS = {"gs": "google", "gcs": "google", "s3": "amazon", "s3a": 
                         "abfs": "microsoft-azure", "abfss": "microsoft-azure", "az": "microsoft-azure"}
 #: our extra that installs the fsspec filesystem of each scheme
 EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "abfs": "azure", "abfss": "azure", "az": "azure"}
+
+
+def _emulator_filesystem(scheme: str) -> Any:
+    """The filesystem for a GCS emulator (``STORAGE_EMULATOR_HOST``), else None. Anonymous, as the gs://
+    sinks are on a plain-HTTP endpoint, and gcsfs's core class: its default class first asks the
+    storage-control gRPC API for each bucket's layout, which an emulator does not serve (60 s per
+    bucket before it falls back)."""
+    import os
+
+    if scheme not in ("gs", "gcs") or not os.environ.get("STORAGE_EMULATOR_HOST"):
+        return None
+    from gcsfs.core import GCSFileSystem
+
+    return GCSFileSystem(token="anon")
 
 
 def ensure_filesystem(uri: str) -> None:
@@ -109,7 +153,7 @@ def ensure_filesystem(uri: str) -> None:
     try:
         import fsspec
 
-        filesystem = fsspec.filesystem(scheme)
+        filesystem = _emulator_filesystem(scheme) or fsspec.filesystem(scheme)
     except ImportError as exc:
         raise ValueError(f"{scheme}:// paths need the fsspec filesystem of this scheme: pip install "
                          f"'airflow-llm-batch[{EXTRAS[scheme]}]' ({exc})") from exc

@@ -162,3 +162,31 @@ def test_aclose_closes_the_session(keyed: Emulator) -> None:
 
     session = asyncio.run(send_then_close())
     assert session.closed
+
+
+def test_the_raw_send_goes_through_the_proxy_the_environment_names(
+        keyed: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDKs' httpx client honours HTTP(S)_PROXY; so does the raw session when one is set. A proxy on a
+    closed loopback port makes the send a connection failure, and the emulator never sees the request."""
+    from airflow_llm_batch.backends.raw_http import uses_proxy
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]  # closed once the block ends: nothing listens there
+    assert not uses_proxy({}) and uses_proxy({"https_proxy": "http://proxy:3128"})
+    for name in ("NO_PROXY", "no_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{dead}")
+    backend = _openai(keyed, KEY)
+    keyed.reset_stats()
+
+    async def send() -> Any:
+        try:
+            return await backend.realtime_send(line(backend, "through-proxy"))
+        finally:
+            await backend.aclose()
+
+    with pytest.raises(CallFailed) as failed:
+        asyncio.run(send())
+    assert failed.value.code in RETRYABLE_CODES
+    assert keyed.stats()["realtime"]["answered"] == 0

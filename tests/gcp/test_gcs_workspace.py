@@ -32,3 +32,18 @@ def test_task_keeps_its_run_state_in_a_gs_workspace(tmp_path: Path, gcs_emulator
 def test_a_connection_on_a_gs_path_without_the_google_provider_is_refused(gcs_connection: Any) -> None:
     with pytest.raises(ValueError, match="apache-airflow-providers-google"):
         to_path("gs://my_gcp@bucket/ws")
+
+
+@pytest.mark.usefixtures("gcs_connection")
+def test_a_gs_object_is_written_in_place_and_a_failed_upload_is_discarded(gcs_emulator: LocalGcs) -> None:
+    from airflow_llm_batch.pipeline.storage import AtomicWriter, is_object_store, write_bytes_atomically
+
+    bucket = gcs_emulator.client().create_bucket(unique_name("atomic").replace("_", "-"))
+    target = to_path(f"gs://{bucket.name}/run/manifest.json")
+    assert is_object_store(target) and AtomicWriter(target).tmp == target  # no temporary object, no rename
+    write_bytes_atomically(target, b"first")
+    with pytest.raises(RuntimeError), AtomicWriter(target) as fh:
+        fh.write(b"half")
+        raise RuntimeError("the writer failed")
+    assert target.read_bytes() == b"first"
+    assert [b.name for b in bucket.list_blobs()] == ["run/manifest.json"]
