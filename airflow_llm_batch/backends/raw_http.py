@@ -17,10 +17,11 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
 try:  # a faster encoder where the environment has one; the bytes on the wire mean the same
     import orjson
@@ -64,6 +65,8 @@ class RawTarget:
 
 def open_session(target: RawTarget, limit: int = MAX_CONNECTIONS) -> aiohttp.ClientSession:
     """A session carrying the target's headers, at most ``limit`` sockets (build it inside the running loop)."""
+    import aiohttp  # here, not at import: the core install (OpenAI on the worker) runs without aiohttp
+
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=limit), headers=dict(target.headers),
         cookie_jar=aiohttp.DummyCookieJar(),  # API keys, no cookies: skip the jar on every answer
@@ -115,3 +118,10 @@ def seconds(timeout: Any) -> float:
     """A call's bound from the SDK client's timeout (a number or an httpx Timeout)."""
     value = timeout if isinstance(timeout, int | float) else getattr(timeout, "read", None)
     return float(value) if value else DEFAULT_TIMEOUT_SECONDS
+
+
+def client_error() -> type[Exception]:
+    """aiohttp's base error class (imported when an error is being handled: aiohttp is optional)."""
+    import aiohttp
+
+    return aiohttp.ClientError

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import aiohttp
+if TYPE_CHECKING:
+    import aiohttp
 
-from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, decode, encode, open_session
+from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, client_error, decode, encode, open_session
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.realtime.runner import CallFailed
 
@@ -57,7 +58,7 @@ class RawSender:
                     raise refused(response.status, payload, response.headers)
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise connection_failed(True, f"no answer in time ({type(exc).__name__})") from exc
-        except aiohttp.ClientError as exc:
+        except client_error() as exc:
             raise connection_failed(False, f"connection lost ({type(exc).__name__}: {exc})") from exc
         return decode(payload)
 

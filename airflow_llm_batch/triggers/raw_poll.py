@@ -29,14 +29,16 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import aiohttp
+if TYPE_CHECKING:
+    pass
 
 from airflow_llm_batch.backends.raw_http import (
     DEFAULT_TIMEOUT_SECONDS,
     RawTarget,
+    client_error,
     gemini_target,
     open_session,
     stainless_target,
@@ -95,7 +97,7 @@ class RawPoller:
         for attempt in range(self.spec.max_retries + 1):
             try:
                 return await self._get(batch_id, url)
-            except (PollFailed, aiohttp.ClientError, TimeoutError) as exc:
+            except (PollFailed, client_error(), TimeoutError) as exc:
                 if attempt >= self.spec.max_retries or getattr(exc, "status_code", 500) not in RETRIED_STATUSES:
                     raise
             await asyncio.sleep(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** attempt))

@@ -112,5 +112,5 @@ async def test_the_backend_is_built_from_the_connection_and_secrets_stay_out_of_
     _, kwargs = LLMBatchTrigger(provider="vertex", conn_id="gcp_test", batch_ids=["projects/p1/x"]).serialize()
     assert set(kwargs) == {"provider", "conn_id", "batch_ids", "poll_interval", "timeout_at",
                            "max_consecutive_errors", "return_on_first_end", "provider_options", "run_folder",
-                           "cancel_on_kill", "stuck"}
+                           "cancel_on_kill", "stuck", "switch_at"}
     assert "emulator" not in json.dumps(kwargs) and "token" not in json.dumps(kwargs)
