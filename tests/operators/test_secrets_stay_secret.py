@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,8 +31,17 @@ def _files(*roots: Path) -> Iterator[Path]:
 
 
 def _holding(needle: str, *roots: Path) -> list[str]:
-    data = needle.encode()
-    return [str(p) for p in _files(*roots) if data in p.read_bytes()]
+    """The files under ``roots`` whose bytes contain ``needle``, read by a CHILD process: SQLite's locks
+    are POSIX locks, and closing any descriptor of the database file in this process would drop the
+    locks its connections hold, so a later writer in another process could corrupt the metadata DB."""
+    script = ("import sys; needle = sys.argv[1].encode()\n"
+              "for path in sys.argv[2:]:\n"
+              "    with open(path, 'rb') as fh:\n"
+              "        if needle in fh.read(): print(path)\n")
+    paths = [str(p) for p in _files(*roots)]
+    found = subprocess.run([sys.executable, "-c", script, needle, *paths], capture_output=True, text=True,
+                           check=True)
+    return found.stdout.splitlines()
 
 
 @pytest.mark.parametrize(("dag_id", "tasks"), [("trust_secret_batch", {"batch"}),
