@@ -24,6 +24,7 @@ from airflow_llm_batch.operators.alerts import (
 )
 from airflow_llm_batch.operators.deadline_fallback import fall_back, fallback_due, fallback_plan, switch_time
 from airflow_llm_batch.operators.failures import fail_without_retry
+from airflow_llm_batch.operators.fallback_budget import fallback_affordable
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
@@ -240,10 +241,11 @@ class LLMBatchOperator(RequestOptions):
         while True:
             if self._killed:
                 raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
+            plan = fallback_plan(manifest, run.realtime, run_start(run.context))
             switch = switch_time(manifest, run.realtime, run_start(run.context))
-            if fallback_due(manifest, switch, time.time()):  # the deadline: cancel, keep answers, real-time
-                fall_back(run, run.request.parser, run.realtime.runner_settings(run.wait.policy),
-                          plan=fallback_plan(manifest, run.realtime, run_start(run.context)),
+            if fallback_due(manifest, switch, time.time()) and fallback_affordable(run, run.request, plan):
+                # the deadline, within max_cost_usd: cancel, keep answers, send the rest in real time
+                fall_back(run, run.request.parser, run.realtime.runner_settings(run.wait.policy), plan=plan,
                           poll_interval=run.wait.poll_interval, stop=lambda: self._killed)
                 return self._land(run)
             try:

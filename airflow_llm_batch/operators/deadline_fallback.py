@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 from airflow_llm_batch.exceptions import ProviderError
+from airflow_llm_batch.operators.fallback_budget import declined, switched
 from airflow_llm_batch.operators.realtime_mode import send_in_realtime
 from airflow_llm_batch.operators.run_context import TaskRun
 from airflow_llm_batch.operators.settings import RealtimeSettings
@@ -53,7 +54,7 @@ def rows_open(manifest: Manifest) -> int:
 def fallback_plan(manifest: Manifest, realtime: RealtimeSettings, run_start: datetime) -> Fallback | None:
     """The deadline's fallback for a batch-mode run with a ``deadline`` (None: nothing to plan)."""
     at = deadline_at(realtime.deadline, run_start)
-    if at is None or (manifest.mode or {}).get("mode", "batch") != "batch":
+    if at is None or (manifest.mode or {}).get("mode", "batch") != "batch" or declined(manifest):
         return None
     return Fallback(at, realtime_rate(realtime.max_concurrency, realtime.requests_per_minute), FALLBACK_MARGIN)
 
@@ -65,9 +66,10 @@ def switch_time(manifest: Manifest, realtime: RealtimeSettings, run_start: datet
 
 
 def fallback_due(manifest: Manifest, switch_at: float | None, now: float) -> bool:
-    """Whether this loop turn switches to real-time: already started by a try, or its time has come."""
+    """Whether this loop turn switches to real-time: already started by a try, or its time has come
+    (never once the switch was declined: over ``max_cost_usd``, see operators/fallback_budget.py)."""
     if manifest.deadline_fallback is not None:
-        return True
+        return switched(manifest)
     return switch_at is not None and now >= switch_at and rows_open(manifest) > 0
 
 
@@ -78,7 +80,7 @@ def fall_back(run: TaskRun, parser: OutputParser, settings: RunnerSettings, *, p
     open_ids = manifest.open_batch_ids
     if manifest.deadline_fallback is None:
         left = rows_open(manifest)
-        manifest.deadline_fallback = {"at": datetime.now(timezone.utc).isoformat(),
+        manifest.deadline_fallback = {"switched": True, "at": datetime.now(timezone.utc).isoformat(),
                                       "deadline": plan.at.isoformat() if plan else None,
                                       "cancelled_batches": open_ids, "realtime_rows": None}
         run.store.save(manifest)  # first: from here on no batch is created, a crash resumes the switch

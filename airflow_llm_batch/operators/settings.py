@@ -12,7 +12,7 @@ Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(cont
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -119,11 +119,15 @@ class RequestSettings:
 
     def estimate(self, manifest: Manifest) -> CostEstimate:
         """What the rows this run sends should cost, and at worst may cost."""
+        return self.estimate_of(to_send(manifest))
+
+    def estimate_of(self, chunks: Sequence[ChunkRecord]) -> CostEstimate:
+        """What sending the rows of ``chunks`` should cost (from their prompt token counts)."""
         price, _ = self.price()
         limit = next((self.request_params[k] for k in OUTPUT_LIMIT_PARAMS
                       if isinstance(self.request_params.get(k), int)), None)
         embeddings = self.endpoint == Endpoint.EMBEDDINGS
-        sent = to_send(manifest)
+        sent = chunks
         return estimate_cost(price, rows=sum(c.count for c in sent), input_tokens=sum(c.tokens for c in sent),
                              expected_output_tokens_per_row=0 if embeddings else self.expected_output_tokens,
                              max_output_tokens_per_row=0 if embeddings else limit)
