@@ -1,9 +1,11 @@
 """``deadline=`` in batch mode: when open batches cannot be trusted to land in time, give way to real-time.
 
-The switch time is ``deadline - (rows still open / the assumed real-time rate) - margin``
-(:class:`~airflow_llm_batch.realtime.deadline.Fallback`, the rate from ``max_concurrency`` and
-``requests_per_minute``: :func:`~airflow_llm_batch.realtime.deadline.realtime_rate`). The trigger and the
-worker's own wait both end at that moment (``switch_at`` in pipeline/waiting.py); then, on the worker:
+The switch time is ``deadline - (rows still open / the assumed real-time rate) - deadline_margin``
+(:class:`~airflow_llm_batch.realtime.deadline.Fallback`, the rate from ``max_concurrency``,
+``realtime_latency_estimate`` and ``requests_per_minute``: ``RealtimeSettings.rows_per_second``).
+The trigger and the worker's own wait both end at that moment (``switch_at`` in pipeline/waiting.py).
+The real-time part is priced against ``max_cost_usd`` first (operators/fallback_budget.py: over it, the
+batches keep running); then, on the worker:
 
 1. the switch is recorded in the manifest (``deadline_fallback``): from here on no batch is created, and a
    try that crashed during the switch finishes it instead;
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.operators.fallback_budget import declined, switched
@@ -35,13 +37,11 @@ from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.waiting import WaitOutcome, WaitRules
-from airflow_llm_batch.realtime.deadline import Fallback, deadline_at, realtime_rate
+from airflow_llm_batch.realtime.deadline import Fallback, deadline_at
 from airflow_llm_batch.realtime.runner import RunnerSettings
 
 log = logging.getLogger(__name__)
 
-#: time kept in hand after real-time's estimate, so the task lands before the deadline, not at it
-FALLBACK_MARGIN = timedelta(minutes=5)
 #: the longest pause between polls while a cancelled batch finishes cancelling (seconds)
 CANCEL_POLL_SECONDS = 1.0
 
@@ -56,7 +56,7 @@ def fallback_plan(manifest: Manifest, realtime: RealtimeSettings, run_start: dat
     at = deadline_at(realtime.deadline, run_start)
     if at is None or (manifest.mode or {}).get("mode", "batch") != "batch" or declined(manifest):
         return None
-    return Fallback(at, realtime_rate(realtime.max_concurrency, realtime.requests_per_minute), FALLBACK_MARGIN)
+    return Fallback(at, realtime.rows_per_second, realtime.deadline_margin)
 
 
 def switch_time(manifest: Manifest, realtime: RealtimeSettings, run_start: datetime) -> float | None:
