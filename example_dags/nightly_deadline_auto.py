@@ -5,7 +5,9 @@ fewer than 100 rows to send, or a ``deadline`` nearer than ``expected_batch_turn
 time; anything else goes to the Batch API at about half the price. The decision, its reason and the
 money at stake are in the task log and in the summary's ``mode``; ``dry_run=True`` shows it without
 paying. ``deadline`` is counted from the run's start (the end of its data interval, here
-midnight), so ``timedelta(hours=7)`` means "by 07:00 on the day after the data".
+midnight), so ``timedelta(hours=7)`` means "by 07:00 on the day after the data". When batch was picked
+and is still open as 07:00 nears, the open rows go real-time (``deadline_margin`` before the time
+real-time needs at ``realtime_latency_estimate`` per answer), unless that would go over ``max_cost_usd``.
 
 Runs unchanged on the bundled emulator (``make demo`` sets the ``openai_default`` connection) or on the
 real OpenAI API (password = API key, host empty).
@@ -37,6 +39,11 @@ with DAG(
         expected_batch_turnaround=timedelta(hours=3),
         max_concurrency=16,
         requests_per_minute=3_000,
+        # when batch was picked and is still open near 07:00: plan real-time at 1 s per answer and switch
+        # with 10 minutes in hand, unless the switch would take the run over max_cost_usd
+        realtime_latency_estimate=1.0,
+        deadline_margin=timedelta(minutes=10),
+        max_cost_usd=5.0,
         rows="{{ params.reviews_uri or 'file:///tmp/llm-batch-demo/reviews/' ~ ds ~ '.jsonl' }}",
         key="review_id",
         prompt="Label the sentiment of this product review as positive, neutral or negative.\n\n{{ row.text }}",

@@ -24,6 +24,7 @@ from airflow_llm_batch.operators.alerts import (
 )
 from airflow_llm_batch.operators.deadline_fallback import fall_back, fallback_due, fallback_plan, switch_time
 from airflow_llm_batch.operators.failures import fail_without_retry
+from airflow_llm_batch.operators.fallback_budget import fallback_affordable
 from airflow_llm_batch.operators.landing import land, landing_context
 from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
@@ -36,6 +37,7 @@ from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.waiting import WaitRules, stuck_rules
+from airflow_llm_batch.realtime.deadline import DEFAULT_MARGIN, TYPICAL_LATENCY_SECONDS
 from airflow_llm_batch.realtime.decision import AutoRule, Mode
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
@@ -123,6 +125,11 @@ class LLMBatchOperator(RequestOptions):
         rows kept, and the rest sent in real time (summary ``deadline_fallback``)
     :param expected_batch_turnaround: how long a batch is expected to take (timedelta, default 2 h): with
         ``mode="auto"``, a deadline nearer than this picks real-time
+    :param deadline_margin: time kept in hand when planning a ``deadline`` (timedelta or seconds >= 0,
+        default 5 min): the batch-mode fallback switches at deadline - real-time's estimate - this margin
+    :param realtime_latency_estimate: seconds one real-time answer is assumed to take (> 0, default 2.0):
+        real-time is planned at ``max_concurrency / this`` rows per second (capped by
+        ``requests_per_minute``), for the fallback's switch time and ``mode="auto"``'s deadline reason
     """
 
     template_fields: Sequence[str] = (*RequestOptions.template_fields, "destination", "mode", "deadline")
@@ -152,6 +159,8 @@ class LLMBatchOperator(RequestOptions):
         tokens_per_minute: int | None = None,
         deadline: timedelta | datetime | str | None = None,
         expected_batch_turnaround: timedelta = AutoRule.expected_batch_turnaround,
+        deadline_margin: timedelta | float = DEFAULT_MARGIN,
+        realtime_latency_estimate: float = TYPICAL_LATENCY_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -164,6 +173,7 @@ class LLMBatchOperator(RequestOptions):
         self.mode, self.max_concurrency, self.deadline = mode, max_concurrency, deadline
         self.requests_per_minute, self.tokens_per_minute = requests_per_minute, tokens_per_minute
         self.expected_batch_turnaround = expected_batch_turnaround
+        self.deadline_margin, self.realtime_latency_estimate = deadline_margin, realtime_latency_estimate
         WaitSettings.of(self)  # a bad value fails when the DAG is parsed
         RealtimeSettings.of(self, templated=True)
         self.warn_after = warn_after_seconds(self.task_id, warn_after)
@@ -240,10 +250,11 @@ class LLMBatchOperator(RequestOptions):
         while True:
             if self._killed:
                 raise AirflowException("the task was killed: stopping before landing (the next try re-attaches)")
+            plan = fallback_plan(manifest, run.realtime, run_start(run.context))
             switch = switch_time(manifest, run.realtime, run_start(run.context))
-            if fallback_due(manifest, switch, time.time()):  # the deadline: cancel, keep answers, real-time
-                fall_back(run, run.request.parser, run.realtime.runner_settings(run.wait.policy),
-                          plan=fallback_plan(manifest, run.realtime, run_start(run.context)),
+            if fallback_due(manifest, switch, time.time()) and fallback_affordable(run, run.request, plan):
+                # the deadline, within max_cost_usd: cancel, keep answers, send the rest in real time
+                fall_back(run, run.request.parser, run.realtime.runner_settings(run.wait.policy), plan=plan,
                           poll_interval=run.wait.poll_interval, stop=lambda: self._killed)
                 return self._land(run)
             try:

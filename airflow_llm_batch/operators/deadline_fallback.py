@@ -1,9 +1,11 @@
 """``deadline=`` in batch mode: when open batches cannot be trusted to land in time, give way to real-time.
 
-The switch time is ``deadline - (rows still open / the assumed real-time rate) - margin``
-(:class:`~airflow_llm_batch.realtime.deadline.Fallback`, the rate from ``max_concurrency`` and
-``requests_per_minute``: :func:`~airflow_llm_batch.realtime.deadline.realtime_rate`). The trigger and the
-worker's own wait both end at that moment (``switch_at`` in pipeline/waiting.py); then, on the worker:
+The switch time is ``deadline - (rows still open / the assumed real-time rate) - deadline_margin``
+(:class:`~airflow_llm_batch.realtime.deadline.Fallback`, the rate from ``max_concurrency``,
+``realtime_latency_estimate`` and ``requests_per_minute``: ``RealtimeSettings.rows_per_second``).
+The trigger and the worker's own wait both end at that moment (``switch_at`` in pipeline/waiting.py).
+The real-time part is priced against ``max_cost_usd`` first (operators/fallback_budget.py: over it, the
+batches keep running); then, on the worker:
 
 1. the switch is recorded in the manifest (``deadline_fallback``): from here on no batch is created, and a
    try that crashed during the switch finishes it instead;
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from airflow_llm_batch.exceptions import ProviderError
+from airflow_llm_batch.operators.fallback_budget import declined, switched
 from airflow_llm_batch.operators.realtime_mode import send_in_realtime
 from airflow_llm_batch.operators.run_context import TaskRun
 from airflow_llm_batch.operators.settings import RealtimeSettings
@@ -34,13 +37,11 @@ from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.waiting import WaitOutcome, WaitRules
-from airflow_llm_batch.realtime.deadline import Fallback, deadline_at, realtime_rate
+from airflow_llm_batch.realtime.deadline import Fallback, deadline_at
 from airflow_llm_batch.realtime.runner import RunnerSettings
 
 log = logging.getLogger(__name__)
 
-#: time kept in hand after real-time's estimate, so the task lands before the deadline, not at it
-FALLBACK_MARGIN = timedelta(minutes=5)
 #: the longest pause between polls while a cancelled batch finishes cancelling (seconds)
 CANCEL_POLL_SECONDS = 1.0
 
@@ -53,9 +54,9 @@ def rows_open(manifest: Manifest) -> int:
 def fallback_plan(manifest: Manifest, realtime: RealtimeSettings, run_start: datetime) -> Fallback | None:
     """The deadline's fallback for a batch-mode run with a ``deadline`` (None: nothing to plan)."""
     at = deadline_at(realtime.deadline, run_start)
-    if at is None or (manifest.mode or {}).get("mode", "batch") != "batch":
+    if at is None or (manifest.mode or {}).get("mode", "batch") != "batch" or declined(manifest):
         return None
-    return Fallback(at, realtime_rate(realtime.max_concurrency, realtime.requests_per_minute), FALLBACK_MARGIN)
+    return Fallback(at, realtime.rows_per_second, realtime.deadline_margin)
 
 
 def switch_time(manifest: Manifest, realtime: RealtimeSettings, run_start: datetime) -> float | None:
@@ -65,9 +66,10 @@ def switch_time(manifest: Manifest, realtime: RealtimeSettings, run_start: datet
 
 
 def fallback_due(manifest: Manifest, switch_at: float | None, now: float) -> bool:
-    """Whether this loop turn switches to real-time: already started by a try, or its time has come."""
+    """Whether this loop turn switches to real-time: already started by a try, or its time has come
+    (never once the switch was declined: over ``max_cost_usd``, see operators/fallback_budget.py)."""
     if manifest.deadline_fallback is not None:
-        return True
+        return switched(manifest)
     return switch_at is not None and now >= switch_at and rows_open(manifest) > 0
 
 
@@ -78,7 +80,7 @@ def fall_back(run: TaskRun, parser: OutputParser, settings: RunnerSettings, *, p
     open_ids = manifest.open_batch_ids
     if manifest.deadline_fallback is None:
         left = rows_open(manifest)
-        manifest.deadline_fallback = {"at": datetime.now(timezone.utc).isoformat(),
+        manifest.deadline_fallback = {"switched": True, "at": datetime.now(timezone.utc).isoformat(),
                                       "deadline": plan.at.isoformat() if plan else None,
                                       "cancelled_batches": open_ids, "realtime_rows": None}
         run.store.save(manifest)  # first: from here on no batch is created, a crash resumes the switch

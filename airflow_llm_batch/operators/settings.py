@@ -12,7 +12,7 @@ Example: ``settings = RequestSettings.of(op)`` then ``settings.request_spec(cont
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -23,7 +23,13 @@ from airflow_llm_batch.hooks.options import check_options
 from airflow_llm_batch.operators.batch_options import check_batch_options
 from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
-from airflow_llm_batch.operators.settings_checks import check_count, check_estimate_method, check_settings
+from airflow_llm_batch.operators.settings_checks import (
+    check_count,
+    check_estimate_method,
+    check_margin,
+    check_seconds,
+    check_settings,
+)
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.cost import CostEstimate, estimate_cost
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest
@@ -33,7 +39,13 @@ from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.request_params import check_request_params
 from airflow_llm_batch.pipeline.types import Endpoint
-from airflow_llm_batch.realtime.deadline import Deadline, deadline_at
+from airflow_llm_batch.realtime.deadline import (
+    DEFAULT_MARGIN,
+    TYPICAL_LATENCY_SECONDS,
+    Deadline,
+    deadline_at,
+    realtime_rate,
+)
 from airflow_llm_batch.realtime.decision import AutoRule, Mode
 from airflow_llm_batch.realtime.runner import RunnerSettings
 from airflow_llm_batch.sources.rows import to_path
@@ -119,11 +131,15 @@ class RequestSettings:
 
     def estimate(self, manifest: Manifest) -> CostEstimate:
         """What the rows this run sends should cost, and at worst may cost."""
+        return self.estimate_of(to_send(manifest))
+
+    def estimate_of(self, chunks: Sequence[ChunkRecord]) -> CostEstimate:
+        """What sending the rows of ``chunks`` should cost (from their prompt token counts)."""
         price, _ = self.price()
         limit = next((self.request_params[k] for k in OUTPUT_LIMIT_PARAMS
                       if isinstance(self.request_params.get(k), int)), None)
         embeddings = self.endpoint == Endpoint.EMBEDDINGS
-        sent = to_send(manifest)
+        sent = chunks
         return estimate_cost(price, rows=sum(c.count for c in sent), input_tokens=sum(c.tokens for c in sent),
                              expected_output_tokens_per_row=0 if embeddings else self.expected_output_tokens,
                              max_output_tokens_per_row=0 if embeddings else limit)
@@ -180,6 +196,10 @@ class RealtimeSettings:
     tokens_per_minute: int | None
     deadline: Deadline | None
     expected_batch_turnaround: timedelta
+    #: time kept in hand after real-time's estimate when planning a deadline (``deadline_margin``)
+    deadline_margin: timedelta = DEFAULT_MARGIN
+    #: seconds one real-time answer is assumed to take (``realtime_latency_estimate``)
+    realtime_latency_estimate: float = TYPICAL_LATENCY_SECONDS
 
     @classmethod
     def of(cls, op: Any, *, templated: bool = False) -> RealtimeSettings:
@@ -198,12 +218,21 @@ class RealtimeSettings:
         turnaround = op.expected_batch_turnaround
         if not isinstance(turnaround, timedelta) or turnaround.total_seconds() <= 0:
             raise ValueError(f"task {task_id!r}: expected_batch_turnaround={turnaround!r} must be a timedelta > 0")
+        check_seconds(task_id, "realtime_latency_estimate", op.realtime_latency_estimate)
         return cls(task_id, parsed, op.max_concurrency, op.requests_per_minute, op.tokens_per_minute,
-                   deadline or None, turnaround)
+                   deadline or None, turnaround, check_margin(task_id, op.deadline_margin),
+                   float(op.realtime_latency_estimate))
+
+    @property
+    def rows_per_second(self) -> float:
+        """The real-time rate a deadline is planned with (``max_concurrency / realtime_latency_estimate``,
+        capped by ``requests_per_minute``)."""
+        return realtime_rate(self.max_concurrency, self.requests_per_minute, self.realtime_latency_estimate)
 
     @property
     def rule(self) -> AutoRule:
-        return AutoRule(expected_batch_turnaround=self.expected_batch_turnaround)
+        return AutoRule(expected_batch_turnaround=self.expected_batch_turnaround,
+                        realtime_rows_per_second=self.rows_per_second)
 
     def runner_settings(self, policy: RetryPolicy) -> RunnerSettings:
         return RunnerSettings(max_concurrency=self.max_concurrency, requests_per_minute=self.requests_per_minute,

@@ -25,6 +25,13 @@ def check_seconds(task_id: str, name: str, value: Any, *, optional: bool = False
                          + (" (or None for no limit)" if optional else ""))
 
 
+def check_margin(task_id: str, value: Any) -> timedelta:
+    """A safety margin (a timedelta, or seconds) must be >= 0; returned as a timedelta."""
+    if _number(task_id, "deadline_margin", value, "a timedelta or seconds >= 0") < 0:
+        raise ValueError(f"task {task_id!r}: deadline_margin={value!r} must be >= 0 (a timedelta or seconds)")
+    return value if isinstance(value, timedelta) else timedelta(seconds=float(value))
+
+
 def check_count(task_id: str, name: str, value: Any, *, optional: bool = False) -> None:
     """``value`` must be a whole number >= 1; None is allowed when ``optional``."""
     if value is None and optional:

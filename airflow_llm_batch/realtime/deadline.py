@@ -16,15 +16,19 @@ from datetime import datetime, timedelta, timezone
 
 Deadline = timedelta | datetime | str
 
-#: the time one real-time answer is assumed to take when planning a deadline's fallback (conservative:
-#: most chat answers take 0.5-2 s); real-time then answers ``max_concurrency / this`` rows per second
+#: the default time one real-time answer is assumed to take (the operator's ``realtime_latency_estimate``;
+#: conservative: most chat answers take 0.5-2 s); real-time then answers ``max_concurrency / this`` rows/s
 TYPICAL_LATENCY_SECONDS = 2.0
+#: the default time kept in hand after real-time's estimate (the operator's ``deadline_margin``), so the
+#: task lands before the deadline, not at it
+DEFAULT_MARGIN = timedelta(minutes=5)
 
 
-def realtime_rate(max_concurrency: int, requests_per_minute: int | None = None) -> float:
+def realtime_rate(max_concurrency: int, requests_per_minute: int | None = None,
+                  latency_seconds: float = TYPICAL_LATENCY_SECONDS) -> float:
     """Rows per second real-time is assumed to answer: ``max_concurrency`` requests in flight, each
-    taking :data:`TYPICAL_LATENCY_SECONDS`, capped by the client-side ``requests_per_minute``."""
-    rate = max_concurrency / TYPICAL_LATENCY_SECONDS
+    taking ``latency_seconds``, capped by the client-side ``requests_per_minute``."""
+    rate = max_concurrency / latency_seconds
     return rate if requests_per_minute is None else min(rate, requests_per_minute / 60.0)
 
 
@@ -53,7 +57,7 @@ class Fallback:
 
     at: datetime
     realtime_rows_per_second: float
-    margin: timedelta = timedelta(minutes=5)
+    margin: timedelta = DEFAULT_MARGIN
 
     def realtime_needs(self, rows_left: int) -> timedelta:
         return timedelta(seconds=rows_left / max(self.realtime_rows_per_second, 1e-9))

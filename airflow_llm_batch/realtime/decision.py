@@ -6,7 +6,7 @@ The rule (every number is a setting):
 2. nothing left to send after the request cache -> batch (no call is made either way);
 3. fewer than ``min_batch_rows`` rows -> real-time (not worth a 24-hour window);
 4. a deadline that a batch cannot be expected to meet (now + ``expected_batch_turnaround`` is past it)
-   -> real-time;
+   -> real-time (the reason says how long real-time should take, from ``realtime_latency_estimate``);
 5. otherwise batch: it costs about half.
 
 The decision carries its reason and the money at stake (batch vs real-time estimate), for the log, the
@@ -40,6 +40,13 @@ class Mode(str, enum.Enum):
 class AutoRule:
     min_batch_rows: int = 100
     expected_batch_turnaround: timedelta = timedelta(hours=2)
+    #: the real-time rate assumed for the rows left (``realtime_latency_estimate``): the reason of a
+    #: deadline's pick says how long real-time should take and whether even that misses the deadline
+    realtime_rows_per_second: float | None = None
+
+    def realtime_seconds(self, rows: int) -> float | None:
+        rate = self.realtime_rows_per_second
+        return None if rate is None else rows / max(rate, 1e-9)
 
 
 @dataclass(frozen=True)
@@ -91,9 +98,18 @@ def _auto(rows: int, has_batch_api: bool, seconds_to_deadline: float | None, rul
     turnaround = rule.expected_batch_turnaround.total_seconds()
     if seconds_to_deadline is not None and seconds_to_deadline < turnaround:
         return Mode.REALTIME, (f"the deadline is in {_hours(seconds_to_deadline)}, a batch is expected to take "
-                               f"{_hours(turnaround)} (expected_batch_turnaround)")
+                               f"{_hours(turnaround)} (expected_batch_turnaround)"
+                               + _realtime_needs(rule.realtime_seconds(rows), seconds_to_deadline))
     return Mode.BATCH, "batch costs about half and fits the deadline" if seconds_to_deadline else \
         "batch costs about half"
+
+
+def _realtime_needs(seconds: float | None, seconds_to_deadline: float) -> str:
+    """"; real-time should take ~12 min (realtime_latency_estimate)", and whether that misses the deadline."""
+    if seconds is None:
+        return ""
+    late = " and may land after the deadline too" if seconds > seconds_to_deadline else ""
+    return f"; real-time should take ~{_hours(seconds)} (realtime_latency_estimate){late}"
 
 
 def _hours(seconds: float) -> str:

@@ -3,8 +3,11 @@
 The rows are staged as NDJSON (a local temporary file, or ``staging_uri`` on GCS for very large
 runs) and loaded with a load job; the table is created when missing, with typed columns for the
 parsed answer (see :mod:`airflow_llm_batch.google.bq_schema`). Every row records who landed it:
-``dag_id, task_id, run_id, map_index`` (one task run, or one mapped instance of it). Landing the
-same task run again (a retry, a cleared task) never adds a second copy.
+``dag_id, task_id, run_id, map_index`` (one task run, or one mapped instance of it), and the path that
+answered it (``answered_by``: batch, realtime or cache). Landing the same task run again (a retry, a
+cleared task) never adds a second copy. A column the table lacks (a new response field, or
+``answered_by`` in a table created by an older version) is added as NULLABLE before the load
+(``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``); rows landed before read NULL there.
 
 Modes (what one row stands for; details and SQL in :mod:`airflow_llm_batch.sinks.bigquery_modes`):
 
@@ -77,6 +80,7 @@ _TAIL = (
     Column("input_tokens", INT64), Column("output_tokens", INT64), Column("cached_input_tokens", INT64),
     Column("model", STRING), Column("batch_id", STRING), Column("custom_id", STRING), Column("attempts", INT64),
     Column("cached", BOOL, description="answered from the request cache (not paid again)"),
+    Column("answered_by", STRING, description="the path that answered the row: batch, realtime or cache"),
     Column("extra", JSON, description="carried input columns and notes such as finish_reason"),
     Column("dag_id", STRING, REQUIRED), Column("task_id", STRING, REQUIRED), Column("run_id", STRING, REQUIRED),
     Column("map_index", INT64, REQUIRED), Column("landed_at", TIMESTAMP, REQUIRED),
@@ -248,7 +252,7 @@ def _system_values(row: ResultRow) -> dict[str, Any]:
             "input_tokens": row.usage.input_tokens, "output_tokens": row.usage.output_tokens,
             "cached_input_tokens": row.usage.cached_input_tokens, "model": row.model, "batch_id": row.batch_id,
             "custom_id": row.custom_id, "attempts": row.attempts, "cached": getattr(row, "cached", None),
-            "extra": row.extra or None}
+            "answered_by": row.answered_by, "extra": row.extra or None}
 
 
 def _parsed_values(row: ResultRow, parsed: Sequence[Column], spread: bool, stats: CoercionStats) -> dict[str, Any]:

@@ -6,7 +6,8 @@ The columns mirror the JSONL records (``ResultRow.to_dict()``), typed:
 as the BigQuery sink: see :mod:`airflow_llm_batch.google.bq_schema`; JSON-typed parts as JSON
 text), or JSON text when there is no schema; ``error`` struct<code, message>; ``usage``
 struct<input_tokens, output_tokens, cached_input_tokens, total_tokens>; ``model, batch_id,
-custom_id`` string; ``attempts`` int64; ``cached`` bool; ``extra`` JSON text of the carried columns (null if none).
+custom_id`` string; ``attempts`` int64; ``cached`` bool; ``answered_by`` string (the path that answered the
+row: "batch", "realtime" or "cache"); ``extra`` JSON text of the carried columns (null if none).
 
 pyarrow is imported on use only (``pip install 'airflow-llm-batch[parquet]'``).
 """
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_ROW_GROUP_SIZE = 10_000
 _BASE_FIELDS = ("key", "status", "output", "parsed", "error", "usage", "model", "batch_id", "custom_id",
-                "attempts", "cached")
+                "attempts", "cached", "answered_by")
 
 
 def require_pyarrow() -> None:
@@ -79,7 +80,7 @@ def arrow_schema(parsed: Column | None) -> Any:
         ("parsed", arrow_type(parsed) if parsed is not None else pa.string()),
         ("error", pa.struct([("code", pa.string()), ("message", pa.string())])),
         ("usage", usage), ("model", pa.string()), ("batch_id", pa.string()), ("custom_id", pa.string()),
-        ("attempts", pa.int64()), ("cached", pa.bool_()), ("extra", pa.string()),
+        ("attempts", pa.int64()), ("cached", pa.bool_()), ("answered_by", pa.string()), ("extra", pa.string()),
     ])
 
 

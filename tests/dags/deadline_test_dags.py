@@ -39,3 +39,25 @@ with DAG("llmb_deadline_far", schedule=None, start_date=datetime(2026, 1, 1), pa
 with DAG("llmb_deadline_near_retry", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS,
          catchup=False):
     answer(deadline=NEAR, retries=1, retry_delay=timedelta(0))
+
+# max_cost_usd and the fallback (operators/fallback_budget.py), on an emulator whose batches answer 4 rows/s
+# (50 s for all). Priced at $1 / 1M tokens real-time ($0.50 batch) with 1,000 output tokens expected per
+# row: a row is ~$0.001 real-time, the run ~$0.10 at batch price. The switch is planned with a 5 s margin
+# (deadline_margin) at 40 rows/s (realtime_latency_estimate=2 s, 80 in flight): 5 s for 200 rows.
+BUDGET_PRICES = {"openai": {"gpt-4o-mini": {"input": 1.0, "output": 1.0}}}
+
+
+def priced(max_cost_usd: float, deadline: timedelta) -> LLMBatchOperator:
+    return answer(deadline=deadline, deadline_margin=timedelta(seconds=5), realtime_latency_estimate=2.0,
+                  prices=BUDGET_PRICES, expected_output_tokens=1_000, max_cost_usd=max_cost_usd)
+
+
+# $1 covers every row in real time: the switch (about 30 s in) goes ahead
+with DAG("llmb_deadline_budget_covers", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS,
+         catchup=False):
+    priced(1.0, timedelta(seconds=40))
+
+# $0.12 covers the batch (~$0.10) but not the 120+ rows still open at the switch (about 10 s in) in real time
+with DAG("llmb_deadline_budget_short", schedule=None, start_date=datetime(2026, 1, 1), params=PARAMS,
+         catchup=False):
+    priced(0.12, timedelta(seconds=20))

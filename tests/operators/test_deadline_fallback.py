@@ -2,11 +2,13 @@
 emulator's side: a deadline nearer than the batch's completion cancels the batch, keeps the rows it
 answered, sends the rest in real time and lands every row, none paid twice (deferrable and on the
 worker); a try that fails during the switch is finished by the next, with no batch created again and no
-answered row resent; a far deadline changes nothing."""
+answered row resent; a far deadline changes nothing; with ``max_cost_usd`` the switch goes ahead when
+the budget covers its real-time part, and otherwise keeps the batch (0 real-time calls on the emulator)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,8 @@ ROWS = 200
 SLOW_BATCH = EmulatorConfig(validating_seconds=0.1, requests_per_second=1.0, finalizing_seconds=0.1,
                             cancelling_seconds=1.0)
 FAST_BATCH = SLOW_BATCH.replace(requests_per_second=20_000.0)
+#: 4 rows per second: 50 s for all (the max_cost_usd tests)
+MEDIUM_BATCH = SLOW_BATCH.replace(requests_per_second=4.0)
 
 
 def _serve(config: EmulatorConfig, conn: str) -> Iterator[Emulator]:
@@ -46,6 +50,11 @@ def slow() -> Iterator[Emulator]:
 @pytest.fixture(scope="module")
 def fast() -> Iterator[Emulator]:
     yield from _serve(FAST_BATCH, "dl_openai_fast")
+
+
+@pytest.fixture(scope="module")
+def medium() -> Iterator[Emulator]:
+    yield from _serve(MEDIUM_BATCH, "dl_openai_medium")
 
 
 def conf(tmp_path: Path, conn_id: str = "dl_openai") -> dict[str, Any]:
@@ -122,3 +131,32 @@ def test_a_far_deadline_lets_the_batch_complete(fast: Emulator, tmp_path: Path) 
     assert stats["openai"]["batches_created"] == 1 and len(stats["openai"]["succeeded_by_custom_id"]) == ROWS
     assert stats["realtime"]["requests"] == 0 and stats["realtime"]["answered"] == 0
     assert xcom(run, "answer")["deadline_fallback"] is None
+
+
+def test_a_budget_that_covers_the_real_time_part_lets_the_switch_go_ahead(medium: Emulator, tmp_path: Path) -> None:
+    medium.reset_stats()
+    run = run_dag("llmb_deadline_budget_covers", conf(tmp_path, "dl_openai_medium"))
+    check_switched(medium, run, tmp_path)
+    assert xcom(run, "answer")["deadline_fallback"]["switched"] is True
+
+
+def test_a_budget_short_of_the_real_time_part_keeps_the_batch_and_sends_nothing_in_real_time(
+        medium: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    medium.reset_stats()
+    with caplog.at_level(logging.WARNING, logger="airflow_llm_batch.operators.fallback_budget"):
+        run = run_dag("llmb_deadline_budget_short", conf(tmp_path, "dl_openai_medium"))
+    assert task_states(run) == {"answer": "success"}
+    rows = results(tmp_path)
+    assert sorted(r["key"] for r in rows) == [f"dl-{i:04d}" for i in range(ROWS)]
+    assert {r["answered_by"] for r in rows} == {"batch"} and {r["status"] for r in rows} == {"succeeded"}
+    stats = medium.stats()
+    assert stats["openai"]["batches_created"] == 1 and len(stats["openai"]["succeeded_by_custom_id"]) == ROWS
+    assert set(stats["openai"]["succeeded_by_custom_id"].values()) == {1}  # the batch ran to its end, not cancelled
+    assert stats["realtime"]["requests"] == 0 and stats["realtime"]["answered"] == 0
+    fallback = xcom(run, "answer")["deadline_fallback"]
+    assert fallback["switched"] is False and fallback["reason"] == "over max_cost_usd"
+    assert fallback["budget_usd"] == 0.12 and fallback["estimate_usd"] > 0.12 and fallback["rows_left"] > 0
+    assert fallback["cancelled_batches"] == [] and fallback["realtime_rows"] == 0
+    warnings = [r.getMessage() for r in caplog.records if "Deadline fallback NOT taken" in r.getMessage()]
+    assert len(warnings) == 1  # once, however many turns the wait takes
+    assert "against max_cost_usd=$0.1200" in warnings[0] and f"{fallback['rows_left']:,} row(s) left" in warnings[0]

@@ -12,6 +12,7 @@ from airflow_llm_batch.operators.deadline_fallback import (
     switch_message,
     switch_time,
 )
+from airflow_llm_batch.operators.fallback_budget import FallbackBill, describe_bill
 from airflow_llm_batch.operators.settings import RealtimeSettings
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
 from airflow_llm_batch.realtime.decision import AutoRule, Mode
@@ -67,3 +68,21 @@ def test_the_switch_says_when_how_much_and_how_long() -> None:
     message = switch_message(plan, 3, 1_234)
     assert message.startswith("deadline 07:00 UTC: 3 batch(es) still open at ")
     assert "the up to 1,234 unanswered row(s) in real time (estimated 2 min)" in message
+
+
+def test_a_switch_declined_over_budget_is_never_due_and_plans_no_wake_up() -> None:
+    run = manifest(ChunkState.SUBMITTED)
+    run.deadline_fallback = {"switched": False, "reason": "over max_cost_usd"}
+    assert not fallback_due(run, at(6, 50), at(6, 55))
+    assert switch_time(run, settings(timedelta(hours=6)), START) is None  # the trigger waits for the batch
+
+
+def test_the_fallback_bill_is_paid_so_far_plus_the_rows_left_at_the_real_time_price() -> None:
+    within = FallbackBill(spent_usd=0.01, realtime_usd=0.02, rows_left=150, budget_usd=0.03)
+    over = FallbackBill(spent_usd=0.01, realtime_usd=0.021, rows_left=150, budget_usd=0.03)
+    unknown = FallbackBill(spent_usd=None, realtime_usd=None, rows_left=150, budget_usd=1.0)
+    assert within.within_budget and not over.within_budget
+    assert not unknown.within_budget  # an unknown price moves no money
+    assert "150 row(s) left in real time brings the run to ~$0.0310 (paid $0.0100 + real-time ~$0.0210) " \
+           "against max_cost_usd=$0.0300" in describe_bill(over)
+    assert "cannot be priced" in describe_bill(unknown)

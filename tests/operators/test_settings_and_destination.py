@@ -24,6 +24,8 @@ BASE = {"task_id": "t", "model": "gpt-4o-mini", "rows": [{"id": "a", "text": "x"
     ("min_success_rate", 0), ("min_success_rate", 1.5), ("min_success_rate", 95), ("min_success_rate", -0.1),
     ("max_rows_per_chunk", 0), ("max_rows_per_chunk", 2.5), ("max_rows_per_chunk", True),
     ("max_attempts", 0), ("max_attempts", -1),
+    ("deadline_margin", -1), ("deadline_margin", timedelta(minutes=-1)), ("deadline_margin", "5m"),
+    ("realtime_latency_estimate", 0), ("realtime_latency_estimate", -0.5), ("realtime_latency_estimate", "2"),
 ])
 def test_a_bad_setting_fails_at_construction_naming_it(setting: str, value: Any) -> None:
     with pytest.raises(ValueError, match=rf"task 't': {setting}=.* must be"):

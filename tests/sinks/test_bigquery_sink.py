@@ -218,3 +218,40 @@ def test_a_workspace_failure_while_staging_keeps_its_own_error_and_lands_nothing
         open_sink(f"bq://{table}").write(broken(), context())
     assert counts(bq_emulator, table) == (50, 50)
     assert query(bq_emulator, f"SELECT COUNT(*) AS n FROM `{table}` WHERE label LIKE '% v2'") == [{"n": 0}]
+
+
+def answered(rows: Any, every: int = 3) -> list[Any]:
+    """The rows with every ``every``-th one answered in real time, the next one from the cache."""
+    out = list(rows)
+    for i, row in enumerate(out):
+        row.answered_by = {0: "realtime", 1: "cache"}.get(i % every, "batch")
+    return out
+
+
+def test_answered_by_is_a_nullable_string_column(bq_emulator: LocalBigQuery, dataset: str) -> None:
+    table = f"{dataset}.paths"
+    open_sink(f"bq://{table}").write(answered(result_rows(9)), context())
+    schema = {f.name: (f.field_type, f.mode) for f in bq_emulator.client().get_table(table).schema}
+    assert schema["answered_by"] == ("STRING", "NULLABLE")
+    got = {r["key"]: r["answered_by"] for r in query(bq_emulator, f"SELECT key, answered_by FROM `{table}`")}
+    assert got == {r.key: r.answered_by for r in answered(result_rows(9))}
+    assert set(got.values()) == {"realtime", "cache", "batch"}
+    (row,) = query(bq_emulator, f"SELECT extra FROM `{table}` WHERE key = 'k00000'")
+    assert row["extra"] == {"ticket": "T0"}  # no longer tucked into extra
+
+
+def test_a_table_from_before_answered_by_gets_the_column_added(bq_emulator: LocalBigQuery, dataset: str) -> None:
+    from google.cloud import bigquery
+
+    client = bq_emulator.client()
+    model, old = f"{dataset}.model", f"{dataset}.older"
+    open_sink(f"bq://{model}").write(result_rows(1), context())  # the current layout, to copy without the column
+    client.create_table(bigquery.Table(old, schema=[f for f in client.get_table(model).schema
+                                                    if f.name != "answered_by"]))
+    assert "answered_by" not in {f.name for f in client.get_table(old).schema}
+    open_sink(f"bq://{old}").check(context())  # a missing column is no conflict: it is added on landing
+    open_sink(f"bq://{old}?mode=history").write(answered(result_rows(6)), context())
+    schema = {f.name: (f.field_type, f.mode) for f in client.get_table(old).schema}
+    assert schema["answered_by"] == ("STRING", "NULLABLE")
+    got = {r["key"]: r["answered_by"] for r in query(bq_emulator, f"SELECT key, answered_by FROM `{old}`")}
+    assert got == {r.key: r.answered_by for r in answered(result_rows(6))}

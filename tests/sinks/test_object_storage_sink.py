@@ -145,3 +145,15 @@ def test_gcs_check_names_a_missing_bucket(gcs_connection: str) -> None:
         open_sink("gs://no-such-bucket-here/out.jsonl").check(context())
     with pytest.raises(InvalidInputError, match="expected gs://BUCKET/OBJECT"):
         open_sink("gs://only-a-bucket/").check(context())
+
+
+def test_parquet_has_answered_by_as_its_own_column(tmp_path: Path) -> None:
+    dest = tmp_path / "paths.parquet"
+    rows = list(result_rows(6))
+    for row, path in zip(rows, ["batch", "realtime", "cache", "realtime", "batch", "cache"], strict=True):
+        row.answered_by = path
+    open_sink(f"file://{dest}").write(iter(rows), context())
+    table = pq.read_table(dest)
+    assert table.schema.field("answered_by").type == pa.string()
+    assert table.column("answered_by").to_pylist() == ["batch", "realtime", "cache", "realtime", "batch", "cache"]
+    assert all("answered_by" not in json.loads(extra) for extra in table.column("extra").to_pylist())
