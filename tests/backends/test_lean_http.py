@@ -180,6 +180,7 @@ async def test_error_answers_pass_their_retry_after_through(status: int, code: s
         await sender.aclose()
     assert refused.status == status and refused.headers["retry-after"] == "3"
     assert failed.value.code == code and failed.value.retry_after == 3.0 and "slow down" in failed.value.message
+    assert len(seen.heads) == 2  # one request each: an error answer is never resent by the client
 
 
 async def test_a_redirect_is_not_followed() -> None:
