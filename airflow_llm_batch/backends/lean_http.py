@@ -59,7 +59,8 @@ def header_lines(headers: Mapping[str, str]) -> bytes:
     out = []
     for name, value in headers.items():
         if "\r" in name or "\n" in name or "\r" in value or "\n" in value or ":" in name:
-            raise ValueError(f"header {name.splitlines()[0][:40]!r} has a line break or a bad name")
+            shown = (name.splitlines() or [""])[0][:40]  # the name only: a value may be a key
+            raise ValueError(f"header {shown!r} has a line break or a bad name")
         out.append(f"{name}: {value}\r\n")
     return "".join(out).encode()
 

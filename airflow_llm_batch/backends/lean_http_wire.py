@@ -191,9 +191,14 @@ class Connection(asyncio.Protocol):
             self._pos = start + size + 2
 
     def _trailers(self, start: int) -> bytes | None:
-        end = start + 2 if self.buffer[start:start + 2] == b"\r\n" else self.buffer.find(b"\r\n\r\n", start) + 4
-        if end < start + 2:
-            return None
+        """After the last chunk: no trailer (an empty line) or trailer lines up to an empty line."""
+        if self.buffer[start:start + 2] == b"\r\n":
+            end = start + 2
+        else:
+            found = self.buffer.find(b"\r\n\r\n", start)
+            if found < 0:
+                return None
+            end = found + 4
         body, self._chunks = b"".join(self._chunks), []
         del self.buffer[:end]
         return body

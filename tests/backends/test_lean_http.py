@@ -83,6 +83,40 @@ async def test_a_chunked_answer_is_reassembled_and_the_connection_reused() -> No
     assert seen.connections == 1
 
 
+async def test_an_answer_arriving_byte_by_byte_is_parsed_whole() -> None:
+    """Every split point of a chunked answer with a trailer (and of the status line and headers)."""
+    whole = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\nx-a: 2\r\n\r\n"
+             b"4\r\nabcd\r\n2\r\nef\r\n0\r\nx-sum: 6\r\n\r\n")
+
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
+        while await read_request(reader, seen) is not None:
+            for i in range(len(whole)):
+                writer.write(whole[i:i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+
+    async with serving(trickle) as (url, seen):
+        lean = client()
+        answers = [await lean.request("GET", f"{url}/t") for _ in range(2)]
+        await lean.aclose()
+    assert [a.body for a in answers] == [b"abcdef"] * 2 and answers[0].headers["x-a"] == "1, 2"
+    assert seen.connections == 1
+
+
+async def test_a_malformed_answer_is_a_connection_failure() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
+        await read_request(reader, seen)
+        writer.write(b"SMTP ready\r\n\r\n")
+        await reader.read()
+
+    async with serving(garbage) as (url, seen):
+        lean = client()
+        with pytest.raises(ConnectionFailed, match="malformed"):
+            await lean.request("POST", f"{url}/x", b"once")
+        await lean.aclose()
+    assert seen.bodies == {b"once": 1}
+
+
 @pytest.mark.parametrize("framing", ["content-length", "until-close"])
 async def test_connection_close_is_honoured(framing: str) -> None:
     """An answer saying ``Connection: close`` (or ending with the connection): the next request goes on a
