@@ -23,6 +23,7 @@ class Seen:
     order: list[bytes] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
+    got_request: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Seen], Awaitable[None]]
@@ -41,6 +42,7 @@ async def read_request(reader: asyncio.StreamReader, seen: Seen) -> bytes | None
     seen.heads.append(text)
     seen.bodies[body] += 1
     seen.order.append(body)
+    seen.got_request.set()
     return body
 
 

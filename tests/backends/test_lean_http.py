@@ -178,6 +178,35 @@ async def test_a_server_that_never_answers_is_a_timeout() -> None:
     assert seen.bodies == {b"once": 1}
 
 
+async def hang_on_request_named_hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                     seen: Seen) -> None:
+    while (body := await read_request(reader, seen)) is not None:
+        if body == b"hang":
+            await reader.read()  # never answers; holds the connection until the client drops it
+            return
+        writer.write(answer(200, body))
+
+
+async def test_calls_given_up_while_waiting_or_mid_answer_leak_no_connection() -> None:
+    """One connection, held by a call that never gets an answer; a second call gives up while waiting
+    for it (never sent), then the first is cancelled mid-answer (its connection closed, not reused):
+    the pool serves the next call on a new connection, each body sent at most once."""
+    async with serving(hang_on_request_named_hang) as (url, seen):
+        lean = client(limit=1)
+        hung = asyncio.create_task(lean.request("POST", f"{url}/x", b"hang"))
+        await seen.got_request.wait()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):
+                await lean.request("POST", f"{url}/x", b"queued")
+        hung.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await hung
+        after = await lean.request("POST", f"{url}/x", b"after")
+        await lean.aclose()
+    assert after.body == b"after" and seen.connections == 2 and seen.peak_open == 1
+    assert seen.bodies == {b"hang": 1, b"after": 1}
+
+
 async def test_an_answer_cut_short_is_a_connection_failure_and_never_resent() -> None:
     async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
         await read_request(reader, seen)
