@@ -1,7 +1,10 @@
 """Real-time throughput: the RealtimeRunner over the OpenAI backend's ``realtime_send`` against the emulator
 in its own process, answering each request after ``--latency`` s; one table row per transport, side by side:
 
-- ``raw``: the backend's own aiohttp session (backends/raw_realtime_send.py; what a task uses);
+- ``raw``: the backend's own raw sender (backends/raw_realtime_send.py; what a task uses) on the lean
+  HTTP/1.1 client (backends/lean_http.py);
+- ``raw-aiohttp``: the same raw sender on an aiohttp session (what it uses behind a proxy; before the lean
+  client, what it always used);
 - ``sdk``: the official SDK's async client (httpx), the path kept for custom auth;
 - ``sdk-aiohttp``: the SDK with its aiohttp-based client.
 
@@ -18,6 +21,7 @@ Every row must come back answered (the emulator's own count of answered custom i
     .venv/bin/python bench/realtime_throughput.py                       # 10,000 rows, 64 in flight, 50 ms: sdk, raw
     .venv/bin/python bench/realtime_throughput.py --rows 2000 --concurrency 32 --latency 0.1
     .venv/bin/python bench/realtime_throughput.py --transport raw sdk sdk-aiohttp
+    .venv/bin/python bench/realtime_throughput.py --rows 5000 --transport raw-aiohttp raw   # lean vs aiohttp
     .venv/bin/python bench/realtime_throughput.py --transport raw --profile   # + cProfile of the run (top 25)
 """
 
@@ -62,7 +66,13 @@ def build_backend(base_url: str, transport: str, concurrency: int) -> OpenAIBatc
 
         http_client = aiohttp_client("openai", max_connections=concurrency)
     backend = OpenAIBatchBackend(AsyncOpenAI(base_url=f"{base_url}/v1", api_key="bench-key", http_client=http_client))
-    backend.realtime.connections, backend.realtime.use_sdk = concurrency, transport != "raw"
+    backend.realtime.connections, backend.realtime.use_sdk = concurrency, transport.startswith("sdk")
+    sender = backend.realtime.sender()
+    if transport == "raw-aiohttp" and sender is not None:  # the raw sender on aiohttp, as behind a proxy
+        from airflow_llm_batch.backends.raw_http import AiohttpClient, open_session
+        from airflow_llm_batch.backends.raw_realtime_send import json_target
+
+        sender.session = AiohttpClient(open_session(json_target(sender.target), concurrency))
     return backend
 
 
@@ -144,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64, help="max_concurrency of the runner")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the emulator takes per answer")
-    parser.add_argument("--transport", nargs="+", choices=("raw", "sdk", "sdk-aiohttp"), default=["sdk", "raw"],
+    parser.add_argument("--transport", nargs="+", choices=("raw", "raw-aiohttp", "sdk", "sdk-aiohttp"),
+                        default=["sdk", "raw"],
                         help="one run per transport, in this order (default: %(default)s)")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio",
                         help="the event loop of the runner (default: %(default)s)")

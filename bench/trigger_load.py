@@ -22,6 +22,7 @@ Usage::
     .venv/bin/python bench/trigger_load.py                      # N = 100, 500, 1000
     .venv/bin/python bench/trigger_load.py --n 1000 --window 30
     .venv/bin/python bench/trigger_load.py --n 50 --window 6 --out /tmp/t.md    # smoke
+    .venv/bin/python bench/trigger_load.py --n 500 1000 --window 20 --compare-transport   # aiohttp vs lean
 
 The Markdown table is printed and written to ``bench/out/trigger_load.md`` (git-ignored).
 """
@@ -169,9 +170,15 @@ class Meter:
 
 def variant(transport: str, jitter: bool) -> None:
     """A/B switches: ``sdk`` = polls through the SDK client (aiohttp transport), not the raw poll;
-    ``httpx`` = through the SDK client on its default httpx pool; no jitter = every first poll at once."""
+    ``httpx`` = through the SDK client on its default httpx pool; ``aiohttp`` = the raw poll on an aiohttp
+    session (as behind a proxy) instead of the lean client; no jitter = every first poll at once."""
     import airflow_llm_batch.triggers.batch as trigger_module
+    import airflow_llm_batch.triggers.raw_poll as raw_poll
     import airflow_llm_batch.triggers.shared_backends as shared
+    from airflow_llm_batch.backends.raw_http import AiohttpClient, open_session
+
+    if transport == "aiohttp":
+        raw_poll.open_client = lambda target, limit: AiohttpClient(open_session(target, limit))  # type: ignore[assignment]
 
     if transport in ("sdk", "httpx") and hasattr(shared, "raw_poller"):
         shared.raw_poller = lambda *args, **kwargs: None  # type: ignore[assignment]
@@ -259,10 +266,12 @@ def worker(ids_file: Path, interval: float, window: float, log_file: Path, profi
 
 
 # -- the parent --------------------------------------------------------------------------------------------
-#: --compare: polls through the SDK client (its aiohttp transport, first polls spread), then the package
-#: as it is (the raw poll); --compare-all adds the SDKs' default httpx pool with every first poll at once
-#: (the code before issue 12)
-VARIANTS = {"sdk client": ("sdk", True), "package": ("package", True)}
+#: --compare: polls through the SDK client (its aiohttp transport, first polls spread), then the raw poll
+#: on aiohttp, then the package as it is (the raw poll on the lean client); --compare-all adds the SDKs'
+#: default httpx pool with every first poll at once (the code before issue 12)
+VARIANTS = {"sdk client": ("sdk", True), "raw poll on aiohttp": ("aiohttp", True), "package": ("package", True)}
+#: --compare-transport: the raw poll on aiohttp, then on the lean client (the package), side by side
+TRANSPORT_VARIANTS = {"raw poll on aiohttp": ("aiohttp", True), "package (lean client)": ("package", True)}
 ALL_VARIANTS = {"before (httpx pool)": ("httpx", False), **VARIANTS}
 
 
@@ -310,7 +319,7 @@ def table(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _label(transport: str, jitter: bool) -> str:
-    name = {"package": "package", "sdk": "sdk client"}.get(transport, "httpx pool")
+    name = {"package": "package", "sdk": "sdk client", "aiohttp": "raw poll on aiohttp"}.get(transport, "httpx pool")
     parts = [name] + ([] if jitter else ["no jitter"])
     return ", ".join(parts)
 
@@ -321,12 +330,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=2.0, help="poll interval of each trigger (s)")
     ap.add_argument("--window", type=float, default=30.0, help="seconds measured from the start of the triggers")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "trigger_load.md")
-    ap.add_argument("--transport", choices=("package", "sdk", "httpx"), default="package",
-                    help="package: the library's choice (raw poll); sdk: poll through the SDK client (aiohttp "
-                         "transport); httpx: through the SDK client on its default httpx pool (A/B)")
+    ap.add_argument("--transport", choices=("package", "aiohttp", "sdk", "httpx"), default="package",
+                    help="package: the library's choice (raw poll, lean client); aiohttp: the raw poll on aiohttp; "
+                         "sdk: poll through the SDK client (aiohttp transport); httpx: through the SDK client "
+                         "on its default httpx pool (A/B)")
     ap.add_argument("--no-jitter", dest="jitter", action="store_false", help="first polls all at once (A/B)")
     ap.add_argument("--compare", action="store_true",
                     help="for each N, poll through the SDK client, then the package (raw poll): side by side")
+    ap.add_argument("--compare-transport", action="store_true",
+                    help="for each N, the raw poll on aiohttp, then on the lean client: side by side")
     ap.add_argument("--compare-all", action="store_true",
                     help="as --compare, first adding the httpx pool with every first poll at once (before issue 12)")
     ap.add_argument("--profile", action="store_true", help="cProfile the loop process (top 25 by own time)")
@@ -339,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="llmb-trigger-load-") as tmp:
         variants = (ALL_VARIANTS if args.compare_all else VARIANTS if args.compare
+                    else TRANSPORT_VARIANTS if args.compare_transport
                     else {_label(args.transport, args.jitter): (args.transport, args.jitter)})
         for n in args.n:
             for label, (transport, jitter) in variants.items():

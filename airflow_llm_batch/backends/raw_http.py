@@ -1,5 +1,5 @@
 """Plain HTTP on a connection the SDK client describes: the one place that reads "base URL, query and
-headers" out of the client the hook built, and opens the aiohttp session that carries them.
+headers" out of the client the hook built, and opens the HTTP client that carries them.
 
 Two users, one mechanism: the triggerer's raw poll (triggers/raw_poll.py: one GET per poll) and the
 worker's raw real-time send (backends/raw_realtime_send.py: one POST per row). An SDK call spends most of its CPU
@@ -9,6 +9,10 @@ and headers ONCE per connection (base URL, Bearer / Azure ``api-key`` + ``api-ve
 auth and version headers / Gemini's ``x-goog-api-key``, custom headers); they return None where tokens
 change while the client lives (custom auth, an Azure AD token provider, Vertex): the SDK keeps those
 fresh, so its path stays. Headers are never logged.
+
+:func:`open_client` picks that HTTP client: the lean HTTP/1.1 client (backends/lean_http.py: a fraction of
+aiohttp's CPU per request), or an aiohttp session where only aiohttp can do the job (a proxy the
+environment names, another scheme). Both answer and fail alike (:class:`HttpClient`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode
+
+from airflow_llm_batch.backends.lean_http import Answer, ConnectionFailed, LeanClient, supports
 
 if TYPE_CHECKING:
     import aiohttp
@@ -63,6 +69,28 @@ class RawTarget:
         return f"?{urlencode(dict(self.query))}" if self.query else ""
 
 
+class HttpClient(Protocol):
+    """What the raw paths need of an HTTP client: one request -> its whole answer (any status), or
+    ``ConnectionFailed`` (no answer) / ``TimeoutError``; ``closed`` after :meth:`aclose`."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    async def request(self, method: str, url: str, body: bytes | None = None,
+                      headers: Mapping[str, str] | None = None) -> Answer: ...
+
+    async def aclose(self) -> None: ...
+
+
+def open_client(target: RawTarget, limit: int = MAX_CONNECTIONS) -> HttpClient:
+    """The client of the raw paths for ``target`` (build it inside the running loop): the lean HTTP/1.1
+    client (backends/lean_http.py), or an aiohttp session where only aiohttp can do the job (a proxy the
+    environment names, a scheme other than http(s))."""
+    if uses_proxy() or not supports(target.base):
+        return AiohttpClient(open_session(target, limit))
+    return LeanClient(target.headers, limit, target.timeout)
+
+
 def open_session(target: RawTarget, limit: int = MAX_CONNECTIONS) -> aiohttp.ClientSession:
     """A session carrying the target's headers, at most ``limit`` sockets (build it inside the running loop)."""
     import aiohttp  # here, not at import: the core install (OpenAI on the worker) runs without aiohttp
@@ -71,6 +99,34 @@ def open_session(target: RawTarget, limit: int = MAX_CONNECTIONS) -> aiohttp.Cli
         connector=aiohttp.TCPConnector(limit=limit), headers=dict(target.headers),
         cookie_jar=aiohttp.DummyCookieJar(),  # API keys, no cookies: skip the jar on every answer
         timeout=aiohttp.ClientTimeout(total=target.timeout), trust_env=uses_proxy())
+
+
+class AiohttpClient:
+    """An aiohttp session behind :class:`HttpClient`: its errors become ``ConnectionFailed`` (a timeout
+    stays ``TimeoutError``), its answers :class:`Answer` s (no redirects followed)."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self.session = session
+
+    @property
+    def closed(self) -> bool:
+        return bool(self.session.closed)
+
+    async def request(self, method: str, url: str, body: bytes | None = None,
+                      headers: Mapping[str, str] | None = None) -> Answer:
+        import aiohttp
+
+        try:
+            async with self.session.request(method, url, data=body, headers=headers,
+                                            allow_redirects=False) as response:
+                return Answer(response.status, response.headers, await response.read())
+        except TimeoutError:
+            raise
+        except aiohttp.ClientError as exc:
+            raise ConnectionFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        await self.session.close()
 
 
 def uses_proxy(environ: Mapping[str, str] | None = None) -> bool:
@@ -118,10 +174,3 @@ def seconds(timeout: Any) -> float:
     """A call's bound from the SDK client's timeout (a number or an httpx Timeout)."""
     value = timeout if isinstance(timeout, int | float) else getattr(timeout, "read", None)
     return float(value) if value else DEFAULT_TIMEOUT_SECONDS
-
-
-def client_error() -> type[Exception]:
-    """aiohttp's base error class (imported when an error is being handled: aiohttp is optional)."""
-    import aiohttp
-
-    return aiohttp.ClientError

@@ -1,5 +1,6 @@
-"""The raw real-time send: a request line's body POSTed on one aiohttp session per backend, in place of
-the SDK's ``client.post`` (whose request building and httpx adapter cost several times the CPU).
+"""The raw real-time send: a request line's body POSTed on one HTTP client per backend (the lean HTTP/1.1
+client, or aiohttp behind a proxy: backends/raw_http.py ``open_client``), in place of the SDK's
+``client.post`` (whose request building and httpx adapter cost several times the CPU).
 
 Where and with which headers comes from :mod:`airflow_llm_batch.backends.raw_http` (the same place the
 triggerer's raw poll reads them from); the answer's JSON goes to the backend's own decoder, exactly as
@@ -11,13 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 from urllib.parse import quote
 
-if TYPE_CHECKING:
-    import aiohttp
-
-from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, RawTarget, client_error, decode, encode, open_session
+from airflow_llm_batch.backends.lean_http import ConnectionFailed
+from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, HttpClient, RawTarget, decode, encode, open_client
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.realtime.runner import CallFailed
 
@@ -26,16 +26,16 @@ AZURE_DEPLOYMENT_PATHS = frozenset({"/completions", "/chat/completions", "/embed
 
 
 class RawSender:
-    """``await sender.post(path, body, custom_id)`` -> the answer's JSON, over one session per backend.
+    """``await sender.post(path, body, custom_id)`` -> the answer's JSON, over one HTTP client per backend.
 
-    The session opens on first use (inside the running loop) with at most ``limit`` sockets and closes
-    on :meth:`aclose`. A failed call raises CallFailed exactly as the SDK path maps it
-    (backends/realtime_wire.py): an HTTP error with the provider's code and Retry-After hint, a timeout
-    or lost connection as ``connection_failed``."""
+    The client (``session``) opens on first use (inside the running loop) with at most ``limit`` sockets
+    and closes on :meth:`aclose`. It never resends a POST by itself. A failed call raises CallFailed
+    exactly as the SDK path maps it (backends/realtime_wire.py): an HTTP error with the provider's code
+    and Retry-After hint, a timeout or lost connection as ``connection_failed``."""
 
     def __init__(self, target: RawTarget, limit: int = MAX_CONNECTIONS) -> None:
         self.target, self.limit = target, limit
-        self.session: aiohttp.ClientSession | None = None
+        self.session: HttpClient | None = None
         self._query = target.query_string()
 
     def url(self, path: str, body: Mapping[str, Any]) -> str:
@@ -49,22 +49,21 @@ class RawSender:
 
     async def post(self, path: str, body: Mapping[str, Any], custom_id: str) -> Any:
         if self.session is None:
-            self.session = open_session(self.target, self.limit)
+            self.session = open_client(json_target(self.target), self.limit)
         try:
-            async with self.session.post(self.url(path, body), data=encode(body), allow_redirects=False,
-                                         headers={CUSTOM_ID_HEADER: custom_id}) as response:
-                payload = await response.read()
-                if response.status >= 400:
-                    raise refused(response.status, payload, response.headers)
+            status, headers, payload = await self.session.request(
+                "POST", self.url(path, body), encode(body), {CUSTOM_ID_HEADER: custom_id})
         except (TimeoutError, asyncio.TimeoutError) as exc:
             raise connection_failed(True, f"no answer in time ({type(exc).__name__})") from exc
-        except client_error() as exc:
-            raise connection_failed(False, f"connection lost ({type(exc).__name__}: {exc})") from exc
+        except ConnectionFailed as exc:
+            raise connection_failed(False, f"connection lost ({exc})") from exc
+        if status >= 400:
+            raise refused(status, payload, headers)
         return decode(payload)
 
     async def aclose(self) -> None:
         if self.session is not None:
-            await self.session.close()
+            await self.session.aclose()
             self.session = None
 
 
@@ -92,6 +91,13 @@ class RealtimeTransport:
         """Close the session (if one opened); a later send opens a new one."""
         if self._sender is not None:
             await self._sender.aclose()
+
+
+def json_target(target: RawTarget) -> RawTarget:
+    """The target with ``Content-Type: application/json`` (the bodies sent), unless its headers set one."""
+    if any(name.lower() == "content-type" for name in target.headers):
+        return target
+    return replace(target, headers={**target.headers, "content-type": "application/json"})
 
 
 def refused(status: int, payload: bytes, headers: Mapping[str, str]) -> CallFailed:

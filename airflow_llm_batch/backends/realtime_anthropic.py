@@ -3,7 +3,7 @@
 The answer is a ``Message``, decoded by the batch results decoder
 (:func:`~airflow_llm_batch.backends.anthropic_results.decode_message`). The SDK's own retries are
 off: the real-time runner owns retries and counts them. Where the connection allows it
-(backends/raw_http.py), the params go out on the backend's own aiohttp session instead
+(backends/raw_http.py), the params go out on the backend's own HTTP client instead
 (backends/raw_realtime_send.py), and the answer becomes a ``Message`` as the SDK builds one.
 """
 

@@ -6,8 +6,8 @@ relative to the client's base URL (which holds ``/v1`` or ``/openai``; Azure's c
 (:func:`~airflow_llm_batch.backends.openai.decode_output_line`), so both paths read answers alike.
 The SDK's own retries are off: the real-time runner owns retries and counts them.
 
-Where the connection allows it (backends/raw_http.py), the body goes out on the backend's own aiohttp
-session instead (backends/raw_realtime_send.py): the same URL, headers and answer, at a fraction of the
+Where the connection allows it (backends/raw_http.py), the body goes out on the backend's own HTTP
+client instead (backends/raw_realtime_send.py): the same URL, headers and answer, at a fraction of the
 CPU; the SDK path stays for custom auth and Azure AD tokens.
 """
 

@@ -1,7 +1,8 @@
-"""The triggerer's poll: one plain GET per poll on one aiohttp session per connection.
+"""The triggerer's poll: one plain GET per poll on one HTTP client per connection.
 
-(URL, query and headers of a connection, and the session carrying them, come from
-backends/raw_http.py: the same place the worker's raw real-time send reads them from.)
+(URL, query and headers of a connection, and the HTTP client carrying them (the lean HTTP/1.1 client,
+or aiohttp behind a proxy), come from backends/raw_http.py: the same place the worker's raw real-time
+send reads them from.)
 
 An SDK poll spends most of its CPU building the request (headers, URL, options) and parsing the
 answer into a pydantic model; a triggerer polling a thousand batches every two seconds cannot afford
@@ -12,15 +13,15 @@ headers), then sends ``GET <prefix><batch id>`` and hands the JSON to the backen
 decoder (``batch_progress`` in backends/openai.py, anthropic_results.py, gemini.py: the same one the
 SDK poll uses).
 
-At most ``MAX_CONNECTIONS`` requests are in flight per connection (the connector's limit: the rest
-wait in its queue, over the same keep-alive sockets). Vertex (short-lived Google auth tokens) and
+At most ``MAX_CONNECTIONS`` requests are in flight per connection (the client's limit: the rest
+wait in its FIFO queue, over the same keep-alive sockets). Vertex (short-lived Google auth tokens) and
 keyless clients (Anthropic workload identity, Azure AD tokens) keep the SDK poll: :func:`raw_poller`
 returns None for them.
 
 Errors keep their meaning: an answer >= 400 raises a ProviderError carrying ``status_code`` (404:
 the batch is gone, pipeline/vanished.py; 401/403: the trigger fails at once, pipeline/waiting.py;
-429/5xx: the trigger's tolerance of transient errors), a timeout or a lost connection raises as it
-does in aiohttp (transient). Headers are never logged.
+429/5xx: the trigger's tolerance of transient errors), a timeout (``TimeoutError``) or a lost
+connection (``ConnectionFailed``) raises as such (transient). Headers are never logged.
 """
 
 from __future__ import annotations
@@ -29,18 +30,15 @@ import asyncio
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
-if TYPE_CHECKING:
-    pass
-
+from airflow_llm_batch.backends.lean_http import ConnectionFailed
 from airflow_llm_batch.backends.raw_http import (
     DEFAULT_TIMEOUT_SECONDS,
     RawTarget,
-    client_error,
     gemini_target,
-    open_session,
+    open_client,
     stainless_target,
 )
 from airflow_llm_batch.backends.raw_http import (
@@ -84,12 +82,12 @@ class BatchNotFoundError(PollFailed):
 
 
 class RawPoller:
-    """``await poller.progress(batch_id)`` -> BatchProgress, over one session shared by the triggers of a
-    connection. Build it inside the event loop that polls; ``aclose()`` when the last trigger leaves."""
+    """``await poller.progress(batch_id)`` -> BatchProgress, over one HTTP client shared by the triggers of
+    a connection. Build it inside the event loop that polls; ``aclose()`` when the last trigger leaves."""
 
     def __init__(self, spec: RawSpec, max_connections: int = MAX_CONNECTIONS) -> None:
         self.spec = spec
-        self.session = open_session(RawTarget("", spec.headers, timeout=spec.timeout), max_connections)
+        self.session = open_client(RawTarget(spec.prefix, spec.headers, timeout=spec.timeout), max_connections)
         self._query = f"?{urlencode(dict(spec.query))}" if spec.query else ""  # encoded once
 
     async def progress(self, batch_id: str) -> BatchProgress:
@@ -97,21 +95,20 @@ class RawPoller:
         for attempt in range(self.spec.max_retries + 1):
             try:
                 return await self._get(batch_id, url)
-            except (PollFailed, client_error(), TimeoutError) as exc:
+            except (PollFailed, ConnectionFailed, TimeoutError) as exc:
                 if attempt >= self.spec.max_retries or getattr(exc, "status_code", 500) not in RETRIED_STATUSES:
                     raise
             await asyncio.sleep(min(RETRY_MAX_SECONDS, RETRY_FIRST_SECONDS * 2 ** attempt))
         raise AssertionError("unreachable")
 
     async def _get(self, batch_id: str, url: str) -> BatchProgress:
-        async with self.session.get(url, allow_redirects=False) as response:
-            body = await response.read()
-            if response.status >= 400:
-                raise _refused(batch_id, response.status, body)
+        status, _, body = await self.session.request("GET", url)
+        if status >= 400:
+            raise _refused(batch_id, status, body)
         return self.spec.decode(batch_id, json.loads(body))
 
     async def aclose(self) -> None:
-        await self.session.close()
+        await self.session.aclose()
 
 
 def _refused(batch_id: str, status: int, body: bytes) -> PollFailed:

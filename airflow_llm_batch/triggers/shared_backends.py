@@ -11,7 +11,7 @@ requests over a bounded set of keep-alive connections (``MAX_CONNECTIONS``): pol
 their turn instead of opening a thousand sockets at once. Measured with ``bench/trigger_load.py``.
 
 Polls skip the SDK altogether where they can: :func:`shared_poller` hands out the connection's
-:class:`~airflow_llm_batch.triggers.raw_poll.RawPoller` (one GET on a shared aiohttp session, the
+:class:`~airflow_llm_batch.triggers.raw_poll.RawPoller` (one GET on a shared HTTP client, the
 backend's own status decoder), built with the backend from the same client settings; providers
 without one (Vertex, token-based auth) poll through the backend.
 """
