@@ -2,9 +2,10 @@
 
 One async client, ``max_concurrency`` workers pulling from a bounded queue (memory stays flat for any
 row count), client-side request/token rate limits, ``Retry-After`` honoured on 429 (every worker
-pauses), exponential backoff with jitter on 5xx and timeouts, and a circuit breaker: the first
-systemic answer (bad key, no quota) stops every worker, because each further call would fail the
-same way. Every answer goes to the ``AnswerLog`` as it arrives; a resumed run skips what it holds.
+pauses, and the calls in flight follow the server down: realtime/concurrency.py), exponential backoff
+with jitter on 5xx and timeouts, and a circuit breaker: the first systemic answer (bad key, no quota)
+stops every worker, because each further call would fail the same way. Every answer goes to the
+``AnswerLog`` as it arrives; a resumed run skips what it holds.
 
 Retry vocabulary is the batch path's (``pipeline/policy.py``): a code in ``retry_codes`` is tried again
 here (refused calls are not billed), a code in ``systemic_codes`` trips the breaker, anything else is
@@ -24,6 +25,7 @@ from typing import Any
 from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.types import RawResult
 from airflow_llm_batch.realtime.answer_log import AnswerLog
+from airflow_llm_batch.realtime.concurrency import THROTTLE_CODES, AdaptiveLimit
 from airflow_llm_batch.realtime.limiter import Clock, RateLimiter, Sleep
 from airflow_llm_batch.realtime.progress import Progress
 
@@ -76,12 +78,13 @@ class RunnerReport:
     retries: int = 0
     unsent: int = 0  # rows left for a later try (the breaker tripped)
     breaker: CallFailed | None = None
+    lowest_concurrency: int | None = None  # how far 429s took the calls in flight down (None: never)
 
     def to_dict(self) -> dict[str, Any]:
         breaker = {"code": self.breaker.code, "message": self.breaker.message} if self.breaker else None
         return {"total": self.total, "already_answered": self.already_answered, "calls": self.calls,
                 "answered": self.answered, "failed": self.failed, "retries": self.retries,
-                "unsent": self.unsent, "breaker": breaker}
+                "unsent": self.unsent, "breaker": breaker, "lowest_concurrency": self.lowest_concurrency}
 
 
 class RealtimeRunner:
@@ -92,6 +95,7 @@ class RealtimeRunner:
         self.send, self.settings, self.answers = send, settings, answers
         self.limiter = RateLimiter(settings.requests_per_minute, settings.tokens_per_minute,
                                    clock=clock, sleep=sleep)
+        self.slots = AdaptiveLimit(settings.max_concurrency)
         self._clock, self._sleep = clock, sleep
         self.report = RunnerReport()
 
@@ -122,7 +126,15 @@ class RealtimeRunner:
                 worker.cancel()
             self.answers.close()
         progress.finish()
+        self._report_throttling()
         return self.report
+
+    def _report_throttling(self) -> None:
+        if self.slots.lowest < self.slots.ceiling:
+            self.report.lowest_concurrency = self.slots.lowest
+            log.warning("The server throttled (429 / overloaded): calls in flight went down to %d of "
+                        "max_concurrency=%d; lower max_concurrency or requests_per_minute to match it",
+                        self.slots.lowest, self.slots.ceiling)
 
     async def _worker(self, queue: asyncio.Queue[RealtimeRequest | None], progress: Progress) -> None:
         while (request := await queue.get()) is not None:
@@ -141,7 +153,7 @@ class RealtimeRunner:
                 return
             self.report.calls += 1
             try:
-                answer = await self._call(request)
+                answer = await self._call_in_slot(request)
             except CallFailed as failure:
                 if failure.code in policy.systemic_codes:
                     self._trip(failure)
@@ -157,6 +169,18 @@ class RealtimeRunner:
                 self.report.answered += 1
             self._record(answer, attempt)
             return
+
+    async def _call_in_slot(self, request: RealtimeRequest) -> RawResult:
+        """``_call`` holding one of the adaptive slots; a throttling refusal lowers their number."""
+        await self.slots.enter()
+        throttled = False
+        try:
+            return await self._call(request)
+        except CallFailed as failure:
+            throttled = failure.code in THROTTLE_CODES
+            raise
+        finally:
+            self.slots.leave(throttled=throttled)
 
     async def _call(self, request: RealtimeRequest) -> RawResult:
         """``send``, with anything but ``CallFailed`` turned into the row's final failure: a bug or a

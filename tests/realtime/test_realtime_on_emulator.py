@@ -131,3 +131,5 @@ def test_2000_rows_capped_at_8_in_flight_with_20_percent_first_send_429s(tmp_pat
     assert stats["answered_by_custom_id"] == {f"row-{i}": 1 for i in range(2000)}
     assert stats["bodies_paid_twice"] == 0
     assert report.answered == 2000 and report.retries >= stats["injected_429"]
+    # the runner followed the server down instead of bouncing its 4 extra calls off the cap for ever
+    assert report.lowest_concurrency is not None and report.lowest_concurrency <= 8
