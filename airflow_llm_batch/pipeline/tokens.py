@@ -41,7 +41,13 @@ _NOT_PROMPT = frozenset({"custom_id", "key", "method", "url", "model", "role", "
 
 #: keys holding a system prompt, each framed like a message
 _SYSTEM_KEYS = ("system", "systemInstruction", "system_instruction", "instructions")
+_SYSTEM_SET = frozenset(_SYSTEM_KEYS)
 _warned: list[bool] = []
+#: containers of this many nodes or more are remembered by identity (with their count) ...
+_SHARED_MIN_NODES = 24
+#: ... up to this many of them; objects shared by every line of a run must not be changed in place
+_SHARED_MAX = 64
+_SHARED: dict[int, tuple[Any, tuple[int, int, int]]] = {}
 
 
 def estimate_tokens(request_line: bytes) -> int:
@@ -63,8 +69,8 @@ def estimate_document_tokens(document: dict[str, Any], request_line: bytes = b""
     if tokenizer_name() != ENCODING:
         _warn_fallback_once()
         return max(1, math.ceil(len(request_line) / FALLBACK_BYTES_PER_TOKEN))
-    texts, messages = _texts_and_messages(document)
-    return max(1, sum(map(_count_text, texts)) + TEXT_OVERHEAD_TOKENS * messages)
+    tokens, messages, _ = _tokens_and_messages(document)
+    return max(1, tokens + TEXT_OVERHEAD_TOKENS * messages)
 
 
 def estimate_method() -> str:
@@ -72,22 +78,40 @@ def estimate_method() -> str:
     return tokenizer_name()
 
 
-def _texts_and_messages(document: dict[str, Any]) -> tuple[list[str], int]:
-    """Every prompt text in a request, and how many messages frame them (objects with a ``role``, and
-    a system prompt / system instruction / instructions)."""
-    texts: list[str] = []
-    messages = 0
-    stack: list[Any] = [document]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            texts.append(item)
-        elif isinstance(item, dict):
-            messages += ("role" in item) + sum(key in item for key in _SYSTEM_KEYS)
-            stack.extend(value for key, value in item.items() if key not in _NOT_PROMPT)
-        elif isinstance(item, (list, tuple)):
-            stack.extend(item)
-    return texts, messages
+def _tokens_and_messages(item: Any) -> tuple[int, int, int]:
+    """(tokens of every prompt text, messages framing them, nodes walked) of a request or a part of it.
+
+    Messages are objects with a ``role``, and a system prompt / system instruction / instructions.
+    A large container met again as the very same object (the strict response schema, tool definitions:
+    built once per run and shared by every line) is counted once: see :data:`_SHARED`."""
+    shared = _SHARED.get(id(item))
+    if shared is not None:
+        return shared[1]
+    tokens = messages = 0
+    nodes = 1
+    if isinstance(item, dict):
+        messages += ("role" in item) + len(_SYSTEM_SET.intersection(item))
+        values: Any = [value for key, value in item.items() if key not in _NOT_PROMPT]
+    else:
+        values = item
+    for value in values:
+        if isinstance(value, str):
+            tokens += _count_text(value)
+            nodes += 1
+        elif isinstance(value, (dict, list, tuple)):
+            more = _tokens_and_messages(value)
+            tokens, messages, nodes = tokens + more[0], messages + more[1], nodes + more[2]
+    counted = (tokens, messages, nodes)
+    if nodes >= _SHARED_MIN_NODES:
+        _remember(item, counted)
+    return counted
+
+
+def _remember(item: Any, counted: tuple[int, int, int]) -> None:
+    """Keep ``item`` (a strong reference: its id cannot be reused while it is here) and its count."""
+    if len(_SHARED) >= _SHARED_MAX:
+        del _SHARED[next(iter(_SHARED))]  # the oldest: a row's own large part churns, the schema comes back
+    _SHARED[id(item)] = (item, counted)
 
 
 @functools.lru_cache(maxsize=4096)

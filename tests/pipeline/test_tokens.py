@@ -87,3 +87,26 @@ def test_estimate_is_within_25_percent_of_the_emulators_count_on_1000_english_ro
     estimated, billed = summary["estimate"]["input_tokens"], summary["usage"]["input_tokens"]
     assert summary["succeeded"] == 1_000 and billed > 20_000
     assert abs(estimated - billed) <= 0.25 * billed, (estimated, billed)
+
+
+def test_a_schema_shared_by_every_line_is_counted_once_and_the_same_as_a_copy() -> None:
+    """The strict schema is one object for a whole run: remembered by identity, the estimate of every
+    line still equals the estimate of the same line with its own copy of the schema."""
+    import copy
+
+    schema = {"type": "object", "additionalProperties": False, "required": [f"f{i}" for i in range(20)],
+              "properties": {f"f{i}": {"type": "string", "description": f"field number {i} of the answer"}
+                             for i in range(20)}}
+
+    def document(i: int, shared: dict[str, Any]) -> dict[str, Any]:
+        return {"custom_id": f"c{i}", "body": {"model": "m", "messages": [{"role": "user", "content": f"row {i}"}],
+                                               "response_format": {"type": "json_schema", "json_schema": {
+                                                   "name": "Answer", "schema": shared, "strict": True}}}}
+
+    tokens._SHARED.clear()
+    expected = [tokens.estimate_document_tokens(document(i, copy.deepcopy(schema))) for i in range(5)]
+    assert all(id(item) != id(schema) for item, _ in tokens._SHARED.values())
+    assert [tokens.estimate_document_tokens(document(i, schema)) for i in range(5)] == expected
+    assert any(item is schema for item, _ in tokens._SHARED.values())  # it was remembered...
+    assert len(tokens._SHARED) <= tokens._SHARED_MAX  # ... in a bounded memo
+    assert expected[0] > 20 * 5  # the schema's descriptions are counted, not skipped
