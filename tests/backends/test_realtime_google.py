@@ -59,7 +59,7 @@ class SdkCalls:
 async def send_both(backend: GeminiBatchBackend, raw_line: dict[str, Any],
                     sdk_line: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """(raw outcome, SDK outcome): the RawResult, or the CallFailed raised."""
-    outcomes = []
+    outcomes: list[Any] = []
     for use_sdk, sent in ((False, raw_line), (True, sdk_line or raw_line)):
         backend.realtime.use_sdk = use_sdk
         try:
