@@ -39,16 +39,19 @@ from airflow_llm_batch.realtime.runner import CallFailed
 
 _TIMEOUTS = (httpx.TimeoutException, asyncio.TimeoutError)
 _LOST = (httpx.TransportError, aiohttp.ClientError)
+_NO_AFC = types.AutomaticFunctionCallingConfig(disable=True)
 
 
 def sdk_arguments(request_line: dict[str, Any]) -> tuple[str, Any, types.GenerateContentConfig]:
     """(model, contents, config) of a Gemini line ``{"key", "request"}`` or a Vertex line ``{"key", "model",
-    "request"}``; the config carries the row's header and no SDK retries."""
+    "request"}``; the config carries the row's header, no SDK retries and no automatic function calling (one
+    call per row, as the raw path: the SDK's loop would log an INFO line and copy the config per call)."""
     inlined = inlined_request(request_line)
     model = str(request_line.get("model") or inlined["model"])
     options = types.HttpOptions(headers={CUSTOM_ID_HEADER: str(request_line["key"])},
                                 retry_options=types.HttpRetryOptions(attempts=1))
-    config = types.GenerateContentConfig.model_validate({**inlined.get("config", {}), "http_options": options})
+    config = types.GenerateContentConfig.model_validate({**inlined.get("config", {}), "http_options": options,
+                                                         "automatic_function_calling": _NO_AFC})
     return model, inlined["contents"], config
 
 

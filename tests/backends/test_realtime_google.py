@@ -7,6 +7,7 @@ each row paid once; the SDK path kept where the connection gives no raw target."
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,8 +220,11 @@ def test_the_raw_target_follows_the_clients_version_headers_and_timeout(keyed: E
     assert answer.ok and answer.text == "the prompt of v1-row"
 
 
-def test_without_a_raw_target_the_sdk_sends(keyed: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A backend built on a bare client (or a connection gemini_target cannot express) keeps the SDK path."""
+def test_without_a_raw_target_the_sdk_sends(keyed: Emulator, monkeypatch: pytest.MonkeyPatch,
+                                            caplog: pytest.LogCaptureFixture) -> None:
+    """A backend built on a bare client (or a connection gemini_target cannot express) keeps the SDK path,
+    one call per row without the SDK's automatic function calling (and its INFO line per call)."""
+    caplog.set_level(logging.INFO, logger="google_genai")
     backend = GeminiBatchBackend(backend_for(keyed).client)
     calls = SdkCalls(backend, monkeypatch)
     assert backend.realtime.sender() is None
@@ -233,7 +237,10 @@ def test_without_a_raw_target_the_sdk_sends(keyed: Emulator, monkeypatch: pytest
         finally:
             await backend.aclose()
 
+    keyed.reset_stats()
     assert asyncio.run(send()).text == "the prompt of sdk-row" and calls.count == 1
+    assert keyed.stats()["realtime"]["requests"] == 1
+    assert not [record for record in caplog.records if "AFC" in record.getMessage()]
 
 
 def test_aclose_closes_the_raw_session(keyed: Emulator) -> None:
