@@ -15,7 +15,8 @@ which a raw target's fixed headers cannot follow.
 Errors of both paths map through one function (:func:`google_failed`): Google's canonical ``status``
 (``RESOURCE_EXHAUSTED``, ``UNAUTHENTICATED``, ``PERMISSION_DENIED``...) -> the policy's code by
 :func:`~airflow_llm_batch.backends.generate_content.status_error`, so an auth refusal keeps its systemic
-code and trips the runner's breaker whichever path sent the call.
+code and trips the runner's breaker whichever path sent the call; a 429 or 5xx waits as the server asks
+(``Retry-After``, else the ``google.rpc.RetryInfo`` delay among the error's details).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ async def send(client: genai.Client, request_line: dict[str, Any], raw: RawSende
     try:
         response = await client.aio.models.generate_content(model=model, contents=contents, config=config)
     except errors.APIError as exc:
-        error = {"code": exc.code, "status": exc.status, "message": exc.message}
+        body = exc.details.get("error") if isinstance(exc.details, Mapping) else None
+        error = {**(body if isinstance(body, Mapping) else {}), "code": exc.code, "status": exc.status,
+                 "message": exc.message}
         raise google_failed(int(exc.code or 0), error, getattr(exc.response, "headers", None)) from exc
     except _TIMEOUTS as exc:
         raise connection_failed(True, f"no answer in time ({type(exc).__name__})") from exc
@@ -87,7 +90,23 @@ async def send_raw(raw: RawSender, request_line: dict[str, Any]) -> RawResult:
 def google_failed(status: int, error: Mapping[str, Any], headers: Mapping[str, str] | None) -> CallFailed:
     """The CallFailed of a Google error answer (a ``google.rpc.Status``: ``code``, ``status``, ``message``)."""
     code, message = status_error(error)
-    return call_failed(status, code, message, headers)
+    failed = call_failed(status, code, message, headers)
+    if failed.retry_after is None and (status == 429 or status >= 500):
+        failed.retry_after = retry_delay(error)
+    return failed
+
+
+def retry_delay(error: Mapping[str, Any]) -> float | None:
+    """The seconds a ``google.rpc.RetryInfo`` among the error's ``details`` asks to wait (``"37s"``, a protobuf
+    Duration): Google APIs send their hint there rather than in a ``Retry-After`` header."""
+    details = error.get("details")
+    for detail in details if isinstance(details, list) else ():
+        if isinstance(detail, Mapping) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
+            try:
+                return max(0.0, float(str(detail.get("retryDelay", "")).removesuffix("s")))
+            except ValueError:
+                return None
+    return None
 
 
 def refused(status: int, payload: bytes, headers: Mapping[str, str]) -> CallFailed:

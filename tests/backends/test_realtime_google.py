@@ -7,6 +7,7 @@ each row paid once; the SDK path kept where the connection gives no raw target."
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from airflow_llm_batch.pipeline.policy import RETRYABLE_CODES, SYSTEMIC_CODES
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 from airflow_llm_batch.realtime.answer_log import AnswerLog
 from airflow_llm_batch.realtime.runner import CallFailed, RealtimeRequest, RealtimeRunner, RunnerReport, RunnerSettings
+from tests.backends.lean_servers import Seen, answer, read_request, serving
 
 KEY = "gemini-raw-key"
 MODEL = "gemini-2.5-flash"
@@ -255,3 +257,40 @@ def test_aclose_closes_the_raw_session(keyed: Emulator) -> None:
         return session
 
     assert asyncio.run(send_then_close()).closed
+
+
+QUOTA_429 = json.dumps({"error": {
+    "code": 429, "status": "RESOURCE_EXHAUSTED", "message": "Quota exceeded for metric: generate_content_requests",
+    "details": [{"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "PerMinute"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}).encode()
+
+
+async def quota_refusal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Seen) -> None:
+    """Answer every request as Gemini answers an exhausted quota: a 429 whose hint is in ``details``."""
+    while await read_request(reader, seen) is not None:
+        writer.write(answer(429, QUOTA_429, "content-type: application/json"))
+        await writer.drain()
+
+
+def test_a_quota_429_waits_the_retry_info_delay_on_both_paths() -> None:
+    """Google sends its hint as ``google.rpc.RetryInfo`` in the error's details, not as ``Retry-After``: both
+    paths read it (a real google-genai client and the raw sender against a scripted loopback server)."""
+
+    async def both() -> tuple[Any, Any, int]:
+        async with serving(quota_refusal) as (url, seen):
+            kwargs = {"api_key": KEY, "vertexai": False, "http_options": types.HttpOptions(base_url=url)}
+            backend = GeminiBatchBackend.from_client_kwargs(kwargs)
+            raw, sdk = await send_both(backend, line(backend, "q1"))
+            return raw, sdk, len(seen.order)
+
+    raw, sdk, requests = asyncio.run(both())
+    assert requests == 2  # one call per path: neither the SDK nor the sender retried by itself
+    assert isinstance(raw, CallFailed) and isinstance(sdk, CallFailed)
+    assert raw.code == sdk.code == "rate_limit_exceeded" and raw.retry_after == sdk.retry_after == 37.0
+    assert "RESOURCE_EXHAUSTED (429)" in raw.message
+
+
+def test_a_retry_after_header_wins_over_the_retry_info_delay() -> None:
+    failed = realtime_google.refused(429, QUOTA_429, {"retry-after": "2"})
+    assert failed.retry_after == 2.0
+    assert realtime_google.refused(400, QUOTA_429.replace(b"429", b"400"), {}).retry_after is None
