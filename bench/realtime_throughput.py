@@ -1,12 +1,14 @@
-"""Real-time throughput: the RealtimeRunner over the OpenAI backend's ``realtime_send`` against the emulator
-in its own process, answering each request after ``--latency`` s; one table row per transport, side by side:
+"""Real-time throughput: the RealtimeRunner over a backend's ``realtime_send`` (``--provider openai``, the
+default, or ``gemini``) against the emulator in its own process, answering each request after ``--latency``
+s; one table row per transport, side by side:
 
 - ``raw``: the backend's own raw sender (backends/raw_realtime_send.py; what a task uses) on the lean
   HTTP/1.1 client (backends/lean_http.py);
 - ``raw-aiohttp``: the same raw sender on an aiohttp session (what it uses behind a proxy; before the lean
   client, what it always used);
-- ``sdk``: the official SDK's async client (httpx), the path kept for custom auth;
-- ``sdk-aiohttp``: the SDK with its aiohttp-based client.
+- ``sdk``: the official SDK's async client (OpenAI: httpx, the path kept for custom auth; Gemini: google-genai,
+  the path kept for Vertex AI and clients built without their arguments);
+- ``sdk-aiohttp``: the OpenAI SDK with its aiohttp-based client.
 
 Figures (one row per run):
 
@@ -23,6 +25,7 @@ Every row must come back answered (the emulator's own count of answered custom i
     .venv/bin/python bench/realtime_throughput.py --transport raw sdk sdk-aiohttp
     .venv/bin/python bench/realtime_throughput.py --rows 5000 --transport raw-aiohttp raw   # lean vs aiohttp
     .venv/bin/python bench/realtime_throughput.py --transport raw --profile   # + cProfile of the run (top 25)
+    .venv/bin/python bench/realtime_throughput.py --provider gemini --rows 3000 --transport sdk raw
 """
 
 from __future__ import annotations
@@ -47,17 +50,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from trigger_load import EMULATOR_PIDS, OUT_DIR, emulator_process, process_cpu
 
 import airflow_llm_batch.hooks  # noqa: F401  (as on a worker: the SDKs' per-request INFO line is off)
+from airflow_llm_batch.backends.gemini import GeminiBatchBackend
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 from airflow_llm_batch.realtime.answer_log import AnswerLog
 from airflow_llm_batch.realtime.runner import RealtimeRequest, RealtimeRunner, RunnerSettings
 
 LOAD_BEFORE = " ".join(f"{x:.2f}" for x in os.getloadavg())
-HEADER = ("| rows | concurrency | latency ms | transport | wall s | req/s (ideal) | share of ideal | "
+HEADER = ("| provider | rows | concurrency | latency ms | transport | wall s | req/s (ideal) | share of ideal | "
           "CPU ms/req (runner) | emulator CPU ms/req | peak RSS MiB |")
 
 
-def build_backend(base_url: str, transport: str, concurrency: int) -> OpenAIBatchBackend:
+Backend = OpenAIBatchBackend | GeminiBatchBackend
+MODELS = {"openai": "gpt-4o-mini", "gemini": "gemini-2.5-flash"}
+
+
+def build_backend(base_url: str, transport: str, concurrency: int, provider: str = "openai") -> Backend:
+    if provider == "gemini":
+        return _gemini_backend(base_url, transport, concurrency)
     from openai import AsyncOpenAI
 
     http_client = None
@@ -76,17 +86,29 @@ def build_backend(base_url: str, transport: str, concurrency: int) -> OpenAIBatc
     return backend
 
 
-def requests_for(backend: OpenAIBatchBackend, rows: int) -> list[RealtimeRequest]:
+def _gemini_backend(base_url: str, transport: str, concurrency: int) -> GeminiBatchBackend:
+    """A Gemini backend as the hook builds it (its raw target from the client's arguments)."""
+    from google.genai import types
+
+    if transport not in ("raw", "sdk"):
+        raise SystemExit(f"--provider gemini runs the transports raw and sdk, not {transport}")
+    backend = GeminiBatchBackend.from_client_kwargs(
+        {"api_key": "bench-key", "vertexai": False, "http_options": types.HttpOptions(base_url=base_url)})
+    backend.realtime.connections, backend.realtime.use_sdk = concurrency, transport == "sdk"
+    return backend
+
+
+def requests_for(backend: Backend, rows: int) -> list[RealtimeRequest]:
     out = []
     for i in range(rows):
-        request = LLMRequest(custom_id=f"r{i}", key=f"r{i}", model="gpt-4o-mini", endpoint=Endpoint.CHAT,
+        request = LLMRequest(custom_id=f"r{i}", key=f"r{i}", model=MODELS[backend.name], endpoint=Endpoint.CHAT,
                              prompt=f"Classify the sentiment of review number {i}: it was fine.")
         out.append(RealtimeRequest(request.custom_id, backend.request_line(request), tokens=20))
     return out
 
 
 async def run(base_url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    backend = build_backend(base_url, args.transport, args.concurrency)
+    backend = build_backend(base_url, args.transport, args.concurrency, args.provider)
     if not args.transport.startswith("sdk") and backend.realtime.sender() is None:
         raise SystemExit("the raw transport is not available for this client")
     requests = requests_for(backend, args.rows)
@@ -144,13 +166,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def table_row(r: dict[str, Any]) -> str:
-    return (f"| {r['rows']:,} | {r['concurrency']} | {1000 * r['latency']:.0f} | {r['transport']} | {r['wall']:.1f} | "
+    return (f"| {r['provider']} | {r['rows']:,} | {r['concurrency']} | {1000 * r['latency']:.0f} | {r['transport']} | "
+            f"{r['wall']:.1f} | "
             f"{r['rps']:,.0f} ({r['ideal']:,.0f}) | {100 * r['rps'] / r['ideal']:.0f}% | {r['cpu_ms']:.3f} | "
             f"{r['emu_cpu_ms']:.3f} | {r['rss_mib']:.0f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--provider", choices=sorted(MODELS), default="openai",
+                        help="the backend whose real-time sends are measured (default: %(default)s)")
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=64, help="max_concurrency of the runner")
     parser.add_argument("--latency", type=float, default=0.05, help="seconds the emulator takes per answer")
@@ -163,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="print a cProfile of the run (top 25 by CPU; sort: $BENCH_SORT, default tottime)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "realtime_throughput.md")
     args = parser.parse_args(argv)
-    lines, notes = [HEADER, "|" + "---:|" * 3 + "---|" + "---:|" * 6], []
+    lines, notes = [HEADER, "|---|" + "---:|" * 3 + "---|" + "---:|" * 6], []
     for transport in args.transport:
         with multiprocessing.get_context("fork").Pool(1) as pool:  # own process: own CPU and peak RSS
             result = pool.apply(measure, (argparse.Namespace(**{**vars(args), "transport": transport}),))

@@ -47,7 +47,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import IO, Any, ClassVar, cast
 
 import aiohttp
@@ -62,6 +62,8 @@ from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answe
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import json_object
+from airflow_llm_batch.backends.raw_http import RawTarget, gemini_target
+from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import LLMBatchError, ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
@@ -110,6 +112,8 @@ class GeminiBatchBackend:
         bytes, else upload it as a file (0 always uploads)
     :param create_retry_delays: seconds to wait before each new try of a create that failed
         transiently (429, 5xx, timeout, lost connection)
+    :param raw_target: where real-time sends go as plain HTTP (backends/raw_http.py ``gemini_target`` of the
+        client's arguments; :meth:`from_client_kwargs` sets it); None keeps them on the SDK client
     """
 
     name: ClassVar[str] = "gemini"
@@ -121,12 +125,21 @@ class GeminiBatchBackend:
     has_batch_api: ClassVar[bool] = True
 
     def __init__(self, client: genai.Client, *, inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
-                 create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)) -> None:
+                 create_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0),
+                 raw_target: RawTarget | None = None) -> None:
         self.client = client
         self.inline_max_bytes = inline_max_bytes
         self.guard = CreateGuard(CREATE_ANSWERS, "the Gemini endpoint", create_retry_delays)
         #: set once inline responses came back without their key: later chunks go as files
         self.inline_unjoinable = False
+        #: raw real-time sends where the connection allows them (or the SDK's), errors read as Google's
+        self.realtime = RealtimeTransport(lambda: raw_target, refuse=realtime_google.refused)
+
+    @classmethod
+    def from_client_kwargs(cls, kwargs: Mapping[str, Any], **options: Any) -> GeminiBatchBackend:
+        """The backend of ``genai.Client(**kwargs)``, its real-time sends raw where ``kwargs`` allow it (an API
+        key, not Vertex AI): google-genai keeps its own copy of them private."""
+        return cls(genai.Client(**kwargs), raw_target=gemini_target(kwargs), **options)
 
     # -- building ----------------------------------------------------------------------------------
     def custom_id_for(self, key: str) -> str:
@@ -263,13 +276,14 @@ class GeminiBatchBackend:
             log.info("Cancel of batch %s not applied (%s)", batch_id, exc.code)
 
     async def aclose(self) -> None:
+        await self.realtime.aclose()
         await self.client.aio.aclose()
         self.client.close()
 
     async def realtime_send(self, request_line: dict[str, Any]) -> RawResult:
         """One request line sent on the provider's ordinary endpoint, decoded as batch results are
         (:mod:`airflow_llm_batch.backends.realtime_google`); CallFailed when no answer came."""
-        return await realtime_google.send(self.client, request_line)
+        return await realtime_google.send(self.client, request_line, self.realtime.sender())
 
     async def count_tokens(self, request_line: dict[str, Any]) -> int:
         """The line's prompt tokens from ``models.countTokens`` (free; ``estimate="api"``)."""

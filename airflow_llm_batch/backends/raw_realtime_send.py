@@ -4,7 +4,9 @@ client, or aiohttp behind a proxy: backends/raw_http.py ``open_client``), in pla
 
 Where and with which headers comes from :mod:`airflow_llm_batch.backends.raw_http` (the same place the
 triggerer's raw poll reads them from); the answer's JSON goes to the backend's own decoder, exactly as
-the SDK path hands it. Errors map as on the SDK path (backends/realtime_wire.py).
+the SDK path hands it. Errors map as on the SDK path: each backend gives its own error decoder
+(:data:`Refuse`; default :func:`refused`, the Stainless SDKs' ``error.code`` / ``error.type``; Google's
+canonical ``error.status`` is read by backends/realtime_google.py ``refused``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from airflow_llm_batch.backends.raw_http import MAX_CONNECTIONS, HttpClient, Raw
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER, call_failed, connection_failed, error_field
 from airflow_llm_batch.realtime.runner import CallFailed
 
+#: an HTTP error answer (status, body bytes, headers) -> the CallFailed the runner sees
+Refuse = Callable[[int, bytes, Mapping[str, str]], CallFailed]
 #: OpenAI paths Azure serves under ``/deployments/{model}`` (as the openai SDK's Azure client does)
 AZURE_DEPLOYMENT_PATHS = frozenset({"/completions", "/chat/completions", "/embeddings"})
 
@@ -31,10 +35,11 @@ class RawSender:
     The client (``session``) opens on first use (inside the running loop) with at most ``limit`` sockets
     and closes on :meth:`aclose`. It never resends a POST by itself. A failed call raises CallFailed
     exactly as the SDK path maps it (backends/realtime_wire.py): an HTTP error with the provider's code
-    and Retry-After hint, a timeout or lost connection as ``connection_failed``."""
+    and Retry-After hint (read by ``refuse``, the backend's error decoder), a timeout or lost connection as
+    ``connection_failed``."""
 
-    def __init__(self, target: RawTarget, limit: int = MAX_CONNECTIONS) -> None:
-        self.target, self.limit = target, limit
+    def __init__(self, target: RawTarget, limit: int = MAX_CONNECTIONS, refuse: Refuse | None = None) -> None:
+        self.target, self.limit, self.refuse = target, limit, refuse or refused
         self.session: HttpClient | None = None
         self._query = target.query_string()
 
@@ -58,7 +63,7 @@ class RawSender:
         except ConnectionFailed as exc:
             raise connection_failed(False, f"connection lost ({exc})") from exc
         if status >= 400:
-            raise refused(status, payload, headers)
+            raise self.refuse(status, payload, headers)
         return decode(payload)
 
     async def aclose(self) -> None:
@@ -72,10 +77,12 @@ class RealtimeTransport:
     where the SDK path stays (``build`` found no raw target: custom auth, Azure AD tokens, no key).
 
     ``connections``: the most sockets the session opens (set it to the run's ``max_concurrency`` before the
-    first send); ``use_sdk``: send through the SDK client instead (benchmarks and comparisons)."""
+    first send); ``use_sdk``: send through the SDK client instead (benchmarks and comparisons); ``refuse``:
+    the backend's error decoder (default :func:`refused`)."""
 
-    def __init__(self, build: Callable[[], RawTarget | None], connections: int = MAX_CONNECTIONS) -> None:
-        self.build, self.connections, self.use_sdk = build, connections, False
+    def __init__(self, build: Callable[[], RawTarget | None], connections: int = MAX_CONNECTIONS,
+                 refuse: Refuse | None = None) -> None:
+        self.build, self.connections, self.use_sdk, self.refuse = build, connections, False, refuse
         self._sender: RawSender | None = None
         self._built = False
 
@@ -84,7 +91,7 @@ class RealtimeTransport:
             return None
         if not self._built:
             target, self._built = self.build(), True
-            self._sender = RawSender(target, self.connections) if target is not None else None
+            self._sender = RawSender(target, self.connections, self.refuse) if target is not None else None
         return self._sender
 
     async def aclose(self) -> None:
@@ -100,12 +107,19 @@ def json_target(target: RawTarget) -> RawTarget:
     return replace(target, headers={**target.headers, "content-type": "application/json"})
 
 
-def refused(status: int, payload: bytes, headers: Mapping[str, str]) -> CallFailed:
-    """The CallFailed of an HTTP error answer: the provider's code and message, the server's hint."""
+def error_document(payload: bytes) -> object:
+    """An error answer's body: its JSON, else its text (a proxy's HTML page...)."""
     try:
         document: object = json.loads(payload)
     except ValueError:
         document = payload.decode(errors="replace")
+    return document
+
+
+def refused(status: int, payload: bytes, headers: Mapping[str, str]) -> CallFailed:
+    """The CallFailed of an HTTP error answer (OpenAI, Azure, Anthropic): the provider's ``error.code``
+    (or ``type``) and message, the server's hint."""
+    document = error_document(payload)
     code = error_field(document, "code", "type")
     message = error_field(document, "message") or f"Error code: {status} - {document}"
     return call_failed(status, code, message, headers)

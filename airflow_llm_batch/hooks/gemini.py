@@ -76,8 +76,8 @@ class GeminiBatchHook(LLMBatchHook):
 
     def backend_from_connection(self, conn: Connection) -> GeminiBatchBackend:
         inline = number_extra(conn.conn_id, "inline_max_bytes", conn.extra_dejson.get("inline_max_bytes"), int)
-        return GeminiBatchBackend(genai.Client(**self.client_kwargs(conn)),
-                                  inline_max_bytes=DEFAULT_INLINE_MAX_BYTES if inline is None else inline)
+        return GeminiBatchBackend.from_client_kwargs(
+            self.client_kwargs(conn), inline_max_bytes=DEFAULT_INLINE_MAX_BYTES if inline is None else inline)
 
     def get_sync_client(self) -> genai.Client:
         return genai.Client(**self.client_kwargs(self.get_connection(self.conn_id)))

@@ -1,8 +1,9 @@
 """``mode="realtime"`` and ``mode="auto"`` in real Airflow (dag.test()) against the bundled emulator,
 counted on the emulator's side: each row joined to its own answer for every provider with no batch
 created; 2,000 rows against a server capped at 8 requests in flight refusing 20% of first sends, each
-body paid once; a try stopped by a circuit breaker resumes and sends only the unanswered rows; auto
-picks real-time for 50 rows and batch for 5,000; a dry run shows the decision and sends nothing."""
+body paid once; Gemini rows sent as plain HTTP, never through the SDK; a try stopped by a circuit breaker
+resumes and sends only the unanswered rows; auto picks real-time for 50 rows and batch for 5,000; a dry
+run shows the decision and sends nothing."""
 
 from __future__ import annotations
 
@@ -96,6 +97,28 @@ def test_each_provider_answers_each_row_in_real_time(provider: str, emus: dict[s
     summary = xcom(run, "answer")
     assert summary["rows_by_path"] == {"batch": 0, "realtime": 30, "cache": 0}
     assert summary["mode"]["mode"] == "realtime" and summary["batch_ids"] == []
+
+
+def test_gemini_rows_go_out_on_the_raw_path_not_through_the_sdk(emus: dict[str, Emulator], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Gemini connection with an API key sends its real-time rows as plain HTTP (backends/realtime_google.py
+    ``send_raw``): the SDK's ``generate_content`` is never called, and each row still gets its own answer."""
+    from google.genai.models import AsyncModels
+
+    sdk_calls: list[str] = []
+
+    async def no_sdk(self: AsyncModels, **kwargs: Any) -> Any:
+        sdk_calls.append(str(kwargs.get("model")))
+        raise AssertionError("the SDK was asked to send a real-time row")
+
+    monkeypatch.setattr(AsyncModels, "generate_content", no_sdk)
+    emu = emus["fast"]
+    emu.reset_stats()
+    run = run_dag("llmb_rt_gemini", conf(tmp_path, rows_file(tmp_path / "in.jsonl", 25, "graw"), "rt_gemini"))
+    assert task_states(run) == {"answer": "success"} and sdk_calls == []
+    results = read_jsonl(tmp_path / "out.jsonl")
+    assert {row["key"]: row["output"] for row in results} == {f"graw-{i:05d}": f"graw question {i}" for i in range(25)}
+    assert emu.stats()["realtime"]["answered_by_custom_id"] == {f"graw-{i:05d}": 1 for i in range(25)}
 
 
 def test_2000_rows_against_8_in_flight_and_20_percent_429s_are_each_paid_once(emus: dict[str, Emulator],
