@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from airflow.sdk.io import has_fs
 
 from airflow_llm_batch.exceptions import BadConnectionError
 from airflow_llm_batch.sources.rows import to_path
@@ -23,8 +23,8 @@ from tests.airflow_helpers import run_dag, task_states, xcom
 from tests.operators.test_llm_batch_operator import write_rows
 from tests.storage_connections.conftest import LocalS3
 
-pytestmark = pytest.mark.skipif("airflow.providers.amazon" in sys.modules,
-                                reason="with apache-airflow-providers-amazon installed its filesystem reads the connection")
+pytestmark = pytest.mark.skipif(has_fs("s3"),
+                                reason="apache-airflow-providers-amazon installed: its filesystem reads the connection")
 
 WRONG_SECRET = "WRONGSECRETwrongsecret0123456789abcdefgh"
 
@@ -131,5 +131,5 @@ def test_the_official_fields_map_onto_s3fs_options() -> None:
         "key": "L", "secret": "P"}  # login and password win, as in the Amazon provider
     with pytest.raises(BadConnectionError, match="secret access key"):
         s3_options("lake", "aws", "AKIA", None, {})
-    with pytest.raises(BadConnectionError, match="'google_cloud_platform'|type 'google_cloud_platform'"):
+    with pytest.raises(BadConnectionError, match="type 'google_cloud_platform'"):
         s3_options("lake", "google_cloud_platform", None, None, {})
