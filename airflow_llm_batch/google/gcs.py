@@ -49,7 +49,7 @@ class GcsObject:
             raise InvalidInputError(f"gs://{named}@...: the URI names connection {named!r} and conn_id is "
                                     f"{conn_id!r}; keep one")
         if not bucket or not path or path.endswith("/"):
-            raise InvalidInputError(f"{uri!r}: expected gs://[CONN_ID@]BUCKET/OBJECT")
+            raise InvalidInputError(f"{uri!r}: expected gs://BUCKET/OBJECT (or gs://CONN_ID@BUCKET/OBJECT)")
         return cls(bucket, path, named or conn_id)
 
     @property

@@ -97,3 +97,13 @@ def test_the_official_filesystem_extras_map_onto_gcsfs_options() -> None:
         "gcs.default-bucket-location": "EU", "storage_endpoint": "127.0.0.1:9023", "vertex_staging_uri": "gs://b/s"})
     assert options == {"token": "anon", "project": "p", "requester_pays": True, "default_location": "EU",
                        "endpoint_url": "http://127.0.0.1:9023"}
+
+
+def test_the_sink_and_source_read_the_connection_from_the_path() -> None:
+    from airflow_llm_batch.exceptions import InvalidInputError
+    from airflow_llm_batch.google.gcs import GcsObject
+
+    assert GcsObject.parse("gs://gcs_anon@bucket/a/b.jsonl") == GcsObject("bucket", "a/b.jsonl", "gcs_anon")
+    assert GcsObject.parse("gs://gcs_anon@bucket/x", "gcs_anon").conn_id == "gcs_anon"
+    with pytest.raises(InvalidInputError, match="names connection 'one' and conn_id is 'two'"):
+        GcsObject.parse("gs://one@bucket/x", "two")
