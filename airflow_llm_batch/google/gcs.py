@@ -44,9 +44,13 @@ class GcsObject:
         if not uri.startswith("gs://"):
             raise InvalidInputError(f"{uri!r} is not a gs:// URI")
         bucket, _, path = uri[5:].partition("/")
+        named, _, bucket = bucket.rpartition("@")  # gs://conn_id@bucket/..., as ObjectStoragePath reads it
+        if named and conn_id and named != conn_id:
+            raise InvalidInputError(f"gs://{named}@...: the URI names connection {named!r} and conn_id is "
+                                    f"{conn_id!r}; keep one")
         if not bucket or not path or path.endswith("/"):
-            raise InvalidInputError(f"{uri!r}: expected gs://BUCKET/OBJECT")
-        return cls(bucket, path, conn_id)
+            raise InvalidInputError(f"{uri!r}: expected gs://BUCKET/OBJECT (or gs://CONN_ID@BUCKET/OBJECT)")
+        return cls(bucket, path, named or conn_id)
 
     @property
     def name(self) -> str:

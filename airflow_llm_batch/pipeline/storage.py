@@ -107,9 +107,6 @@ class AtomicWriter:
         self.tmp.unlink(missing_ok=True)
 
 
-#: the official provider whose filesystem reads an Airflow connection for each object-storage scheme
-CONNECTION_PROVIDERS = {"gs": "google", "gcs": "google", "s3": "amazon", "s3a": "amazon",
-                        "abfs": "microsoft-azure", "abfss": "microsoft-azure", "az": "microsoft-azure"}
 #: our extra that installs the fsspec filesystem of each scheme
 EXTRAS = {"gs": "gcs", "gcs": "gcs", "s3": "s3", "s3a": "s3", "abfs": "azure", "abfss": "azure", "az": "azure"}
 
@@ -132,10 +129,11 @@ def ensure_filesystem(uri: str) -> None:
     """Make ``uri``'s scheme usable by Airflow's ObjectStoragePath without the official provider.
 
     With the provider installed (apache-airflow-providers-google / -amazon / -microsoft-azure) its
-    filesystem is used and a connection (``gs://conn_id@bucket/...``) is honoured. Without it, the
-    scheme's fsspec filesystem (our ``gcs`` / ``s3`` / ``azure`` extra) is attached with its own
-    default credentials (ADC or ``STORAGE_EMULATOR_HOST``; AWS_* env; AZURE_STORAGE_* env); a
-    connection named in the URI then cannot be read, and that is an error, not silently ignored.
+    filesystem is used, and it reads a connection named in the URI (``gs://conn_id@bucket/...``). Without
+    it, the scheme's fsspec filesystem (our ``gcs`` / ``s3`` / ``azure`` extra) is attached: configured
+    from the connection named in the URI (storage_connections/: its fields mapped onto the filesystem's
+    options, the ones that cannot be honoured refused by name), else with the filesystem's own default
+    credentials (ADC or ``STORAGE_EMULATOR_HOST``; AWS_* env; AZURE_STORAGE_* env).
     """
     from urllib.parse import urlsplit
 
@@ -145,14 +143,15 @@ def ensure_filesystem(uri: str) -> None:
     scheme = parts.scheme.lower()
     if scheme not in EXTRAS or has_fs(scheme):
         return
-    if "@" in parts.netloc:
-        raise ValueError(
-            f"{uri.split('@', 1)[0]}@...: a connection on a {scheme}:// path needs the filesystem of "
-            f"apache-airflow-providers-{CONNECTION_PROVIDERS[scheme]}; install it, or drop the connection "
-            f"id to use the default credentials of the {scheme} filesystem")
+    conn_id = parts.netloc.rpartition("@")[0]
     try:
         import fsspec
 
+        if conn_id:
+            from airflow_llm_batch.storage_connections import attach_connection
+
+            attach_connection(scheme, conn_id)
+            return
         filesystem = _emulator_filesystem(scheme) or fsspec.filesystem(scheme)
     except ImportError as exc:
         raise ValueError(f"{scheme}:// paths need the fsspec filesystem of this scheme: pip install "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -27,11 +26,6 @@ def test_task_keeps_its_run_state_in_a_gs_workspace(tmp_path: Path, gcs_emulator
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["total_rows"] == 40 and manifest["chunks"][0]["state"] == "collected"
     assert (folder / manifest["chunks"][0]["results"]).exists()
-
-
-def test_a_connection_on_a_gs_path_without_the_google_provider_is_refused(gcs_connection: Any) -> None:
-    with pytest.raises(ValueError, match="apache-airflow-providers-google"):
-        to_path("gs://my_gcp@bucket/ws")
 
 
 @pytest.mark.usefixtures("gcs_connection")
