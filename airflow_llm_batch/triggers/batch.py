@@ -172,9 +172,10 @@ class LLMBatchTrigger(BaseTrigger):
     async def _cancel(self, ids: list[str]) -> None:
         async with shared_backend(self.provider, self.conn_id, self.provider_options) as backend:
             if self.run_folder:
-                run = BatchRun(to_path(self.run_folder), backend, tags={})
                 try:  # first: a later try resends the unanswered rows of the batches we cancel
-                    await asyncio.to_thread(run.remember_cancelled, ids)
+                    # in a thread: a ``conn_id@`` folder reads its connection (and opens its store) there
+                    folder = await asyncio.to_thread(to_path, self.run_folder)
+                    await asyncio.to_thread(BatchRun(folder, backend, tags={}).remember_cancelled, ids)
                 except Exception as exc:  # the user asked to stop paying: cancel anyway
                     self.log.warning("Could not record the cancelled batches in %s (%s); the next try reports "
                                      "their unanswered rows as batch_cancelled", self.run_folder, type(exc).__name__)
