@@ -51,6 +51,14 @@ def permanent_failure(exc: BaseException) -> AirflowFailException | None:
         return AirflowFailException(f"{where} is not a writable folder ({type(exc).__name__}): a file is in "
                                     f"the way. Point workspace= (or [llm_batch] workspace) and destination= at "
                                     f"folders the workers can write, then clear the task. Not retried.")
+    if isinstance(exc, PermissionError):
+        where = getattr(exc, "filename", None)
+        return AirflowFailException(
+            f"Access denied{f' to {where}' if where else ''} ({exc}) while reading or writing the run's files. "
+            f"Check the credentials of the connection named in workspace= / destination= / rows= "
+            f"(scheme://CONN_ID@bucket/...) or the worker's own (ADC, AWS_*, AZURE_STORAGE_*), and that "
+            f"they may read and write there; then clear the task (it re-attaches to any batch already "
+            f"paid for). Not retried: a retry with the same credentials fails the same way.")
     return None
 
 

@@ -103,6 +103,7 @@ def test_a_run_whose_workspace_key_is_wrong_fails_before_anything_is_paid(
     out, err = capfd.readouterr()
     shown = caplog.text + out + err  # the task's log and the exception it failed with
     assert "PermissionError: Forbidden" in shown and "manifest.py" in shown  # s3fs's error, on the first read
+    assert "Access denied" in shown and "CONN_ID@bucket" in shown  # and what to check, with no retry
     assert WRONG_SECRET not in shown
 
 
