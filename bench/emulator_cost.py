@@ -3,7 +3,7 @@
 
 The emulator runs in a subprocess on a free 127.0.0.1 port (``--api-key`` set, so the gateway checks
 a key on every request); a light aiohttp client in this process keeps ``--concurrency`` requests in
-flight until ``--n`` are answered, and the emulator's CPU time (user + system, /proc/<pid>/stat) over
+flight until ``--n`` are answered, and the emulator's CPU time (/proc/<pid>/task/*/schedstat, ns) over
 the run is divided by the answers. Scenarios:
 
 - ``chat``: real-time ``POST /v1/chat/completions``, each body different (what
@@ -13,11 +13,13 @@ the run is divided by the answers. Scenarios:
 
 ``--baseline DIR`` measures, in the same run, the emulator package found in DIR (e.g. an export of
 main: ``git archive main airflow_llm_batch | tar -x -C /tmp/emu-main``), alternating with this tree's
-for ``--rounds`` rounds; the median per (variant, scenario) is reported. ``--profile`` runs the
-emulator under cProfile (CPU clock) and prints its top functions per scenario.
+for ``--rounds`` rounds; the median per (variant, scenario) is reported. ``--floor`` adds a bare
+aiohttp app on the same routes giving a fixed answer: what aiohttp alone costs per answer, the floor
+of any aiohttp server. ``--profile`` runs the emulator under cProfile (CPU clock) and prints its top
+functions per scenario.
 
     .venv/bin/python bench/emulator_cost.py                                     # 5,000 per scenario
-    .venv/bin/python bench/emulator_cost.py --baseline /tmp/emu-main --rounds 3
+    .venv/bin/python bench/emulator_cost.py --baseline /tmp/emu-main --floor --rounds 5 --n 8000
     .venv/bin/python bench/emulator_cost.py --scenario chat --n 3000 --profile
 """
 
@@ -40,7 +42,7 @@ from trigger_load import EMULATOR_PIDS, OUT_DIR, ROOT, create_open_batches, emul
 
 API_KEY = "bench-key"
 CUSTOM_ID_HEADER = "x-llm-batch-custom-id"
-HEADER = "| scenario | variant | answers | emulator CPU ms/answer (median) | runs (ms/answer) |"
+HEADER = "| scenario | variant | answers | server CPU ms/answer (median) | runs (ms/answer) |"
 
 
 def chat_body(i: int) -> bytes:
@@ -77,20 +79,28 @@ async def drive(url: str, scenario: str, n: int, concurrency: int) -> int:
     return ok
 
 
-def launcher(profile_out: Path | None) -> tuple[str, ...]:
-    if profile_out is None:
-        return ("-m", "airflow_llm_batch.emulator")
-    return (str(Path(__file__).resolve()), "--serve-profiled", str(profile_out), "--")
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of ``pid``, in ns from /proc/<pid>/task/*/schedstat (the 10-ms ticks of
+    /proc/<pid>/stat are too coarse for runs of a few seconds); the ticks where schedstat is missing."""
+    try:
+        return sum(int((task / "schedstat").read_text().split()[0])
+                   for task in Path(f"/proc/{pid}/task").iterdir()) / 1e9
+    except (OSError, ValueError, IndexError):
+        return process_cpu(pid)
 
 
-def measure(args: argparse.Namespace, scenario: str, root: Path, profile_out: Path | None = None) -> float:
-    """Emulator CPU ms per answer of one run of ``scenario`` against the package in ``root``."""
+EMULATOR = ("-m", "airflow_llm_batch.emulator")
+FLOOR = (str(Path(__file__).resolve()), "--serve-floor", "--")
+
+
+def measure(args: argparse.Namespace, scenario: str, root: Path, launch: tuple[str, ...] = EMULATOR) -> float:
+    """Server CPU ms per answer of one run of ``scenario`` against the package in ``root``."""
     flags = ("--api-key", API_KEY, "--realtime-latency-seconds", str(args.latency), "--requests-per-second", "0.001")
-    with emulator_process(*flags, root=root, launch=launcher(profile_out)) as url:
+    with emulator_process(*flags, root=root, launch=launch) as url:
         pid = EMULATOR_PIDS[url]
-        cpu0 = process_cpu(pid)
+        cpu0 = cpu_seconds(pid)
         ok = asyncio.run(drive(url, scenario, args.n, args.concurrency))
-        cpu = process_cpu(pid) - cpu0
+        cpu = cpu_seconds(pid) - cpu0
     if ok != args.n:
         raise SystemExit(f"{scenario}: only {ok} of {args.n} requests answered 200")
     return 1000 * cpu / ok
@@ -107,6 +117,43 @@ def serve_profiled(out: str, emulator_args: list[str]) -> None:
         profile.dump_stats(out)
 
 
+def serve_floor(argv: list[str]) -> None:
+    """The floor: a bare aiohttp app on the same routes (no middleware, no key check, no counters)
+    giving one fixed answer; the latency is the same ``asyncio.sleep``."""
+    from aiohttp import web
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--host")
+    parser.add_argument("--port", type=int)
+    parser.add_argument("--realtime-latency-seconds", type=float, default=0.0)
+    args, _ = parser.parse_known_args(argv)
+    text = "Classify the sentiment of review number 1: it was fine."
+    answer = json.dumps({"id": "chatcmpl-floor", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini",
+                         "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                      "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 20, "completion_tokens": 14, "total_tokens": 34}}).encode()
+    batch = json.dumps({"id": "batch_floor", "object": "batch", "endpoint": "/v1/chat/completions",
+                        "status": "in_progress", "input_file_id": "file-floor", "completion_window": "24h",
+                        "created_at": 1, "request_counts": {"total": 1, "completed": 0, "failed": 0}}).encode()
+
+    async def chat(request: web.Request) -> web.Response:
+        await request.read()
+        await asyncio.sleep(args.realtime_latency_seconds)
+        return web.Response(body=answer, content_type="application/json")
+
+    async def fixed(request: web.Request) -> web.Response:
+        await request.read()
+        body = b'{"id": "file-floor", "object": "file"}' if request.path.endswith("files") else batch
+        return web.Response(body=body, content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", chat)
+    for method, path in (("GET", "/_emulator/health"), ("POST", "/v1/files"), ("POST", "/v1/batches"),
+                         ("GET", "/v1/batches/{batch_id}")):
+        app.router.add_route(method, path, fixed)
+    web.run_app(app, host=args.host, port=args.port, print=None)
+
+
 def print_profile(path: Path, scenario: str, n: int) -> None:
     stats = pstats.Stats(str(path))
     print(f"\n## cProfile of the emulator, {scenario}, {n} answers (CPU clock; tottime)\n")
@@ -114,14 +161,16 @@ def print_profile(path: Path, scenario: str, n: int) -> None:
 
 
 def run_all(args: argparse.Namespace) -> tuple[list[str], dict[tuple[str, str], list[float]]]:
-    variants: list[tuple[str, Path]] = [("this tree", ROOT)]
+    variants: list[tuple[str, Path, tuple[str, ...]]] = [("this tree", ROOT, EMULATOR)]
     if args.baseline is not None:
-        variants.insert(0, ("baseline", args.baseline.resolve()))
+        variants.insert(0, ("baseline", args.baseline.resolve(), EMULATOR))
+    if args.floor:
+        variants.append(("aiohttp floor", ROOT, FLOOR))
     runs: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
         for scenario in args.scenario:
-            for name, root in variants:
-                runs.setdefault((scenario, name), []).append(measure(args, scenario, root))
+            for name, root, launch in variants:
+                runs.setdefault((scenario, name), []).append(measure(args, scenario, root, launch))
     lines = [HEADER, "|---|---|---:|---:|---|"]
     for (scenario, name), values in runs.items():
         shown = ", ".join(f"{v:.3f}" for v in values)
@@ -134,6 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--serve-profiled"]:
         serve_profiled(argv[1], argv[3:])
         return 0
+    if argv[:1] == ["--serve-floor"]:
+        serve_floor(argv[2:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="answers per run")
     parser.add_argument("--concurrency", type=int, default=64)
@@ -141,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", nargs="+", choices=("chat", "retrieve"), default=["chat", "retrieve"])
     parser.add_argument("--rounds", type=int, default=1, help="runs per (variant, scenario), alternated")
     parser.add_argument("--baseline", type=Path, help="a folder holding another airflow_llm_batch package")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure a bare aiohttp app giving a fixed answer (what aiohttp alone costs)")
     parser.add_argument("--profile", action="store_true", help="one profiled run per scenario (this tree)")
     parser.add_argument("--out", type=Path, default=OUT_DIR / "emulator_cost.md")
     args = parser.parse_args(argv)
@@ -148,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="llmb-emucost-") as folder:
             for scenario in args.scenario:
                 out = Path(folder) / f"{scenario}.prof"
-                measure(args, scenario, ROOT, profile_out=out)
+                measure(args, scenario, ROOT, (str(Path(__file__).resolve()), "--serve-profiled", str(out), "--"))
                 print_profile(out, scenario, args.n)
         return 0
     load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())

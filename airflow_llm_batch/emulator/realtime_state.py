@@ -126,6 +126,9 @@ class RealtimeGate:
         return status
 
     def _injected(self, digest: str) -> int | None:
+        config = self.config
+        if not (config.realtime_429_rate or config.realtime_5xx_rate):
+            return None  # no draw can be below 0: skip hashing
         if digest in self.counters.refused_bodies:
             return None  # refused once already: the resend goes through
         draw = model.stable_hash("realtime", digest) / _HASH_RANGE
