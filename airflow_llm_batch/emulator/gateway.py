@@ -168,7 +168,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
         _count_http_error(stats, response.status)
         return response
     answer = await handler(request)
-    if request.method != "POST":
+    if request.method != "POST" or state.fault_plan.plan is None:  # no plan: no answer to lose
         return answer
     return await _lose_create_answer(request, state, provider, answer)
 
