@@ -73,11 +73,15 @@ EMULATOR_PIDS: dict[str, int] = {}
 
 
 @contextmanager
-def emulator_process(*flags: str) -> Iterator[str]:
-    """Start ``python -m airflow_llm_batch.emulator`` on a free loopback port; yield its base URL; stop it."""
+def emulator_process(*flags: str, root: Path = ROOT,
+                     launch: tuple[str, ...] = ("-m", "airflow_llm_batch.emulator")) -> Iterator[str]:
+    """Start ``python -m airflow_llm_batch.emulator`` on a free loopback port; yield its base URL; stop it.
+
+    ``root`` is the working folder (its ``airflow_llm_batch`` package is the one imported); ``launch``
+    replaces ``-m airflow_llm_batch.emulator`` (e.g. a script wrapping the emulator's command line)."""
     port = free_port()
-    cmd = [sys.executable, "-m", "airflow_llm_batch.emulator", "--host", "127.0.0.1", "--port", str(port), *flags]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [sys.executable, *launch, "--host", "127.0.0.1", "--port", str(port), *flags]
+    proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

@@ -18,6 +18,7 @@ from .anthropic_batches import AnthropicBatches, AnthropicError, error_type_for
 from .faults import RETRY_AFTER_HEADERS
 from .query_params import int_param
 from .state import EmulatorState, gc_paused
+from .wire import json_answer
 
 CREATE_PATH = re.compile(r"^/v1/messages/batches$")
 """``POST`` here creates a batch: the fault plan's lost creates."""
@@ -55,7 +56,7 @@ def transient_error(status: int) -> web.Response:
         "request_id": request_id,
     }
     headers = {**RETRY_AFTER_HEADERS, "request-id": request_id}
-    return web.json_response(body, status=status, headers=headers)
+    return json_answer(body, status=status, headers=headers)
 
 
 def _base_url(request: web.Request) -> str:
@@ -79,11 +80,11 @@ class AnthropicRoutes:
         except ValueError as exc:
             raise AnthropicError(400, "The request body is not valid JSON.") from exc
         batch = self.store.create_batch(payload)
-        return web.json_response(batch.to_json(_base_url(request)))
+        return json_answer(batch.to_json(_base_url(request)))
 
     async def retrieve(self, request: web.Request) -> web.Response:
         batch = self.store.get_batch(request.match_info["batch_id"])
-        return web.json_response(batch.to_json(_base_url(request)))
+        return json_answer(batch.to_json(_base_url(request)))
 
     async def list_batches(self, request: web.Request) -> web.Response:
         limit = int_param(
@@ -96,7 +97,7 @@ class AnthropicRoutes:
         )
         base = _base_url(request)
         data = [batch.to_json(base) for batch in page]
-        return web.json_response(
+        return json_answer(
             {
                 "data": data,
                 "has_more": has_more,
@@ -107,12 +108,12 @@ class AnthropicRoutes:
 
     async def cancel(self, request: web.Request) -> web.Response:
         batch = self.store.cancel_batch(request.match_info["batch_id"])
-        return web.json_response(batch.to_json(_base_url(request)))
+        return json_answer(batch.to_json(_base_url(request)))
 
     async def delete(self, request: web.Request) -> web.Response:
         batch_id = request.match_info["batch_id"]
         self.store.delete_batch(batch_id)
-        return web.json_response({"id": batch_id, "type": "message_batch_deleted"})
+        return json_answer({"id": batch_id, "type": "message_batch_deleted"})
 
     async def results(self, request: web.Request) -> web.Response:
         data = self.store.results(request.match_info["batch_id"])

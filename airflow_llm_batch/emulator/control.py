@@ -16,19 +16,20 @@ from aiohttp import web
 from .faults import Fault, FaultPlan
 from .gateway import CONTROL_PREFIX, STATE_KEY
 from .state import EmulatorState
+from .wire import json_answer
 
 
 async def _stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[STATE_KEY].stats_snapshot())
+    return json_answer(request.app[STATE_KEY].stats_snapshot())
 
 
 async def _reset(request: web.Request) -> web.Response:
     request.app[STATE_KEY].reset_stats()
-    return web.json_response({"reset": True})
+    return json_answer({"reset": True})
 
 
 async def _health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_answer({"status": "ok"})
 
 
 async def _add_fault(request: web.Request) -> web.Response:
@@ -36,14 +37,14 @@ async def _add_fault(request: web.Request) -> web.Response:
         payload = await request.json()
         fault = Fault(**payload)
     except (ValueError, TypeError) as exc:
-        return web.json_response({"error": {"message": f"Invalid fault: {exc}"}}, status=400)
+        return json_answer({"error": {"message": f"Invalid fault: {exc}"}}, status=400)
     request.app[STATE_KEY].faults.append(fault)
-    return web.json_response({"added": True})
+    return json_answer({"added": True})
 
 
 async def _clear_faults(request: web.Request) -> web.Response:
     request.app[STATE_KEY].faults.clear()
-    return web.json_response({"cleared": True})
+    return json_answer({"cleared": True})
 
 
 def _plan_json(state: EmulatorState) -> dict[str, Any]:
@@ -55,20 +56,20 @@ async def _set_fault_plan(request: web.Request) -> web.Response:
     try:
         plan = FaultPlan.from_json(await request.json())
     except (ValueError, TypeError) as exc:
-        return web.json_response({"error": {"message": f"Invalid fault plan: {exc}"}}, status=400)
+        return json_answer({"error": {"message": f"Invalid fault plan: {exc}"}}, status=400)
     state = request.app[STATE_KEY]
     state.fault_plan.set(plan)
-    return web.json_response(_plan_json(state))
+    return json_answer(_plan_json(state))
 
 
 async def _get_fault_plan(request: web.Request) -> web.Response:
-    return web.json_response(_plan_json(request.app[STATE_KEY]))
+    return json_answer(_plan_json(request.app[STATE_KEY]))
 
 
 async def _clear_fault_plan(request: web.Request) -> web.Response:
     state = request.app[STATE_KEY]
     state.fault_plan.set(None)
-    return web.json_response(_plan_json(state))
+    return json_answer(_plan_json(state))
 
 
 def add_control_routes(app: web.Application) -> None:

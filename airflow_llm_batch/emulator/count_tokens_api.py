@@ -23,7 +23,7 @@ from aiohttp import web
 from .anthropic_answers import input_token_count
 from .gemini_answers import field, prompt_token_count
 from .state import ApiError, EmulatorState
-from .wire import json_object_body
+from .wire import json_answer, json_object_body
 
 
 async def _object_body(request: web.Request) -> Mapping[str, Any]:
@@ -36,13 +36,13 @@ def add_routes(app: web.Application, state: EmulatorState) -> None:
     async def anthropic(request: web.Request) -> web.Response:
         body = await _object_body(request)
         state.realtime.count_tokens_calls += 1
-        return web.json_response({"input_tokens": input_token_count(body)})
+        return json_answer({"input_tokens": input_token_count(body)})
 
     async def gemini(request: web.Request) -> web.Response:
         body = await _object_body(request)
         inner = field(body, "generateContentRequest")
         state.realtime.count_tokens_calls += 1
-        return web.json_response({"totalTokens": prompt_token_count(inner if isinstance(inner, Mapping) else body)})
+        return json_answer({"totalTokens": prompt_token_count(inner if isinstance(inner, Mapping) else body)})
 
     app.router.add_post("/v1/messages/count_tokens", anthropic)
     for version in ("v1beta", "v1"):

@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import anthropic_api, gemini_api, openai_api, vertex_api
+from . import anthropic_api, gemini_api, openai_api, vertex_api, wire
 from .faults import CreateFault
 from .state import ApiError, EmulatorState, ProviderStats
 
@@ -89,13 +89,14 @@ def _count_http_error(stats: ProviderStats | None, status: int) -> None:
 
 def _authorized(request: web.Request, api_key: str) -> bool:
     """The key may come as ``Authorization: Bearer``, ``x-api-key`` (Anthropic) or ``api-key`` (Azure)."""
-    offered: list[str] = []
-    authorization = request.headers.get("Authorization", "")
-    if authorization.lower().startswith("bearer "):
-        offered.append(authorization[7:].strip())
-    offered.extend(request.headers.getall("x-api-key", []))
-    offered.extend(request.headers.getall("api-key", []))
-    return any(hmac.compare_digest(candidate.encode(), api_key.encode()) for candidate in offered)
+    expected = api_key.encode()
+    headers = request.headers
+    authorization = headers.get("Authorization")
+    if authorization is not None and authorization[:7].lower() == "bearer " \
+            and hmac.compare_digest(authorization[7:].strip().encode(), expected):
+        return True
+    return any(hmac.compare_digest(candidate.encode(), expected)
+               for name in ("x-api-key", "api-key") if name in headers for candidate in headers.getall(name))
 
 
 def _drop_connection(request: web.Request) -> web.Response:
@@ -150,7 +151,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
     if key is not None and not _authorized(request, key):
         if stats is not None:
             stats.refused_requests += 1
-        return web.json_response(error_body_for(path, 401, "Invalid API key."), status=401)
+        return wire.json_answer(error_body_for(path, 401, "Invalid API key."), status=401)
     if stats is not None:
         stats.api_requests += 1
     fault = state.take_fault(request.method, path)
@@ -158,7 +159,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
         if fault.lose_response:
             await handler(request)
         _count_http_error(stats, fault.status)
-        return web.json_response(error_body_for(path, fault.status, fault.message), status=fault.status)
+        return wire.json_answer(error_body_for(path, fault.status, fault.message), status=fault.status)
     if provider is None:
         return await handler(request)
     status = state.fault_plan.take_http_error()
@@ -167,7 +168,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
         _count_http_error(stats, response.status)
         return response
     answer = await handler(request)
-    if request.method != "POST":
+    if request.method != "POST" or state.fault_plan.plan is None:  # no plan: no answer to lose
         return answer
     return await _lose_create_answer(request, state, provider, answer)
 
@@ -181,11 +182,11 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
             return await handler(request)
         return await _faults_then_handler(request, handler, request.app[STATE_KEY])
     except ApiError as exc:
-        return web.json_response(exc.body(), status=exc.status)
+        return wire.json_answer(exc.body(), status=exc.status)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return web.json_response(error_body_for(path, exc.status, exc.reason), status=exc.status)
+        return wire.json_answer(error_body_for(path, exc.status, exc.reason), status=exc.status)
     except Exception as exc:  # a bug in the emulator: log where, never the message (it may hold prompt text)
         log.error(
             "emulator bug %s while handling %s %s\n%s",
@@ -194,4 +195,4 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
             path,
             "".join(traceback.format_tb(exc.__traceback__)),
         )
-        return web.json_response(error_body_for(path, 500, "Internal error in the emulator."), status=500)
+        return wire.json_answer(error_body_for(path, 500, "Internal error in the emulator."), status=500)

@@ -36,6 +36,7 @@ from .faults import RETRY_AFTER_HEADERS
 from .gemini_batches import MAX_INLINE_BODY_BYTES, GeminiError, GeminiStore, status_name
 from .query_params import clamped, int_param
 from .state import EmulatorState, gc_paused
+from .wire import json_answer
 
 GEMINI_STORE_KEY = web.AppKey("gemini_store", GeminiStore)
 VERSIONS = ("v1beta", "v1")
@@ -64,7 +65,7 @@ _TRANSIENT_MESSAGES = {
 def transient_error(status: int) -> web.Response:
     """A transient error as Google APIs send it (fault plan), with a short ``retry-after``."""
     body = error_body(status, _TRANSIENT_MESSAGES.get(status, "Internal error encountered."))
-    return web.json_response(body, status=status, headers=dict(RETRY_AFTER_HEADERS))
+    return json_answer(body, status=status, headers=dict(RETRY_AFTER_HEADERS))
 
 
 def _origin(request: web.Request) -> str:
@@ -90,7 +91,7 @@ def _page_response(key: str, items: list[dict[str, Any]], following: int | None)
     body: dict[str, Any] = {key: items}
     if following is not None:
         body["nextPageToken"] = str(following)
-    return web.json_response(body)
+    return json_answer(body)
 
 
 async def _json_body(request: web.Request, limit: int | None = None) -> Any:
@@ -119,11 +120,11 @@ class GeminiRoutes:
     async def create_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         payload = await _json_body(request, MAX_INLINE_BODY_BYTES)
         batch = self.store.create_batch(f"models/{params['model']}", payload)
-        return web.json_response(batch.to_json(params["version"]))
+        return json_answer(batch.to_json(params["version"]))
 
     async def get_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         batch = self.store.get_batch(params["batch"])
-        return web.json_response(batch.to_json(params["version"]))
+        return json_answer(batch.to_json(params["version"]))
 
     async def list_batches(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_batches(_int_query(request, "pageSize", 50, 1000), _page_offset(request))
@@ -132,11 +133,11 @@ class GeminiRoutes:
 
     async def cancel_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.cancel_batch(params["batch"])
-        return web.json_response({})
+        return json_answer({})
 
     async def delete_batch(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.delete_batch(params["batch"])
-        return web.json_response({})
+        return json_answer({})
 
     # ---------------------------------------------------------------------------------- files
     async def upload(self, request: web.Request, params: dict[str, str]) -> web.Response:
@@ -166,12 +167,12 @@ class GeminiRoutes:
                                          "finalize" in command)
         if stored is None:
             return web.Response(headers={"X-Goog-Upload-Status": "active"})
-        return web.json_response({"file": stored.to_json(_origin(request), params["version"])},
+        return json_answer({"file": stored.to_json(_origin(request), params["version"])},
                                  headers={"X-Goog-Upload-Status": "final"})
 
     async def get_file(self, request: web.Request, params: dict[str, str]) -> web.Response:
         stored = self.store.get_file(params["file"])
-        return web.json_response(stored.to_json(_origin(request), params["version"]))
+        return json_answer(stored.to_json(_origin(request), params["version"]))
 
     async def list_files(self, request: web.Request, params: dict[str, str]) -> web.Response:
         page, following = self.store.list_files(_int_query(request, "pageSize", 10, 100), _page_offset(request))
@@ -179,7 +180,7 @@ class GeminiRoutes:
 
     async def delete_file(self, request: web.Request, params: dict[str, str]) -> web.Response:
         self.store.delete_file(params["file"])
-        return web.json_response({})
+        return json_answer({})
 
     async def download(self, request: web.Request, params: dict[str, str]) -> web.Response:
         if request.query.get("alt") != "media":
@@ -285,7 +286,7 @@ def add_routes(app: web.Application, state: EmulatorState) -> GeminiStore:
         payload = await request.json()
         if "inline_metadata" in payload:
             store.inline_metadata = bool(payload["inline_metadata"])
-        return web.json_response({"inline_metadata": store.inline_metadata})
+        return json_answer({"inline_metadata": store.inline_metadata})
 
     app.router.add_post("/_emulator/gemini/quirks", quirks)
     return store

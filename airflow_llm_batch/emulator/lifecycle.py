@@ -51,6 +51,10 @@ class Phase(enum.Enum):
     CANCELLED = "cancelled"
     FAILED = "failed"
 
+    #: members are singletons compared by identity: hash them by identity too, in C (Enum's own hash
+    #: hashes the name in Python, a dozen times per batch poll); dicts keep their insertion order
+    __hash__ = object.__hash__
+
     @property
     def ended(self) -> bool:
         """Whether the batch is over (no more rows, results published)."""

@@ -39,6 +39,7 @@ input text, for legacy completions in the last prompt)
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -70,8 +71,11 @@ def short_id(*parts: str, length: int = 24) -> str:
 
 
 # ---------------------------------------------------------------------------------------- tokens
+@functools.lru_cache(maxsize=64)
 def count_tokens(text: str) -> int:
-    """Emulated token count of one text: the estimate's tokenizer (cl100k_base), at least one."""
+    """Emulated token count of one text: the estimate's tokenizer (cl100k_base), at least one.
+
+    Remembers the last few texts: an echoed answer is the prompt it was counted from a moment ago."""
     return max(1, count_text_tokens(text))
 
 

@@ -20,7 +20,7 @@ from .openai_answers import error_type_for
 from .openai_batches import OpenAIBatches, OpenAIError, StoredFile
 from .query_params import int_param
 from .state import EmulatorState
-from .wire import json_object_body
+from .wire import json_answer, json_object_body
 
 CREATE_PATH = re.compile(r"^/(v1|openai)/batches$")
 """``POST`` here creates a batch (OpenAI ``/v1``, Azure ``/openai``): the fault plan's lost creates."""
@@ -62,7 +62,7 @@ def transient_error(status: int) -> web.Response:
     )
     body = {"error": {"message": message, "type": type_, "param": None, "code": code}}
     headers = {**RETRY_AFTER_HEADERS, "x-request-id": "req_" + secrets.token_hex(16)}
-    return web.json_response(body, status=status, headers=headers)
+    return json_answer(body, status=status, headers=headers)
 
 
 async def _json_payload(request: web.Request) -> Mapping[str, Any]:
@@ -129,7 +129,7 @@ class OpenAIRoutes:
                 400, f"Invalid value for 'purpose': {purpose!r}.", param="purpose", code="invalid_value"
             )
         stored = self.store.add_file(data, filename, purpose, uploaded=True)
-        return web.json_response(stored.to_json())
+        return json_answer(stored.to_json())
 
     async def list_files(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 10_000, 1, 10_000)
@@ -145,15 +145,15 @@ class OpenAIRoutes:
             position = next((i for i, f in enumerate(files) if f.id == after), None)
             files = files[position + 1 :] if position is not None else []
         page = files[:limit]
-        return web.json_response(_list_body([f.to_json() for f in page], len(files) > limit))
+        return json_answer(_list_body([f.to_json() for f in page], len(files) > limit))
 
     async def retrieve_file(self, request: web.Request) -> web.Response:
-        return web.json_response(self.store.get_file(request.match_info["file_id"]).to_json())
+        return json_answer(self.store.get_file(request.match_info["file_id"]).to_json())
 
     async def delete_file(self, request: web.Request) -> web.Response:
         file_id = request.match_info["file_id"]
         self.store.delete_file(file_id)
-        return web.json_response({"id": file_id, "object": "file", "deleted": True})
+        return json_answer({"id": file_id, "object": "file", "deleted": True})
 
     async def file_content(self, request: web.Request) -> web.Response:
         stored = self.store.get_file(request.match_info["file_id"])
@@ -162,18 +162,18 @@ class OpenAIRoutes:
     # -------------------------------------------------------------------------------- batches
     async def create_batch(self, request: web.Request) -> web.Response:
         batch = self.store.create_batch(await _json_payload(request))
-        return web.json_response(batch.to_json())
+        return json_answer(batch.to_json())
 
     async def retrieve_batch(self, request: web.Request) -> web.Response:
-        return web.json_response(self.store.get_batch(request.match_info["batch_id"]).to_json())
+        return json_answer(self.store.get_batch(request.match_info["batch_id"]).to_json())
 
     async def list_batches(self, request: web.Request) -> web.Response:
         limit = _int_query(request, "limit", 20, 1, 100)
         page, has_more = self.store.list_batches(request.query.get("after"), limit)
-        return web.json_response(_list_body([b.to_json() for b in page], has_more))
+        return json_answer(_list_body([b.to_json() for b in page], has_more))
 
     async def cancel_batch(self, request: web.Request) -> web.Response:
-        return web.json_response(self.store.cancel_batch(request.match_info["batch_id"]).to_json())
+        return json_answer(self.store.cancel_batch(request.match_info["batch_id"]).to_json())
 
     def register(self, app: web.Application, prefix: str) -> None:
         app.router.add_post(f"{prefix}/files", self.upload_file)

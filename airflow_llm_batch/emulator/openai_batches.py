@@ -95,16 +95,16 @@ class OpenAIBatch:
             return None if value is None else int(value)
 
         now = self.run.now
-        ended = {phase: stamp(now.ended_at) if now.phase is phase else None for phase in _ENDS}
+        phase, ended_at = now.phase, stamp(now.ended_at)
         return {
             "in_progress_at": stamp(now.started_at),
             "expires_at": int(self.expires),
             "finalizing_at": stamp(now.finalizing_at),
-            "completed_at": ended[Phase.COMPLETED],
-            "failed_at": ended[Phase.FAILED],
-            "expired_at": ended[Phase.EXPIRED],
+            "completed_at": ended_at if phase is Phase.COMPLETED else None,
+            "failed_at": ended_at if phase is Phase.FAILED else None,
+            "expired_at": ended_at if phase is Phase.EXPIRED else None,
             "cancelling_at": stamp(self.run.timeline.cancelled_at),
-            "cancelled_at": ended[Phase.CANCELLED],
+            "cancelled_at": ended_at if phase is Phase.CANCELLED else None,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -133,9 +133,6 @@ class OpenAIBatch:
             },
             "metadata": self.metadata,
         }
-
-
-_ENDS = (Phase.COMPLETED, Phase.FAILED, Phase.EXPIRED, Phase.CANCELLED)
 
 
 class OpenAIBatches:
@@ -305,6 +302,8 @@ class OpenAIBatches:
     # ------------------------------------------------------------------------------ lifecycle
     def advance(self, batch: OpenAIBatch, now: float) -> None:
         """Bring ``batch`` to the status and progress it has at ``now``."""
+        if batch.run.ended:  # nothing moves any more (run.advance would say so, after the set-up below)
+            return
         answer = answerer_for(batch.route, self.state.config.embedding_dimensions)
         assert answer is not None
         answerer = RowAnswerer[BatchRow, bytes](

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from . import wire
 from .anthropic_answers import CacheUse, message_result
-from .gateway import provider_for
+from .gateway import Provider, provider_for
 from .gemini_answers import STATUS_NAMES
 from .gemini_answers import answer as gemini_answer
 from .openai_answers import RowContext, answerer_for
@@ -87,21 +87,17 @@ def _vertex(state: EmulatorState) -> Answer:
     return answer
 
 
-async def _json_body(request: web.Request) -> Any:
-    try:
-        return await request.json(loads=json.loads)
-    except ValueError as exc:
-        raise ApiError(400, "The request body is not valid JSON.") from exc
+def _handler(state: EmulatorState, gate: RealtimeGate, answer: Answer, provider: Provider) -> Callable[
+        [web.Request], Awaitable[web.StreamResponse]]:
+    latency = state.config.realtime_latency_seconds  # the config is frozen
 
-
-def _handler(state: EmulatorState, gate: RealtimeGate, answer: Answer) -> Callable[[web.Request],
-                                                                                  Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        provider = provider_for(request.path)
-        assert provider is not None
-        body = await _json_body(request)
+        try:
+            body = await wire.read_json(request)
+        except ValueError as exc:
+            raise ApiError(400, "The request body is not valid JSON.") from exc
         if not isinstance(body, Mapping):
-            return web.json_response(provider.error_body(400, "The request body must be a JSON object."), status=400)
+            return wire.json_answer(provider.error_body(400, "The request body must be a JSON object."), status=400)
         digest = body_hash(body)
         refused = gate.refusal(provider.name, digest)
         if refused is not None:
@@ -109,15 +105,21 @@ def _handler(state: EmulatorState, gate: RealtimeGate, answer: Answer) -> Callab
         gate.enter()
         paid = False
         try:
-            if state.config.realtime_latency_seconds:
-                await asyncio.sleep(state.config.realtime_latency_seconds)
+            if latency:
+                await asyncio.sleep(latency)
             status, answer_body = answer(request, body, digest)
             paid = status == 200
-            return web.json_response(answer_body, status=status)
+            return wire.json_answer(answer_body, status=status)
         finally:
             gate.leave(digest, request.headers.get(CUSTOM_ID_HEADER), paid)
 
     return handle
+
+
+def _provider(path: str) -> Provider:
+    provider = provider_for(path)
+    assert provider is not None, path
+    return provider
 
 
 def add_routes(app: web.Application, state: EmulatorState) -> RealtimeGate:
@@ -125,12 +127,12 @@ def add_routes(app: web.Application, state: EmulatorState) -> RealtimeGate:
     gate = RealtimeGate(state.config, state.realtime)
     router = app.router
     for endpoint in OPENAI_ENDPOINTS:
-        handle = _handler(state, gate, _openai(state, endpoint))
+        handle = _handler(state, gate, _openai(state, endpoint), _provider("/openai"))
         for prefix in ("/v1", "/openai", "/openai/deployments/{deployment}"):
             router.add_post(f"{prefix}/{endpoint}", handle)
-    router.add_post("/v1/messages", _handler(state, gate, _anthropic))
-    gemini = _handler(state, gate, _gemini)
-    vertex = _handler(state, gate, _vertex(state))
+    router.add_post("/v1/messages", _handler(state, gate, _anthropic, _provider("/v1/messages")))
+    gemini = _handler(state, gate, _gemini, _provider("/v1beta/"))
+    vertex = _handler(state, gate, _vertex(state), _provider("/v1/projects/"))
     for version in ("v1beta", "v1"):
         router.add_post(f"/{version}/models/{{model:[^/:]+}}:generateContent", gemini)
     for version in ("v1", "v1beta1"):

@@ -17,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from airflow_llm_batch.backends.realtime_wire import CUSTOM_ID_HEADER as CUSTOM_ID_HEADER
 
@@ -29,12 +32,23 @@ if TYPE_CHECKING:
     from .config import EmulatorConfig
 
 _HASH_RANGE = 1 << 64
+#: where orjson's sorted compact JSON may differ from ``json.dumps``: floats (``1e-05`` is written
+#: ``0.00001``) and NaN/Infinity (written ``null``); strings, ints, bools and key order are identical
+_MAY_DIFFER = re.compile(rb"[0-9][.eE]|null")
 
 
 def body_hash(body: Any) -> str:
-    """A hash of a JSON body that ignores key order and spacing (SDKs serialize differently)."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:32]
+    """A hash of a JSON body that ignores key order and spacing (SDKs serialize differently).
+
+    The hash of ``json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)``,
+    computed from orjson's encoding when that is byte for byte the same (no float, no null)."""
+    try:
+        canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # an int beyond 64 bits, a lone surrogate
+        canonical = b"null"
+    if _MAY_DIFFER.search(canonical):
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 def check_realtime_config(config: EmulatorConfig) -> None:
@@ -112,6 +126,9 @@ class RealtimeGate:
         return status
 
     def _injected(self, digest: str) -> int | None:
+        config = self.config
+        if not (config.realtime_429_rate or config.realtime_5xx_rate):
+            return None  # no draw can be below 0: skip hashing
         if digest in self.counters.refused_bodies:
             return None  # refused once already: the resend goes through
         draw = model.stable_hash("realtime", digest) / _HASH_RANGE

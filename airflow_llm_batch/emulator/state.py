@@ -147,7 +147,10 @@ class EmulatorState:
 
     def stats_for(self, provider: str) -> ProviderStats:
         """The statistics of ``provider``, created on first use."""
-        return self._stats.setdefault(provider, ProviderStats())
+        stats = self._stats.get(provider)
+        if stats is None:  # not setdefault: that would build a ProviderStats on every call
+            stats = self._stats[provider] = ProviderStats()
+        return stats
 
     def stats_snapshot(self) -> dict[str, Any]:
         """JSON-ready statistics of every registered provider."""

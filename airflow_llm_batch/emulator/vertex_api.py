@@ -38,6 +38,7 @@ from .state import EmulatorState
 from .vertex_jobs import VertexJobs
 from .vertex_requests import VertexError, canonical_for_http
 from .vertex_storage import VertexStorage
+from .wire import json_answer
 
 VERTEX_JOBS_KEY = web.AppKey("vertex_jobs", VertexJobs)
 API_VERSIONS = ("v1", "v1beta1")
@@ -57,7 +58,7 @@ def transient_error(status: int) -> web.Response:
     """A transient error as Google APIs send it (fault plan)."""
     messages = {429: "Quota exceeded. Please try again later.", 503: "The service is currently unavailable."}
     body = error_body(status, messages.get(status, "Internal error encountered."))
-    return web.json_response(body, status=status, headers=dict(RETRY_AFTER_HEADERS))
+    return json_answer(body, status=status, headers=dict(RETRY_AFTER_HEADERS))
 
 
 def _enum_numbers(request: web.Request) -> bool:
@@ -81,11 +82,11 @@ class VertexRoutes:
         except ValueError as exc:
             raise VertexError(400, "The request body is not valid JSON.") from exc
         job = self.store.create(_parent(request), payload)
-        return web.json_response(job.to_json(enum_numbers=_enum_numbers(request)))
+        return json_answer(job.to_json(enum_numbers=_enum_numbers(request)))
 
     async def get(self, request: web.Request) -> web.Response:
         job = await self.store.get(_parent(request), request.match_info["job_id"])
-        return web.json_response(job.to_json(enum_numbers=_enum_numbers(request)))
+        return json_answer(job.to_json(enum_numbers=_enum_numbers(request)))
 
     async def list_jobs(self, request: web.Request) -> web.Response:
         page_size = int_param(
@@ -97,16 +98,16 @@ class VertexRoutes:
         body: dict[str, Any] = {"batchPredictionJobs": [j.to_json(enum_numbers=_enum_numbers(request)) for j in jobs]}
         if token:
             body["nextPageToken"] = token
-        return web.json_response(body)
+        return json_answer(body)
 
     async def cancel(self, request: web.Request) -> web.Response:
         await self.store.cancel(_parent(request), request.match_info["job_id"])
-        return web.json_response({})
+        return json_answer({})
 
     async def delete(self, request: web.Request) -> web.Response:
         job = await self.store.delete(_parent(request), request.match_info["job_id"])
         version = request.path.split("/")[1]
-        return web.json_response({
+        return json_answer({
             "name": f"{job.parent}/operations/{job.id}",
             "metadata": {"@type": f"type.googleapis.com/google.cloud.aiplatform.{version}.DeleteOperationMetadata",
                          "genericMetadata": {}},
@@ -119,12 +120,12 @@ class VertexRoutes:
             payload = await request.json()
             self.store.storage = VertexStorage(payload.get("gcs_endpoint"), payload.get("bigquery_endpoint"))
         except (ValueError, AttributeError, TypeError) as exc:
-            return web.json_response({"error": {"message": f"Invalid storage settings: {exc}"}}, status=400)
+            return json_answer({"error": {"message": f"Invalid storage settings: {exc}"}}, status=400)
         return await self.show_storage(request)
 
     async def show_storage(self, request: web.Request) -> web.Response:
         resolved = self.store.storage.resolved()
-        return web.json_response({"gcs_endpoint": resolved.gcs_endpoint,
+        return json_answer({"gcs_endpoint": resolved.gcs_endpoint,
                                   "bigquery_endpoint": resolved.bigquery_endpoint})
 
     def register(self, app: web.Application) -> None:
