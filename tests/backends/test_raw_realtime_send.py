@@ -16,6 +16,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
 from airflow_llm_batch.backends.azure_openai import AzureOpenAIBatchBackend
+from airflow_llm_batch.backends.gemini import GeminiBatchBackend
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.pipeline.policy import RETRYABLE_CODES
@@ -24,7 +25,7 @@ from airflow_llm_batch.realtime.runner import CallFailed
 from tests.triggers.test_shared_backends import open_connections_to
 
 KEY = "raw-send-key"
-Backend = OpenAIBatchBackend | AnthropicBatchBackend
+Backend = OpenAIBatchBackend | AnthropicBatchBackend | GeminiBatchBackend
 
 
 def _openai(emu: Emulator, key: str) -> Backend:

@@ -25,6 +25,7 @@ from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 from airflow_llm_batch.realtime.answer_log import AnswerLog
 from airflow_llm_batch.realtime.runner import CallFailed, RealtimeRequest, RealtimeRunner, RunnerReport, RunnerSettings
 from tests.backends.lean_servers import Seen, answer, read_request, serving
+from tests.backends.test_raw_realtime_send import send_both
 
 KEY = "gemini-raw-key"
 MODEL = "gemini-2.5-flash"
@@ -59,19 +60,6 @@ class SdkCalls:
         monkeypatch.setattr(models, "generate_content", counted)
 
 
-async def send_both(backend: GeminiBatchBackend, raw_line: dict[str, Any],
-                    sdk_line: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """(raw outcome, SDK outcome): the RawResult, or the CallFailed raised."""
-    outcomes: list[Any] = []
-    for use_sdk, sent in ((False, raw_line), (True, sdk_line or raw_line)):
-        backend.realtime.use_sdk = use_sdk
-        try:
-            outcomes.append(await backend.realtime_send(sent))
-        except CallFailed as exc:
-            outcomes.append(exc)
-    backend.realtime.use_sdk = False
-    await backend.aclose()
-    return outcomes[0], outcomes[1]
 
 
 def run_rows(backend: GeminiBatchBackend, rows: int, folder: Path,
