@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ async def test_the_next_chunk_downloads_while_one_is_stored_and_at_most_two_are_
     events = backend.events
     assert len(ids) == CHUNKS and all(c.state == ChunkState.COLLECTED for c in manifest.chunks)
     assert [b for kind, b in events if kind == "store"] == ids  # stored in the manifest's order
-    for earlier, later in zip(ids, ids[1:], strict=False):  # chunk k+1 was on its way before k was written
+    for earlier, later in itertools.pairwise(ids):  # chunk k+1 was on its way before k was written
         assert events.index(("download", later)) < events.index(("store", earlier))
     held = 0  # answers downloaded or downloading and not yet stored: never more than two chunks
     for kind, _ in events:
