@@ -43,17 +43,15 @@ from airflow_llm_batch.pipeline import answers_ahead, collector, fast_json
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
-from airflow_llm_batch.pipeline.types import RawResult
 
 TAGS = {"dag_id": "bench", "task_id": "collect", "run_id": "r"}
 
 
 class Serial(answers_ahead.AnswersAhead):
-    """One download at a time, started when its chunk is asked for."""
+    """One download at a time, started when its chunk is asked for (``ahead=0``)."""
 
-    async def next(self) -> dict[str, RawResult]:
-        self._top_up(1)
-        return await self._tasks.pop(0)
+    def __init__(self, backend: Any, jobs: Any, *, ahead: int = 0) -> None:
+        super().__init__(backend, jobs, ahead=0)
 
 
 def cpu() -> float:

@@ -21,7 +21,8 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.types import RawResult
 
 #: downloads running beside the chunk being joined and written (the join is CPU-bound and holds the
-#: GIL: one download ahead hides the provider's serving time; more would only hold more answers)
+#: GIL: one download ahead hides the provider's serving and transfer time; more would only hold more
+#: answers). 0: one chunk at a time, as before (one chunk's answers in memory instead of two)
 COLLECT_AHEAD = 1
 
 
@@ -38,9 +39,10 @@ class AnswersAhead:
     """Hands out the answers of ``jobs`` ((batch_id, has_results) pairs) in order, downloading up to
     ``ahead`` beyond the one handed out last; pending downloads are cancelled when the block is left early."""
 
-    def __init__(self, backend: BatchBackend, jobs: Sequence[tuple[str, bool]], *, ahead: int = COLLECT_AHEAD) -> None:
-        if ahead < 1:
-            raise ValueError(f"ahead must be at least 1, got {ahead}")
+    def __init__(self, backend: BatchBackend, jobs: Sequence[tuple[str, bool]], *, ahead: int | None = None) -> None:
+        ahead = COLLECT_AHEAD if ahead is None else ahead  # read per collect: a deployment may lower it
+        if ahead < 0:
+            raise ValueError(f"ahead must be 0 (one download at a time) or more, got {ahead}")
         self.backend, self.jobs, self.ahead = backend, list(jobs), ahead
         self._tasks: list[asyncio.Task[dict[str, RawResult]]] = []
         self._started = 0
@@ -58,15 +60,15 @@ class AnswersAhead:
 
     async def next(self) -> dict[str, RawResult]:
         """The next job's answers (in the order of ``jobs``); the next ``ahead`` downloads run meanwhile."""
+        self._top_up(self.ahead + 1)  # this job's download and the next ``ahead``
         if not self._tasks:
             raise LookupError("every job's answers were handed out")
         task = self._tasks.pop(0)
-        self._top_up()
         await asyncio.sleep(0)  # the new downloads send their first request before the caller goes on
         return await task
 
-    def _top_up(self, window: int | None = None) -> None:
-        while self._started < len(self.jobs) and len(self._tasks) < (self.ahead if window is None else window):
+    def _top_up(self, window: int) -> None:
+        while self._started < len(self.jobs) and len(self._tasks) < window:
             batch_id, has_results = self.jobs[self._started]
             self._tasks.append(asyncio.create_task(fetch_answers(self.backend, batch_id, has_results)))
             self._started += 1

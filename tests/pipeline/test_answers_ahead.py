@@ -14,6 +14,7 @@ from openai import AsyncOpenAI
 
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.exceptions import ProviderError
+from airflow_llm_batch.pipeline import answers_ahead
 from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -80,6 +81,18 @@ async def test_the_next_chunk_downloads_while_one_is_stored_and_at_most_two_are_
     assert {r.status for r in run.iter_results(manifest)} == {"succeeded"}
 
 
+async def test_with_no_window_each_download_waits_for_the_chunk_before_it(
+        emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answers_ahead, "COLLECT_AHEAD", 0)  # one chunk's answers in memory at a time
+    run, manifest, backend = await _ended_run(emulator, tmp_path, "serial")
+    await run.collect(manifest, OutputParser())
+    await backend.aclose()
+    ids = manifest.batch_ids
+    for earlier, later in itertools.pairwise(ids):
+        assert backend.events.index(("stored", earlier)) < backend.events.index(("download", later))
+    assert len(list(run.iter_results(manifest))) == CHUNKS * PER_CHUNK
+
+
 async def test_a_failed_download_keeps_what_was_stored_and_the_next_collect_finishes(
         emulator: Any, tmp_path: Path) -> None:
     run, manifest, backend = await _ended_run(emulator, tmp_path, "fails")
@@ -99,10 +112,10 @@ async def test_a_failed_download_keeps_what_was_stored_and_the_next_collect_fini
     assert len(list(run.iter_results(manifest))) == CHUNKS * PER_CHUNK
 
 
-async def test_answers_ahead_refuses_a_zero_window_and_says_when_nothing_is_left(emulator: Any) -> None:
+async def test_answers_ahead_refuses_a_negative_window_and_says_when_nothing_is_left(emulator: Any) -> None:
     backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
-    with pytest.raises(ValueError, match="at least 1"):
-        AnswersAhead(backend, [], ahead=0)
+    with pytest.raises(ValueError, match="or more, got -1"):
+        AnswersAhead(backend, [], ahead=-1)
     async with AnswersAhead(backend, [("never-downloaded", False)]) as ahead:
         assert await ahead.next() == {}  # a batch without results: nothing is fetched
         with pytest.raises(LookupError):
