@@ -19,6 +19,11 @@ Usage::
     .venv/bin/python bench/e2e.py                            # 10,000 rows
     .venv/bin/python bench/e2e.py --rows 10000 100000 1000000
     .venv/bin/python bench/e2e.py --rows 200 --out /tmp/e2e.md                # smoke
+    .venv/bin/python bench/e2e.py --rows 10000 100000 --before /tmp/main-copy   # + the code in that
+                                                   # folder (e.g. ``git archive main | tar -x -C ...``)
+
+With ``--before DIR`` each size first runs the task with the package imported from ``DIR`` (put first
+on PYTHONPATH for the ``airflow`` processes; same venv, same emulator), then with this checkout.
 
 The Markdown table is printed and written to ``bench/out/e2e.md`` (git-ignored).
 """
@@ -44,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = Path(__file__).resolve().parent / "out"
 RESULT_MARK = "BENCH_RESULT "
 CONN_ID = "bench_openai"
+LOAD_AT_START = os.getloadavg()[0]
 
 DAGS = '''
 from datetime import datetime
@@ -129,9 +135,15 @@ def airflow_cmd() -> str:
     return str(Path(sys.executable).parent / "airflow")
 
 
-def run_package(n: int, rows: Path, work: Path, env: dict[str, str], day: int) -> dict[str, Any]:
-    dest = work / f"results-{n}.jsonl"
-    conf = {"rows": f"file://{rows}", "workspace": f"file://{work}/workspace-{n}", "destination": f"file://{dest}"}
+def run_package(n: int, rows: Path, work: Path, env: dict[str, str], day: int,
+                code: Path | None = None) -> dict[str, Any]:
+    """One task over ``rows``; with ``code``, the package is imported from that checkout instead."""
+    label = "before" if code else "pkg"
+    dest = work / f"results-{label}-{n}.jsonl"
+    if code is not None:
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH", "")]))}
+    conf = {"rows": f"file://{rows}", "workspace": f"file://{work}/workspace-{label}-{n}",
+            "destination": f"file://{dest}"}
     r = timed([airflow_cmd(), "dags", "test", "bench_llm_batch", f"2026-11-{day:02d}", "--conf", json.dumps(conf)], env)
     r["succeeded"] = count_succeeded(dest)
     return r
@@ -145,7 +157,7 @@ def run_floor(n: int, rows: Path, work: Path, env: dict[str, str], url: str) -> 
     return r
 
 
-def run_jobs(sizes: list[int], work: Path, skip_floor: bool) -> list[dict[str, Any]]:
+def run_jobs(sizes: list[int], work: Path, skip_floor: bool, before: Path | None = None) -> list[dict[str, Any]]:
     (work / "dags").mkdir(parents=True)
     (work / "dags" / "bench_dags.py").write_text(DAGS)
     flags = ("--validating-seconds", "4.8", "--requests-per-second", "10000000", "--finalizing-seconds", "0.2")
@@ -160,7 +172,10 @@ def run_jobs(sizes: list[int], work: Path, skip_floor: bool) -> list[dict[str, A
         for day, n in enumerate(sizes, start=1):
             rows = work / f"rows-{n}.jsonl"
             write_rows(rows, n)
-            jobs.append({"job": "this package", "n": n, **run_package(n, rows, work, env, day)})
+            if before is not None:
+                jobs.append({"job": "before", "n": n, **run_package(n, rows, work, env, 2 * day, before)})
+                _report(jobs[-1])
+            jobs.append({"job": "this package", "n": n, **run_package(n, rows, work, env, 2 * day + 1)})
             _report(jobs[-1])
             if not skip_floor:
                 jobs.append({"job": "floor", "n": n, **run_floor(n, rows, work, env, url)})
@@ -186,13 +201,18 @@ def table(jobs: list[dict[str, Any]]) -> list[str]:
         return (f"{job['wall']:.1f} s (CPU {job['cpu']:.1f} s), {job['peak_kib'] / 1024:.0f} MiB"
                 + ("" if ok else " (FAILED)"))
 
-    noop = next((j for j in jobs if j["job"] == "Airflow no-op"), None)
-    lines = ["| job | this package | floor | Airflow no-op |", "|---|---|---|---|"]
+    def find(n: int, name: str) -> dict[str, Any] | None:
+        return next((j for j in jobs if j["n"] == n and j["job"] == name), None)
+
+    noop = find(0, "Airflow no-op")
+    before = any(j["job"] == "before" for j in jobs)
+    lines = ["| job |" + (" before |" if before else "") + " this package | floor | Airflow no-op |",
+             "|---|" + ("---|" if before else "") + "---|---|---|"]
     sizes = sorted({j["n"] for j in jobs if j["n"]})
     for i, n in enumerate(sizes):
-        pkg = next((j for j in jobs if j["n"] == n and j["job"] == "this package"), None)
-        floor = next((j for j in jobs if j["n"] == n and j["job"] == "floor"), None)
-        lines.append(f"| {n:,} rows, one task | {cell(pkg)} | {cell(floor)} | {cell(noop) if i == 0 else ''} |")
+        first = f" {cell(find(n, 'before'))} |" if before else ""
+        lines.append(f"| {n:,} rows, one task |{first} {cell(find(n, 'this package'))} | {cell(find(n, 'floor'))} | "
+                     f"{cell(noop) if i == 0 else ''} |")
     return lines
 
 
@@ -207,17 +227,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "e2e.md")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="a checkout of the package (its root folder) to run side by side, first")
     args = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="llmb-e2e-", dir=args.workdir))
     try:
-        jobs = run_jobs(args.rows, work, args.skip_floor)
+        jobs = run_jobs(args.rows, work, args.skip_floor, args.before.resolve() if args.before else None)
     finally:
         if args.keep:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    compared = f"; before = {args.before}" if args.before else ""
     doc = ["# e2e benchmark", "",
-           f"- {time.strftime('%Y-%m-%d %H:%M:%S')}, os.cpu_count()={os.cpu_count()}, load1 {os.getloadavg()[0]:.1f}",
+           f"- {time.strftime('%Y-%m-%d %H:%M:%S')}, os.cpu_count()={os.cpu_count()}, load1 {os.getloadavg()[0]:.1f} "
+           f"at the end (load1 at the start: {LOAD_AT_START:.1f}){compared}",
            "- emulator batches complete ~5 s after creation; 1-s polls; per job: wall time (CPU time of its "
            "processes: less sensitive to other load on the machine), peak RSS of its largest process", "",
            *table(jobs), ""]

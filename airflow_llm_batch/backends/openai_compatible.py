@@ -49,7 +49,8 @@ class OpenAICompatibleBackend(OpenAIBatchBackend):
             self._batch_api, self._why = await probe_batch_routes(self.client)
         return self._batch_api
 
-    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
+    async def upload(self, open_chunk: OpenChunk, tags: dict[str, str]) -> str:
+        """Nothing is uploaded to a server without the Batch API (the submitter may upload ahead)."""
         if not await self.check_batch_api():
             raise InvalidInputError(no_batch_api_message(self.client.base_url, self._why))
-        return await super().submit(open_chunk, count, tags)
+        return await super().upload(open_chunk, tags)

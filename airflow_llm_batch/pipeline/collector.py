@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from typing import Any
 
 from airflow_llm_batch.pipeline.answered import write_results
+from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.chunk_files import chunk_name
 from airflow_llm_batch.pipeline.join import MISSING_ANSWER, ChunkOutcome, JoinContext, RetryRule, classify_chunk
@@ -48,8 +50,24 @@ class Collector:
         """Download, join and store the answers of every ended chunk not yet collected.
 
         Rows whose failure is retryable go into a new chunk (attempt + 1) instead of the results;
-        a batch refused for the enqueued-token limit goes back to the queue whole.
+        a batch refused for the enqueued-token limit goes back to the queue whole. The next chunk's
+        answers download (answers_ahead.py) while a chunk is joined and written in a thread; the
+        chunks are stored one at a time, in the manifest's order.
         """
+        jobs = self._to_collect(manifest)
+        async with AnswersAhead(self.backend, [(c.batch_id or "", s.has_results) for c, s in jobs]) as ahead:
+            for chunk, state in jobs:
+                answers = await ahead.next()
+                self._check_breaker(manifest, chunk, answers)
+                await asyncio.to_thread(self.store_chunk, manifest, chunk, answers, parser,
+                                        no_answer_reason(chunk, state))
+                del answers  # one chunk's answers at a time beside the download ahead
+        if manifest.breaker:
+            self._fail_unsent(manifest, parser)
+
+    def _to_collect(self, manifest: Manifest) -> list[tuple[ChunkRecord, BatchState]]:
+        """The ended chunks whose rows are collected now (a refused or vanished batch is sent again)."""
+        jobs: list[tuple[ChunkRecord, BatchState]] = []
         for chunk in list(manifest.chunks):
             if chunk.state != ChunkState.ENDED:
                 continue
@@ -57,14 +75,8 @@ class Collector:
             state = BatchState(chunk.batch_state)
             if Resend(self.run.folder, self.run.store, self.policy.max_requeues).handle(manifest, chunk, state):
                 continue  # refused for the enqueued-token limit, or gone: wait, split or send again
-            answers: dict[str, RawResult] = {}
-            if state.has_results:
-                async for answer in self.backend.results(chunk.batch_id):
-                    answers[answer.custom_id] = answer
-            self._check_breaker(manifest, chunk, answers)
-            self.store_chunk(manifest, chunk, answers, parser, no_answer_reason(chunk, state))
-        if manifest.breaker:
-            self._fail_unsent(manifest, parser)
+            jobs.append((chunk, state))
+        return jobs
 
     def _fail_unsent(self, manifest: Manifest, parser: OutputParser) -> None:
         """After the breaker trips, chunks never sent still owe one result per row: failed, with why."""
