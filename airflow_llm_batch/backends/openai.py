@@ -137,10 +137,7 @@ class OpenAIBatchBackend:
 
     # -- talking to the service --------------------------------------------------------------------
     async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
-        return await self.create_uploaded(await self.upload(open_chunk, tags), open_chunk, tags)
-
-    async def upload(self, open_chunk: OpenChunk, tags: dict[str, str]) -> str:
-        """Upload a chunk file (costs nothing; the submitter may do it ahead, see upload_ahead.py)."""
+        endpoint = _endpoint_of_chunk(open_chunk)
         try:
             with open_chunk() as fh:  # a repeated upload costs nothing: the SDK may retry it
                 upload = await self.client.files.create(
@@ -151,18 +148,7 @@ class OpenAIBatchBackend:
             raise ProviderError(f"OpenAI refused the upload ({exc.status_code}): {_api_message(exc)}") from exc
         except openai.APIConnectionError as exc:
             raise ProviderError(f"cannot reach the OpenAI endpoint {self.client.base_url}: {exc}") from exc
-        return upload.id
-
-    async def create_uploaded(self, file_id: str, open_chunk: OpenChunk, tags: dict[str, str]) -> str:
-        """Create the batch of an uploaded chunk file (the call that costs money)."""
-        return await self._create_once(file_id, _endpoint_of_chunk(open_chunk), tags)
-
-    async def discard_upload(self, file_id: str) -> None:
-        """Delete an uploaded file no batch was created from (best effort: it only takes storage)."""
-        try:
-            await self.client.files.delete(file_id)
-        except openai.OpenAIError as exc:
-            log.info("Uploaded file %s not deleted (%s)", file_id, type(exc).__name__)
+        return await self._create_once(upload.id, endpoint, tags)
 
     async def _create_once(self, file_id: str, endpoint: str, tags: dict[str, str]) -> str:
         """Create the batch once; after an unclear failure look for its tag before trying again."""

@@ -49,8 +49,7 @@ class OpenAICompatibleBackend(OpenAIBatchBackend):
             self._batch_api, self._why = await probe_batch_routes(self.client)
         return self._batch_api
 
-    async def upload(self, open_chunk: OpenChunk, tags: dict[str, str]) -> str:
-        """Nothing is uploaded to a server without the Batch API (the submitter may upload ahead)."""
+    async def submit(self, open_chunk: OpenChunk, count: int, tags: dict[str, str]) -> str:
         if not await self.check_batch_api():
             raise InvalidInputError(no_batch_api_message(self.client.base_url, self._why))
-        return await super().upload(open_chunk, tags)
+        return await super().submit(open_chunk, count, tags)

@@ -22,7 +22,6 @@ from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifes
 from airflow_llm_batch.pipeline.policy import Admission
 from airflow_llm_batch.pipeline.requeue import admission_for
 from airflow_llm_batch.pipeline.storage import StoragePath
-from airflow_llm_batch.pipeline.upload_ahead import UploadsAhead
 
 log = logging.getLogger(__name__)
 
@@ -48,59 +47,37 @@ class Submitter:
         after open batches end. Nothing is submitted once the circuit breaker has tripped.
         """
         created: list[str] = []
-        ahead = UploadsAhead(self.backend, lambda name: functools.partial(self._open, name))
-        try:
-            for chunk in manifest.chunks:
-                if chunk.state == ChunkState.SUBMITTING and await self._reattach(manifest, chunk):
-                    self._record_sent(chunk)
-                    continue
-                if chunk.state == ChunkState.PREPARED and chunk.is_adopted and await self._adopt(manifest, chunk):
-                    continue
-                if self._sendable(manifest, chunk) and self._admits(manifest, chunk):
-                    created.append(await self._create(manifest, chunk, ahead))
-        finally:
-            await ahead.aclose()
+        for chunk in manifest.chunks:
+            if chunk.state == ChunkState.SUBMITTING and await self._reattach(manifest, chunk):
+                self._record_sent(chunk)
+                continue
+            if chunk.state == ChunkState.PREPARED and chunk.is_adopted and await self._adopt(manifest, chunk):
+                continue
+            if chunk.path is not None:  # answered in real time (realtime_chunks.py): never a batch
+                continue
+            if chunk.state not in (ChunkState.PREPARED, ChunkState.SUBMITTING) or manifest.breaker:
+                continue
+            if self._admits(manifest, chunk):
+                created.append(await self._create(manifest, chunk))
         waiting = sum(c.state == ChunkState.PREPARED for c in manifest.chunks)
         if waiting and not manifest.breaker:
             log.info("%d chunk(s) wait for admission (token budget %s, max open batches %s)",
                      waiting, self.admission.token_budget, self.admission.max_open_batches)
         return created
 
-    @staticmethod
-    def _sendable(manifest: Manifest, chunk: ChunkRecord) -> bool:
-        """A chunk this call may create a batch for (a chunk answered in real time never is)."""
-        return (chunk.path is None and chunk.state in (ChunkState.PREPARED, ChunkState.SUBMITTING)
-                and not manifest.breaker)
-
-    def _next_to_create(self, manifest: Manifest, chunk: ChunkRecord) -> ChunkRecord | None:
-        """The chunk this call creates after ``chunk``, if admission lets it in once ``chunk`` is open."""
-        later = manifest.chunks[manifest.chunks.index(chunk) + 1:]
-        nxt = next((c for c in later if c.state == ChunkState.PREPARED and not c.is_adopted
-                    and self._sendable(manifest, c)), None)
-        return nxt if nxt is not None and self._admits(manifest, nxt, also_open=chunk) else None
-
-    def _admits(self, manifest: Manifest, chunk: ChunkRecord, also_open: ChunkRecord | None = None) -> bool:
-        open_chunks = [c for c in manifest.chunks if c.state == ChunkState.SUBMITTED or c is also_open]
+    def _admits(self, manifest: Manifest, chunk: ChunkRecord) -> bool:
+        open_chunks = [c for c in manifest.chunks if c.state == ChunkState.SUBMITTED]
         admission = admission_for(manifest, self.admission)  # tightened by what the provider refused
         return admission.admits(len(open_chunks), sum(c.tokens for c in open_chunks), chunk.tokens)
 
-    def _tags(self, manifest: Manifest, chunk: ChunkRecord) -> dict[str, str]:
-        """The chunk's tags; its ``llm_batch_tag`` is the one a later try finds its batch by."""
+    async def _create(self, manifest: Manifest, chunk: ChunkRecord) -> str:
+        """Record the intent, create the batch, record its id."""
         name = chunk_name(chunk.index, chunk.attempt)
-        tag = chunk.tag or f"{manifest.run_tag}-{name}" + (f"-q{chunk.requeues}" if chunk.requeues else "")
-        return {**self.tags, "chunk": name, "llm_batch_tag": tag}
-
-    async def _create(self, manifest: Manifest, chunk: ChunkRecord, ahead: UploadsAhead) -> str:
-        """Start the chunk's upload and the next one's, record the intent, create the batch, record its id."""
-        tags, name = self._tags(manifest, chunk), chunk_name(chunk.index, chunk.attempt)
-        chunk.tag = tags["llm_batch_tag"]
-        ahead.start(chunk.requests, tags)
-        nxt = self._next_to_create(manifest, chunk)
-        if nxt is not None:  # uploading costs nothing: the next file is on its way during this create
-            ahead.start(nxt.requests, self._tags(manifest, nxt))
+        chunk.tag = chunk.tag or f"{manifest.run_tag}-{name}" + (f"-q{chunk.requeues}" if chunk.requeues else "")
         chunk.state, chunk.intent_at = ChunkState.SUBMITTING, time.time()
         self.store.save(manifest)
-        batch_id = await ahead.create(chunk.requests, chunk.count, tags)
+        tags = {**self.tags, "chunk": name, "llm_batch_tag": chunk.tag}
+        batch_id = await self.backend.submit(functools.partial(self._open, chunk.requests), chunk.count, tags)
         chunk.batch_id, chunk.submitted_at = batch_id, time.time()
         self._record_sent(chunk)  # before the manifest says SUBMITTED: a later run can find the batch
         chunk.state = ChunkState.SUBMITTED
