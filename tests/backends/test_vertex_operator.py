@@ -18,6 +18,7 @@ import pytest
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
 from airflow_llm_batch.emulator.vertex_api import set_vertex_storage
 from airflow_llm_batch.google.emulators import LocalBigQuery, LocalGcs
+from airflow_llm_batch.pipeline import answers_ahead
 from tests.airflow_helpers import run_dag, task_states, xcom
 from tests.gcp import fixtures as gcp_fixtures
 from tests.gcp.fixtures import unique_name
@@ -151,7 +152,10 @@ def test_bigquery_rows_staged_in_bigquery_answers_landed_in_gcs(
 
 def test_gcs_staging_bigquery_output_failed_rows_keep_their_reasons(
         tmp_path: Path, vertex_emulators: dict[str, Emulator], connect: Any, bq_emulator: LocalBigQuery,
-        gcs_emulator: LocalGcs, dataset: str, bucket: str) -> None:
+        gcs_emulator: LocalGcs, dataset: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # one output table read at a time: bqemulator runs concurrent reads on ONE DuckDB connection, so two
+    # tabledata.list calls at once can swap their results (real BigQuery pages each read on its own)
+    monkeypatch.setattr(answers_ahead, "COLLECT_AHEAD", 0)
     emu = vertex_emulators["fast"]
     prefix = f"q{uuid.uuid4().hex[:6]}"
     rows = products(1200, prefix)
