@@ -82,10 +82,12 @@ class RowRouter:
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
 
-    def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any]) -> None:
+    def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any] | None) -> None:
+        """Route one row (``line``: its request's JSON object, needed only with a fingerprint)."""
         if self.fingerprint is None:
             self.chunks.add(data, entry)
             return
+        assert line is not None, "a fingerprint needs the request's JSON object"
         fp = self.fingerprint(line)
         entry = entry.with_fingerprint(fp)
         if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 0:
