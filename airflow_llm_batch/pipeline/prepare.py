@@ -189,8 +189,7 @@ def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: Sto
                 registry.add(line.entry.custom_id, line.entry.key, row_no)
                 digest.update(line.data)
                 if options.write and not errors:  # keep validating, stop writing: nothing will be sent
-                    writer.expect(line.data, line.tokens)
-                    router.add(line.data, line.entry, line.document)
+                    router.add(line.data, line.entry, line.document, line.tokens)
         finally:
             router.close()
             writer.close()
