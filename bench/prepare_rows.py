@@ -29,6 +29,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -94,6 +95,7 @@ def worker(variant: str, n: int, profile: bool) -> None:
     else:
         prepared = run()
     cpu, wall = _cpu() - cpu, time.perf_counter() - wall
+    shutil.rmtree(folder, ignore_errors=True)
     print(MARK + json.dumps({"cpu": cpu, "wall": wall, "digest": prepared.digest, "rows": prepared.total_rows}))
 
 
