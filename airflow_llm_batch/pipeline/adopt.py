@@ -39,7 +39,7 @@ class AdoptionWriter:
         self.chunks: dict[str, ChunkFiles] = {}
         self._files: dict[str, tuple[IO[bytes], IO[bytes]]] = {}
 
-    def add(self, found: InFlight, data: bytes, entry: KeyEntry) -> None:
+    def add(self, found: InFlight, data: bytes, entry: KeyEntry, tokens: int | None = None) -> None:
         chunk = self.chunks.get(found.batch_id)
         if chunk is None:
             name = f"chunks/adopted-{len(self.chunks):04d}"
@@ -51,7 +51,7 @@ class AdoptionWriter:
         requests, keys = self._files[found.batch_id]
         requests.write(data)
         keys.write(entry.adopted_as(found.custom_id).to_line())
-        chunk.add(data)
+        chunk.add(data, tokens)
 
     def close(self) -> None:
         for requests, keys in self._files.values():

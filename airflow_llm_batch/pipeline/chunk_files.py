@@ -51,17 +51,12 @@ class ChunkWriter:
         self.chunks: list[ChunkFiles] = []
         self._req: IO[bytes] | None = None
         self._keys: IO[bytes] | None = None
-        self._known: tuple[bytes, int] | None = None
 
-    def expect(self, line: bytes, tokens: int) -> None:
-        """Tell the writer the token estimate of ``line`` before it may be added (through the row
-        router, see routing.py): it is then not estimated again from the line's bytes."""
-        self._known = (line, tokens)
-
-    def add(self, line: bytes, entry: KeyEntry) -> None:
+    def add(self, line: bytes, entry: KeyEntry, tokens: int | None = None) -> None:
+        """Write one request line (``tokens``: its estimate when known, else estimated from the line)."""
         current = self.chunks[-1] if self.chunks else None
-        known, self._known = self._known, None
-        tokens = known[1] if known is not None and known[0] is line else estimate_tokens(line)
+        if tokens is None:
+            tokens = estimate_tokens(line)
         if current is None or not self._fits(current, line, tokens):
             current = self._open_next()
         assert self._req is not None and self._keys is not None

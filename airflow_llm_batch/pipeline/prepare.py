@@ -15,10 +15,11 @@ import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.chunk_files import ChunkFiles, ChunkWriter
+from airflow_llm_batch.pipeline.compiled_line import KEY_SENTINEL, CompiledLine
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.keys import KeyRegistry
 from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
@@ -73,37 +74,91 @@ class PreparedInput:
     adopted: list[ChunkFiles] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Line:
-    """One valid row as a batch line."""
+#: rows of a run whose compiled line is checked against the slow path's before it is trusted
+CHECKED_ROWS = 64
+
+
+class _Line(NamedTuple):
+    """One valid row as a batch line (``document``: its JSON object, only when a fingerprint needs it;
+    a tuple: built once per row, a third of a frozen dataclass's cost)."""
 
     entry: KeyEntry
     data: bytes
-    document: dict[str, Any]
+    document: dict[str, Any] | None
     tokens: int
 
 
 class _LineMaker:
-    """Renders one row into its batch line, raising RowError when the row cannot be sent."""
+    """Renders one row into its batch line, raising RowError when the row cannot be sent.
+
+    When only the prompt and the ids change from row to row, lines come from a compiled line
+    (compiled_line.py), checked against the slow path on the first ``CHECKED_ROWS`` rows."""
 
     def __init__(self, spec: RequestSpec, backend: LineFormat, options: PrepareOptions) -> None:
         self.renderer, self.backend, self.options = RequestRenderer(spec), backend, options
+        self.fast = self.renderer.fast_prompt
+        self.compiled = CompiledLine.of(self._sentinel_line) if self.fast is not None else None
+        self._to_check = CHECKED_ROWS
+
+    def _sentinel_line(self, custom_id: str, prompt: str) -> dict[str, object]:
+        return self.backend.request_line(self.renderer.fixed_request(custom_id, KEY_SENTINEL, prompt))
 
     def make(self, row_no: int, row: Any) -> _Line:
         key = self.renderer.key_of(row) if isinstance(row, Mapping) else ""
         custom_id = self.backend.custom_id_for(key)
+        line = self._compiled(row_no, row, key, custom_id) if self.compiled is not None else None
+        return line if line is not None else self._slow(row_no, row, key, custom_id)
+
+    def _slow(self, row_no: int, row: Any, key: str, custom_id: str) -> _Line:
         document = self.backend.request_line(self.renderer.render(row, custom_id, key))
         data = fast_json.dumps_line(document)
-        tokens = self._check_size(data, document)
-        carry = {col: row.get(col) for col in self.options.carry} if self.options.carry else None
-        return _Line(KeyEntry(custom_id, key, row_no, carry=carry), data, document, tokens)
+        self._check_bytes(data)
+        tokens = self._check_budget(estimate_document_tokens(document, data))
+        return _Line(KeyEntry(custom_id, key, row_no, carry=self._carry(row)), data, document, tokens)
 
-    def _check_size(self, data: bytes, document: dict[str, Any]) -> int:
-        """The line's token estimate, once it is within the byte limit and the token budget."""
-        limit, budget = self.backend.limits.max_request_bytes, self.options.max_tokens_per_chunk
+    def _compiled(self, row_no: int, row: Any, key: str, custom_id: str) -> _Line | None:
+        """The row's line from the compiled line, or None when this row takes the slow path."""
+        assert self.fast is not None and self.compiled is not None
+        prompt = self.fast.render(row)
+        if prompt is None:
+            return None  # not a plain dict or a field missing: Jinja's path and errors
+        if not prompt.strip():
+            raise RowError("prompt renders empty")
+        data = self.compiled.line(custom_id, prompt)
+        if data is None:
+            return None
+        self._check_bytes(data)
+        tokens = self._check_budget(self.compiled.tokens(prompt))
+        document = None
+        if self.options.fingerprint is not None:
+            document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
+        line = _Line(KeyEntry(custom_id, key, row_no, carry=self._carry(row)), data, document, tokens)
+        return self._checked(line, row) if self._to_check else line
+
+    def _checked(self, line: _Line, row: Any) -> _Line:
+        """The slow path's line for ``row``; the compiled line is dropped for the run if it differs."""
+        self._to_check -= 1
+        try:
+            slow = self._slow(line.entry.row_no, row, line.entry.key, line.entry.custom_id)
+        except RowError:
+            self.compiled = None
+            raise
+        if (slow.data, slow.tokens) != (line.data, line.tokens):
+            log.debug("The compiled request line differs from the backend's: not used for this run")
+            self.compiled = None
+        return slow
+
+    def _carry(self, row: Any) -> dict[str, Any] | None:
+        return {col: row.get(col) for col in self.options.carry} if self.options.carry else None
+
+    def _check_bytes(self, data: bytes) -> None:
+        limit = self.backend.limits.max_request_bytes
         if len(data) > limit:
             raise RowError(f"request is {len(data):,} bytes, over the provider's limit of {limit:,}")
-        tokens = estimate_document_tokens(document, data)
+
+    def _check_budget(self, tokens: int) -> int:
+        """``tokens``, the line's estimate, once it is within the token budget."""
+        budget = self.options.max_tokens_per_chunk
         if budget is not None and tokens > budget:
             raise RowError(f"request is ~{tokens:,} tokens, over the enqueued-token budget of {budget:,}")
         return tokens
@@ -134,8 +189,7 @@ def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: Sto
                 registry.add(line.entry.custom_id, line.entry.key, row_no)
                 digest.update(line.data)
                 if options.write and not errors:  # keep validating, stop writing: nothing will be sent
-                    writer.expect(line.data, line.tokens)
-                    router.add(line.data, line.entry, line.document)
+                    router.add(line.data, line.entry, line.document, line.tokens)
         finally:
             router.close()
             writer.close()
@@ -164,8 +218,8 @@ class OrderFreeDigest:
         self._count = 0
 
     def update(self, data: bytes) -> None:
-        self._sum = (self._sum + int.from_bytes(hashlib.sha256(data).digest(), "big")) % self._MOD
+        self._sum += int.from_bytes(hashlib.sha256(data).digest(), "big")  # reduced once, in hexdigest
         self._count += 1
 
     def hexdigest(self) -> str:
-        return hashlib.sha256(f"{self._count}:{self._sum:064x}".encode()).hexdigest()
+        return hashlib.sha256(f"{self._count}:{self._sum % self._MOD:064x}".encode()).hexdigest()

@@ -88,19 +88,24 @@ class RequestRenderer:
             prompt = self._render(self._prompt, row, "prompt", self.spec.context)
         if not prompt.strip():
             raise RowError("prompt renders empty")
-        system = self._system_text(row)
-        return LLMRequest(
-            custom_id=custom_id,
-            key=key,
-            model=self.spec.model,
-            endpoint=self.spec.endpoint,
-            prompt=prompt,
-            system_prompt=system,
-            params=self.spec.params,
-            response_schema=self.spec.response_schema,
-            schema_name=self.spec.schema_name,
-            json_output=self.spec.json_output,
-        )
+        return self.request(custom_id, key, prompt, self._system_text(row))
+
+    def request(self, custom_id: str, key: str, prompt: str, system: str | None) -> LLMRequest:
+        """The request of a row whose prompt and system prompt are rendered."""
+        spec = self.spec
+        return LLMRequest(custom_id=custom_id, key=key, model=spec.model, endpoint=spec.endpoint, prompt=prompt,
+                          system_prompt=system, params=spec.params, response_schema=spec.response_schema,
+                          schema_name=spec.schema_name, json_output=spec.json_output)
+
+    @property
+    def fast_prompt(self) -> FieldTemplate | None:
+        """The prompt's field-only form when the prompt is all that changes from row to row (the system
+        prompt does not use the row), else None."""
+        return None if self._system_per_row else self._prompt_fast
+
+    def fixed_request(self, custom_id: str, key: str, prompt: str) -> LLMRequest:
+        """The request of any row with this custom_id, key and prompt (only when ``fast_prompt`` is set)."""
+        return self.request(custom_id, key, prompt, self._system_text({}))
 
     def _system_text(self, row: Mapping[str, Any]) -> str | None:
         if self._system is None:

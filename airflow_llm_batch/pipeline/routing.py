@@ -39,7 +39,7 @@ class AnswerLookup(Protocol):
 
 
 class ChunkSink(Protocol):
-    def add(self, line: bytes, entry: KeyEntry) -> None: ...
+    def add(self, line: bytes, entry: KeyEntry, tokens: int | None = None) -> None: ...
 
 
 def encode(document: Any) -> bytes:
@@ -73,7 +73,7 @@ class RowRouter:
         self.adopted = AdoptionWriter(folder)
         self.cached_rows = self.follower_rows = 0
         self.cached_usage = Usage()
-        self._page: list[tuple[bytes, KeyEntry]] = []
+        self._page: list[tuple[bytes, KeyEntry, int | None]] = []
         self._files: dict[str, IO[bytes]] = {}
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         if fingerprint is not None:
@@ -82,10 +82,13 @@ class RowRouter:
             self._db.execute("PRAGMA journal_mode=OFF")
             self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
 
-    def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any]) -> None:
+    def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any] | None, tokens: int | None = None) -> None:
+        """Route one row (``line``: its request's JSON object, needed only with a fingerprint; ``tokens``:
+        the line's estimate, carried to the chunk so that it is not estimated again)."""
         if self.fingerprint is None:
-            self.chunks.add(data, entry)
+            self.chunks.add(data, entry, tokens)
             return
+        assert line is not None, "a fingerprint needs the request's JSON object"
         fp = self.fingerprint(line)
         entry = entry.with_fingerprint(fp)
         if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 0:
@@ -93,9 +96,9 @@ class RowRouter:
             self.follower_rows += 1
             return
         if self.cache is None:
-            self.chunks.add(data, entry)
+            self.chunks.add(data, entry, tokens)
             return
-        self._page.append((data, entry))
+        self._page.append((data, entry, tokens))
         if len(self._page) >= PAGE:
             self._flush()
 
@@ -103,24 +106,24 @@ class RowRouter:
         if not self._page:
             return
         assert self.cache is not None
-        hits = self.cache.get_many([_fp(entry) for _, entry in self._page])
-        misses: list[tuple[bytes, KeyEntry]] = []
-        for data, entry in self._page:
+        hits = self.cache.get_many([_fp(entry) for _, entry, _ in self._page])
+        misses: list[tuple[bytes, KeyEntry, int | None]] = []
+        for data, entry, tokens in self._page:
             hit = hits.get(_fp(entry))
             if hit is None:
-                misses.append((data, entry))
+                misses.append((data, entry, tokens))
                 continue
             self._write(CACHED_FILE, {"entry": entry.to_json(), "answer": answer_to_dict(hit)})
             self.cached_rows += 1
             self.cached_usage = self.cached_usage + hit.usage
         self._page.clear()
-        sent = self.in_flight([_fp(entry) for _, entry in misses]) if self.in_flight and misses else {}
-        for data, entry in misses:
+        sent = self.in_flight([_fp(entry) for _, entry, _ in misses]) if self.in_flight and misses else {}
+        for data, entry, tokens in misses:
             found = sent.get(_fp(entry))
             if found is None:
-                self.chunks.add(data, entry)
+                self.chunks.add(data, entry, tokens)
             else:
-                self.adopted.add(found, data, entry)
+                self.adopted.add(found, data, entry, tokens)
 
     def _write(self, name: str, document: Any) -> None:
         if name not in self._files:
