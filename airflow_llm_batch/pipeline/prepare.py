@@ -106,8 +106,12 @@ class _LineMaker:
     def make(self, row_no: int, row: Any) -> _Line:
         key = self.renderer.key_of(row) if isinstance(row, Mapping) else ""
         custom_id = self.backend.custom_id_for(key)
-        line = self._compiled(row_no, row, key, custom_id) if self.compiled is not None else None
-        return line if line is not None else self._slow(row_no, row, key, custom_id)
+        try:
+            line = self._compiled(row_no, row, key, custom_id) if self.compiled is not None else None
+            return line if line is not None else self._slow(row_no, row, key, custom_id)
+        except UnicodeEncodeError as exc:  # a lone surrogate (e.g. from a mis-decoded source) cannot be sent
+            raise RowError(f"text is not valid Unicode: {exc.reason} (character {exc.start} of the rendered "
+                           f"request text); clean the source column") from exc
 
     def _slow(self, row_no: int, row: Any, key: str, custom_id: str) -> _Line:
         document = self.backend.request_line(self.renderer.render(row, custom_id, key))

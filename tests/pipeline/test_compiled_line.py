@@ -181,3 +181,16 @@ def test_no_compiled_line_when_the_key_is_written_apart(tmp_path: Path) -> None:
     assert compiled_line.CompiledLine.of(lambda cid, prompt: {"a": prompt, "b": prompt, "c": cid}) is None
     made = compiled_line.CompiledLine.of(lambda cid, prompt: {"p": prompt, "c": cid})
     assert made is not None and made.line("x", 'q"') == b'{"p":"q\\"","c":"x"}\n'
+
+
+@pytest.mark.parametrize("prompt", ["{{ row.text }}", "Say: {{ row.text | trim }}"], ids=["compiled", "jinja"])
+def test_a_lone_surrogate_is_a_row_error_naming_the_row_without_its_text(tmp_path: Path, prompt: str) -> None:
+    rows = [{"id": "fine", "text": "all good"}, {"id": "broken", "text": "secret words \ud800 more"}]
+    spec = RequestSpec(model="gpt-4o-mini", prompt=prompt, key="id")
+    with pytest.raises(InvalidInputError) as caught:
+        prepare(rows, spec, folder=tmp_path, backend=openai_backend())
+    message = str(caught.value)
+    assert "row 1 (key 'broken')" in message and "not valid Unicode" in message and "nothing was submitted" in message
+    assert "secret words" not in message  # the row is named, its text is not shown
+    assert not list((tmp_path / "chunks").glob("*.requests.jsonl")) or all(
+        b"broken" not in p.read_bytes() for p in (tmp_path / "chunks").glob("*.requests.jsonl"))
