@@ -21,11 +21,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 from airflow_llm_batch.pipeline.cache_files import (
+    EntryFiles,
     check_fingerprint,
     entry_header,
-    entry_path,
     map_in_threads,
-    read_entry,
     timestamp,
     windows,
     write_entry,
@@ -203,10 +202,11 @@ class AnswerCache:
         self._lock = threading.Lock()
         self._counts = CacheStats().to_dict()
         self.in_flight = InFlightLog(root / INFLIGHT_DIR, threads=threads, clock=clock)
+        self._entries = EntryFiles(root)
 
     def path_for(self, fingerprint: str) -> StoragePath:
         """Where the entry of ``fingerprint`` lives."""
-        return entry_path(self.root, fingerprint)
+        return self._entries.path(fingerprint)
 
     @property
     def stats(self) -> CacheStats:
@@ -277,7 +277,7 @@ class AnswerCache:
 
     def _read(self, fp: str, now: float) -> tuple[_Outcome, CachedAnswer | None]:
         try:
-            data = read_entry(self.path_for(fp))
+            data = self._entries.read(fp)
         except Exception:  # unreadable (permissions, a storage error): never fail the run for it
             return _Outcome.CORRUPT, None
         if data is None:
@@ -294,4 +294,4 @@ class AnswerCache:
         return write_entry(self.path_for(fp), CachedAnswer.from_raw(raw, now).to_entry(fp))
 
     def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
-        return map_in_threads(fn, items, self.threads)
+        return map_in_threads(fn, items, 1 if self._entries.local else self.threads)

@@ -81,6 +81,7 @@ class InFlightLog:
         self.threads = threads
         self._clock = clock
         self._index: pages.PageIndex | None = None
+        self._entries = files.EntryFiles(root)
 
     def record(self, items: Iterable[tuple[str, str]], *, batch_id: str, sent_at: float) -> int:
         """Record that each (fingerprint, custom_id) of ``items`` was sent in ``batch_id``; returns
@@ -110,7 +111,8 @@ class InFlightLog:
             record = _record(entry, fp)
             if record is not None and record.sent_at >= oldest:
                 found[fp] = record
-        for fp, record in zip(unique, files.map_in_threads(self._read, unique, self.threads), strict=True):
+        threads = 1 if self._entries.local else self.threads  # local reads gain nothing from threads
+        for fp, record in zip(unique, files.map_in_threads(self._read, unique, threads), strict=True):
             if record is not None and record.sent_at >= oldest and (
                     fp not in found or record.sent_at > found[fp].sent_at):  # the newest send wins
                 found[fp] = record
@@ -124,7 +126,7 @@ class InFlightLog:
     def _read(self, fp: str) -> InFlight | None:
         """A single-record file (the format before pages), if there is one."""
         try:
-            data = files.read_entry(files.entry_path(self.root, fp))
+            data = self._entries.read(fp)
             return None if data is None else _record(json.loads(data), fp)
         except Exception:  # unreadable: it only means this request is sent again
             return None

@@ -355,3 +355,26 @@ def test_airflow_object_storage_path(tmp_path: Path) -> None:
     assert cache.put_many([(fp(1), answer("newer"))]) == 1
     assert AnswerCache(root).get_many([fp(1)])[fp(1)].text == "newer"
     assert [p.name for p in (tmp_path / "cache" / fp(1)[:2]).iterdir()] == [f"{fp(1)}.json"]
+
+
+def test_entries_on_the_local_disk_are_read_with_plain_files_and_others_through_their_store(tmp_path: Path) -> None:
+    from airflow_llm_batch.pipeline.cache_files import EntryFiles, local_folder
+    from airflow_llm_batch.sources.rows import to_path
+
+    assert local_folder(tmp_path) == str(tmp_path)
+    assert local_folder(to_path(f"file://{tmp_path}")) == str(tmp_path)
+    from upath import UPath
+
+    memory = UPath("memory://llmb-cache-test/root")  # an fsspec store that is not a local folder
+    assert local_folder(memory) is None and not EntryFiles(memory).local
+    fp = "ab" * 32
+    for root in (to_path(f"file://{tmp_path}/c"), memory):  # the same answers, whichever way they are read
+        files = EntryFiles(root)
+        assert files.read(fp) is None
+        files.path(fp).parent.mkdir(parents=True, exist_ok=True)
+        with files.path(fp).open("wb") as fh:
+            fh.write(b'{"v":1}')
+        assert files.read(fp) == b'{"v":1}'
+        assert files.path(fp) == root / "ab" / f"{fp}.json"
+    with pytest.raises(ValueError, match="fingerprint"):
+        EntryFiles(tmp_path).read("../../etc/passwd")
