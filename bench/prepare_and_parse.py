@@ -296,6 +296,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """BatchRun.collect for every chunk, with the download replaced by reading the local output file."""
     from collections import Counter
 
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_llm_batch.backends.json_lines import json_object
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
@@ -307,6 +309,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
     (folder / "results").mkdir(exist_ok=True)
+    workspace = ObjectStoragePath(f"file://{folder}")  # what the operator's workspace is (operators/paths.py)
     baseline = _peak_kib()
     totals: Counter[str] = Counter()
     read_s = join_s = 0.0
@@ -324,9 +327,9 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
-        outcome = classify_chunk(read_key_index(folder / chunk["keys"]), answers, parser,
+        outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser,
                                  JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
-        totals.update(write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
+        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, outcome
@@ -340,6 +343,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
     read every results file (``RunFolder.iter_results``), add each row's cost, write the destination."""
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_llm_batch.operators.landing import with_row_cost
     from airflow_llm_batch.pipeline.prices import PriceTable
     from airflow_llm_batch.pipeline.run_folder import RunFolder
@@ -354,7 +359,7 @@ def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
     baseline = _peak_kib()
     start, cpu0 = time.perf_counter(), _cpu()
-    rows = with_row_cost(RunFolder(folder)._iter_files(files, "batch"), price)
+    rows = with_row_cost(RunFolder(ObjectStoragePath(f"file://{folder}"))._iter_files(files, "batch"), price)
     landed = ObjectStorageSink(str(target)).write(rows, context)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert landed["succeeded"] == n and landed["failed"] == 0, landed

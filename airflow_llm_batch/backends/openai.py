@@ -268,7 +268,7 @@ def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, w
     if finish is FinishReason.CONTENT_FILTER:
         return RawResult(custom_id, ok=False, text=text or None, model=model, usage=usage, error_code="content_filter",
                          error_message="the content filter withheld the answer", finish_reason=finish)
-    return RawResult(custom_id, ok=True, text=text, model=model, usage=usage, finish_reason=finish)
+    return RawResult(custom_id, True, text, None, model, usage, None, None, finish)  # positional: once per row
 
 
 def _endpoint_of_chunk(open_chunk: OpenChunk) -> str:
