@@ -16,9 +16,19 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
    JSONL written by ``answered.write_results``.
 
+4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
+   read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
+   added (``with_row_cost``), written by ``ObjectStorageSink``.
+
+``--plain``: a plain ``{{ row.body }}`` template and plain-text answers, no response schema (issue 12's
+goal). ``--before DIR``: collect and land run first with the package of another checkout ``DIR`` (same
+data, same run), then with this one. Collect and land read and write the workspace through Airflow's
+ObjectStoragePath, as a task does.
+
 Usage::
 
     .venv/bin/python bench/prepare_and_parse.py                        # 100k and 1M
+    .venv/bin/python bench/prepare_and_parse.py --rows 100000 --plain --before /tmp/main-copy
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000
     .venv/bin/python bench/prepare_and_parse.py --rows 100000 --profile       # cProfile, top 25
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000 --tracemalloc
