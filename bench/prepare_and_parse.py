@@ -16,9 +16,19 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
    JSONL written by ``answered.write_results``.
 
+4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
+   read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
+   added (``with_row_cost``), written by ``ObjectStorageSink``.
+
+``--plain``: a plain ``{{ row.body }}`` template and plain-text answers, no response schema (issue 12's
+goal). ``--before DIR``: collect and land run first with the package of another checkout ``DIR`` (same
+data, same run), then with this one. Collect and land read and write the workspace through Airflow's
+ObjectStoragePath, as a task does.
+
 Usage::
 
     .venv/bin/python bench/prepare_and_parse.py                        # 100k and 1M
+    .venv/bin/python bench/prepare_and_parse.py --rows 100000 --plain --before /tmp/main-copy
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000
     .venv/bin/python bench/prepare_and_parse.py --rows 100000 --profile       # cProfile, top 25
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000 --tracemalloc
@@ -50,7 +60,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 DEFAULT_ROWS = (100_000, 1_000_000)
-PHASES = ("prepare", "synth", "collect")
+PHASES = ("prepare", "synth", "collect", "land")
+#: the phases ``--before DIR`` runs twice: with the package of DIR, then with this one
+COMPARED = ("collect", "land")
+PLAIN_PROMPT = "{{ row.body }}"
 OUT_DIR = Path(__file__).resolve().parent / "out"
 RESULT_MARK = "BENCH_RESULT "
 BATCH_PREFIX = "batch_bench"
@@ -76,7 +89,14 @@ _CATEGORIES = ("billing", "account", "bug", "delivery", "other")
 
 
 # -- shared by the phases (imported lazily so the parent process stays light) -------------------------------
+def _plain() -> bool:
+    """``--plain``: a plain template and plain-text answers (no response schema), as issue 12's goal."""
+    return os.environ.get("BENCH_PLAIN") == "1"
+
+
 def _model() -> Any:
+    if _plain():
+        return None
     from typing import Literal
 
     from pydantic import BaseModel, Field
@@ -176,7 +196,9 @@ def phase_prepare(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
     backend = OpenAIBatchBackend(AsyncOpenAI(api_key="x", base_url="http://127.0.0.1:9/v1"))
     parser = OutputParser(_model())
-    spec = RequestSpec(model="gpt-4o-mini", prompt=PROMPT, system_prompt=SYSTEM_PROMPT, key="id",
+    plain = _plain()
+    spec = RequestSpec(model="gpt-4o-mini", prompt=PLAIN_PROMPT if plain else PROMPT,
+                       system_prompt=None if plain else SYSTEM_PROMPT, key="id",
                        params={"temperature": 0, "max_completion_tokens": 300},
                        response_schema=parser.schema, schema_name=parser.name, context={"company": "Acme"})
     baseline = _peak_kib()
@@ -205,6 +227,9 @@ def phase_prepare(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
 
 def _answer_for(custom_id: str, rnd: random.Random) -> str:
+    if _plain():
+        return (f"Ticket {custom_id} is about {rnd.choice(_CATEGORIES)}; priority {rnd.randint(1, 5)}. "
+                + " ".join(rnd.sample(_WORDS, k=rnd.randint(5, 15))))
     answer = {
         "category": rnd.choice(_CATEGORIES),
         "priority": rnd.randint(1, 5),
@@ -281,6 +306,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """BatchRun.collect for every chunk, with the download replaced by reading the local output file."""
     from collections import Counter
 
+    from airflow.sdk import ObjectStoragePath
+
     from airflow_llm_batch.backends.json_lines import json_object
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
@@ -292,6 +319,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
     (folder / "results").mkdir(exist_ok=True)
+    workspace = ObjectStoragePath(f"file://{folder}")  # what the operator's workspace is (operators/paths.py)
     baseline = _peak_kib()
     totals: Counter[str] = Counter()
     read_s = join_s = 0.0
@@ -309,9 +337,9 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
-        outcome = classify_chunk(read_key_index(folder / chunk["keys"]), answers, parser,
+        outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser,
                                  JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
-        totals.update(write_results(folder / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
+        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, outcome
@@ -322,10 +350,40 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
                      f"{totals['succeeded']:,} succeeded"}
 
 
-PHASE_FUNCS = {"prepare": phase_prepare, "synth": phase_synth, "collect": phase_collect}
+def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
+    read every results file (``RunFolder.iter_results``), add each row's cost, write the destination."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_llm_batch.operators.landing import with_row_cost
+    from airflow_llm_batch.pipeline.prices import PriceTable
+    from airflow_llm_batch.pipeline.run_folder import RunFolder
+    from airflow_llm_batch.sinks.base import LandingContext
+    from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
+
+    files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
+    price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    target = folder / "landed" / "results.jsonl"
+    target.parent.mkdir(exist_ok=True)
+    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
+    ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
+    baseline = _peak_kib()
+    start, cpu0 = time.perf_counter(), _cpu()
+    rows = with_row_cost(RunFolder(ObjectStoragePath(f"file://{folder}"))._iter_files(files, "batch"), price)
+    landed = ObjectStorageSink(str(target)).write(rows, context)
+    seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
+    assert landed["succeeded"] == n and landed["failed"] == 0, landed
+    return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
+            "notes": f"{len(files)} results files -> {target.stat().st_size / n:.0f} B/landed row"}
+
+
+PHASE_FUNCS = {"prepare": phase_prepare, "synth": phase_synth, "collect": phase_collect, "land": phase_land}
 
 
 def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None:
+    before = os.environ.get("BENCH_PACKAGE_ROOT")
+    if before:  # --before DIR: that checkout's package, not this one's
+        sys.path.insert(0, before)
     # import everything up front so neither the profile nor tracemalloc counts module imports
     import airflow_llm_batch.backends.openai
     import airflow_llm_batch.pipeline.join
@@ -344,7 +402,8 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
         prof = cProfile.Profile()
         result = prof.runcall(func, n, folder, tracer)
         buf = io.StringIO()
-        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats("cumulative").print_stats(30)
+        order = os.environ.get("BENCH_SORT", "cumulative")
+        pstats.Stats(prof, stream=buf).strip_dirs().sort_stats(order).print_stats(30)
         result["profile"] = buf.getvalue()
     else:
         result = func(n, folder, tracer)
@@ -354,12 +413,17 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
 
 
 # -- the parent: one subprocess per (N, phase), then the table ---------------------------------------------
-def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace) -> dict[str, Any]:
+def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace,
+               before: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", phase, "--rows", str(n), "--folder", str(folder)]
+    env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0"}
+    env.pop("BENCH_PACKAGE_ROOT", None)
+    if before is not None:
+        env["BENCH_PACKAGE_ROOT"] = str(before.resolve())
     cmd += ["--profile"] if args.profile else []
     cmd += ["--tracemalloc"] if args.tracemalloc else []
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
@@ -367,7 +431,23 @@ def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace) -> di
     line = next(x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARK))
     result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
     result["wall"] = wall
+    if before is not None:
+        result["phase"] = f"{phase} (before)"
     return result
+
+
+def _show(r: dict[str, Any], n: int, extras: list[str]) -> None:
+    phase = r["phase"]
+    print(f"N={n:>10,} {phase:<17} {r['seconds']:7.1f} s (CPU {r['cpu_seconds']:.2f} s, load "
+          f"{r['load']:.1f}) {n / r['seconds']:>10,.0f} rows/s, {n / max(r['cpu_seconds'], 1e-9):>10,.0f} rows/CPU-s  "
+          f"peak RSS {_mib(r['peak_kib']):>7} MiB (after imports {_mib(r['baseline_kib'])})  "
+          f"{r['notes']}", flush=True)
+    for key in ("profile", "tracemalloc"):
+        if r.get(key):
+            text = r[key] if isinstance(r[key], str) else "\n".join(r[key])
+            block = f"### {key}: {phase}, N={n:,}\n\n```\n{text.rstrip()}\n```"
+            extras.append(block)
+            print(block, flush=True)
 
 
 def _disk_bytes(folder: Path) -> int:
@@ -379,12 +459,12 @@ def _mib(kib: int) -> str:
 
 
 def _table(results: list[dict[str, Any]]) -> list[str]:
-    lines = ["| N | phase | wall s | CPU s | rows/s (wall) | load1 | RSS after imports (MiB) | peak RSS (MiB) "
-             "| peak - baseline (MiB) | notes |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = ["| N | phase | wall s | CPU s | rows/s (wall) | rows per CPU-s | load1 | RSS after imports (MiB) "
+             "| peak RSS (MiB) | peak - baseline (MiB) | notes |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
-        lines.append(f"| {r['n']:,} | {r['phase']} | {r['seconds']:.1f} | {r['cpu_seconds']:.1f} | "
-                     f"{r['n'] / r['seconds']:,.0f} | {r['load']:.1f} | "
+        lines.append(f"| {r['n']:,} | {r['phase']} | {r['seconds']:.1f} | {r['cpu_seconds']:.2f} | "
+                     f"{r['n'] / r['seconds']:,.0f} | {r['n'] / max(r['cpu_seconds'], 1e-9):,.0f} | {r['load']:.1f} | "
                      f"{_mib(r['baseline_kib'])} | {_mib(r['peak_kib'])} | "
                      f"{_mib(r['peak_kib'] - r['baseline_kib'])} | {r['notes']} |")
     return lines
@@ -437,6 +517,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="where the temp folders go (default: $TMPDIR)")
     ap.add_argument("--keep", action="store_true", help="keep the temp folders")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "prepare_and_parse.md")
+    ap.add_argument("--plain", action="store_true",
+                    help="plain template and plain-text answers, no response schema (issue 12's goal)")
+    ap.add_argument("--before", type=Path, default=None,
+                    help="another checkout: run collect and land with its package first (same data)")
     ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
     ap.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -445,8 +529,10 @@ def main(argv: list[str] | None = None) -> int:
         worker(args.worker, args.rows[0], args.folder, args.profile, args.tracemalloc)
         return 0
 
-    if ("collect" in args.phases or "synth" in args.phases) and "prepare" not in args.phases:
-        ap.error("synth and collect need the prepare phase of the same run")
+    if set(args.phases) & {"synth", "collect", "land"} and "prepare" not in args.phases:
+        ap.error("synth, collect and land need the prepare phase of the same run")
+    if "land" in args.phases and "collect" not in args.phases:
+        ap.error("land needs the collect phase of the same run")
     started = time.perf_counter()
     results: list[dict[str, Any]] = []
     extras: list[str] = []
@@ -456,19 +542,12 @@ def main(argv: list[str] | None = None) -> int:
             for phase in PHASES:
                 if phase not in args.phases and not (phase == "synth" and "collect" in args.phases):
                     continue
-                r = _run_phase(phase, n, folder, args)
-                r["notes"] += f"; workspace now {_disk_bytes(folder) / 2**20:,.0f} MiB on disk"
-                results.append(r)
-                print(f"N={n:>10,} {phase:<8} {r['seconds']:7.1f} s (CPU {r['cpu_seconds']:.1f} s, load "
-                      f"{r['load']:.1f}) {n / r['seconds']:>10,.0f} rows/s  "
-                      f"peak RSS {_mib(r['peak_kib']):>7} MiB (after imports {_mib(r['baseline_kib'])})  "
-                      f"{r['notes']}", flush=True)
-                for key in ("profile", "tracemalloc"):
-                    if r.get(key):
-                        text = r[key] if isinstance(r[key], str) else "\n".join(r[key])
-                        block = f"### {key}: {phase}, N={n:,}\n\n```\n{text.rstrip()}\n```"
-                        extras.append(block)
-                        print(block, flush=True)
+                runs = [args.before, None] if args.before is not None and phase in COMPARED else [None]
+                for before in runs:
+                    r = _run_phase(phase, n, folder, args, before)
+                    r["notes"] += f"; workspace now {_disk_bytes(folder) / 2**20:,.0f} MiB on disk"
+                    results.append(r)
+                    _show(r, n, extras)
         finally:
             if args.keep:
                 print(f"kept {folder}")
@@ -478,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
 
     skewed = " (figures skewed by --profile/--tracemalloc)" if args.profile or args.tracemalloc else ""
     doc = [
-        "# prepare_and_parse benchmark" + skewed,
+        "# prepare_and_parse benchmark" + skewed + (" (--plain: plain template, text answers)" if args.plain else ""),
         "",
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "

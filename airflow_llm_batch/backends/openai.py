@@ -13,7 +13,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
-from airflow_llm_batch.backends.json_lines import json_object
+from airflow_llm_batch.backends.json_lines import byte_lines, json_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.backends.openai_params import body_params
 from airflow_llm_batch.backends.raw_http import stainless_target
@@ -185,7 +185,7 @@ class OpenAIBatchBackend:
                 continue
             broken = 0
             async with _download(self.client, batch_id, file_id) as response:
-                async for line in response.iter_lines():
+                async for line in byte_lines(response.iter_bytes()):
                     document = json_object(line) if line.strip() else {}
                     if document:
                         yield decode_output_line(document)
@@ -268,7 +268,7 @@ def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, w
     if finish is FinishReason.CONTENT_FILTER:
         return RawResult(custom_id, ok=False, text=text or None, model=model, usage=usage, error_code="content_filter",
                          error_message="the content filter withheld the answer", finish_reason=finish)
-    return RawResult(custom_id, ok=True, text=text, model=model, usage=usage, finish_reason=finish)
+    return RawResult(custom_id, True, text, None, model, usage, None, None, finish)  # positional: once per row
 
 
 def _endpoint_of_chunk(open_chunk: OpenChunk) -> str:

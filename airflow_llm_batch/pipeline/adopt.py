@@ -22,7 +22,7 @@ from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.chunk_files import ChunkFiles
 from airflow_llm_batch.pipeline.inflight import InFlight
 from airflow_llm_batch.pipeline.key_index import KeyEntry, read_key_index
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import StoragePath, untracked
 from airflow_llm_batch.pipeline.types import BatchState
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,8 @@ class AdoptionWriter:
             chunk = self.chunks[found.batch_id] = ChunkFiles(len(self.chunks), f"{name}.requests.jsonl",
                                                              f"{name}.keys.jsonl", adopted=found.batch_id)
             (self.folder / "chunks").mkdir(parents=True, exist_ok=True)
-            self._files[found.batch_id] = ((self.folder / chunk.requests).open("wb"),
-                                           (self.folder / chunk.keys).open("wb"))
+            self._files[found.batch_id] = (untracked((self.folder / chunk.requests).open("wb")),
+                                           untracked((self.folder / chunk.keys).open("wb")))
         requests, keys = self._files[found.batch_id]
         requests.write(data)
         keys.write(entry.adopted_as(found.custom_id).to_line())

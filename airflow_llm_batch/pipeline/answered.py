@@ -66,16 +66,24 @@ def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
 
 
 def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:
-    counts: Counter[str] = Counter()
+    """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
+    per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``)."""
+    statuses: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    tokens_in = tokens_out = tokens_cached = 0
+    dumps_line = fast_json.dumps_line
     with AtomicWriter(path) as fh:
+        write = fh.write
         for row in rows:
-            fh.write(fast_json.dumps_line(row.to_dict()))
-            counts[row.status.value] += 1
+            write(dumps_line(row.to_dict()))
+            statuses[row.status.value] += 1
             if row.error:
-                counts[f"error:{row.error['code']}"] += 1
-            counts["tokens_input"] += row.usage.input_tokens
-            counts["tokens_output"] += row.usage.output_tokens
-            counts["tokens_cached"] += row.usage.cached_input_tokens
-    return dict(counts)
-
-
+                errors[f"error:{row.error['code']}"] += 1
+            usage = row.usage
+            tokens_in += usage.input_tokens
+            tokens_out += usage.output_tokens
+            tokens_cached += usage.cached_input_tokens
+    if not statuses:
+        return {}
+    return {**statuses, **errors, "tokens_input": tokens_in, "tokens_output": tokens_out,
+            "tokens_cached": tokens_cached}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from airflow_llm_batch.pipeline.key_index import KeyEntry
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import StoragePath, untracked
 from airflow_llm_batch.pipeline.tokens import estimate_tokens
 from airflow_llm_batch.pipeline.types import BatchLimits
 
@@ -73,8 +73,8 @@ class ChunkWriter:
         self.close()
         name = chunk_name(len(self.chunks))
         chunk = ChunkFiles(len(self.chunks), f"chunks/{name}.requests.jsonl", f"chunks/{name}.keys.jsonl")
-        self._req = (self.folder / chunk.requests).open("wb")
-        self._keys = (self.folder / chunk.keys).open("wb")
+        self._req = untracked((self.folder / chunk.requests).open("wb"))  # no lineage call per row
+        self._keys = untracked((self.folder / chunk.keys).open("wb"))
         self.chunks.append(chunk)
         return chunk
 

@@ -23,7 +23,6 @@ Example::
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -32,15 +31,18 @@ import orjson
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _NEWLINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
 
-#: 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+#: 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float. Found with
+#: ``bytes.translate`` (ASCII digits -> "0", every other byte -> ".") and a substring search, both in C:
+#: ~10x cheaper per line than the regular expression ``[0-9]{19}`` it replaces (same lines match)
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= b <= 0x39 else 0x2E for b in range(256))
+_LONG_NUMBER = b"0" * 19
 
 
 def loads(data: bytes | str) -> Any:
     """The JSON value of ``data``; raises ValueError (a json.JSONDecodeError) on bad input. Integers
     of any size stay exact (a line holding 19 digits in a row is read by ``json``)."""
     raw = data.encode() if isinstance(data, str) else data
-    if _LONG_NUMBER.search(raw):
+    if len(raw) >= 19 and _LONG_NUMBER in raw.translate(_DIGITS_AS_ZERO):
         return json.loads(raw)
     return orjson.loads(raw)
 

@@ -66,18 +66,6 @@ class JoinContext:
     cache_answers: bool = False
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One row's fate: its result row, whether it is retried instead, the cache entry it gives."""
-
-    position: int
-    entry: KeyEntry
-    row: ResultRow
-    answered: bool
-    retry: bool = False
-    cache: tuple[str, RawResult] | None = None
-
-
 class ChunkOutcome:
     """The verdicts of one chunk, folded as :meth:`final_rows` streams them (iterate it once).
 
@@ -86,44 +74,40 @@ class ChunkOutcome:
     custom_id is no row's of this chunk (they are never attached to a row).
     """
 
-    def __init__(self, verdicts: Iterable[Verdict], answers: int) -> None:
-        self._verdicts = verdicts
-        self._answers = answers
+    def __init__(self, entries: Iterable[KeyEntry], answers: Mapping[str, RawResult], parser: OutputParser,
+                 context: JoinContext) -> None:
+        self._entries, self._answers, self._parser, self._context = entries, answers, parser, context
         self.retry: list[tuple[int, KeyEntry]] = []
         self.to_cache: list[tuple[str, RawResult]] = []
         self.unmatched = 0
 
     def final_rows(self) -> Iterator[ResultRow]:
+        """Each row's verdict in input order: its final row is yielded, or it is kept for a retry; a
+        succeeded answer with a fingerprint is kept for the cache when the context asks for it."""
+        answers, parser, context = self._answers, self._parser, self._context
+        lookup, rule, attempt, adopted = answers.get, context.retry, context.attempt, context.adopted
+        batch_id, (missing_code, missing_message) = context.batch_id, context.no_answer
         matched = 0
-        for verdict in self._verdicts:
-            matched += verdict.answered
-            if verdict.cache is not None:
-                self.to_cache.append(verdict.cache)
-            if verdict.retry:
-                self.retry.append((verdict.position, verdict.entry))
+        for position, entry in enumerate(self._entries):
+            answer = lookup(entry.answer_id if adopted else entry.custom_id)
+            row = to_result_row(entry, answer, parser, batch_id, missing_code, missing_message)
+            row.attempts = attempt
+            if answer is not None:
+                matched += 1
+                if context.cache_answers and entry.fingerprint and row.status is RowStatus.SUCCEEDED:
+                    self.to_cache.append((entry.fingerprint, answer))
+            if rule is not None and rule.wants(row.error["code"] if row.error else None, unanswered=answer is None,
+                                               attempt=attempt, adopted=adopted):
+                self.retry.append((position, entry))
             else:
-                yield verdict.row
-        self.unmatched = self._answers - matched
+                yield row
+        self.unmatched = len(answers) - matched
 
 
 def classify_chunk(entries: Iterable[KeyEntry], answers: Mapping[str, RawResult], parser: OutputParser,
                    context: JoinContext) -> ChunkOutcome:
     """Exactly one verdict per key entry, in input order (see the module docstring)."""
-    return ChunkOutcome(_verdicts(entries, answers, parser, context), len(answers))
-
-
-def _verdicts(entries: Iterable[KeyEntry], answers: Mapping[str, RawResult], parser: OutputParser,
-              context: JoinContext) -> Iterator[Verdict]:
-    for position, entry in enumerate(entries):
-        answer = answers.get(entry.answer_id if context.adopted else entry.custom_id)
-        row = to_result_row(entry, answer, parser, context.batch_id, *context.no_answer)
-        row.attempts = context.attempt
-        code = row.error["code"] if row.error else None
-        retry = context.retry is not None and context.retry.wants(
-            code, unanswered=answer is None, attempt=context.attempt, adopted=context.adopted)
-        keep = context.cache_answers and answer is not None and row.status == RowStatus.SUCCEEDED
-        cache = (entry.fingerprint, answer) if keep and entry.fingerprint and answer is not None else None
-        yield Verdict(position, entry, row, answer is not None, retry, cache)
+    return ChunkOutcome(entries, answers, parser, context)
 
 
 def to_result_row(
@@ -134,25 +118,34 @@ def to_result_row(
     missing_code: str,
     missing_message: str,
 ) -> ResultRow:
-    extra = dict(entry.carry or {})
-    if entry.fingerprint is not None:
-        extra["fingerprint"] = entry.fingerprint
-    base: dict[str, Any] = {"key": entry.key, "custom_id": entry.custom_id, "batch_id": batch_id, "extra": extra}
+    """The final row of ``entry`` given its answer (None: it has none). Run once per row: positional
+    arguments, no intermediate dicts."""
+    carry, fingerprint = entry.carry, entry.fingerprint
+    extra = dict(carry) if carry else {}
+    if fingerprint is not None:
+        extra["fingerprint"] = fingerprint
     if answer is None:
-        return ResultRow(status=RowStatus.FAILED, error={"code": missing_code, "message": missing_message}, **base)
-    common = {"usage": answer.usage, "model": answer.model, **base}
+        return ResultRow(entry.key, RowStatus.FAILED, None, None, {"code": missing_code, "message": missing_message},
+                         batch_id=batch_id, custom_id=entry.custom_id, extra=extra)
     finish = FinishReason.parse(answer.finish_reason)
     if finish is not None and not finish.is_complete:
         extra["finish_reason"] = finish.value
+    status, output, parsed, error = _fate(answer, parser, finish)
+    return ResultRow(entry.key, status, output, parsed, error, answer.usage, answer.model, batch_id, entry.custom_id,
+                     extra=extra)
+
+
+def _fate(answer: RawResult, parser: OutputParser,
+          finish: FinishReason | None) -> tuple[RowStatus, str | None, Any, dict[str, str] | None]:
+    """(status, output, parsed, error) of an answered row."""
     if not answer.ok:
-        error = {"code": answer.error_code or "error", "message": answer.error_message or ""}
-        return ResultRow(status=RowStatus.FAILED, output=answer.text, error=error, **common)
+        return RowStatus.FAILED, answer.text, None, {"code": answer.error_code or "error",
+                                                     "message": answer.error_message or ""}
     if answer.embedding is not None:
-        return ResultRow(status=RowStatus.SUCCEEDED, parsed=answer.embedding, **common)
+        return RowStatus.SUCCEEDED, None, answer.embedding, None
     try:
         parsed = parser.parse(answer.text or "")
     except OutputError as exc:
         code = "truncated" if finish is FinishReason.LENGTH else "invalid_output"
-        return ResultRow(status=RowStatus.FAILED, output=answer.text,
-                         error={"code": code, "message": str(exc)}, **common)
-    return ResultRow(status=RowStatus.SUCCEEDED, output=answer.text, parsed=parsed, **common)
+        return RowStatus.FAILED, answer.text, None, {"code": code, "message": str(exc)}
+    return RowStatus.SUCCEEDED, answer.text, parsed, None

@@ -21,7 +21,7 @@ from typing import IO, Any, Protocol
 from airflow_llm_batch.pipeline.adopt import AdoptionWriter
 from airflow_llm_batch.pipeline.inflight import InFlight
 from airflow_llm_batch.pipeline.key_index import KeyEntry
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import StoragePath, untracked
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 CACHED_FILE = "answered/cached.jsonl"
@@ -128,7 +128,7 @@ class RowRouter:
     def _write(self, name: str, document: Any) -> None:
         if name not in self._files:
             (self.folder / name).parent.mkdir(parents=True, exist_ok=True)
-            self._files[name] = (self.folder / name).open("wb")
+            self._files[name] = untracked((self.folder / name).open("wb"))
         self._files[name].write(encode(document))
 
     def close(self) -> None:

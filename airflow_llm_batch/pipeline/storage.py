@@ -75,7 +75,7 @@ class AtomicWriter:
     def __enter__(self) -> IO[bytes]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.tmp.open("wb")
-        return self._fh
+        return untracked(self._fh)
 
     def __exit__(self, exc_type: type[BaseException] | None, *rest: object) -> None:
         assert self._fh is not None
@@ -105,6 +105,17 @@ class AtomicWriter:
             return
         fh.close()
         self.tmp.unlink(missing_ok=True)
+
+
+def untracked(fh: IO[bytes]) -> IO[bytes]:
+    """``fh`` without Airflow's lineage tracking per call. ObjectStoragePath.open wraps the file so that
+    every ``write`` records the path as an output asset (rebuilding its URI each time: ~10 us per call,
+    i.e. per row for a results file). The asset is recorded once here, then the file itself is written."""
+    inner = getattr(fh, "_obj", None)
+    if inner is None or type(fh).__name__ != "_TrackingFileWrapper":
+        return fh
+    fh.write(b"")  # the lineage record, once per file
+    return inner  # type: ignore[no-any-return]
 
 
 #: our extra that installs the fsspec filesystem of each scheme

@@ -85,6 +85,8 @@ class FinishReason(str, enum.Enum):
         reason; a word no table knows -> ``other``; nothing -> None."""
         if value is None or isinstance(value, FinishReason):
             return value
+        if type(value) is str and value in PROVIDER_FINISH_WORDS:  # the provider's word as is: most answers
+            return PROVIDER_FINISH_WORDS[value]
         word = str(value).strip().lower()
         return PROVIDER_FINISH_WORDS.get(word, cls.OTHER) if word else None
 
@@ -231,23 +233,25 @@ class ResultRow:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResultRow:
-        known = {"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
-                 "custom_id", "attempts", "cached", "answered_by"}
+        """A row as ``to_dict`` wrote it (read once per row when landing: no per-call constants)."""
+        get = data.get
+        status = _STATUS_OF.get(data["status"]) or RowStatus(data["status"])
+        usage = get("usage")
+        cached = get("cached", False)
         return cls(
-            key=data["key"],
-            status=RowStatus(data["status"]),
-            output=data.get("output"),
-            parsed=data.get("parsed"),
-            error=data.get("error"),
-            usage=Usage.from_dict(data.get("usage")),
-            model=data.get("model"),
-            batch_id=data.get("batch_id"),
-            custom_id=data.get("custom_id"),
-            attempts=int(data.get("attempts", 1)),
-            cached=bool(data.get("cached", False)),
-            answered_by=str(data.get("answered_by") or ("cache" if data.get("cached") else "batch")),
-            extra={k: v for k, v in data.items() if k not in known},
+            data["key"], status, get("output"), get("parsed"), get("error"),
+            Usage.from_dict(usage) if usage else _NO_USAGE, get("model"), get("batch_id"), get("custom_id"),
+            int(get("attempts", 1)), bool(cached),
+            extra={k: v for k, v in data.items() if k not in _ROW_FIELDS} if data.keys() - _ROW_FIELDS else {},
+            answered_by=str(get("answered_by") or ("cache" if cached else "batch")),
         )
+
+
+#: the keys ``ResultRow.to_dict`` writes itself; any other key of a stored row is an ``extra``
+_ROW_FIELDS = frozenset({"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
+                         "custom_id", "attempts", "cached", "answered_by"})
+_STATUS_OF = {status.value: status for status in RowStatus}
+_NO_USAGE = Usage()
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,21 @@ def test_a_filesystem_without_discardable_uploads_keeps_the_rename(monkeypatch: 
         fh.write(b"half")
         raise Boom
     assert target.read_bytes() == b"first" and [p.name for p in target.parent.iterdir()] == ["manifest.json"]
+
+
+def test_an_object_storage_path_records_its_lineage_once_not_once_per_write(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ObjectStoragePath.open records an output asset on every write (per row of a results file):
+    AtomicWriter records it once, then writes the file itself."""
+    import airflow.sdk.lineage as lineage
+
+    collector = lineage.HookLineageCollector()
+    monkeypatch.setattr(lineage, "get_hook_lineage_collector", lambda: collector)
+    target = ObjectStoragePath(f"file://{tmp_path}/results.jsonl")
+    with AtomicWriter(target) as fh:
+        assert type(fh).__name__ != "_TrackingFileWrapper"
+        for i in range(3):
+            fh.write(b'{"n":%d}\n' % i)
+    assert (tmp_path / "results.jsonl").read_bytes() == b'{"n":0}\n{"n":1}\n{"n":2}\n'
+    outputs = collector.collected_assets.outputs
+    assert len(outputs) == 1 and outputs[0].count == 1, outputs
