@@ -150,19 +150,23 @@ def test_a_burst_opens_at_most_the_sessions_connections() -> None:
     assert 0 < opened <= 8 and stats["peak_in_flight"] <= 8
 
 
-def test_aclose_closes_the_session(keyed: Emulator) -> None:
-    backend = _openai(keyed, KEY)
+def session_after_send_and_close(backend: Backend, request_line: dict[str, Any]) -> Any:
+    """The raw session a backend opened for one send, after ``aclose``."""
 
     async def send_then_close() -> Any:
-        await backend.realtime_send(line(backend, "r1"))
+        await backend.realtime_send(request_line)
         sender = backend.realtime.sender()
         assert sender is not None and sender.session is not None
         session = sender.session
         await backend.aclose()
         return session
 
-    session = asyncio.run(send_then_close())
-    assert session.closed
+    return asyncio.run(send_then_close())
+
+
+def test_aclose_closes_the_session(keyed: Emulator) -> None:
+    backend = _openai(keyed, KEY)
+    assert session_after_send_and_close(backend, line(backend, "r1")).closed
 
 
 def test_the_raw_send_goes_through_the_proxy_the_environment_names(

@@ -25,7 +25,7 @@ from airflow_llm_batch.pipeline.types import Endpoint, LLMRequest
 from airflow_llm_batch.realtime.answer_log import AnswerLog
 from airflow_llm_batch.realtime.runner import CallFailed, RealtimeRequest, RealtimeRunner, RunnerReport, RunnerSettings
 from tests.backends.lean_servers import Seen, answer, read_request, serving
-from tests.backends.test_raw_realtime_send import send_both
+from tests.backends.test_raw_realtime_send import send_both, session_after_send_and_close
 
 KEY = "gemini-raw-key"
 MODEL = "gemini-2.5-flash"
@@ -235,16 +235,7 @@ def test_without_a_raw_target_the_sdk_sends(keyed: Emulator, monkeypatch: pytest
 
 def test_aclose_closes_the_raw_session(keyed: Emulator) -> None:
     backend = backend_for(keyed)
-
-    async def send_then_close() -> Any:
-        await backend.realtime_send(line(backend, "r1"))
-        sender = backend.realtime.sender()
-        assert sender is not None and sender.session is not None
-        session = sender.session
-        await backend.aclose()
-        return session
-
-    assert asyncio.run(send_then_close()).closed
+    assert session_after_send_and_close(backend, line(backend, "r1")).closed
 
 
 QUOTA_429 = json.dumps({"error": {
