@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from airflow_llm_batch.pipeline.cache_files import (
     EntryFiles,
     check_fingerprint,
+    check_fingerprints,
     entry_header,
     map_in_threads,
     timestamp,
@@ -219,12 +220,12 @@ class AnswerCache:
         if not self.mode.reads:
             return {}
         unique = list(dict.fromkeys(fps))
-        for fp in unique:
-            check_fingerprint(fp)
+        check_fingerprints(unique)
         now = self._clock()
         found: dict[str, CachedAnswer] = {}
         counts = dict.fromkeys(_Outcome, 0)
-        for fp, (outcome, answer) in zip(unique, self._map(lambda fp: self._read(fp, now), unique), strict=True):
+        for fp, data in zip(unique, self._entries.read_many(unique, self.threads), strict=True):
+            outcome, answer = self._outcome(fp, data, now)
             counts[outcome] += 1
             if answer is not None:
                 found[fp] = answer
@@ -275,10 +276,8 @@ class AnswerCache:
             return {}
         return self.in_flight.find_many(fps, max_age=max_age)
 
-    def _read(self, fp: str, now: float) -> tuple[_Outcome, CachedAnswer | None]:
-        try:
-            data = self._entries.read(fp)
-        except Exception:  # unreadable (permissions, a storage error): never fail the run for it
+    def _outcome(self, fp: str, data: bytes | Exception | None, now: float) -> tuple[_Outcome, CachedAnswer | None]:
+        if isinstance(data, Exception):  # unreadable (permissions, a storage error): never fail the run for it
             return _Outcome.CORRUPT, None
         if data is None:
             return _Outcome.MISS, None

@@ -19,6 +19,8 @@ from airflow_llm_batch.pipeline.storage import StoragePath, write_bytes_atomical
 log = logging.getLogger(__name__)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
+#: a page of fingerprints joined by commas, checked in one call
+_FINGERPRINTS = re.compile(r"[0-9a-f]{16,128}(?:,[0-9a-f]{16,128})*")
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -75,13 +77,45 @@ class EntryFiles:
 
     def read(self, fingerprint: str) -> bytes | None:
         """The entry's bytes, or None when there is none (other errors are raised)."""
+        check_fingerprint(fingerprint)
+        return self._read(fingerprint, None)
+
+    def read_many(self, fps: Sequence[str], threads: int) -> Iterator[bytes | Exception | None]:
+        """Each entry's bytes (or None, or the error raised reading it) for ``fps``, checked
+        fingerprints (:func:`check_fingerprints`), in order, on up to ``threads`` threads when the
+        entries are not local. Locally the prefix folders are listed once per call, and only the
+        entries of existing folders that exist are opened: a miss costs no exception."""
+        folders = self._local_folders() if self._local is not None else None
+        return map_in_threads(lambda fp: self._try_read(fp, folders), fps, 1 if self.local else threads)
+
+    def _try_read(self, fingerprint: str, folders: frozenset[str] | None) -> bytes | Exception | None:
+        try:
+            return self._read(fingerprint, folders)
+        except Exception as exc:  # the caller decides what an unreadable entry means
+            return exc
+
+    def _read(self, fingerprint: str, folders: frozenset[str] | None) -> bytes | None:
         if self._local is None:
             return read_entry(self.path(fingerprint))
-        check_fingerprint(fingerprint)
+        if folders is not None and fingerprint[:2] not in folders:
+            return None
+        name = f"{self._local}/{fingerprint[:2]}/{fingerprint}.json"
+        if folders is not None and not os.access(name, os.F_OK):
+            return None
         try:
-            with open(f"{self._local}/{fingerprint[:2]}/{fingerprint}.json", "rb") as fh:
+            with open(name, "rb") as fh:
                 return fh.read()
         except FileNotFoundError:
+            return None
+
+    def _local_folders(self) -> frozenset[str] | None:
+        """The prefix folders under the local root (None when it cannot be listed: every entry is tried)."""
+        try:
+            with os.scandir(self._local) as found:
+                return frozenset(item.name for item in found if len(item.name) == 2)
+        except FileNotFoundError:
+            return frozenset()
+        except OSError:
             return None
 
 
@@ -133,6 +167,13 @@ def windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
     iterator = iter(items)
     while window := list(itertools.islice(iterator, size)):
         yield window
+
+
+def check_fingerprints(fps: Sequence[str]) -> None:
+    """:func:`check_fingerprint` of each of ``fps``, in one regular expression call when all are good."""
+    if fps and not (all(isinstance(fp, str) for fp in fps) and _FINGERPRINTS.fullmatch(",".join(fps))):
+        for fp in fps:
+            check_fingerprint(fp)
 
 
 def check_fingerprint(fp: str) -> None:

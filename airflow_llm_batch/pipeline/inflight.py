@@ -103,16 +103,15 @@ class InFlightLog:
         """The records among ``fps`` sent less than ``max_age`` seconds ago; unreadable, foreign and
         older records are skipped."""
         unique = list(dict.fromkeys(fps))
-        for fp in unique:
-            files.check_fingerprint(fp)
+        files.check_fingerprints(unique)
         oldest = self._clock() - max_age
         found: dict[str, InFlight] = {}
         for fp, entry in self._pages().find(unique, oldest):
             record = _record(entry, fp)
             if record is not None and record.sent_at >= oldest:
                 found[fp] = record
-        threads = 1 if self._entries.local else self.threads  # local reads gain nothing from threads
-        for fp, record in zip(unique, files.map_in_threads(self._read, unique, threads), strict=True):
+        for fp, data in zip(unique, self._entries.read_many(unique, self.threads), strict=True):
+            record = _single(data, fp)
             if record is not None and record.sent_at >= oldest and (
                     fp not in found or record.sent_at > found[fp].sent_at):  # the newest send wins
                 found[fp] = record
@@ -123,13 +122,15 @@ class InFlightLog:
             self._index = pages.PageIndex(self.root)
         return self._index
 
-    def _read(self, fp: str) -> InFlight | None:
-        """A single-record file (the format before pages), if there is one."""
-        try:
-            data = self._entries.read(fp)
-            return None if data is None else _record(json.loads(data), fp)
-        except Exception:  # unreadable: it only means this request is sent again
-            return None
+
+def _single(data: bytes | Exception | None, fp: str) -> InFlight | None:
+    """The record of a single-record file (the format before pages), if there is a readable one."""
+    if data is None or isinstance(data, Exception):  # unreadable: it only means this request is sent again
+        return None
+    try:
+        return _record(json.loads(data), fp)
+    except Exception:
+        return None
 
 
 def _record(entry: Any, fp: str) -> InFlight | None:

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple, Protocol
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.chunk_files import ChunkFiles, ChunkWriter
 from airflow_llm_batch.pipeline.compiled_line import KEY_SENTINEL, CompiledLine
+from airflow_llm_batch.pipeline.fingerprint import CompiledFingerprint
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.keys import KeyRegistry
 from airflow_llm_batch.pipeline.render import RequestRenderer, RequestSpec, RowError
@@ -98,6 +99,8 @@ class _LineMaker:
         self.renderer, self.backend, self.options = RequestRenderer(spec), backend, options
         self.fast = self.renderer.fast_prompt
         self.compiled = CompiledLine.of(self._sentinel_line) if self.fast is not None else None
+        fingerprint = options.fingerprint if self.compiled is not None else None
+        self.compiled_fp = CompiledFingerprint.of(fingerprint, self._sentinel_line) if fingerprint else None
         self._to_check = CHECKED_ROWS
 
     def _sentinel_line(self, custom_id: str, prompt: str) -> dict[str, object]:
@@ -133,10 +136,11 @@ class _LineMaker:
             return None
         self._check_bytes(data)
         tokens = self._check_budget(self.compiled.tokens(prompt))
+        fp = self.compiled_fp.fingerprint(prompt) if self.compiled_fp is not None else None
         document = None
-        if self.options.fingerprint is not None:
+        if self.options.fingerprint is not None and fp is None:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
-        line = _Line(KeyEntry(custom_id, key, row_no, carry=self._carry(row)), data, document, tokens)
+        line = _Line(KeyEntry(custom_id, key, row_no, fp, carry=self._carry(row)), data, document, tokens)
         return self._checked(line, row) if self._to_check else line
 
     def _checked(self, line: _Line, row: Any) -> _Line:
@@ -150,6 +154,11 @@ class _LineMaker:
         if (slow.data, slow.tokens) != (line.data, line.tokens):
             log.debug("The compiled request line differs from the backend's: not used for this run")
             self.compiled = None
+        fingerprint = self.options.fingerprint
+        if self.compiled_fp is not None and fingerprint is not None and slow.document is not None \
+                and fingerprint(slow.document) != line.entry.fingerprint:
+            log.debug("The compiled request fingerprint differs from the slow one: not used for this run")
+            self.compiled_fp = None
         return slow
 
     def _carry(self, row: Any) -> dict[str, Any] | None:

@@ -27,6 +27,8 @@ from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 CACHED_FILE = "answered/cached.jsonl"
 FOLLOWERS_FILE = "answered/followers.jsonl"
 PAGE = 1_000
+#: fingerprints per SQLite query (below SQLite's bound on query parameters)
+_QUERY = 500
 
 #: looks up requests sent by earlier runs that are still in flight: fingerprints -> records
 InFlightLookup = Callable[[list[str]], dict[str, InFlight]]
@@ -62,7 +64,8 @@ class RowRouter:
     """Routes rows to the chunk writer, the cached file or the followers file.
 
     With ``fingerprint=None`` (cache off) every row is sent. Fingerprints already seen in this run
-    are tracked in an SQLite file, so memory stays flat for any row count.
+    are tracked in an SQLite file, so memory stays flat for any row count; they are looked up and
+    added a page of rows at a time (a statement per row cost more than the rest of routing).
     """
 
     def __init__(self, folder: StoragePath, chunks: ChunkSink, *,
@@ -83,21 +86,16 @@ class RowRouter:
             self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
 
     def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any] | None, tokens: int | None = None) -> None:
-        """Route one row (``line``: its request's JSON object, needed only with a fingerprint; ``tokens``:
-        the line's estimate, carried to the chunk so that it is not estimated again)."""
+        """Route one row (``line``: its request's JSON object, needed only with a fingerprint and an
+        ``entry`` without one; ``tokens``: the line's estimate, carried to the chunk so that it is not
+        estimated again). With a fingerprint, rows are routed a page at a time."""
         if self.fingerprint is None:
             self.chunks.add(data, entry, tokens)
             return
-        assert line is not None, "a fingerprint needs the request's JSON object"
-        fp = self.fingerprint(line)
-        entry = entry.with_fingerprint(fp)
-        if self._db.execute("INSERT OR IGNORE INTO seen VALUES (?)", (fp,)).rowcount == 0:
-            self._write(FOLLOWERS_FILE, {"entry": entry.to_json(), "f": fp})
-            self.follower_rows += 1
-            return
-        if self.cache is None:
-            self.chunks.add(data, entry, tokens)
-            return
+        if entry.fingerprint is None:
+            assert line is not None, "a fingerprint needs the request's JSON object"
+            entry = KeyEntry(entry.custom_id, entry.key, entry.row_no, self.fingerprint(line), entry.adopted_id,
+                             entry.carry)
         self._page.append((data, entry, tokens))
         if len(self._page) >= PAGE:
             self._flush()
@@ -105,10 +103,14 @@ class RowRouter:
     def _flush(self) -> None:
         if not self._page:
             return
-        assert self.cache is not None
-        hits = self.cache.get_many([_fp(entry) for _, entry, _ in self._page])
+        page, self._page = self._leaders(self._page), []
+        if self.cache is None:
+            for data, entry, tokens in page:
+                self.chunks.add(data, entry, tokens)
+            return
+        hits = self.cache.get_many([_fp(entry) for _, entry, _ in page]) if page else {}
         misses: list[tuple[bytes, KeyEntry, int | None]] = []
-        for data, entry, tokens in self._page:
+        for data, entry, tokens in page:
             hit = hits.get(_fp(entry))
             if hit is None:
                 misses.append((data, entry, tokens))
@@ -116,7 +118,6 @@ class RowRouter:
             self._write(CACHED_FILE, {"entry": entry.to_json(), "answer": answer_to_dict(hit)})
             self.cached_rows += 1
             self.cached_usage = self.cached_usage + hit.usage
-        self._page.clear()
         sent = self.in_flight([_fp(entry) for _, entry, _ in misses]) if self.in_flight and misses else {}
         for data, entry, tokens in misses:
             found = sent.get(_fp(entry))
@@ -124,6 +125,28 @@ class RowRouter:
                 self.chunks.add(data, entry, tokens)
             else:
                 self.adopted.add(found, data, entry, tokens)
+
+    def _leaders(self, page: list[tuple[bytes, KeyEntry, int | None]]) -> list[tuple[bytes, KeyEntry, int | None]]:
+        """The rows of ``page`` whose request is the first of its kind in this run; the others are
+        written to the followers file. One SQLite query per 500 fingerprints and one insert per page."""
+        new = dict.fromkeys(_fp(entry) for _, entry, _ in page)
+        unique = list(new)
+        for start in range(0, len(unique), _QUERY):
+            window = unique[start:start + _QUERY]
+            marks = ",".join("?" * len(window))
+            for (fp,) in self._db.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", window):
+                del new[fp]
+        self._db.executemany("INSERT INTO seen VALUES (?)", ((fp,) for fp in new))
+        leaders = []
+        for row in page:
+            fp = _fp(row[1])
+            if fp in new:
+                del new[fp]  # the first row of this request in the run: the next ones follow it
+                leaders.append(row)
+            else:
+                self._write(FOLLOWERS_FILE, {"entry": row[1].to_json(), "f": fp})
+                self.follower_rows += 1
+        return leaders
 
     def _write(self, name: str, document: Any) -> None:
         if name not in self._files:
