@@ -171,9 +171,14 @@ def windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
 
 def check_fingerprints(fps: Sequence[str]) -> None:
     """:func:`check_fingerprint` of each of ``fps``, in one regular expression call when all are good."""
-    if fps and not (all(isinstance(fp, str) for fp in fps) and _FINGERPRINTS.fullmatch(",".join(fps))):
-        for fp in fps:
-            check_fingerprint(fp)
+    try:
+        joined = ",".join(fps)
+        if not fps or (joined.count(",") == len(fps) - 1 and _FINGERPRINTS.fullmatch(joined)):
+            return
+    except TypeError:  # not all strings: named below
+        pass
+    for fp in fps:
+        check_fingerprint(fp)
 
 
 def check_fingerprint(fp: str) -> None:

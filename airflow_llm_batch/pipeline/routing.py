@@ -29,6 +29,9 @@ FOLLOWERS_FILE = "answered/followers.jsonl"
 PAGE = 1_000
 #: fingerprints per SQLite query (below SQLite's bound on query parameters)
 _QUERY = 500
+#: SQLite page cache of the seen-fingerprints file, in KiB: a bound on memory, and about twice as fast
+#: as the 2 MiB default once a run has seen ~30k requests (one B-tree, no rowid table beside it)
+_CACHE_KIB = 16_384
 
 #: looks up requests sent by earlier runs that are still in flight: fingerprints -> records
 InFlightLookup = Callable[[list[str]], dict[str, InFlight]]
@@ -83,7 +86,8 @@ class RowRouter:
             self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-fps-")
             self._db = sqlite3.connect(os.path.join(self._dir.name, "fps.db"))
             self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY)")
+            self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
+            self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY) WITHOUT ROWID")
 
     def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any] | None, tokens: int | None = None) -> None:
         """Route one row (``line``: its request's JSON object, needed only with a fingerprint and an
@@ -136,7 +140,7 @@ class RowRouter:
             marks = ",".join("?" * len(window))
             for (fp,) in self._db.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", window):
                 del new[fp]
-        self._db.executemany("INSERT INTO seen VALUES (?)", ((fp,) for fp in new))
+        self._db.executemany("INSERT INTO seen VALUES (?)", ((fp,) for fp in sorted(new)))  # in key order: fewer pages
         leaders = []
         for row in page:
             fp = _fp(row[1])
