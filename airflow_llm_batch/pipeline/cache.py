@@ -225,6 +225,9 @@ class AnswerCache:
         found: dict[str, CachedAnswer] = {}
         counts = dict.fromkeys(_Outcome, 0)
         for fp, data in zip(unique, self._entries.read_many(unique, self.threads), strict=True):
+            if data is None:
+                counts[_Outcome.MISS] += 1
+                continue
             outcome, answer = self._outcome(fp, data, now)
             counts[outcome] += 1
             if answer is not None:

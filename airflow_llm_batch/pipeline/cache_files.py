@@ -85,8 +85,10 @@ class EntryFiles:
         fingerprints (:func:`check_fingerprints`), in order, on up to ``threads`` threads when the
         entries are not local. Locally the prefix folders are listed once per call, and only the
         entries of existing folders that exist are opened: a miss costs no exception."""
-        folders = self._local_folders() if self._local is not None else None
-        return map_in_threads(lambda fp: self._try_read(fp, folders), fps, 1 if self.local else threads)
+        if self._local is None:
+            return map_in_threads(lambda fp: self._try_read(fp, None), fps, threads)
+        folders = self._local_folders()
+        return (None if folders is not None and fp[:2] not in folders else self._try_read(fp, folders) for fp in fps)
 
     def _try_read(self, fingerprint: str, folders: frozenset[str] | None) -> bytes | Exception | None:
         try:

@@ -12,26 +12,19 @@ Files written under the run folder:
 from __future__ import annotations
 
 import json
-import os
-import sqlite3
-import tempfile
 from collections.abc import Callable
 from typing import IO, Any, Protocol
 
 from airflow_llm_batch.pipeline.adopt import AdoptionWriter
 from airflow_llm_batch.pipeline.inflight import InFlight
 from airflow_llm_batch.pipeline.key_index import KeyEntry
+from airflow_llm_batch.pipeline.seen_requests import SeenRequests
 from airflow_llm_batch.pipeline.storage import StoragePath, untracked
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
 
 CACHED_FILE = "answered/cached.jsonl"
 FOLLOWERS_FILE = "answered/followers.jsonl"
 PAGE = 1_000
-#: fingerprints per SQLite query (below SQLite's bound on query parameters)
-_QUERY = 500
-#: SQLite page cache of the seen-fingerprints file, in KiB: a bound on memory, and about twice as fast
-#: as the 2 MiB default once a run has seen ~30k requests (one B-tree, no rowid table beside it)
-_CACHE_KIB = 16_384
 
 #: looks up requests sent by earlier runs that are still in flight: fingerprints -> records
 InFlightLookup = Callable[[list[str]], dict[str, InFlight]]
@@ -67,8 +60,7 @@ class RowRouter:
     """Routes rows to the chunk writer, the cached file or the followers file.
 
     With ``fingerprint=None`` (cache off) every row is sent. Fingerprints already seen in this run
-    are tracked in an SQLite file, so memory stays flat for any row count; they are looked up and
-    added a page of rows at a time (a statement per row cost more than the rest of routing).
+    are tracked with bounded memory (seen_requests.py), asked a page of rows at a time.
     """
 
     def __init__(self, folder: StoragePath, chunks: ChunkSink, *,
@@ -81,13 +73,7 @@ class RowRouter:
         self.cached_usage = Usage()
         self._page: list[tuple[bytes, KeyEntry, int | None]] = []
         self._files: dict[str, IO[bytes]] = {}
-        self._dir: tempfile.TemporaryDirectory[str] | None = None
-        if fingerprint is not None:
-            self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-fps-")
-            self._db = sqlite3.connect(os.path.join(self._dir.name, "fps.db"))
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute(f"PRAGMA cache_size=-{_CACHE_KIB}")
-            self._db.execute("CREATE TABLE seen (fp TEXT PRIMARY KEY) WITHOUT ROWID")
+        self._seen = SeenRequests() if fingerprint is not None else None
 
     def add(self, data: bytes, entry: KeyEntry, line: dict[str, Any] | None, tokens: int | None = None) -> None:
         """Route one row (``line``: its request's JSON object, needed only with a fingerprint and an
@@ -132,15 +118,9 @@ class RowRouter:
 
     def _leaders(self, page: list[tuple[bytes, KeyEntry, int | None]]) -> list[tuple[bytes, KeyEntry, int | None]]:
         """The rows of ``page`` whose request is the first of its kind in this run; the others are
-        written to the followers file. One SQLite query per 500 fingerprints and one insert per page."""
-        new = dict.fromkeys(_fp(entry) for _, entry, _ in page)
-        unique = list(new)
-        for start in range(0, len(unique), _QUERY):
-            window = unique[start:start + _QUERY]
-            marks = ",".join("?" * len(window))
-            for (fp,) in self._db.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", window):
-                del new[fp]
-        self._db.executemany("INSERT INTO seen VALUES (?)", ((fp,) for fp in sorted(new)))  # in key order: fewer pages
+        written to the followers file."""
+        assert self._seen is not None
+        new = self._seen.new_among([_fp(entry) for _, entry, _ in page])
         leaders = []
         for row in page:
             fp = _fp(row[1])
@@ -166,10 +146,8 @@ class RowRouter:
                 fh.close()
             self._files.clear()
             self.adopted.close()
-            if self._dir is not None:
-                self._db.close()
-                self._dir.cleanup()
-                self._dir = None
+            if self._seen is not None:
+                self._seen.close()
 
 
 def _fp(entry: KeyEntry) -> str:
