@@ -132,7 +132,8 @@ class _LineMaker:
         if data is None:
             return None
         self._check_bytes(data)
-        tokens = self._check_budget(self.compiled.tokens(prompt))
+        budget = self.options.max_tokens_per_chunk  # with a budget, chunks are planned by exact counts
+        tokens = self._check_budget(self.compiled.tokens(prompt, len(data), exact=budget is not None))
         document = None
         if self.options.fingerprint is not None:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
