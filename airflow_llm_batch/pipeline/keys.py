@@ -26,8 +26,9 @@ class KeyRegistry:
         self._page: list[tuple[str, str, int]] = []
 
     def add(self, custom_id: str, key: str, row_no: int) -> None:
-        self._page.append((custom_id, key, row_no))
-        if len(self._page) >= self._PAGE:
+        page = self._page
+        page.append((custom_id, key, row_no))
+        if len(page) >= self._PAGE:
             self._flush()
 
     def _flush(self) -> None:
