@@ -99,7 +99,8 @@ class _LineMaker:
         self.fast = self.renderer.fast_prompt
         self.compiled = CompiledLine.of(self._sentinel_line) if self.fast is not None else None
         self._to_check = CHECKED_ROWS
-        self.max_request_bytes = backend.limits.max_request_bytes
+        # read once, not per row: with a token budget, chunks are planned by exact counts
+        self.max_request_bytes, self.exact = backend.limits.max_request_bytes, options.max_tokens_per_chunk is not None
 
     def _sentinel_line(self, custom_id: str, prompt: str) -> dict[str, object]:
         return self.backend.request_line(self.renderer.fixed_request(custom_id, KEY_SENTINEL, prompt))
@@ -134,12 +135,13 @@ class _LineMaker:
             return None
         if len(data) > self.max_request_bytes:
             self._check_bytes(data)
-        budget = self.options.max_tokens_per_chunk  # with a budget, chunks are planned by exact counts
-        tokens = self._check_budget(self.compiled.tokens(prompt, len(data), exact=budget is not None))
-        document = None
-        if self.options.fingerprint is not None:
+        tokens = self.compiled.tokens(prompt, len(data), self.exact)
+        if self.exact:
+            self._check_budget(tokens)
+        options, document = self.options, None
+        if options.fingerprint is not None:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
-        entry = KeyEntry(custom_id, key, row_no, carry=self._carry(row)) if self.options.carry else \
+        entry = KeyEntry(custom_id, key, row_no, carry=self._carry(row)) if options.carry else \
             KeyEntry(custom_id, key, row_no)
         line = _Line(entry, data, document, tokens)
         return self._checked(line, row) if self._to_check else line

@@ -25,12 +25,12 @@ from collections.abc import Callable
 #: the first rows of a run are all counted exactly (the ratio is learned on them) ...
 EXACT_ROWS = 256
 #: ... then one row in this many
-EVERY = 16
+EVERY = 32
 #: the learned tokens-per-byte ratio is raised by this factor: estimates stay above the exact sum
-MARGIN = 1.04
+MARGIN = 1.05
 #: samples per window: the ratio used is the larger of the run's and the last window's, so that text
 #: that changes kind mid-run (English first, then CJK) raises the estimate within a few samples
-WINDOW = 16
+WINDOW = 12
 
 
 class SampledCount:

@@ -39,7 +39,7 @@ def test_the_estimate_is_over_the_exact_sum_by_a_few_percent(corpus: list[str]) 
     sampled = SampledCount(count_text_tokens)
     estimate = sum(sampled.tokens(text, len(text.encode())) for text in corpus)
     exact = sum(count_text_tokens(text) for text in corpus)
-    assert exact <= estimate <= exact * 1.10
+    assert exact <= estimate <= exact * 1.12
 
 
 def test_the_prepared_chunk_tokens_cover_the_exact_count_of_their_lines(tmp_path: Path) -> None:
@@ -47,7 +47,7 @@ def test_the_prepared_chunk_tokens_cover_the_exact_count_of_their_lines(tmp_path
                        options=PrepareOptions(max_rows_per_chunk=1_000))
     exact = [sum(estimate_tokens(line) for line in written(tmp_path, chunk)) for chunk in prepared.chunks]
     estimated = [chunk.tokens for chunk in prepared.chunks]
-    assert len(estimated) == 3 and sum(exact) <= sum(estimated) <= sum(exact) * 1.10
+    assert len(estimated) == 3 and sum(exact) <= sum(estimated) <= sum(exact) * 1.12
     assert estimated[0] >= exact[0]  # its first EXACT_ROWS rows are exact, the rest estimated
 
 
