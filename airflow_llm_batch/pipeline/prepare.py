@@ -197,10 +197,11 @@ def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: Sto
                     entry, data, document, tokens = make(row_no, row)
                 except RowError as exc:
                     errors.add(row_no, row, exc)
+                    write = False  # keep validating, stop writing: nothing will be sent
                     continue
                 remember(entry.custom_id, entry.key, row_no)
                 update(data)
-                if write and not errors:  # keep validating, stop writing: nothing will be sent
+                if write:
                     route(data, entry, document, tokens)
         finally:
             router.close()
