@@ -88,4 +88,5 @@ class CompiledLine:
         """The token estimate of the line holding ``prompt`` (tokens.estimate_document_tokens), ``size``
         being the line's length in bytes: the prompt's count is exact on a sample of the run's rows (or
         with ``exact``), else a calibrated estimate that is never above the bytes it may take."""
-        return max(1, self.constant_tokens + self.prompts.tokens(prompt, size - self.fixed_bytes, exact))
+        tokens = self.constant_tokens + self.prompts.tokens(prompt, size - self.fixed_bytes, exact)
+        return tokens if tokens > 0 else 1

@@ -88,6 +88,9 @@ class _Line(NamedTuple):
     tokens: int
 
 
+_new_line = tuple.__new__
+
+
 class _LineMaker:
     """Renders one row into its batch line, raising RowError when the row cannot be sent.
 
@@ -143,7 +146,7 @@ class _LineMaker:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
         entry = KeyEntry(custom_id, key, row_no, carry=self._carry(row)) if options.carry else \
             KeyEntry(custom_id, key, row_no)
-        line = _Line(entry, data, document, tokens)
+        line = _new_line(_Line, (entry, data, document, tokens))  # _Line(...) without its Python-level __new__
         return self._checked(line, row) if self._to_check else line
 
     def _checked(self, line: _Line, row: Any) -> _Line:
