@@ -74,7 +74,8 @@ class PreparedInput:
     adopted: list[ChunkFiles] = field(default_factory=list)
 
 
-#: rows of a run whose compiled line is checked against the slow path's before it is trusted
+#: rows of a run whose compiled line is checked against the slow path's before it is trusted (fewer than
+#: token_sampling.EXACT_ROWS: the compiled line's token count is exact on them, as the slow path's is)
 CHECKED_ROWS = 64
 
 
