@@ -103,6 +103,7 @@ class _LineMaker:
         self.fast = self.renderer.fast_prompt
         self.compiled = CompiledLine.of(self._sentinel_line) if self.fast is not None else None
         self._to_check = CHECKED_ROWS
+        self.key_of, self.custom_id_for = self.renderer.key_of, backend.custom_id_for
         # read once, not per row: with a token budget, chunks are planned by exact counts
         self.max_request_bytes, self.exact = backend.limits.max_request_bytes, options.max_tokens_per_chunk is not None
 
@@ -110,8 +111,8 @@ class _LineMaker:
         return self.backend.request_line(self.renderer.fixed_request(custom_id, KEY_SENTINEL, prompt))
 
     def make(self, row_no: int, row: Any) -> _Line:
-        key = self.renderer.key_of(row) if type(row) is dict or isinstance(row, Mapping) else ""
-        custom_id = self.backend.custom_id_for(key)
+        key = self.key_of(row) if type(row) is dict or isinstance(row, Mapping) else ""
+        custom_id = self.custom_id_for(key)
         try:
             line = self._compiled(row_no, row, key, custom_id) if self.compiled is not None else None
             return line if line is not None else self._slow(row_no, row, key, custom_id)
