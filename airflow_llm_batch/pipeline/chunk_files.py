@@ -51,23 +51,22 @@ class ChunkWriter:
         self.chunks: list[ChunkFiles] = []
         self._req: IO[bytes] | None = None
         self._keys: IO[bytes] | None = None
+        self._current: ChunkFiles | None = None  # the chunk being written: the last of ``chunks``
 
     def add(self, line: bytes, entry: KeyEntry, tokens: int | None = None) -> None:
         """Write one request line (``tokens``: its estimate when known, else estimated from the line)."""
-        current = self.chunks[-1] if self.chunks else None
         if tokens is None:
             tokens = estimate_tokens(line)
-        if current is None or not self._fits(current, line, tokens):
+        size, current, max_tokens = len(line), self._current, self.max_tokens
+        if (current is None or current.count >= self.max_rows or current.bytes + size > self.max_bytes
+                or (max_tokens is not None and current.tokens + tokens > max_tokens)):
             current = self._open_next()
         assert self._req is not None and self._keys is not None
         self._req.write(line)
         self._keys.write(entry.to_line())
-        current.add(line, tokens)
-
-    def _fits(self, current: ChunkFiles, line: bytes, tokens: int) -> bool:
-        if current.count >= self.max_rows or current.bytes + len(line) > self.max_bytes:
-            return False
-        return self.max_tokens is None or current.tokens + tokens <= self.max_tokens
+        current.count += 1  # ChunkFiles.add, inlined: this runs once per row
+        current.bytes += size
+        current.tokens += tokens
 
     def _open_next(self) -> ChunkFiles:
         self.close()
@@ -76,6 +75,7 @@ class ChunkWriter:
         self._req = untracked((self.folder / chunk.requests).open("wb"))  # no lineage call per row
         self._keys = untracked((self.folder / chunk.keys).open("wb"))
         self.chunks.append(chunk)
+        self._current = chunk
         return chunk
 
     def close(self) -> None:

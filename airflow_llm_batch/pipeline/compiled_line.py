@@ -5,7 +5,8 @@ When the prompt only prints row fields (field_template.py) and the system prompt
 row, every request of a run is the same but for its custom_id and prompt. The backend's
 ``request_line`` is then called once, with sentinel values, and its JSON bytes are cut at the
 sentinels: a row's line is ``head + json(custom_id) + middle + json(prompt) + tail`` (or the
-prompt first), and its token estimate is the constant part (counted once) plus the prompt's count.
+prompt first), and its token estimate is the constant part (counted once) plus the prompt's count,
+exact on a sample of the rows and calibrated on it for the others (token_sampling.py).
 orjson writes a string the same way wherever it stands in a document, so the bytes are those of
 ``fast_json.dumps_line`` of the whole request.
 
@@ -27,6 +28,7 @@ import orjson
 
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.token_count import ENCODING, count_text_tokens, tokenizer_name
+from airflow_llm_batch.pipeline.token_sampling import SampledCount
 from airflow_llm_batch.pipeline.tokens import estimate_document_tokens
 
 #: values no template or backend writes: each must appear exactly once in the sentinel line
@@ -43,6 +45,9 @@ class CompiledLine:
 
     def __init__(self, parts: tuple[bytes, bytes, bytes], prompt_first: bool, constant_tokens: int) -> None:
         self.parts, self.prompt_first, self.constant_tokens = parts, prompt_first, constant_tokens
+        #: bytes of a line that are not the prompt's or the custom_id's text
+        self.fixed_bytes = sum(map(len, parts)) + 4
+        self.prompts = SampledCount(count_text_tokens)
 
     @classmethod
     def of(cls, line_of: LineOf) -> CompiledLine | None:
@@ -79,6 +84,9 @@ class CompiledLine:
             return b"".join((head, text, middle, cid, tail))
         return b"".join((head, cid, middle, text, tail))
 
-    def tokens(self, prompt: str) -> int:
-        """The token estimate of the line holding ``prompt`` (tokens.estimate_document_tokens)."""
-        return max(1, self.constant_tokens + count_text_tokens(prompt))
+    def tokens(self, prompt: str, size: int, exact: bool = False) -> int:
+        """The token estimate of the line holding ``prompt`` (tokens.estimate_document_tokens), ``size``
+        being the line's length in bytes: the prompt's count is exact on a sample of the run's rows (or
+        with ``exact``), else a calibrated estimate that is never above the bytes it may take."""
+        tokens = self.constant_tokens + self.prompts.tokens(prompt, size - self.fixed_bytes, exact)
+        return tokens if tokens > 0 else 1

@@ -26,6 +26,7 @@ from jinja2 import Environment, nodes
 
 #: the row's name in templates
 ROW = "row"
+_MISSING = object()
 
 
 class FieldTemplate:
@@ -35,6 +36,8 @@ class FieldTemplate:
     def __init__(self, parts: list[tuple[bool, str]]) -> None:
         self.parts = parts
         self.fields = tuple(name for is_field, name in parts if is_field)
+        #: the field's name when the template is that one field and nothing else (``{{ row.text }}``)
+        self.only = parts[0][1] if len(parts) == 1 and parts[0][0] else None
 
     @classmethod
     def of(cls, env: Environment, source: str) -> FieldTemplate | None:
@@ -56,6 +59,9 @@ class FieldTemplate:
         field is missing: Jinja then raises its own error naming the field)."""
         if type(row) is not dict:
             return None
+        if self.only is not None:
+            value = row.get(self.only, _MISSING)
+            return None if value is _MISSING else value if type(value) is str else str(value)
         out: list[str] = []
         for is_field, text in self.parts:
             if not is_field:

@@ -26,8 +26,9 @@ class KeyRegistry:
         self._page: list[tuple[str, str, int]] = []
 
     def add(self, custom_id: str, key: str, row_no: int) -> None:
-        self._page.append((custom_id, key, row_no))
-        if len(self._page) >= self._PAGE:
+        page = self._page
+        page.append((custom_id, key, row_no))
+        if len(page) >= self._PAGE:
             self._flush()
 
     def _flush(self) -> None:
@@ -42,11 +43,12 @@ class KeyRegistry:
         provider's id rules map to one custom_id (e.g. Anthropic's safe-id substitute).
         """
         self._flush()
+        (extra,) = self._db.execute("SELECT COUNT(*) - COUNT(DISTINCT custom_id) FROM ids").fetchone()
+        if not extra:
+            return 0, []  # the usual case: one scan, no grouping
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM (SELECT custom_id FROM ids GROUP BY custom_id HAVING COUNT(*) > 1)"
         ).fetchone()
-        if not count:
-            return 0, []  # the usual case: one scan, no index
         self._db.execute("CREATE INDEX ids_by_custom_id ON ids (custom_id)")
         rows = self._db.execute(
             "SELECT custom_id, GROUP_CONCAT(row_no) FROM ids GROUP BY custom_id HAVING COUNT(*) > 1"

@@ -75,7 +75,8 @@ class PreparedInput:
     adopted: list[ChunkFiles] = field(default_factory=list)
 
 
-#: rows of a run whose compiled line is checked against the slow path's before it is trusted
+#: rows of a run whose compiled line is checked against the slow path's before it is trusted (fewer than
+#: token_sampling.EXACT_ROWS: the compiled line's token count is exact on them, as the slow path's is)
 CHECKED_ROWS = 64
 
 
@@ -87,6 +88,9 @@ class _Line(NamedTuple):
     data: bytes
     document: dict[str, Any] | None
     tokens: int
+
+
+_new_line = tuple.__new__
 
 
 class _LineMaker:
@@ -102,13 +106,16 @@ class _LineMaker:
         fingerprint = options.fingerprint if self.compiled is not None else None
         self.compiled_fp = CompiledFingerprint.of(fingerprint, self._sentinel_line) if fingerprint else None
         self._to_check = CHECKED_ROWS
+        self.key_of, self.custom_id_for = self.renderer.key_of, backend.custom_id_for
+        # read once, not per row: with a token budget, chunks are planned by exact counts
+        self.max_request_bytes, self.exact = backend.limits.max_request_bytes, options.max_tokens_per_chunk is not None
 
     def _sentinel_line(self, custom_id: str, prompt: str) -> dict[str, object]:
         return self.backend.request_line(self.renderer.fixed_request(custom_id, KEY_SENTINEL, prompt))
 
     def make(self, row_no: int, row: Any) -> _Line:
-        key = self.renderer.key_of(row) if isinstance(row, Mapping) else ""
-        custom_id = self.backend.custom_id_for(key)
+        key = self.key_of(row) if type(row) is dict or isinstance(row, Mapping) else ""
+        custom_id = self.custom_id_for(key)
         try:
             line = self._compiled(row_no, row, key, custom_id) if self.compiled is not None else None
             return line if line is not None else self._slow(row_no, row, key, custom_id)
@@ -134,13 +141,18 @@ class _LineMaker:
         data = self.compiled.line(custom_id, prompt)
         if data is None:
             return None
-        self._check_bytes(data)
-        tokens = self._check_budget(self.compiled.tokens(prompt))
+        if len(data) > self.max_request_bytes:
+            self._check_bytes(data)
+        tokens = self.compiled.tokens(prompt, len(data), self.exact)
+        if self.exact:
+            self._check_budget(tokens)
         fp = self.compiled_fp.fingerprint(prompt) if self.compiled_fp is not None else None
-        document = None
-        if self.options.fingerprint is not None and fp is None:
+        options, document = self.options, None
+        if options.fingerprint is not None and fp is None:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))
-        line = _Line(KeyEntry(custom_id, key, row_no, fp, carry=self._carry(row)), data, document, tokens)
+        entry = KeyEntry(custom_id, key, row_no, fp, carry=self._carry(row)) if options.carry else \
+            KeyEntry(custom_id, key, row_no, fp)
+        line = _new_line(_Line, (entry, data, document, tokens))  # _Line(...) without its Python-level __new__
         return self._checked(line, row) if self._to_check else line
 
     def _checked(self, line: _Line, row: Any) -> _Line:
@@ -189,20 +201,22 @@ def prepare(rows: Iterable[Mapping[str, Any]], spec: RequestSpec, *, folder: Sto
     writer = ChunkWriter(folder, backend.limits, options.max_rows_per_chunk, options.max_tokens_per_chunk)
     router = RowRouter(folder, writer, fingerprint=options.fingerprint, cache=options.cache,
                        in_flight=options.in_flight)
-    total = 0
+    total, make, update, write = 0, lines.make, digest.update, options.write  # bound once: the loop is hot
     with KeyRegistry() as registry:
+        remember, route = registry.add, router.add
         try:
             for row_no, row in enumerate(rows):
                 total += 1
                 try:
-                    line = lines.make(row_no, row)
+                    entry, data, document, tokens = make(row_no, row)
                 except RowError as exc:
                     errors.add(row_no, row, exc)
+                    write = False  # keep validating, stop writing: nothing will be sent
                     continue
-                registry.add(line.entry.custom_id, line.entry.key, row_no)
-                digest.update(line.data)
-                if options.write and not errors:  # keep validating, stop writing: nothing will be sent
-                    router.add(line.data, line.entry, line.document, line.tokens)
+                remember(entry.custom_id, entry.key, row_no)
+                update(data)
+                if write:
+                    route(data, entry, document, tokens)
         finally:
             router.close()
             writer.close()
@@ -220,6 +234,9 @@ def _prepared(writer: ChunkWriter, router: RowRouter, total: int, digest: str) -
                          router.cached_usage, list(router.adopted.chunks.values()))
 
 
+_sha256, _from_bytes = hashlib.sha256, int.from_bytes
+
+
 class OrderFreeDigest:
     """A digest of a multiset of request lines: the same rows in another order give the same value
     (sources such as BigQuery guarantee no order without ORDER BY), any changed row changes it."""
@@ -231,7 +248,7 @@ class OrderFreeDigest:
         self._count = 0
 
     def update(self, data: bytes) -> None:
-        self._sum += int.from_bytes(hashlib.sha256(data).digest(), "big")  # reduced once, in hexdigest
+        self._sum += _from_bytes(_sha256(data).digest(), "big")  # reduced once, in hexdigest
         self._count += 1
 
     def hexdigest(self) -> str:

@@ -71,13 +71,18 @@ class RequestRenderer:
         self._system_once: str | None = None
 
     def key_of(self, row: Mapping[str, Any]) -> str:
-        if self.spec.key is None:
+        column = self.spec.key
+        if column is None:
             return row_hash(row)
-        if self.spec.key not in row:
-            raise RowError(f"key column {self.spec.key!r} is missing")
-        value = row[self.spec.key]
+        if column not in row:
+            raise RowError(f"key column {column!r} is missing")
+        value = row[column]
+        if type(value) is str:  # the usual case: no isinstance, no str() copy
+            if value and not value.isspace():
+                return value
+            raise RowError(f"key column {column!r} is empty")
         if value is None or (isinstance(value, str) and not value.strip()):
-            raise RowError(f"key column {self.spec.key!r} is empty")
+            raise RowError(f"key column {column!r} is empty")
         return str(value)
 
     def render(self, row: Mapping[str, Any], custom_id: str, key: str) -> LLMRequest:

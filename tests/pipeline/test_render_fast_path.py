@@ -99,3 +99,16 @@ def test_renderer_uses_the_fast_path_for_field_only_prompts() -> None:
     assert fast._prompt_fast is not None
     slow = RequestRenderer(RequestSpec(model="m", prompt="{{ row['text'] | string }}", key="id"))
     assert slow._prompt_fast is None
+
+
+@pytest.mark.parametrize("value", ["", " ", "\t\n", "\u3000", None])
+def test_an_empty_key_is_a_row_error(value: Any) -> None:
+    renderer = RequestRenderer(RequestSpec(model="m", prompt="{{ row.text }}", key="id"))
+    with pytest.raises(RowError, match="key column 'id' is empty"):
+        renderer.key_of({"id": value, "text": "x"})
+
+
+@pytest.mark.parametrize(("value", "key"), [(" a ", " a "), (7, "7"), (2.5, "2.5"), ("T-1", "T-1")])
+def test_a_key_is_the_column_as_text(value: Any, key: str) -> None:
+    renderer = RequestRenderer(RequestSpec(model="m", prompt="{{ row.text }}", key="id"))
+    assert renderer.key_of({"id": value, "text": "x"}) == key
