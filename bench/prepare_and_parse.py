@@ -18,7 +18,7 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
 
 4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
    read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
-   added (``with_row_cost``), written by ``ObjectStorageSink``.
+   added, written by ``ObjectStorageSink`` (``landing.land_results``: the results lines as records).
 
 Collect and land are timed on per-row work only: each first runs its whole path once on one row into
 a scratch file (removed), outside the timer, so the one-time imports the first write through
@@ -362,27 +362,40 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
                      f"{totals['succeeded']:,} succeeded"}
 
 
-def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
-    """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
-    read every results file (``RunFolder.iter_results``), add each row's cost, write the destination."""
+def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
+    """What ``operators/landing.land_results`` does for ``files`` and a ``file://`` JSONL ``target``: the
+    records path (results lines read as records, cost added, written as given) when the package has it,
+    else (``--before`` with an older package) the rows path of that package."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_llm_batch.operators.landing import with_row_cost
+    from airflow_llm_batch.operators import landing
     from airflow_llm_batch.pipeline.prices import PriceTable
     from airflow_llm_batch.pipeline.run_folder import RunFolder
     from airflow_llm_batch.sinks.base import LandingContext
     from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
 
-    files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
+    run_folder, sink = RunFolder(ObjectStoragePath(f"file://{folder}")), ObjectStorageSink(str(target))
+    if hasattr(landing, "with_record_cost"):
+        records = landing.with_record_cost(run_folder._iter_records(files, "batch"), price)
+        landed: dict[str, Any] = sink.write_records(records, context)
+        return landed
+    return sink.write(landing.with_row_cost(run_folder._iter_files(files, "batch"), price), context)
+
+
+def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
+    read every results file (``RunFolder``), add each row's cost, write the destination."""
+    from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
+
+    files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     target = folder / "landed" / "results.jsonl"
     target.parent.mkdir(exist_ok=True)
-    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
     ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
     baseline = _peak_kib()
     start, cpu0 = time.perf_counter(), _cpu()
-    rows = with_row_cost(RunFolder(ObjectStoragePath(f"file://{folder}"))._iter_files(files, "batch"), price)
-    landed = ObjectStorageSink(str(target)).write(rows, context)
+    landed = _land_files(folder, files, target)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert landed["succeeded"] == n and landed["failed"] == 0, landed
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
@@ -411,20 +424,12 @@ def warm_collect(folder: Path) -> None:
 
 
 def warm_land(folder: Path) -> None:
-    """The land path once on one row, into a scratch file (removed): its one-time imports."""
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_llm_batch.operators.landing import with_row_cost
-    from airflow_llm_batch.pipeline.prices import PriceTable
-    from airflow_llm_batch.pipeline.run_folder import RunFolder
-    from airflow_llm_batch.sinks.base import LandingContext
-    from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
-
-    name = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))[0]
-    price = PriceTable.default().price_for("openai", "gpt-4o-mini")
-    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
-    first = next(iter(RunFolder(ObjectStoragePath(f"file://{folder}"))._iter_files([name], "batch")))
-    ObjectStorageSink(str(folder / "warm" / "results.jsonl")).write(with_row_cost([first], price), context)
+    """The land path on one results file, into a scratch file (removed): its one-time imports."""
+    first = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))[0]
+    (folder / "warm").mkdir()
+    lines = (folder / first).read_bytes().splitlines(keepends=True)[:1]
+    (folder / "warm" / "one.jsonl").write_bytes(b"".join(lines))
+    _land_files(folder, ["warm/one.jsonl"], folder / "warm" / "landed.jsonl")
     shutil.rmtree(folder / "warm")
 
 
