@@ -24,7 +24,9 @@ Collect and land are timed on per-row work only: each first runs its whole path 
 a scratch file (removed), outside the timer, so the one-time imports the first write through
 ObjectStoragePath triggers (``storage.untracked`` records the lineage asset once per file, which loads
 Airflow's lineage machinery: ~0.15-0.5 s of CPU) are not counted; a task has them loaded already.
-``--cold`` skips that warm-up (the measurement before issue 12's collectland work).
+``--cold`` skips that warm-up (the measurement before issue 12's collectland work). ``--gc-paused``
+pauses Python's cyclic garbage collector for the timed collect and land (what it would save if the
+task paused it while it decodes a chunk's answers: a what-if, not what the package does).
 
 ``--plain``: a plain ``{{ row.body }}`` template and plain-text answers, no response schema (issue 12's
 goal). ``--before DIR``: collect and land run first with the package of another checkout ``DIR`` (same
@@ -104,6 +106,11 @@ def _plain() -> bool:
 def _cold() -> bool:
     """``--cold``: no warm-up before the timed collect and land (one-time imports counted, as before)."""
     return os.environ.get("BENCH_COLD") == "1"
+
+
+def _gc_paused() -> bool:
+    """``--gc-paused``: the cyclic garbage collector off for the timed collect and land (a what-if)."""
+    return os.environ.get("BENCH_GC_PAUSED") == "1"
 
 
 def _model() -> Any:
@@ -453,6 +460,10 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
         WARM_FUNCS[phase](folder)
     load_start = os.getloadavg()[0]
     tracer = _Tracer(trace)
+    if phase in WARM_FUNCS and _gc_paused():
+        import gc
+
+        gc.disable()
     func = PHASE_FUNCS[phase]
     if profile:
         import cProfile
@@ -476,7 +487,8 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
 def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace,
                before: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", phase, "--rows", str(n), "--folder", str(folder)]
-    env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0", "BENCH_COLD": "1" if args.cold else "0"}
+    env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0", "BENCH_COLD": "1" if args.cold else "0",
+           "BENCH_GC_PAUSED": "1" if args.gc_paused else "0"}
     env.pop("BENCH_PACKAGE_ROOT", None)
     if before is not None:
         env["BENCH_PACKAGE_ROOT"] = str(before.resolve())
@@ -581,6 +593,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="plain template and plain-text answers, no response schema (issue 12's goal)")
     ap.add_argument("--cold", action="store_true",
                     help="no warm-up before the timed collect and land: one-time imports counted")
+    ap.add_argument("--gc-paused", action="store_true",
+                    help="cyclic garbage collector off for the timed collect and land (a what-if)")
     ap.add_argument("--before", type=Path, default=None,
                     help="another checkout: run collect and land with its package first (same data)")
     ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
@@ -620,7 +634,8 @@ def main(argv: list[str] | None = None) -> int:
     skewed = " (figures skewed by --profile/--tracemalloc)" if args.profile or args.tracemalloc else ""
     doc = [
         "# prepare_and_parse benchmark" + skewed + (" (--plain: plain template, text answers)" if args.plain else "")
-        + (" (--cold: one-time imports counted in collect and land)" if args.cold else ""),
+        + (" (--cold: one-time imports counted in collect and land)" if args.cold else "")
+        + (" (--gc-paused: no cyclic GC in collect and land)" if args.gc_paused else ""),
         "",
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "
