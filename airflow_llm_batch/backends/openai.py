@@ -21,7 +21,6 @@ from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
 from airflow_llm_batch.pipeline.types import (
-    PROVIDER_FINISH_WORDS,
     BatchLimits,
     BatchProgress,
     BatchState,
@@ -246,7 +245,14 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         return RawResult(custom_id, ok=True, embedding=body["data"][0].get("embedding"), model=model,
                          usage=Usage(int(usage.get("prompt_tokens", 0)), 0))
     if "choices" in body:  # chat completions
-        return _chat_answer(custom_id, body, model, usage)
+        choice = (body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        use = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
+        if message.get("refusal"):
+            return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal",
+                             error_message=str(message["refusal"]))
+        return _answer(custom_id, message.get("content"), model, use, choice.get("finish_reason"))
     # responses API
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
     use = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
@@ -254,24 +260,6 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
              for part in item.get("content") or [] if part.get("type") == "output_text"]
     finish = (body.get("incomplete_details") or {}).get("reason") if body.get("status") == "incomplete" else None
     return _answer(custom_id, "".join(texts), model, use, finish)
-
-
-def _chat_answer(custom_id: str, body: dict[str, Any], model: str | None, usage: dict[str, Any]) -> RawResult:
-    """A chat completion's answer (once per row: the common case first)."""
-    choices = body["choices"]
-    choice = choices[0] if choices else {}
-    message = choice.get("message") or {}
-    details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") if details else 0) or 0
-    use = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
-    refusal = message.get("refusal")
-    if refusal:
-        return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal", error_message=str(refusal))
-    word = choice.get("finish_reason")
-    finish = PROVIDER_FINISH_WORDS.get(word) if type(word) is str else None
-    if finish is FinishReason.STOP:  # most answers
-        return RawResult(custom_id, True, message.get("content"), None, model, use, None, None, finish)
-    return _answer(custom_id, message.get("content"), model, use, word)
 
 
 def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, word: str | None) -> RawResult:

@@ -65,13 +65,9 @@ class KeyEntry:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyEntry:
-        """Read a line's object, as written by this version or an earlier one (the same keys). Once per
-        row: positional arguments (keywords cost the frozen dataclass's __init__ ~0.3 us more)."""
-        get = data.get
-        custom_id, key, row_no = data["c"], data["k"], get("n", -1)
-        if type(custom_id) is not str or type(key) is not str or type(row_no) is not int:
-            custom_id, key, row_no = str(custom_id), str(key), int(row_no)
-        return cls(custom_id, key, row_no, get("f"), get("a"), get("carry"))
+        """Read a line's object, as written by this version or an earlier one (the same keys)."""
+        return cls(custom_id=str(data["c"]), key=str(data["k"]), row_no=int(data.get("n", -1)),
+                   fingerprint=data.get("f"), adopted_id=data.get("a"), carry=data.get("carry"))
 
     @classmethod
     def from_line(cls, line: bytes | str) -> KeyEntry:
