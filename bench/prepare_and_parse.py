@@ -18,7 +18,15 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
 
 4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
    read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
-   added (``with_row_cost``), written by ``ObjectStorageSink``.
+   added, written by ``ObjectStorageSink`` (``landing.land_results``: the results lines as records).
+
+Collect and land are timed on per-row work only: each first runs its whole path once on one row into
+a scratch file (removed), outside the timer, so the one-time imports the first write through
+ObjectStoragePath triggers (``storage.untracked`` records the lineage asset once per file, which loads
+Airflow's lineage machinery: ~0.15-0.5 s of CPU) are not counted; a task has them loaded already.
+``--cold`` skips that warm-up (the measurement before issue 12's collectland work). ``--gc-paused``
+pauses Python's cyclic garbage collector for the timed collect and land (what it would save if the
+task paused it while it decodes a chunk's answers: a what-if, not what the package does).
 
 ``--plain``: a plain ``{{ row.body }}`` template and plain-text answers, no response schema (issue 12's
 goal). ``--before DIR``: collect and land run first with the package of another checkout ``DIR`` (same
@@ -29,6 +37,7 @@ Usage::
 
     .venv/bin/python bench/prepare_and_parse.py                        # 100k and 1M
     .venv/bin/python bench/prepare_and_parse.py --rows 100000 --plain --before /tmp/main-copy
+    .venv/bin/python bench/prepare_and_parse.py --rows 100000 --plain --before /tmp/main-copy --cold
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000
     .venv/bin/python bench/prepare_and_parse.py --rows 100000 --profile       # cProfile, top 25
     .venv/bin/python bench/prepare_and_parse.py --rows 20000 200000 --tracemalloc
@@ -92,6 +101,16 @@ _CATEGORIES = ("billing", "account", "bug", "delivery", "other")
 def _plain() -> bool:
     """``--plain``: a plain template and plain-text answers (no response schema), as issue 12's goal."""
     return os.environ.get("BENCH_PLAIN") == "1"
+
+
+def _cold() -> bool:
+    """``--cold``: no warm-up before the timed collect and land (one-time imports counted, as before)."""
+    return os.environ.get("BENCH_COLD") == "1"
+
+
+def _gc_paused() -> bool:
+    """``--gc-paused``: the cyclic garbage collector off for the timed collect and land (a what-if)."""
+    return os.environ.get("BENCH_GC_PAUSED") == "1"
 
 
 def _model() -> Any:
@@ -350,33 +369,79 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
                      f"{totals['succeeded']:,} succeeded"}
 
 
-def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
-    """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
-    read every results file (``RunFolder.iter_results``), add each row's cost, write the destination."""
+def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
+    """What ``operators/landing.land_results`` does for ``files`` and a ``file://`` JSONL ``target``: the
+    records path (results lines read as records, cost added, written as given) when the package has it,
+    else (``--before`` with an older package) the rows path of that package."""
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_llm_batch.operators.landing import with_row_cost
+    from airflow_llm_batch.operators import landing
     from airflow_llm_batch.pipeline.prices import PriceTable
     from airflow_llm_batch.pipeline.run_folder import RunFolder
     from airflow_llm_batch.sinks.base import LandingContext
     from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
 
-    files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
+    run_folder, sink = RunFolder(ObjectStoragePath(f"file://{folder}")), ObjectStorageSink(str(target))
+    if hasattr(landing, "with_record_cost"):
+        records = landing.with_record_cost(run_folder._iter_records(files, "batch"), price)
+        landed: dict[str, Any] = sink.write_records(records, context)
+        return landed
+    return sink.write(landing.with_row_cost(run_folder._iter_files(files, "batch"), price), context)
+
+
+def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
+    """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
+    read every results file (``RunFolder``), add each row's cost, write the destination."""
+    from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
+
+    files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     target = folder / "landed" / "results.jsonl"
     target.parent.mkdir(exist_ok=True)
-    context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
     ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
     baseline = _peak_kib()
     start, cpu0 = time.perf_counter(), _cpu()
-    rows = with_row_cost(RunFolder(ObjectStoragePath(f"file://{folder}"))._iter_files(files, "batch"), price)
-    landed = ObjectStorageSink(str(target)).write(rows, context)
+    landed = _land_files(folder, files, target)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert landed["succeeded"] == n and landed["failed"] == 0, landed
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"{len(files)} results files -> {target.stat().st_size / n:.0f} B/landed row"}
 
 
+def warm_collect(folder: Path) -> None:
+    """The collect path once on one row, into a scratch file (removed): its one-time imports."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_llm_batch.backends.json_lines import json_object
+    from airflow_llm_batch.backends.openai import decode_output_line
+    from airflow_llm_batch.pipeline.answered import write_results
+    from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk
+    from airflow_llm_batch.pipeline.key_index import read_key_index
+    from airflow_llm_batch.pipeline.parsing import OutputParser
+
+    chunk = json.loads((folder / "bench_chunks.json").read_text())[0]
+    workspace = ObjectStoragePath(f"file://{folder}")
+    with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
+        first = decode_output_line(json_object(fh.readline()) or {})
+    entry = next(read_key_index(workspace / chunk["keys"]))
+    outcome = classify_chunk([entry], {entry.custom_id: first}, OutputParser(_model()), JoinContext("warm"))
+    write_results(workspace / "warm" / "results.jsonl", outcome.final_rows())
+    shutil.rmtree(folder / "warm")
+
+
+def warm_land(folder: Path) -> None:
+    """The land path on one results file, into a scratch file (removed): its one-time imports."""
+    first = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))[0]
+    (folder / "warm").mkdir()
+    lines = (folder / first).read_bytes().splitlines(keepends=True)[:1]
+    (folder / "warm" / "one.jsonl").write_bytes(b"".join(lines))
+    _land_files(folder, ["warm/one.jsonl"], folder / "warm" / "landed.jsonl")
+    shutil.rmtree(folder / "warm")
+
+
+#: run before the timer (and outside --profile) unless --cold
+WARM_FUNCS = {"collect": warm_collect, "land": warm_land}
 PHASE_FUNCS = {"prepare": phase_prepare, "synth": phase_synth, "collect": phase_collect, "land": phase_land}
 
 
@@ -391,8 +456,14 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
     import airflow_llm_batch.pipeline.prepare
     import airflow_llm_batch.pipeline.run  # noqa: F401
 
+    if phase in WARM_FUNCS and not _cold():
+        WARM_FUNCS[phase](folder)
     load_start = os.getloadavg()[0]
     tracer = _Tracer(trace)
+    if phase in WARM_FUNCS and _gc_paused():
+        import gc
+
+        gc.disable()
     func = PHASE_FUNCS[phase]
     if profile:
         import cProfile
@@ -416,7 +487,8 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
 def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace,
                before: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", phase, "--rows", str(n), "--folder", str(folder)]
-    env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0"}
+    env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0", "BENCH_COLD": "1" if args.cold else "0",
+           "BENCH_GC_PAUSED": "1" if args.gc_paused else "0"}
     env.pop("BENCH_PACKAGE_ROOT", None)
     if before is not None:
         env["BENCH_PACKAGE_ROOT"] = str(before.resolve())
@@ -519,6 +591,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_DIR / "prepare_and_parse.md")
     ap.add_argument("--plain", action="store_true",
                     help="plain template and plain-text answers, no response schema (issue 12's goal)")
+    ap.add_argument("--cold", action="store_true",
+                    help="no warm-up before the timed collect and land: one-time imports counted")
+    ap.add_argument("--gc-paused", action="store_true",
+                    help="cyclic garbage collector off for the timed collect and land (a what-if)")
     ap.add_argument("--before", type=Path, default=None,
                     help="another checkout: run collect and land with its package first (same data)")
     ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
@@ -557,7 +633,9 @@ def main(argv: list[str] | None = None) -> int:
 
     skewed = " (figures skewed by --profile/--tracemalloc)" if args.profile or args.tracemalloc else ""
     doc = [
-        "# prepare_and_parse benchmark" + skewed + (" (--plain: plain template, text answers)" if args.plain else ""),
+        "# prepare_and_parse benchmark" + skewed + (" (--plain: plain template, text answers)" if args.plain else "")
+        + (" (--cold: one-time imports counted in collect and land)" if args.cold else "")
+        + (" (--gc-paused: no cyclic GC in collect and land)" if args.gc_paused else ""),
         "",
         f"- date: {dt.datetime.now().astimezone().isoformat(timespec='seconds')}",
         f"- machine: {platform.machine()}, os.cpu_count()={os.cpu_count()}, Python {platform.python_version()}, "

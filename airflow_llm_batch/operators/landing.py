@@ -19,6 +19,7 @@ from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.run_folder import RunFolder
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import ResultRow, Usage
 from airflow_llm_batch.report import read_facts, storage_uri, write_facts_report
@@ -49,13 +50,12 @@ def land(
     out: dict[str, Any] = {"provider": provider, "model": manifest.model, **summary.to_dict(),
                            "cost": cost.to_dict(), "estimate": manifest.estimate,
                            "workspace": str(run.folder), "destination": None}
-    rows = with_row_cost(run.iter_results(manifest), price)
     if destination:
-        landed = open_sink(destination).write(rows, landing)
+        landed = land_results(open_sink(destination), run.run_folder, manifest, price, landing)
         out["destination"] = landed.get("uri", str(destination))
         out["landed"] = landed
     else:
-        out["results"] = as_xcom(rows)
+        out["results"] = as_xcom(with_row_cost(run.iter_results(manifest), price))
     log.info("Results: %d succeeded, %d failed of %d; errors %s; tokens in=%d out=%d; batches %s; -> %s",
              summary.succeeded, summary.failed, summary.total, summary.errors_by_code or "none",
              summary.usage.input_tokens, summary.usage.output_tokens, summary.batch_ids,
@@ -93,12 +93,38 @@ def report_and_metrics(folder: StoragePath, landing: LandingContext) -> str | No
     return uri
 
 
+def land_results(sink: Sink, folder: RunFolder, manifest: Manifest, price: ModelPrice | None,
+                 landing: LandingContext) -> dict[str, Any]:
+    """Write every result of the run to ``sink``, each with its cost. A sink that takes records
+    (``write_records``: the object storage sink) gets each results line's object as read, with the
+    cost added (:func:`with_record_cost`); any other sink gets ``ResultRow`` objects (:func:`with_row_cost`).
+    Both give the same rows."""
+    write_records = getattr(sink, "write_records", None)
+    if write_records is not None:
+        landed: dict[str, Any] = write_records(with_record_cost(folder.iter_records(manifest), price), landing)
+        return landed
+    return sink.write(with_row_cost(folder.iter_results(manifest), price), landing)
+
+
 def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterator[ResultRow]:
     """Add ``cost_usd`` (the row's usage at the price of the path that answered it) when the price is known."""
     for row in rows:
         if price is not None:
             row.extra["cost_usd"] = row_cost_usd(price, row.usage, realtime=row.answered_by == "realtime")
         yield row
+
+
+def with_record_cost(records: Iterable[dict[str, Any]], price: ModelPrice | None) -> Iterator[dict[str, Any]]:
+    """:func:`with_row_cost` for rows as their ``ResultRow.to_dict()`` records (``cost_usd`` set in each)."""
+    if price is None:
+        yield from records
+        return
+    for record in records:
+        usage = record["usage"]
+        record["cost_usd"] = row_cost_usd(
+            price, Usage(usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"]),
+            realtime=record["answered_by"] == "realtime")
+        yield record
 
 
 def describe_cost(cost: CostReport) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any
 
 
@@ -247,9 +248,40 @@ class ResultRow:
         )
 
 
-#: the keys ``ResultRow.to_dict`` writes itself; any other key of a stored row is an ``extra``
-_ROW_FIELDS = frozenset({"key", "status", "output", "parsed", "error", "usage", "model", "batch_id",
-                         "custom_id", "attempts", "cached", "answered_by"})
+def result_record(data: dict[str, Any], answered_by: str | None = None) -> dict[str, Any]:
+    """A stored row (a results file line's object) as ``ResultRow.from_dict(data).to_dict()`` gives it,
+    with ``answered_by`` set when given: what landing writes for the row, without building the row.
+
+    A line laid out as ``to_dict`` writes it (its keys in that order, a known status, the usage with its
+    four integer counts adding up, integer attempts, boolean cached) already is that dict: it is
+    returned itself (``answered_by`` set in place). Anything else (an older layout, a hand edit) goes
+    through ``from_dict`` and ``to_dict``, so both ways give the same record."""
+    if _laid_out_as_written(data):
+        if answered_by:
+            data["answered_by"] = answered_by
+        return data
+    row = ResultRow.from_dict(data)
+    row.answered_by = answered_by or row.answered_by
+    return row.to_dict()
+
+
+def _laid_out_as_written(data: dict[str, Any]) -> bool:
+    """Whether ``to_dict`` would write ``data`` back unchanged (~0.6 us: cheaper than the round trip)."""
+    usage = data.get("usage")
+    if type(usage) is not dict or tuple(usage) != _USAGE_KEYS or tuple(islice(data, 12)) != _ROW_KEYS:
+        return False
+    tokens_in, tokens_out, tokens_cached, total = usage.values()
+    return (type(tokens_in) is int and type(tokens_out) is int and type(tokens_cached) is int
+            and total == tokens_in + tokens_out and data["status"] in _STATUS_OF
+            and type(data["attempts"]) is int and type(data["cached"]) is bool
+            and type(data["answered_by"]) is str and data["answered_by"] != "")
+
+
+#: the keys ``ResultRow.to_dict`` writes itself, in its order; any other key of a stored row is an ``extra``
+_ROW_KEYS = ("key", "status", "output", "parsed", "error", "usage", "model", "batch_id", "custom_id", "attempts",
+             "cached", "answered_by")
+_ROW_FIELDS = frozenset(_ROW_KEYS)
+_USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens", "total_tokens")
 _STATUS_OF = {status.value: status for status in RowStatus}
 _NO_USAGE = Usage()
 

@@ -27,8 +27,7 @@ FAILURES = ("inline", "separate")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def _jsonl_line(row: ResultRow) -> bytes:
-    return fast_json.dumps_line(row.to_dict())
+_FAILED = RowStatus.FAILED.value
 
 
 class ObjectStorageSink:
@@ -108,31 +107,40 @@ class ObjectStorageSink:
         probe_path(self._path(self.target))
 
     def write(self, rows: Iterable[ResultRow], context: LandingContext) -> dict[str, Any]:
+        return self.write_records((row.to_dict() for row in rows), context)
+
+    def write_records(self, records: Iterable[dict[str, Any]], context: LandingContext) -> dict[str, Any]:
+        """:meth:`write` for rows given as their ``ResultRow.to_dict()`` records (landing reads the results
+        files straight into these: no row object per row). Each is written as given."""
         opts = self.options()
         separate = opts["failures"] == "separate"
         failures_name = _failures_name(self.target)
-        counts = {"succeeded": 0, "failed": 0}
+        succeeded = failed = 0
+        dumps_line = fast_json.dumps_line
         with contextlib.ExitStack() as stack:
             main = stack.enter_context(self._open(self.target, opts["conn_id"]))
             side = stack.enter_context(self._open(failures_name, opts["conn_id"])) if separate else None
             writer = _record_writer(main, opts, context)
+            write = writer.write
             try:
-                for row in rows:
-                    failed = row.status == RowStatus.FAILED
-                    counts["failed" if failed else "succeeded"] += 1
-                    if failed and side is not None:
-                        side.write(_jsonl_line(row))
+                for record in records:
+                    if record["status"] == _FAILED:
+                        failed += 1
+                        if side is not None:
+                            side.write(dumps_line(record))
+                            continue
                     else:
-                        writer.write(row)
+                        succeeded += 1
+                    write(record)
                 writer.close()
             except BaseException:
                 writer.abort()
                 raise
-        landed: dict[str, Any] = {"uri": self.target, "format": opts["format"],
-                                  "rows": counts["succeeded"] + counts["failed"], **counts}
+        landed: dict[str, Any] = {"uri": self.target, "format": opts["format"], "rows": succeeded + failed,
+                                  "succeeded": succeeded, "failed": failed}
         if separate:
             landed["failures_uri"] = failures_name
-        log.info("Landed %d rows (%d failed) as %s at %s%s", landed["rows"], counts["failed"], opts["format"],
+        log.info("Landed %d rows (%d failed) as %s at %s%s", landed["rows"], failed, opts["format"],
                  self.target, f"; failures in {failures_name}" if separate else "")
         return landed
 
@@ -194,11 +202,13 @@ def _failures_name(uri: str) -> str:
 
 
 class _JsonlWriter:
+    """One JSON line per record."""
+
     def __init__(self, fh: IO[bytes]) -> None:
         self.fh = fh
 
-    def write(self, row: ResultRow) -> None:
-        self.fh.write(_jsonl_line(row))
+    def write(self, record: dict[str, Any]) -> None:
+        self.fh.write(fast_json.dumps_line(record))
 
     def close(self) -> None:
         """Nothing to finish: the atomic writer finalises the file."""
@@ -208,7 +218,8 @@ class _JsonlWriter:
 
 
 def _record_writer(fh: IO[bytes], opts: dict[str, Any], context: LandingContext) -> Any:
-    """An object with ``write(row)``, ``close()`` and ``abort()`` for the chosen format."""
+    """An object with ``write(record)`` (a ``ResultRow.to_dict()``), ``close()`` and ``abort()`` for the
+    chosen format."""
     if opts["format"] == "jsonl":
         return _JsonlWriter(fh)
     from airflow_llm_batch.sinks.parquet import ParquetResultWriter

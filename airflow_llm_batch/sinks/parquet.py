@@ -31,7 +31,6 @@ from airflow_llm_batch.google.bq_schema import (
     coerce,
     columns_from_json_schema,
 )
-from airflow_llm_batch.pipeline.types import ResultRow
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +102,15 @@ def _arrow_value(value: Any, column: Column) -> Any:
 
 
 class ParquetResultWriter:
-    """Streams ResultRows into a Parquet file object, one row group per ``row_group_size`` rows.
+    """Streams result rows (their ``ResultRow.to_dict()`` records) into a Parquet file object, one row
+    group per ``row_group_size`` rows.
 
     Example::
 
         with path.open("wb") as fh:
             writer = ParquetResultWriter(fh, Triage.model_json_schema())
             for row in rows:
-                writer.write(row)
+                writer.write(row.to_dict())
             writer.close()
     """
 
@@ -129,8 +129,9 @@ class ParquetResultWriter:
         self._buffer: list[dict[str, Any]] = []
         self._writer = pq.ParquetWriter(fh, self.schema)
 
-    def write(self, row: ResultRow) -> None:
-        self._buffer.append(self._record(row))
+    def write(self, record: dict[str, Any]) -> None:
+        """Add one row, given as its ``ResultRow.to_dict()`` record."""
+        self._buffer.append(self._record(record))
         self.rows += 1
         if len(self._buffer) >= self.row_group_size:
             self._flush()
@@ -154,12 +155,11 @@ class ParquetResultWriter:
             self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=self.schema))
             self._buffer = []
 
-    def _record(self, row: ResultRow) -> dict[str, Any]:
-        data = row.to_dict()
+    def _record(self, data: dict[str, Any]) -> dict[str, Any]:
         extra = {k: v for k, v in data.items() if k not in _BASE_FIELDS}
         if self.parsed is not None:
-            parsed = _arrow_value(coerce(row.parsed, self.parsed, self.stats), self.parsed)
+            parsed = _arrow_value(coerce(data["parsed"], self.parsed, self.stats), self.parsed)
         else:
-            parsed = _json_text(row.parsed)
+            parsed = _json_text(data["parsed"])
         base = {k: data.get(k) for k in _BASE_FIELDS}
         return {**base, "parsed": parsed, "extra": _json_text(extra or None)}

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from openai import AsyncOpenAI
 
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
@@ -81,3 +82,16 @@ async def test_a_run_resumed_over_key_files_of_the_previous_version_lands_every_
     assert {r.status.value for r in results} == {"succeeded"} and all("fingerprint" in r.extra for r in results)
     paid = emulator.stats()["openai"]["succeeded_by_custom_id"]
     assert all(paid[r["id"]] == 1 for r in rows)
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    ({"c": "a", "k": "b", "n": 3}, KeyEntry("a", "b", 3)),
+    ({"c": 7, "k": 8}, KeyEntry("7", "8", -1)),
+    ({"c": "a", "k": "b", "n": "4", "f": "fp", "a": "old", "carry": {"x": 1}},
+     KeyEntry("a", "b", 4, "fp", "old", {"x": 1})),
+    ({"c": "a", "k": "b", "n": True}, KeyEntry("a", "b", 1)),
+])
+def test_an_entry_is_read_from_any_line_it_was_ever_written_as(data: dict[str, Any], expected: KeyEntry) -> None:
+    entry = KeyEntry.from_json(data)
+    assert entry == expected and type(entry.custom_id) is str and type(entry.row_no) is int
+    assert KeyEntry.from_line(entry.to_line()) == entry

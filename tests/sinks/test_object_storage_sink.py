@@ -157,3 +157,22 @@ def test_parquet_has_answered_by_as_its_own_column(tmp_path: Path) -> None:
     assert table.schema.field("answered_by").type == pa.string()
     assert table.column("answered_by").to_pylist() == ["batch", "realtime", "cache", "realtime", "batch", "cache"]
     assert all("answered_by" not in json.loads(extra) for extra in table.column("extra").to_pylist())
+
+
+@pytest.mark.parametrize("uri", ["results.jsonl", "results.parquet", "results.jsonl?failures=separate",
+                                 "results.parquet?failures=separate"])
+def test_records_land_byte_for_byte_as_the_rows_do(tmp_path: Path, uri: str) -> None:
+    by_rows, by_records = tmp_path / "rows", tmp_path / "records"
+    landed_rows = open_sink(f"file://{by_rows}/{uri}").write(result_rows(25), context())
+    sink = ObjectStorageSink(f"file://{by_records}/{uri}")
+    landed_records = sink.write_records((r.to_dict() for r in result_rows(25)), context())
+    assert {k: v for k, v in landed_records.items() if not k.endswith("uri")} == \
+        {k: v for k, v in landed_rows.items() if not k.endswith("uri")}
+    assert landed_records["failed"] == 3 and landed_records["rows"] == 25
+    names = sorted(p.name for p in by_rows.iterdir())
+    assert names == sorted(p.name for p in by_records.iterdir()) and len(names) == (2 if "separate" in uri else 1)
+    for name in names:
+        if name.endswith(".parquet"):  # the same table (the files' metadata may differ)
+            assert pq.read_table(by_records / name).equals(pq.read_table(by_rows / name))
+        else:
+            assert (by_records / name).read_bytes() == (by_rows / name).read_bytes()
