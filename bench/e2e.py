@@ -182,7 +182,8 @@ def run_jobs(sizes: list[int], work: Path, skip_floor: bool, before: Path | None
         migrate = subprocess.run([airflow_cmd(), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
         if migrate.returncode != 0:
             raise SystemExit(f"airflow db migrate failed: {migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
-        jobs.append({"job": "Airflow no-op", "n": 0, **timed([airflow_cmd(), "dags", "test", "bench_noop"], env)})
+        noop = timed([airflow_cmd(), "dags", "test", "bench_noop"], env, "e2e-noop.log")
+        jobs.append({"job": "Airflow no-op", "n": 0, **noop})
         _report(jobs[-1])
         for day, n in enumerate(sizes, start=1):
             rows = work / f"rows-{n}.jsonl"
@@ -236,7 +237,7 @@ def table(jobs: list[dict[str, Any]]) -> list[str]:
 
 def stage_table(jobs: list[dict[str, Any]]) -> list[str]:
     """Seconds per stage of each task run, from its own log (bench/e2e_stages.py)."""
-    runs = [j for j in jobs if j["job"] in ("this package", "before")]
+    runs = [j for j in jobs if j["job"] in ("this package", "before", "Airflow no-op")]
     if not runs:
         return []
     lines = ["| task | rows |" + "".join(f" {s} |" for s in STAGES) + " wall | wall - batch wait |",
