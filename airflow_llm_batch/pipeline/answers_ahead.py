@@ -98,7 +98,7 @@ class AnswersAhead:
     def _finish(self, job: int) -> None:
         view = self._views[job]
         if view is not None:
-            view.finished = True
+            view.release()
 
     def _room(self, job: int) -> Callable[[], float]:
         """How many answers job ``job``'s download may hold now: no bound for the first job or once
@@ -147,6 +147,11 @@ class TakenOnce(Mapping[str, RawResult]):
             return default
         self.taken += 1
         return found
+
+    def release(self) -> None:
+        """The chunk is stored: the download after it no longer waits on it, and the emptied dict (whose
+        table keeps its full size however many answers were taken) goes."""
+        self.finished, self._answers = True, {}
 
     def unconsumed(self) -> dict[str, RawResult]:
         """The answers not taken yet, as a plain dict (reading it takes nothing)."""

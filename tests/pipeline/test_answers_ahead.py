@@ -156,3 +156,16 @@ def test_taken_once_hands_each_answer_out_once_and_the_join_still_counts_the_unm
     assert outcome.unmatched == 1 and view.taken == 2 and len(view) == 3
     assert view.get("c0") is None and view.get("c0", "gone") == "gone"  # handed out once
     assert list(view) == ["c2"] and view.unconsumed() == {"c2": answers["c2"]}
+    view.release()  # the chunk is stored: the dict goes (its table kept its full size)
+    assert view.finished and list(view) == [] and len(view) == 3
+
+
+async def test_asking_for_the_next_answers_releases_the_ones_handed_out_before(emulator: Any,
+                                                                              tmp_path: Path) -> None:
+    _, manifest, backend = await _ended_run(emulator, tmp_path, "release")
+    async with AnswersAhead(backend, [(b, True) for b in manifest.batch_ids]) as ahead:
+        first = await ahead.next()
+        assert len(list(first)) == PER_CHUNK and not first.finished
+        second = await ahead.next()
+        assert first.finished and list(first) == [] and len(list(second)) == PER_CHUNK
+    await backend.aclose()
