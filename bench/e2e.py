@@ -25,7 +25,12 @@ Usage::
 With ``--before DIR`` each size first runs the task with the package imported from ``DIR`` (put first
 on PYTHONPATH for the ``airflow`` processes; same venv, same emulator), then with this checkout.
 
-The Markdown table is printed and written to ``bench/out/e2e.md`` (git-ignored).
+Each task run (and the no-op) is also split into stages from its own log (``bench/e2e_stages.py``:
+Airflow start, task start, prepare, submit, batch wait, resume, collect, land, task end), with the peak
+RSS of each stage (its processes' VmRSS sampled every 0.2 s), so a figure reads "X s plus the batch wait
+Y s". The whole log of each job is kept in ``bench/out/e2e-<job>-<N>.log``.
+
+The Markdown tables are printed and written to ``bench/out/e2e.md`` (git-ignored).
 """
 
 from __future__ import annotations
