@@ -25,7 +25,12 @@ Usage::
 With ``--before DIR`` each size first runs the task with the package imported from ``DIR`` (put first
 on PYTHONPATH for the ``airflow`` processes; same venv, same emulator), then with this checkout.
 
-The Markdown table is printed and written to ``bench/out/e2e.md`` (git-ignored).
+Each task run (and the no-op) is also split into stages from its own log (``bench/e2e_stages.py``:
+Airflow start, task start, prepare, submit, batch wait, resume, collect, land, task end), with the peak
+RSS of each stage (its processes' VmRSS sampled every 0.2 s), so a figure reads "X s plus the batch wait
+Y s". The whole log of each job is kept in ``bench/out/e2e-<job>-<N>.log``.
+
+The Markdown tables are printed and written to ``bench/out/e2e.md`` (git-ignored).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from e2e_stages import STAGES, RssSampler, split_cells, stage_peaks, stage_split
 from trigger_load import emulator_process
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,22 +104,35 @@ def count_succeeded(path: Path) -> int:
 
 def measure_child(cmd: list[str]) -> None:
     """Wrapper mode: run ``cmd``, then print its wall time and the peak RSS of its process tree's largest process."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    wall = time.perf_counter() - start
+    start, began = time.perf_counter(), time.time()
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, text=True)
+        sampler = RssSampler(proc.pid)  # the RSS of its processes every 0.2 s: the peak of each stage
+        while proc.poll() is None:
+            sampler.sample()
+            time.sleep(0.2)
+        wall = time.perf_counter() - start
+        log.seek(0)
+        out = log.read()
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(RESULT_MARK + json.dumps({"wall": wall, "peak_kib": usage.ru_maxrss, "rc": proc.returncode,
                                     "cpu": usage.ru_utime + usage.ru_stime,
-                                    "tail": proc.stdout[-3000:]}), flush=True)
+                                    "stages": stage_split(out, began, began + wall),
+                                    "stage_mib": stage_peaks(out, began, began + wall, sampler.samples),
+                                    "tail": out[-3000:], "log": out}), flush=True)
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
+def timed(cmd: list[str], env: dict[str, str], log_name: str | None = None) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, __file__, "--measure", "--", *cmd], env=env, cwd=ROOT,
                           capture_output=True, text=True, check=False)
     line = next((x for x in proc.stdout.splitlines() if x.startswith(RESULT_MARK)), None)
     if line is None:
         raise SystemExit(f"measuring {cmd[:3]} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(line[len(RESULT_MARK):])
+    log = result.pop("log")
+    if log_name is not None:  # the whole log, for a look at where the time went
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        (OUT_DIR / log_name).write_text(log)
     return result
 
 
@@ -144,7 +163,8 @@ def run_package(n: int, rows: Path, work: Path, env: dict[str, str], day: int,
         env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH", "")]))}
     conf = {"rows": f"file://{rows}", "workspace": f"file://{work}/workspace-{label}-{n}",
             "destination": f"file://{dest}"}
-    r = timed([airflow_cmd(), "dags", "test", "bench_llm_batch", f"2026-11-{day:02d}", "--conf", json.dumps(conf)], env)
+    r = timed([airflow_cmd(), "dags", "test", "bench_llm_batch", f"2026-11-{day:02d}", "--conf", json.dumps(conf)], env,
+              f"e2e-{label}-{n}.log")
     r["succeeded"] = count_succeeded(dest)
     return r
 
@@ -167,7 +187,8 @@ def run_jobs(sizes: list[int], work: Path, skip_floor: bool, before: Path | None
         migrate = subprocess.run([airflow_cmd(), "db", "migrate"], env=env, capture_output=True, text=True, check=False)
         if migrate.returncode != 0:
             raise SystemExit(f"airflow db migrate failed: {migrate.stdout[-2000:]}{migrate.stderr[-2000:]}")
-        jobs.append({"job": "Airflow no-op", "n": 0, **timed([airflow_cmd(), "dags", "test", "bench_noop"], env)})
+        noop = timed([airflow_cmd(), "dags", "test", "bench_noop"], env, "e2e-noop.log")
+        jobs.append({"job": "Airflow no-op", "n": 0, **noop})
         _report(jobs[-1])
         for day, n in enumerate(sizes, start=1):
             rows = work / f"rows-{n}.jsonl"
@@ -189,6 +210,9 @@ def _report(job: dict[str, Any]) -> None:
     print(f"{job['job']:<14} N={job['n']:>9,}: {job['wall']:6.1f} s (CPU {job['cpu']:.1f} s), "
           f"peak RSS {job['peak_kib'] / 1024:6.0f} MiB, "
           f"exit {job['rc']}, succeeded {job.get('succeeded', '-')}{'' if ok else '  FAILED'}", flush=True)
+    if job["job"] in ("this package", "before"):
+        print("    stages: " + ", ".join(f"{s} {job['stages'][s]:.1f} s ({job['stage_mib'][s]:.0f} MiB)"
+                                      for s in STAGES), flush=True)
     if not ok:
         print(job["tail"], flush=True)
 
@@ -213,6 +237,24 @@ def table(jobs: list[dict[str, Any]]) -> list[str]:
         first = f" {cell(find(n, 'before'))} |" if before else ""
         lines.append(f"| {n:,} rows, one task |{first} {cell(find(n, 'this package'))} | {cell(find(n, 'floor'))} | "
                      f"{cell(noop) if i == 0 else ''} |")
+    return lines
+
+
+def stage_table(jobs: list[dict[str, Any]]) -> list[str]:
+    """Seconds per stage of each task run, from its own log (bench/e2e_stages.py)."""
+    runs = [j for j in jobs if j["job"] in ("this package", "before", "Airflow no-op")]
+    if not runs:
+        return []
+    lines = ["| task | rows |" + "".join(f" {s} |" for s in STAGES) + " wall | wall - batch wait |",
+             "|---|---:|" + "---:|" * (len(STAGES) + 2)]
+    for j in runs:
+        lines.append(f"| {j['job']} | {j['n']:,} |{split_cells(j['stages'])} {j['wall']:.1f} | "
+                     f"{j['wall'] - j['stages']['batch wait']:.1f} |")
+    lines += ["", "Peak RSS during each stage (MiB, sampled every 0.2 s):", "",
+              "| task | rows |" + "".join(f" {s} |" for s in STAGES) + " peak (ru_maxrss) |",
+              "|---|---:|" + "---:|" * (len(STAGES) + 1)]
+    for j in runs:
+        lines.append(f"| {j['job']} | {j['n']:,} |{split_cells(j['stage_mib'], '{:.0f}')} {j['peak_kib'] / 1024:.0f} |")
     return lines
 
 
@@ -244,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
            f"at the end (load1 at the start: {LOAD_AT_START:.1f}){compared}",
            "- emulator batches complete ~5 s after creation; 1-s polls; per job: wall time (CPU time of its "
            "processes: less sensitive to other load on the machine), peak RSS of its largest process", "",
-           *table(jobs), ""]
+           *table(jobs), "", "Stage split of each task run (seconds, from its log; see bench/e2e_stages.py):", "",
+           *stage_table(jobs), ""]
     text = "\n".join(doc)
     print("\n" + text)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_llm_batch.pipeline.answered import write_results
-from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead
+from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead, TakenOnce
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.chunk_files import chunk_name
 from airflow_llm_batch.pipeline.join import MISSING_ANSWER, ChunkOutcome, JoinContext, RetryRule, classify_chunk
@@ -61,7 +62,7 @@ class Collector:
                 self._check_breaker(manifest, chunk, answers)
                 await asyncio.to_thread(self.store_chunk, manifest, chunk, answers, parser,
                                         no_answer_reason(chunk, state))
-                del answers  # one chunk's answers at a time beside the download ahead
+                del answers  # the join took (and freed) its answers one by one
         if manifest.breaker:
             self._fail_unsent(manifest, parser)
 
@@ -86,7 +87,7 @@ class Collector:
             if chunk.state == ChunkState.PREPARED:
                 self.store_chunk(manifest, chunk, {}, parser, ("not_submitted", message))
 
-    def _check_breaker(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult]) -> None:
+    def _check_breaker(self, manifest: Manifest, chunk: ChunkRecord, answers: Mapping[str, RawResult]) -> None:
         failures: Counter[str] = Counter(a.error_code or "error" for a in answers.values() if not a.ok)
         trip = self.policy.breaker_trip(failures, chunk.count)
         if trip is None or manifest.breaker:
@@ -106,10 +107,12 @@ class Collector:
         return JoinContext(chunk.batch_id, chunk.attempt, no_answer, adopted=chunk.is_adopted, retry=rule,
                            cache_answers=writes)
 
-    def store_chunk(self, manifest: Manifest, chunk: ChunkRecord, answers: dict[str, RawResult],
+    def store_chunk(self, manifest: Manifest, chunk: ChunkRecord, answers: Mapping[str, RawResult],
                     parser: OutputParser, no_answer: tuple[str, str]) -> None:
         """Classify the chunk's rows, write its results, queue its retry chunk, fill the cache."""
         folder, name = self.run.folder, chunk_name(chunk.index, chunk.attempt)
+        if chunk.is_adopted and isinstance(answers, TakenOnce):  # its rows may share an earlier batch's answer
+            answers = answers.unconsumed()
         outcome = classify_chunk(read_key_index(folder / chunk.keys), answers, parser,
                                  self.context(manifest, chunk, no_answer))
         results = f"results/{name}.jsonl"

@@ -134,9 +134,14 @@ def _current_bar(chunk: ChunkRecord) -> BatchBar:
 
 def failed_samples(folder: StoragePath, manifest: Manifest, *, include_text: bool = False,
                    limit: int = SAMPLE_FAILURES) -> list[FailedSample]:
-    """Up to ``limit`` failed rows with their error code and message; answers only with ``include_text``."""
+    """Up to ``limit`` failed rows with their error code and message; answers only with ``include_text``.
+
+    Only the results files whose counts (in the manifest) hold failed rows are read: a run where every
+    row succeeded reads none (at 1M rows, reading them all took ~4 s at the end of every run)."""
     samples: list[FailedSample] = []
-    files = [*(c.results for c in manifest.chunks if c.results), *manifest.answered_results]
+    files = [c.results for c in manifest.chunks if c.results and _may_fail(c.counts)]
+    if _may_fail(manifest.answered_counts):
+        files += manifest.answered_results
     for name in files:
         with (folder / name).open("rb") as fh:
             for line in fh:
@@ -147,6 +152,11 @@ def failed_samples(folder: StoragePath, manifest: Manifest, *, include_text: boo
                 if len(samples) >= limit:
                     return samples
     return samples
+
+
+def _may_fail(counts: dict[str, int]) -> bool:
+    """Whether a results file with these counts may hold failed rows (no counts: read it to know)."""
+    return not counts or counts.get("failed", 0) > 0
 
 
 def _sample(row: dict[str, Any], include_text: bool) -> FailedSample:

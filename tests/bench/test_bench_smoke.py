@@ -57,4 +57,10 @@ def test_e2e_runs_the_three_jobs_and_lands_every_row(tmp_path: Path) -> None:
     cells = [c.strip() for c in row.strip("|").split("|")]
     assert all(" s (CPU " in c and c.endswith(" MiB") for c in cells[1:4]), row
     assert "this package" in proc.stdout and "succeeded 200" in proc.stdout
+    stages = next(line for line in table.splitlines() if line.startswith("| this package | 200 |"))
+    cells = [float(c) for c in stages.strip("|").split("|")[2:]]  # 9 stages, wall, wall - batch wait
+    prepare, submit, wait, collect = cells[2], cells[3], cells[4], cells[6]
+    assert min(prepare, submit, collect) >= 0 and wait > 1.0, "the batches take ~5 s: the wait is seen"
+    assert abs(sum(cells[:9]) - cells[9]) < 0.5, "the stages add up to the wall time (each rounded)"
+    assert "Peak RSS during each stage" in table
     assert not list(tmp_path.glob("llmb-e2e-*")), "temp folders are removed"

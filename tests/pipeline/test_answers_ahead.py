@@ -15,7 +15,9 @@ from openai import AsyncOpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline import answers_ahead
-from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead
+from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead, TakenOnce
+from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk
+from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
@@ -34,6 +36,7 @@ class Recording(OpenAIBatchBackend):
     async def results(self, batch_id: str) -> AsyncIterator[RawResult]:
         self.events.append(("download", batch_id))
         async for answer in super().results(batch_id):
+            self.events.append(("answer", batch_id))
             yield answer
         self.events.append(("downloaded", batch_id))
 
@@ -120,4 +123,49 @@ async def test_answers_ahead_refuses_a_negative_window_and_says_when_nothing_is_
         assert await ahead.next() == {}  # a batch without results: nothing is fetched
         with pytest.raises(LookupError):
             await ahead.next()
+    await backend.aclose()
+
+
+async def test_the_download_ahead_holds_at_most_the_slack_beyond_what_the_join_took(
+        emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunk k+1 downloads while k is joined, but before k's join starts it holds AHEAD_SLACK answers
+    at most: about one chunk's answers in memory, not two; every row still lands."""
+    monkeypatch.setattr(answers_ahead, "AHEAD_SLACK", 2)
+    monkeypatch.setattr(answers_ahead, "HELD_BACK_POLL", 0.001)
+    run, manifest, backend = await _ended_run(emulator, tmp_path, "held")
+    await run.collect(manifest, OutputParser())
+    await backend.aclose()
+    ids, events = manifest.batch_ids, backend.events
+    for earlier, later in itertools.pairwise(ids):
+        before_join = events[:events.index(("store", earlier))]
+        assert ("download", later) in before_join  # on its way before the chunk before it is joined...
+        assert before_join.count(("answer", later)) <= 2  # ...but held back at the slack
+        assert events.index(("downloaded", later)) > events.index(("store", earlier))
+    keys = sorted(r.key for r in run.iter_results(manifest))
+    assert keys == [f"held-{i:03d}" for i in range(CHUNKS * PER_CHUNK)]
+
+
+def test_taken_once_hands_each_answer_out_once_and_the_join_still_counts_the_unmatched() -> None:
+    answers = {f"c{i}": RawResult(custom_id=f"c{i}", ok=True, text=f"answer {i}") for i in range(3)}
+    view = TakenOnce(dict(answers))
+    assert len(view) == 3 and view["c0"].text == "answer 0" and view.taken == 0  # reading takes nothing
+    entries = [KeyEntry(custom_id=f"c{i}", key=f"k{i}", row_no=i) for i in (0, 1)]  # c2: no row's answer
+    outcome = classify_chunk(entries, view, OutputParser(), JoinContext(batch_id="b1"))
+    rows = list(outcome.final_rows())
+    assert [(r.key, r.output) for r in rows] == [("k0", "answer 0"), ("k1", "answer 1")]
+    assert outcome.unmatched == 1 and view.taken == 2 and len(view) == 3
+    assert view.get("c0") is None and view.get("c0", "gone") == "gone"  # handed out once
+    assert list(view) == ["c2"] and view.unconsumed() == {"c2": answers["c2"]}
+    view.release()  # the chunk is stored: the dict goes (its table kept its full size)
+    assert view.finished and list(view) == [] and len(view) == 3
+
+
+async def test_asking_for_the_next_answers_releases_the_ones_handed_out_before(emulator: Any,
+                                                                              tmp_path: Path) -> None:
+    _, manifest, backend = await _ended_run(emulator, tmp_path, "release")
+    async with AnswersAhead(backend, [(b, True) for b in manifest.batch_ids]) as ahead:
+        first = await ahead.next()
+        assert len(list(first)) == PER_CHUNK and not first.finished
+        second = await ahead.next()
+        assert first.finished and list(first) == [] and len(list(second)) == PER_CHUNK
     await backend.aclose()

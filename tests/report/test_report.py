@@ -90,3 +90,24 @@ def test_timeline_draws_requeued_and_retried_batches() -> None:
     assert "requeued (replaced by a later batch" in svg
     assert 'class="phase validating"' in svg and 'class="phase running"' in svg and 'class="phase open"' in svg
     assert "chunk 2 (retry of chunk 0)" in svg and "70.0 s" in svg
+
+
+def test_failed_samples_read_only_the_results_files_that_hold_failed_rows(report_run: ReportRun,
+                                                                             tmp_path: Path) -> None:
+    """A results file whose counts say every row succeeded is not read (it cannot hold a sample)."""
+    import shutil
+
+    from airflow_llm_batch.pipeline.manifest import ManifestStore
+    from airflow_llm_batch.report.facts import failed_samples
+
+    folder = tmp_path / "copy"
+    shutil.copytree(report_run.folder, folder)
+    manifest = ManifestStore(folder).load()  # type: ignore[arg-type]
+    assert manifest is not None
+    expected = failed_samples(folder, manifest)  # type: ignore[arg-type]
+    clean = [c.results for c in manifest.chunks if c.results and c.counts and not c.counts.get("failed")]
+    assert clean, "the run has a chunk where every row succeeded"
+    for name in clean:
+        (folder / name).write_text("not JSON: this file must not be read\n")
+    assert failed_samples(folder, manifest) == expected  # type: ignore[arg-type]
+    assert sorted(s.key for s in expected) == sorted(f"r{i:03d}" for i in FAILING)
