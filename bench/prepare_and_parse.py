@@ -358,7 +358,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
         outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser,
                                  JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
-        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
+        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", _final(outcome)))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, outcome
@@ -367,6 +367,12 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
                      f"{totals['succeeded']:,} succeeded"}
+
+
+def _final(outcome: Any) -> Any:
+    """What the collector writes: the records (``final_records``) when the package has them, else (``--before``
+    with an older package) the rows."""
+    return outcome.final_records() if hasattr(outcome, "final_records") else outcome.final_rows()
 
 
 def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
@@ -426,7 +432,7 @@ def warm_collect(folder: Path) -> None:
         first = decode_output_line(json_object(fh.readline()) or {})
     entry = next(read_key_index(workspace / chunk["keys"]))
     outcome = classify_chunk([entry], {entry.custom_id: first}, OutputParser(_model()), JoinContext("warm"))
-    write_results(workspace / "warm" / "results.jsonl", outcome.final_rows())
+    write_results(workspace / "warm" / "results.jsonl", _final(outcome))
     shutil.rmtree(folder / "warm")
 
 
