@@ -327,6 +327,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_llm_batch.backends import openai as openai_backend
     from airflow_llm_batch.backends.json_lines import json_object
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
@@ -335,6 +336,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from airflow_llm_batch.pipeline.parsing import OutputParser
     from airflow_llm_batch.pipeline.types import RawResult
 
+    # results() reads each line with output_object (--before with an older package: json_object)
+    read_line = getattr(openai_backend, "output_object", lambda line: json_object(line) if line.strip() else None)
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
     (folder / "results").mkdir(exist_ok=True)
@@ -349,7 +352,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         answers: dict[str, RawResult] = {}
         with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
             for line in fh:  # what backend.results() yields, line by line
-                document = json_object(line) if line.strip() else None
+                document = read_line(line)
                 if document:
                     answer = decode_output_line(document)
                     answers[answer.custom_id] = answer

@@ -186,7 +186,7 @@ class OpenAIBatchBackend:
             broken = 0
             async with _download(self.client, batch_id, file_id) as response:
                 async for line in byte_lines(response.iter_bytes()):
-                    document = json_object(line) if line.strip() else {}
+                    document = output_object(line)
                     if document:
                         yield decode_output_line(document)
                     broken += document is None
@@ -222,6 +222,12 @@ def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
                          provider_status=status, total=int(counts.get("total") or 0),
                          completed=int(counts.get("completed") or 0), failed=int(counts.get("failed") or 0),
                          errors=errors)
+
+
+def output_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of one output or error file line ({} for a blank line, None for a broken one).
+    Its numbers are read only from status codes and token counts, so integers need not be exact."""
+    return json_object(line, exact_integers=False) if line.strip() else {}
 
 
 def decode_output_line(line: dict[str, Any]) -> RawResult:

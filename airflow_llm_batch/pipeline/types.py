@@ -144,6 +144,9 @@ class Usage(NamedTuple):
         )
 
 
+_NO_USAGE = Usage()
+
+
 @dataclass(frozen=True)
 class BatchLimits:
     """What one provider batch may hold."""
@@ -194,7 +197,7 @@ class RawResult(NamedTuple):
     text: str | None = None
     embedding: list[float] | None = None
     model: str | None = None
-    usage: Usage = Usage()
+    usage: Usage = _NO_USAGE
     error_code: str | None = None
     error_message: str | None = None
     finish_reason: FinishReason | None = None
@@ -209,7 +212,7 @@ class ResultRow:
     output: str | None = None
     parsed: Any = None
     error: dict[str, str] | None = None
-    usage: Usage = Usage()
+    usage: Usage = _NO_USAGE
     model: str | None = None
     batch_id: str | None = None
     custom_id: str | None = None
@@ -287,7 +290,6 @@ _ROW_KEYS = ("key", "status", "output", "parsed", "error", "usage", "model", "ba
 _ROW_FIELDS = frozenset(_ROW_KEYS)
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens", "total_tokens")
 _STATUS_OF = {status.value: status for status in RowStatus}
-_NO_USAGE = Usage()
 
 
 @dataclass(frozen=True)
