@@ -254,21 +254,22 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         choice = (body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        use = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
+        use = (int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
         if message.get("refusal"):
             return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal",
                              error_message=str(message["refusal"]))
         return _answer(custom_id, message.get("content"), model, use, choice.get("finish_reason"))
     # responses API
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    use = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
+    use = (int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
     texts = [part.get("text", "") for item in body.get("output") or [] if item.get("type") == "message"
              for part in item.get("content") or [] if part.get("type") == "output_text"]
     finish = (body.get("incomplete_details") or {}).get("reason") if body.get("status") == "incomplete" else None
     return _answer(custom_id, "".join(texts), model, use, finish)
 
 
-def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, word: str | None) -> RawResult:
+def _answer(custom_id: str, text: str | None, model: str | None, usage: tuple[int, int, int],
+            word: str | None) -> RawResult:
     """A generated answer; one the content filter withheld or cut fails as ``content_filter``."""
     finish = FinishReason.parse(word)
     if finish is FinishReason.CONTENT_FILTER:

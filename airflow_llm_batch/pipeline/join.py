@@ -170,11 +170,10 @@ def record_and_error(entry: KeyEntry, answer: RawResult | None, parser: OutputPa
         else:
             fate, output, parsed, error = _fate(answer, parser, finish)
             status = fate.value
-        usage = answer.usage
-        tokens_in, tokens_out = usage.input_tokens, usage.output_tokens
+        tokens_in, tokens_out, tokens_cached = answer.tokens
         record = {"key": entry.key, "status": status, "output": output, "parsed": parsed, "error": error,
                   "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
-                            "cached_input_tokens": usage.cached_input_tokens, "total_tokens": tokens_in + tokens_out},
+                            "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
                   "model": answer.model, "batch_id": batch_id, "custom_id": entry.custom_id, "attempts": attempts,
                   "cached": False, "answered_by": "batch"}
     if entry.carry or entry.fingerprint is not None or (finish is not None and not finish.is_complete):

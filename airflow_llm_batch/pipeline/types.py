@@ -110,10 +110,7 @@ class RowStatus(str, enum.Enum):
 
 
 class Usage(NamedTuple):
-    """Token counts of one request or a sum of many.
-
-    A named tuple of integers, not a dataclass: a chunk holds one per answer, and a tuple of atoms is
-    dropped from the cyclic garbage collector's watch (a frozen dataclass instance never is)."""
+    """Token counts of one request or a sum of many (a named tuple: cheaper to make than a dataclass)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -179,7 +176,20 @@ class LLMRequest:
     json_output: bool = False
 
 
-class RawResult(NamedTuple):
+class _AnswerFields(NamedTuple):
+    custom_id: str
+    ok: bool
+    text: str | None
+    embedding: list[float] | None
+    model: str | None
+    #: (input, output, cached input) token counts: a plain tuple of ints (see RawResult)
+    tokens: tuple[int, int, int]
+    error_code: str | None
+    error_message: str | None
+    finish_reason: FinishReason | None
+
+
+class RawResult(_AnswerFields):
     """One provider answer, already decoded from the provider's format but not yet parsed.
 
     ``error_code`` names the same situation the same way whatever the provider: ``prompt_blocked``
@@ -188,19 +198,25 @@ class RawResult(NamedTuple):
     ``server_error``, ``invalid_request_error``...). A cut answer is not an error here: it is
     ``finish_reason=length``, and the join calls it ``truncated`` when it does not parse.
 
-    A named tuple, not a dataclass: a chunk's answers are held until it is joined, and a named tuple is
-    cheaper to make and, once its fields are atoms, is no longer walked by the cyclic garbage collector.
+    Made as ``RawResult(custom_id, ok, text, embedding, model, usage, error_code, error_message,
+    finish_reason)`` (all but the first two optional); ``usage`` may be a :class:`Usage` or a plain
+    ``(input, output, cached input)`` tuple. A named tuple, not a dataclass: a chunk holds one answer per
+    row until it is joined, and the cyclic garbage collector walks every object it holds. A frozen
+    dataclass answer was two such objects (itself and its Usage); this is one: its counts are kept as a
+    plain tuple of ints, which the collector stops watching, and ``usage`` is made when it is read.
     """
 
-    custom_id: str
-    ok: bool
-    text: str | None = None
-    embedding: list[float] | None = None
-    model: str | None = None
-    usage: Usage = _NO_USAGE
-    error_code: str | None = None
-    error_message: str | None = None
-    finish_reason: FinishReason | None = None
+    __slots__ = ()
+
+    def __new__(cls, custom_id: str, ok: bool, text: str | None = None, embedding: list[float] | None = None,
+                model: str | None = None, usage: tuple[int, int, int] = (0, 0, 0), error_code: str | None = None,
+                error_message: str | None = None, finish_reason: FinishReason | None = None) -> RawResult:
+        return tuple.__new__(cls, (custom_id, ok, text, embedding, model, tuple(usage), error_code, error_message,
+                                   finish_reason))
+
+    @property
+    def usage(self) -> Usage:
+        return Usage._make(self.tokens)
 
 
 @dataclass
