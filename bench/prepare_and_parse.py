@@ -11,10 +11,10 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
-   stream the output file through ``json_object`` and ``decode_output_line`` (as ``results()`` does)
+   stream the output file through ``output_object`` and ``decode_output_line`` (as ``results()`` does)
    into the per-chunk answer dict, then
-   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
-   JSONL written by ``answered.write_results``.
+   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> its
+   ``final_records()`` -> results JSONL written by ``answered.write_results``.
 
 4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
    read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
