@@ -11,10 +11,10 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
-   stream the output file through ``json_object`` and ``decode_output_line`` (as ``results()`` does)
+   stream the output file through ``output_object`` and ``decode_output_line`` (as ``results()`` does)
    into the per-chunk answer dict, then
-   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> results
-   JSONL written by ``answered.write_results``.
+   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> its
+   ``final_records()`` -> results JSONL written by ``answered.write_results``.
 
 4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
    read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
@@ -327,6 +327,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
     from airflow.sdk import ObjectStoragePath
 
+    from airflow_llm_batch.backends import openai as openai_backend
     from airflow_llm_batch.backends.json_lines import json_object
     from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
@@ -335,6 +336,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     from airflow_llm_batch.pipeline.parsing import OutputParser
     from airflow_llm_batch.pipeline.types import RawResult
 
+    # results() reads each line with output_object (--before with an older package: json_object)
+    read_line = getattr(openai_backend, "output_object", lambda line: json_object(line) if line.strip() else None)
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
     (folder / "results").mkdir(exist_ok=True)
@@ -349,7 +352,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         answers: dict[str, RawResult] = {}
         with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
             for line in fh:  # what backend.results() yields, line by line
-                document = json_object(line) if line.strip() else None
+                document = read_line(line)
                 if document:
                     answer = decode_output_line(document)
                     answers[answer.custom_id] = answer
@@ -358,7 +361,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
         outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser,
                                  JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
-        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", outcome.final_rows()))
+        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", _final(outcome)))
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, outcome
@@ -367,6 +370,12 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
                      f"{totals['succeeded']:,} succeeded"}
+
+
+def _final(outcome: Any) -> Any:
+    """What the collector writes: the records (``final_records``) when the package has them, else (``--before``
+    with an older package) the rows."""
+    return outcome.final_records() if hasattr(outcome, "final_records") else outcome.final_rows()
 
 
 def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
@@ -426,7 +435,7 @@ def warm_collect(folder: Path) -> None:
         first = decode_output_line(json_object(fh.readline()) or {})
     entry = next(read_key_index(workspace / chunk["keys"]))
     outcome = classify_chunk([entry], {entry.custom_id: first}, OutputParser(_model()), JoinContext("warm"))
-    write_results(workspace / "warm" / "results.jsonl", outcome.final_rows())
+    write_results(workspace / "warm" / "results.jsonl", _final(outcome))
     shutil.rmtree(folder / "warm")
 
 

@@ -11,11 +11,15 @@ from typing import Any
 from airflow_llm_batch.pipeline import fast_json
 
 
-def json_object(line: bytes | str) -> dict[str, Any] | None:
+def json_object(line: bytes | str, *, exact_integers: bool = True) -> dict[str, Any] | None:
     """The JSON object on ``line``; None when the line is not JSON or not an object (its row gets no
-    answer and ends as ``missing_result``, which the retry policy sends again)."""
+    answer and ends as ``missing_result``, which the retry policy sends again).
+
+    ``exact_integers=False`` skips ``fast_json.loads``'s guard for integers beyond 64 bits (~1 us less on
+    a 1 KB answer line; such a number may come back as a float): for a decoder that reads numbers only
+    from small fields (status codes, token counts) and copies no other number into a result."""
     try:
-        document = fast_json.loads(line)
+        document = fast_json.loads(line) if exact_integers else fast_json.loads_inexact(line)
     except ValueError:
         return None
     return document if isinstance(document, dict) else None

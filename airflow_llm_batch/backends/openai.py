@@ -186,7 +186,7 @@ class OpenAIBatchBackend:
             broken = 0
             async with _download(self.client, batch_id, file_id) as response:
                 async for line in byte_lines(response.iter_bytes()):
-                    document = json_object(line) if line.strip() else {}
+                    document = output_object(line)
                     if document:
                         yield decode_output_line(document)
                     broken += document is None
@@ -224,6 +224,12 @@ def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
                          errors=errors)
 
 
+def output_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of one output or error file line ({} for a blank line, None for a broken one).
+    Its numbers are read only from status codes and token counts, so integers need not be exact."""
+    return json_object(line, exact_integers=False) if line.strip() else {}
+
+
 def decode_output_line(line: dict[str, Any]) -> RawResult:
     """One line of an output or error file -> RawResult (success, HTTP error, or batch-level error)."""
     custom_id = str(line.get("custom_id"))
@@ -248,21 +254,22 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         choice = (body.get("choices") or [{}])[0]
         message = choice.get("message") or {}
         cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        use = Usage(int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
+        use = (int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0)), int(cached))
         if message.get("refusal"):
             return RawResult(custom_id, ok=False, model=model, usage=use, error_code="refusal",
                              error_message=str(message["refusal"]))
         return _answer(custom_id, message.get("content"), model, use, choice.get("finish_reason"))
     # responses API
     cached = (usage.get("input_tokens_details") or {}).get("cached_tokens") or 0
-    use = Usage(int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
+    use = (int(usage.get("input_tokens", 0)), int(usage.get("output_tokens", 0)), int(cached))
     texts = [part.get("text", "") for item in body.get("output") or [] if item.get("type") == "message"
              for part in item.get("content") or [] if part.get("type") == "output_text"]
     finish = (body.get("incomplete_details") or {}).get("reason") if body.get("status") == "incomplete" else None
     return _answer(custom_id, "".join(texts), model, use, finish)
 
 
-def _answer(custom_id: str, text: str | None, model: str | None, usage: Usage, word: str | None) -> RawResult:
+def _answer(custom_id: str, text: str | None, model: str | None, usage: tuple[int, int, int],
+            word: str | None) -> RawResult:
     """A generated answer; one the content filter withheld or cut fails as ``content_filter``."""
     finish = FinishReason.parse(word)
     if finish is FinishReason.CONTENT_FILTER:

@@ -65,9 +65,13 @@ def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
     return row
 
 
-def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int]:
+def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]]) -> dict[str, int]:
     """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
-    per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``)."""
+    per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``).
+
+    Each item is a row or a record (a dict laid out as ``ResultRow.to_dict`` writes it, as
+    ``ChunkOutcome.final_records`` yields them): a record is written as it is, a row as its ``to_dict``.
+    A record's fields are its own (a row whose carried columns would replace one comes as a row)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
@@ -75,14 +79,22 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow]) -> dict[str, int
     with AtomicWriter(path) as fh:
         write = fh.write
         for row in rows:
-            write(dumps_line(row.to_dict()))
-            statuses[row.status.value] += 1
-            if row.error:
-                errors[f"error:{row.error['code']}"] += 1
-            usage = row.usage
-            tokens_in += usage.input_tokens
-            tokens_out += usage.output_tokens
-            tokens_cached += usage.cached_input_tokens
+            if type(row) is dict:
+                write(dumps_line(row))
+                status, error, usage = row["status"], row["error"], row["usage"]
+                tokens_in += usage["input_tokens"]
+                tokens_out += usage["output_tokens"]
+                tokens_cached += usage["cached_input_tokens"]
+            else:
+                assert isinstance(row, ResultRow)
+                write(dumps_line(row.to_dict()))
+                status, error, counts = row.status.value, row.error, row.usage
+                tokens_in += counts.input_tokens
+                tokens_out += counts.output_tokens
+                tokens_cached += counts.cached_input_tokens
+            statuses[status] += 1
+            if error:
+                errors[f"error:{error['code']}"] += 1
     if not statuses:
         return {}
     return {**statuses, **errors, "tokens_input": tokens_in, "tokens_output": tokens_out,

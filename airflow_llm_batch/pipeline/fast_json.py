@@ -47,6 +47,12 @@ def loads(data: bytes | str) -> Any:
     return orjson.loads(raw)
 
 
+def loads_inexact(data: bytes | str) -> Any:
+    """``loads`` without the guard for integers beyond 64 bits: such a number may come back as a float
+    (see ``json_lines.json_object(exact_integers=False)`` for where that is harmless)."""
+    return orjson.loads(data)
+
+
 def dumps(value: Any) -> bytes:
     """``value`` as compact UTF-8 JSON bytes."""
     try:

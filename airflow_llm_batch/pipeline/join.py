@@ -11,7 +11,7 @@ tests call it alike. For each row, in input order:
 Example::
 
     outcome = classify_chunk(read_key_index(keys), answers, OutputParser(), JoinContext(batch_id="b1"))
-    write_results(path, outcome.final_rows())   # streams; then:
+    write_results(path, outcome.final_records())   # streams; then:
     outcome.retry, outcome.to_cache, outcome.unmatched
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputError, OutputParser
 from airflow_llm_batch.pipeline.policy import RetryPolicy
-from airflow_llm_batch.pipeline.types import FinishReason, RawResult, ResultRow, RowStatus
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, ResultRow, RowStatus, Usage
 
 #: (code, message) of a row its batch did not answer, when nothing more precise is known
 MISSING_ANSWER = ("missing_result", "the provider returned no answer for this row")
@@ -81,27 +81,40 @@ class ChunkOutcome:
         self.to_cache: list[tuple[str, RawResult]] = []
         self.unmatched = 0
 
-    def final_rows(self) -> Iterator[ResultRow]:
-        """Each row's verdict in input order: its final row is yielded, or it is kept for a retry; a
-        succeeded answer with a fingerprint is kept for the cache when the context asks for it."""
+    def final_records(self) -> Iterator[dict[str, Any] | ResultRow]:
+        """Each row's verdict in input order: its final record (laid out as ``ResultRow.to_dict`` writes
+        it) is yielded, or it is kept for a retry; a succeeded answer with a fingerprint is kept for the
+        cache when the context asks for it. No row object is built (one dict per row), except for a row
+        whose carried columns share a name with a result field: it comes as its ResultRow, whose own
+        status, error and usage are counted (``answered.write_results`` takes both)."""
         answers, parser, context = self._answers, self._parser, self._context
         lookup, rule, attempt, adopted = answers.get, context.retry, context.attempt, context.adopted
         batch_id, (missing_code, missing_message) = context.batch_id, context.no_answer
-        matched = 0
+        cache_answers, matched = context.cache_answers, 0
         for position, entry in enumerate(self._entries):
             answer = lookup(entry.answer_id if adopted else entry.custom_id)
-            row = to_result_row(entry, answer, parser, batch_id, missing_code, missing_message)
-            row.attempts = attempt
+            record: dict[str, Any] | ResultRow
+            if entry.carry and not _ROW_FIELDS.isdisjoint(entry.carry):
+                row = to_result_row(entry, answer, parser, batch_id, missing_code, missing_message)
+                row.attempts = attempt
+                record, error = row, row.error
+            else:
+                record, error = record_and_error(entry, answer, parser, batch_id, missing_code, missing_message,
+                                                 attempt)
             if answer is not None:
                 matched += 1
-                if context.cache_answers and entry.fingerprint and row.status is RowStatus.SUCCEEDED:
+                if cache_answers and entry.fingerprint and error is None:
                     self.to_cache.append((entry.fingerprint, answer))
-            if rule is not None and rule.wants(row.error["code"] if row.error else None, unanswered=answer is None,
+            if rule is not None and rule.wants(error["code"] if error else None, unanswered=answer is None,
                                                attempt=attempt, adopted=adopted):
                 self.retry.append((position, entry))
             else:
-                yield row
+                yield record
         self.unmatched = len(answers) - matched
+
+    def final_rows(self) -> Iterator[ResultRow]:
+        """:meth:`final_records` as rows (for callers that read fields; writing takes the records)."""
+        return (item if isinstance(item, ResultRow) else ResultRow.from_dict(item) for item in self.final_records())
 
 
 def classify_chunk(entries: Iterable[KeyEntry], answers: Mapping[str, RawResult], parser: OutputParser,
@@ -133,6 +146,55 @@ def to_result_row(
     status, output, parsed, error = _fate(answer, parser, finish)
     return ResultRow(entry.key, status, output, parsed, error, answer.usage, answer.model, batch_id, entry.custom_id,
                      extra=extra)
+
+
+def record_and_error(entry: KeyEntry, answer: RawResult | None, parser: OutputParser, batch_id: str | None,
+                     missing_code: str, missing_message: str,
+                     attempts: int = 1) -> tuple[dict[str, Any], dict[str, str] | None]:
+    """(record, error): the record is what ``to_result_row(...).to_dict()`` gives (``attempts`` set),
+    without the row (the same keys in the same order, the same values); error is the row's error (None:
+    it succeeded), whatever a carried column of the same name put in the record. Run once per row."""
+    record: dict[str, Any]
+    error: dict[str, str] | None
+    if answer is None:
+        error = {"code": missing_code, "message": missing_message}
+        record = {"key": entry.key, "status": _FAILED, "output": None, "parsed": None,
+                  "error": error, "usage": dict(_ZERO_USAGE),
+                  "model": None, "batch_id": batch_id, "custom_id": entry.custom_id, "attempts": attempts,
+                  "cached": False, "answered_by": "batch"}
+        finish = None
+    else:
+        finish = FinishReason.parse(answer.finish_reason)
+        if answer.ok and answer.embedding is None and parser.mode == "text":  # most rows: nothing to parse
+            status, output, parsed, error = _SUCCEEDED, answer.text, None, None
+        else:
+            fate, output, parsed, error = _fate(answer, parser, finish)
+            status = fate.value
+        tokens_in, tokens_out, tokens_cached = answer.tokens
+        record = {"key": entry.key, "status": status, "output": output, "parsed": parsed, "error": error,
+                  "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
+                            "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
+                  "model": answer.model, "batch_id": batch_id, "custom_id": entry.custom_id, "attempts": attempts,
+                  "cached": False, "answered_by": "batch"}
+    if entry.carry or entry.fingerprint is not None or (finish is not None and not finish.is_complete):
+        record.update(_extra(entry, finish))  # as ``**extra`` in to_dict: a carried name may replace a field
+    return record, error
+
+
+def _extra(entry: KeyEntry, finish: FinishReason | None) -> dict[str, Any]:
+    """A row's ``extra``: its carried columns, fingerprint and incomplete finish reason, in that order."""
+    extra = dict(entry.carry) if entry.carry else {}
+    if entry.fingerprint is not None:
+        extra["fingerprint"] = entry.fingerprint
+    if finish is not None and not finish.is_complete:
+        extra["finish_reason"] = finish.value
+    return extra
+
+
+_SUCCEEDED, _FAILED = RowStatus.SUCCEEDED.value, RowStatus.FAILED.value
+_ZERO_USAGE = Usage().to_dict()
+#: the fields of a result record (a carried column of the same name replaces its value in the record)
+_ROW_FIELDS = frozenset(ResultRow("", RowStatus.FAILED).to_dict())
 
 
 def _fate(answer: RawResult, parser: OutputParser,

@@ -26,18 +26,16 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Generator, Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 
 
-@dataclass(frozen=True)
-class KeyEntry:
-    """One row of a chunk: the ids that join its answer back to it."""
+class KeyEntry(NamedTuple):
+    """One row of a chunk: the ids that join its answer back to it (a named tuple: read once per row
+    when a chunk is collected, cheaper to make than a frozen dataclass)."""
 
     custom_id: str
     key: str
@@ -55,6 +53,8 @@ class KeyEntry:
     def to_json(self) -> dict[str, Any]:
         """The line's JSON object: the required fields always, the optional ones only when set."""
         data: dict[str, Any] = {"c": self.custom_id, "k": self.key, "n": self.row_no}
+        if self.fingerprint is None and self.adopted_id is None and self.carry is None:
+            return data  # most rows
         for key, value in (("f", self.fingerprint), ("a", self.adopted_id), ("carry", self.carry)):
             if value is not None:
                 data[key] = value
@@ -66,19 +66,20 @@ class KeyEntry:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyEntry:
         """Read a line's object, as written by this version or an earlier one (the same keys)."""
-        return cls(custom_id=str(data["c"]), key=str(data["k"]), row_no=int(data.get("n", -1)),
-                   fingerprint=data.get("f"), adopted_id=data.get("a"), carry=data.get("carry"))
+        get, custom_id, key, row_no = data.get, data["c"], data["k"], data.get("n", -1)
+        return cls(custom_id if type(custom_id) is str else str(custom_id), key if type(key) is str else str(key),
+                   row_no if type(row_no) is int else int(row_no), get("f"), get("a"), get("carry"))
 
     @classmethod
     def from_line(cls, line: bytes | str) -> KeyEntry:
         return cls.from_json(fast_json.loads(line))
 
     def with_fingerprint(self, fingerprint: str) -> KeyEntry:
-        return dataclasses.replace(self, fingerprint=fingerprint)
+        return self._replace(fingerprint=fingerprint)
 
     def adopted_as(self, custom_id: str | None) -> KeyEntry:
         """This entry waiting on an adopted batch under ``custom_id`` (None: sent under its own)."""
-        return dataclasses.replace(self, adopted_id=custom_id)
+        return self._replace(adopted_id=custom_id)
 
 
 def read_key_index(path: StoragePath) -> Generator[KeyEntry, None, None]:

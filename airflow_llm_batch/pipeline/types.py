@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Endpoint(str, enum.Enum):
@@ -109,9 +109,8 @@ class RowStatus(str, enum.Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one request or a sum of many."""
+class Usage(NamedTuple):
+    """Token counts of one request or a sum of many (a named tuple: cheaper to make than a dataclass)."""
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -121,7 +120,7 @@ class Usage:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-    def __add__(self, other: Usage) -> Usage:
+    def __add__(self, other: Usage) -> Usage:  # type: ignore[override]  # counts add up, tuples do not join
         return Usage(
             self.input_tokens + other.input_tokens,
             self.output_tokens + other.output_tokens,
@@ -140,6 +139,9 @@ class Usage:
             int(data.get("output_tokens", 0)),
             int(data.get("cached_input_tokens", 0)),
         )
+
+
+_NO_USAGE = Usage()
 
 
 @dataclass(frozen=True)
@@ -174,8 +176,20 @@ class LLMRequest:
     json_output: bool = False
 
 
-@dataclass(frozen=True)
-class RawResult:
+class _AnswerFields(NamedTuple):
+    custom_id: str
+    ok: bool
+    text: str | None
+    embedding: list[float] | None
+    model: str | None
+    #: (input, output, cached input) token counts: a plain tuple of ints (see RawResult)
+    tokens: tuple[int, int, int]
+    error_code: str | None
+    error_message: str | None
+    finish_reason: FinishReason | None
+
+
+class RawResult(_AnswerFields):
     """One provider answer, already decoded from the provider's format but not yet parsed.
 
     ``error_code`` names the same situation the same way whatever the provider: ``prompt_blocked``
@@ -183,17 +197,26 @@ class RawResult:
     answer), ``refusal`` (the model declined), and the retry policy's codes (``rate_limit_exceeded``,
     ``server_error``, ``invalid_request_error``...). A cut answer is not an error here: it is
     ``finish_reason=length``, and the join calls it ``truncated`` when it does not parse.
+
+    Made as ``RawResult(custom_id, ok, text, embedding, model, usage, error_code, error_message,
+    finish_reason)`` (all but the first two optional); ``usage`` may be a :class:`Usage` or a plain
+    ``(input, output, cached input)`` tuple. A named tuple, not a dataclass: a chunk holds one answer per
+    row until it is joined, and the cyclic garbage collector walks every object it holds. A frozen
+    dataclass answer was two such objects (itself and its Usage); this is one: its counts are kept as a
+    plain tuple of ints, which the collector stops watching, and ``usage`` is made when it is read.
     """
 
-    custom_id: str
-    ok: bool
-    text: str | None = None
-    embedding: list[float] | None = None
-    model: str | None = None
-    usage: Usage = Usage()
-    error_code: str | None = None
-    error_message: str | None = None
-    finish_reason: FinishReason | None = None
+    __slots__ = ()
+
+    def __new__(cls, custom_id: str, ok: bool, text: str | None = None, embedding: list[float] | None = None,
+                model: str | None = None, usage: tuple[int, int, int] = (0, 0, 0), error_code: str | None = None,
+                error_message: str | None = None, finish_reason: FinishReason | None = None) -> RawResult:
+        return tuple.__new__(cls, (custom_id, ok, text, embedding, model, tuple(usage), error_code, error_message,
+                                   finish_reason))
+
+    @property
+    def usage(self) -> Usage:
+        return Usage._make(self.tokens)
 
 
 @dataclass
@@ -205,7 +228,7 @@ class ResultRow:
     output: str | None = None
     parsed: Any = None
     error: dict[str, str] | None = None
-    usage: Usage = Usage()
+    usage: Usage = _NO_USAGE
     model: str | None = None
     batch_id: str | None = None
     custom_id: str | None = None
@@ -283,7 +306,6 @@ _ROW_KEYS = ("key", "status", "output", "parsed", "error", "usage", "model", "ba
 _ROW_FIELDS = frozenset(_ROW_KEYS)
 _USAGE_KEYS = ("input_tokens", "output_tokens", "cached_input_tokens", "total_tokens")
 _STATUS_OF = {status.value: status for status in RowStatus}
-_NO_USAGE = Usage()
 
 
 @dataclass(frozen=True)

@@ -62,3 +62,11 @@ def test_fingerprints_are_the_ones_main_computed() -> None:
                                               "messages": [{"role": "user", "content": "hi"}]}}
     assert request_fingerprint("anthropic", anthropic) == (
         "eeb7e5f00fe1a44c523b4c7448754738677041c59282f0da4c7fe3d461214378")
+
+
+def test_loads_inexact_reads_what_loads_reads_except_integers_beyond_64_bits() -> None:
+    line = b'{"a": [1, 2.5, null, true, "\\u00e9 12345678901234567890123"], "n": 18446744073709551615}'
+    assert fast_json.loads_inexact(line) == fast_json.loads(line) == json.loads(line)
+    huge = b'{"n": 123456789012345678901234}'
+    assert fast_json.loads(huge) == {"n": 123456789012345678901234}
+    assert fast_json.loads_inexact(huge) == {"n": 1.2345678901234568e23}  # why only answer lines use it

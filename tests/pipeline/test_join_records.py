@@ -1,0 +1,113 @@
+"""The join's record path (``ChunkOutcome.final_records``, no ResultRow per row) writes the same results
+file, byte for byte, with the same counts, as the ResultRow path (``to_result_row`` + ``to_dict``).
+
+The answers are real OpenAI output lines decoded by the backend's decoder: a success, a refusal, an
+answer cut by the token limit, one the content filter withheld, an HTTP error line, a batch-level error
+line, and a row with no answer; rows carry columns and fingerprints, one carried column shares its name
+with a result field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_llm_batch.backends.openai import decode_output_line, output_object
+from airflow_llm_batch.pipeline import fast_json
+from airflow_llm_batch.pipeline.answered import write_results
+from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk, to_result_row
+from airflow_llm_batch.pipeline.key_index import KeyEntry
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.types import ResultRow
+
+
+def chat(custom_id: str, content: str | None, finish: str = "stop", refusal: str | None = None) -> dict[str, Any]:
+    return {"id": "batch_req_1", "custom_id": custom_id, "error": None, "response": {"status_code": 200, "body": {
+        "object": "chat.completion", "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": refusal},
+                     "finish_reason": finish}],
+        "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18,
+                  "prompt_tokens_details": {"cached_tokens": 3}}}}}
+
+
+LINES = [
+    chat("c0", '{"a": 1}'),
+    chat("c1", None, refusal="I can't help with that"),
+    chat("c2", '{"a": ', finish="length"),
+    chat("c3", "withheld", finish="content_filter"),
+    {"custom_id": "c4", "response": {"status_code": 429, "body": {"error": {"code": "rate_limit_exceeded",
+                                                                           "message": "slow down"}}}},
+    {"custom_id": "c5", "response": None, "error": {"code": "batch_expired", "message": "expired"}},
+    # c6: no answer
+    chat("c7", "not json at all", finish="length"),
+    chat("c8", '{"b": 2}'),
+    chat("stray", "no row has this custom_id"),
+]
+ENTRIES = [
+    KeyEntry("c0", "k0", 0, fingerprint="fp0", carry={"ticket": "T-0", "n": 1}),
+    KeyEntry("c1", "k1", 1, carry={"ticket": "T-1", "n": None}),
+    KeyEntry("c2", "k2", 2, fingerprint="fp2"),
+    KeyEntry("c3", "k3", 3),
+    KeyEntry("c4", "k4", 4, carry={"ticket": "T-4"}),
+    KeyEntry("c5", "k5", 5),
+    KeyEntry("c6", "k6", 6, fingerprint="fp6", carry={"ticket": "T-6"}),
+    KeyEntry("c7", "k7", 7),
+    KeyEntry("c8", "k8", 8, carry={"status": "open", "ticket": "T-8"}),  # a carried name equal to a field's
+]
+
+
+def answers() -> dict[str, Any]:
+    decoded = [decode_output_line(output_object(fast_json.dumps(line)) or {}) for line in LINES]
+    return {answer.custom_id: answer for answer in decoded}
+
+
+def rows_the_row_way(parser: OutputParser, context: JoinContext) -> list[ResultRow]:
+    """Each entry's ResultRow as ``to_result_row`` builds it, with the context's attempt number."""
+    found = answers()
+    rows = []
+    for entry in ENTRIES:
+        row = to_result_row(entry, found.get(entry.custom_id), parser, context.batch_id, *context.no_answer)
+        row.attempts = context.attempt
+        rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize("response_format", [None, "json"])
+def test_records_and_rows_write_the_same_bytes_and_counts(tmp_path: Path, response_format: str | None) -> None:
+    parser, context = OutputParser(response_format), JoinContext("batch_1", attempt=2)
+    outcome = classify_chunk(ENTRIES, answers(), parser, context)
+    by_records = write_results(tmp_path / "records.jsonl", outcome.final_records())
+    by_rows = write_results(tmp_path / "rows.jsonl", rows_the_row_way(parser, context))
+    assert (tmp_path / "records.jsonl").read_bytes() == (tmp_path / "rows.jsonl").read_bytes()
+    assert by_records == by_rows
+    assert outcome.unmatched == 1
+    written = [fast_json.loads(line) for line in (tmp_path / "records.jsonl").read_bytes().splitlines()]
+    assert [r["key"] for r in written] == [e.key for e in ENTRIES]
+    codes = {r["key"]: (r["error"] or {}).get("code") for r in written}
+    truncated = "truncated" if response_format == "json" else None
+    assert codes == {"k0": None, "k1": "refusal", "k2": truncated, "k3": "content_filter",
+                     "k4": "rate_limit_exceeded", "k5": "batch_expired", "k6": "missing_result", "k7": truncated,
+                     "k8": None}
+    assert written[8]["status"] == "open"  # the carried column, as to_dict writes it...
+    assert by_records["succeeded"] == (2 if response_format == "json" else 4)  # ...and the row's own status counted
+    assert written[0]["usage"] == {"input_tokens": 11, "output_tokens": 7, "cached_input_tokens": 3,
+                                   "total_tokens": 18}
+
+
+def test_final_rows_are_the_records_as_rows() -> None:
+    parser, context = OutputParser("json"), JoinContext("batch_1")
+    records = [r if isinstance(r, dict) else r.to_dict()
+               for r in classify_chunk(ENTRIES, answers(), parser, context).final_records()]
+    rows = list(classify_chunk(ENTRIES, answers(), parser, context).final_rows())
+    assert [row.to_dict() for row in rows] == records
+
+
+def test_an_output_line_reads_numbers_inexactly_but_its_answer_is_the_same() -> None:
+    line = chat("c0", "99999999999999999999 stays text")
+    line["response"]["body"]["created"] = 123456789012345678901234  # a number no field of the answer reads
+    raw = fast_json.dumps(line)
+    document = output_object(raw)
+    assert document is not None and isinstance(document["response"]["body"]["created"], float)
+    assert decode_output_line(document) == decode_output_line(fast_json.loads(raw))
+    assert output_object(b"  ") == {} and output_object(b"{broken") is None
