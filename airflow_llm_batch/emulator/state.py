@@ -8,15 +8,15 @@ deterministic and idle when nobody polls.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import gc
 import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from airflow_llm_batch.pipeline.gc_pause import gc_paused as gc_paused
 
 from .config import EmulatorConfig
 from .faults import Fault as Fault
@@ -26,21 +26,6 @@ from .realtime_state import RealtimeCounters
 Clock = Callable[[], float]
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector during bulk work on tens of thousands of rows.
-
-    Parsing or answering a 50,000-row batch allocates many long-lived containers, which makes
-    the collector rescan the whole heap several times (about half the run time). Nothing in that
-    work creates reference cycles, so pausing it is safe; it is restored on exit.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class ApiError(Exception):

@@ -13,6 +13,7 @@ from airflow_llm_batch.pipeline.answered import write_results
 from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead, TakenOnce
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.chunk_files import chunk_name
+from airflow_llm_batch.pipeline.gc_pause import gc_paused
 from airflow_llm_batch.pipeline.join import MISSING_ANSWER, ChunkOutcome, JoinContext, RetryRule, classify_chunk
 from airflow_llm_batch.pipeline.key_index import read_key_index
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
@@ -53,9 +54,17 @@ class Collector:
         Rows whose failure is retryable go into a new chunk (attempt + 1) instead of the results;
         a batch refused for the enqueued-token limit goes back to the queue whole. The next chunk's
         answers download (answers_ahead.py) while a chunk is joined and written in a thread; the
-        chunks are stored one at a time, in the manifest's order.
+        chunks are stored one at a time, in the manifest's order. The cyclic garbage collector is
+        paused meanwhile (gc_pause.py).
         """
         jobs = self._to_collect(manifest)
+        with gc_paused():  # a chunk's held answers would make the collector walk the whole heap again and again
+            await self._collect_jobs(manifest, jobs, parser)
+        if manifest.breaker:
+            self._fail_unsent(manifest, parser)
+
+    async def _collect_jobs(self, manifest: Manifest, jobs: list[tuple[ChunkRecord, BatchState]],
+                            parser: OutputParser) -> None:
         async with AnswersAhead(self.backend, [(c.batch_id or "", s.has_results) for c, s in jobs]) as ahead:
             for chunk, state in jobs:
                 answers = await ahead.next()
@@ -63,8 +72,6 @@ class Collector:
                 await asyncio.to_thread(self.store_chunk, manifest, chunk, answers, parser,
                                         no_answer_reason(chunk, state))
                 del answers  # the join took (and freed) its answers one by one
-        if manifest.breaker:
-            self._fail_unsent(manifest, parser)
 
     def _to_collect(self, manifest: Manifest) -> list[tuple[ChunkRecord, BatchState]]:
         """The ended chunks whose rows are collected now (a refused or vanished batch is sent again)."""
@@ -116,7 +123,7 @@ class Collector:
         outcome = classify_chunk(read_key_index(folder / chunk.keys), answers, parser,
                                  self.context(manifest, chunk, no_answer))
         results = f"results/{name}.jsonl"
-        counts = write_results(folder / results, outcome.final_rows())
+        counts = write_results(folder / results, outcome.final_records())
         self._store_answers(outcome, chunk, name)
         if outcome.retry:
             manifest.chunks.append(retry_chunk(folder, manifest, chunk, outcome.retry))

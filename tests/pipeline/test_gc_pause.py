@@ -1,0 +1,68 @@
+"""The cyclic garbage collector is paused while a run's answers are held and joined (gc_pause.py),
+and is back on afterwards, also when the work fails."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import AsyncOpenAI
+
+from airflow_llm_batch.backends.openai import OpenAIBatchBackend
+from airflow_llm_batch.pipeline.collector import Collector
+from airflow_llm_batch.pipeline.gc_pause import gc_paused
+from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.render import RequestSpec
+from airflow_llm_batch.pipeline.run import BatchRun
+
+SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
+
+
+def test_a_pause_restores_the_collector_also_on_error_and_nested() -> None:
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner pause does not turn it back on early
+        raise RuntimeError("boom")
+    assert gc.isenabled()
+
+
+def test_a_pause_leaves_a_disabled_collector_disabled() -> None:
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+async def test_chunks_are_joined_with_the_collector_paused(emulator: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[bool] = []
+    store_chunk = Collector.store_chunk
+
+    def recording(self: Collector, *args: Any) -> None:
+        seen.append(gc.isenabled())
+        store_chunk(self, *args)
+
+    monkeypatch.setattr(Collector, "store_chunk", recording)
+    rows = [{"id": f"gc-{i:02d}", "text": f"hold me {i}"} for i in range(9)]
+    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
+    run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "gc-pause"})
+    manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=4)
+    await run.submit(manifest)
+    while not manifest.is_done:
+        await run.poll(manifest)
+        await run.collect(manifest, OutputParser())
+        assert gc.isenabled()  # back on between collects
+        run.finalize(manifest, OutputParser())
+        await asyncio.sleep(0.05)
+    await backend.aclose()
+    assert seen and not any(seen), seen  # 3 chunks of 4, 4 and 1 rows, each joined with the collector paused
+    assert run.summary(manifest).succeeded == len(rows)
