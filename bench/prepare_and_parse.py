@@ -24,9 +24,10 @@ Collect and land are timed on per-row work only: each first runs its whole path 
 a scratch file (removed), outside the timer, so the one-time imports the first write through
 ObjectStoragePath triggers (``storage.untracked`` records the lineage asset once per file, which loads
 Airflow's lineage machinery: ~0.15-0.5 s of CPU) are not counted; a task has them loaded already.
-``--cold`` skips that warm-up (the measurement before issue 12's collectland work). ``--gc-paused``
-pauses Python's cyclic garbage collector for the timed collect and land (what it would save if the
-task paused it while it decodes a chunk's answers: a what-if, not what the package does).
+``--cold`` skips that warm-up (the measurement before issue 12's collectland work). The timed collect
+runs with Python's cyclic garbage collector paused when the package under test pauses it in
+``Collector.collect`` (``pipeline/gc_pause.py``; a ``--before`` package without it keeps it on, as it
+did). ``--gc-paused`` also pauses it for land (a what-if, not what the package does).
 
 ``--plain``: a plain ``{{ row.body }}`` template and plain-text answers, no response schema (issue 12's
 goal). ``--before DIR``: collect and land run first with the package of another checkout ``DIR`` (same
@@ -111,6 +112,14 @@ def _cold() -> bool:
 def _gc_paused() -> bool:
     """``--gc-paused``: the cyclic garbage collector off for the timed collect and land (a what-if)."""
     return os.environ.get("BENCH_GC_PAUSED") == "1"
+
+
+def _collector_pauses_gc() -> bool:
+    """Whether the package under test pauses the cyclic GC while it collects (``Collector.collect``
+    since issue 12's last round, pipeline/gc_pause.py): the bench's collect then does the same."""
+    import importlib.util
+
+    return importlib.util.find_spec("airflow_llm_batch.pipeline.gc_pause") is not None
 
 
 def _model() -> Any:
@@ -469,7 +478,7 @@ def worker(phase: str, n: int, folder: Path, profile: bool, trace: bool) -> None
         WARM_FUNCS[phase](folder)
     load_start = os.getloadavg()[0]
     tracer = _Tracer(trace)
-    if phase in WARM_FUNCS and _gc_paused():
+    if phase in WARM_FUNCS and (_gc_paused() or (phase == "collect" and _collector_pauses_gc())):
         import gc
 
         gc.disable()
