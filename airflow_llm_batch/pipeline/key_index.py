@@ -26,8 +26,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable
-from typing import Any, NamedTuple
+from collections.abc import Callable, Generator, Iterable
+from functools import partial
+from typing import Any, NamedTuple, cast
 
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
@@ -84,10 +85,27 @@ class KeyEntry(NamedTuple):
 
 def read_key_index(path: StoragePath) -> Generator[KeyEntry, None, None]:
     """Every entry of a key index file, in row order."""
+    read_plain, from_line, new_entry = fast_json.loads_inexact, KeyEntry.from_line, _new_entry
     with path.open("rb") as fh:
         for line in fh:
-            if line.strip():
-                yield KeyEntry.from_line(line)
+            try:
+                data = read_plain(line)
+            except ValueError:
+                if line.strip():
+                    raise
+                continue
+            # most lines: the three required fields, as this version writes them (a str, a str, an int), made
+            # into the entry in one C call; any other line (optional fields: its carried columns may hold
+            # integers beyond 64 bits) is read again exactly and goes through ``from_json``
+            if type(data) is dict and len(data) == 3 and type(custom_id := data.get("c")) is str \
+                    and type(key := data.get("k")) is str and type(row_no := data.get("n")) is int:
+                yield new_entry((custom_id, key, row_no, None, None, None))
+            else:
+                yield from_line(line)
+
+
+#: a KeyEntry from its six fields as one tuple, taken as they are (see ``types.raw_result_of``)
+_new_entry = cast(Callable[[tuple[Any, ...]], KeyEntry], partial(tuple.__new__, KeyEntry))
 
 
 def first_entry(path: StoragePath) -> KeyEntry | None:

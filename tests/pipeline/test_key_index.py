@@ -95,3 +95,33 @@ def test_an_entry_is_read_from_any_line_it_was_ever_written_as(data: dict[str, A
     entry = KeyEntry.from_json(data)
     assert entry == expected and type(entry.custom_id) is str and type(entry.row_no) is int
     assert KeyEntry.from_line(entry.to_line()) == entry
+
+
+READ_LINES = [
+    b'{"c":"t_1","k":"t 1","n":0}\n',
+    b'\n',
+    b'{"c":"t_2","k":"t 2","n":1,"f":"fp"}\n',
+    b'{"c":"t_3","k":"t 3","n":2,"carry":{"big":123456789012345678901234567890}}\n',
+    b'{"c":7,"k":8,"n":"3"}\n',
+    b'{"c":"t_5","k":"t 5","a":"old_5"}\n',
+    b'   \r\n',
+    b'{"c":"t_6","k":"t 6","n":5}',
+]
+
+
+def test_reading_a_file_gives_each_line_as_from_line_reads_it(tmp_path: Path) -> None:
+    path = tmp_path / "k.keys.jsonl"
+    path.write_bytes(b"".join(READ_LINES))
+    entries = list(read_key_index(path))
+    assert entries == [KeyEntry.from_line(line) for line in READ_LINES if line.strip()]
+    assert [type(entry) for entry in entries] == [KeyEntry] * 6
+    assert entries[0] == KeyEntry("t_1", "t 1", 0) and entries[0].carry is None and entries[0].answer_id == "t_1"
+    assert entries[2].carry == {"big": 123456789012345678901234567890}  # read exactly, not as a float
+    assert entries[3] == KeyEntry("7", "8", 3) and entries[4].row_no == -1 and entries[4].answer_id == "old_5"
+
+
+def test_a_broken_line_in_a_key_index_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "k.keys.jsonl"
+    path.write_bytes(b'{"c":"t_1","k":"t 1","n":0}\n{"c":"t_2",\n')
+    with pytest.raises(ValueError):
+        list(read_key_index(path))

@@ -1,0 +1,120 @@
+"""backends/openai.decode_output_line's fast path for the common line (a chat completion that succeeded):
+it gives what the general decoder (decode_any_line) gives, for that line and for every near miss."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+
+from airflow_llm_batch.backends import openai as openai_backend
+from airflow_llm_batch.backends.openai import decode_any_line, decode_output_line, output_object
+from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
+
+
+def common_line() -> dict[str, Any]:
+    """An output line as the Batch API writes it for a chat completion that succeeded."""
+    return {"id": "batch_req_1", "custom_id": "T-1", "error": None, "response": {
+        "status_code": 200, "request_id": "r1", "body": {
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1790000000, "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "an answer", "refusal": None,
+                                                 "annotations": []}, "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 44, "completion_tokens": 28, "total_tokens": 72,
+                      "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0}}}}}
+
+
+def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(line: dict[str, Any]) -> None:
+        target: Any = line
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+    return change
+
+
+def _drop(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
+    def change(line: dict[str, Any]) -> None:
+        target: Any = line
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+    return change
+
+
+BODY, CHOICE = ("response", "body"), ("response", "body", "choices", 0)
+USAGE = (*BODY, "usage")
+NEAR_MISSES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "batch error": _set(("error",), {"code": "batch_expired", "message": "too late"}),
+    "error key absent": _drop(("error",)),
+    "HTTP 429": _set(("response", "status_code"), 429),
+    "status as text": _set(("response", "status_code"), "200"),
+    "no response": _set(("response",), None),
+    "body empty": _set(BODY, {}),
+    "embeddings list": _set((*BODY, "object"), "list"),
+    "no object": _drop((*BODY, "object")),
+    "two choices": lambda line: line["response"]["body"]["choices"].append(copy.deepcopy(
+        line["response"]["body"]["choices"][0])),
+    "no choices": _set((*BODY, "choices"), []),
+    "choices null": _set((*BODY, "choices"), None),
+    "finish length": _set((*CHOICE, "finish_reason"), "length"),
+    "finish content_filter": _set((*CHOICE, "finish_reason"), "content_filter"),
+    "finish in capitals": _set((*CHOICE, "finish_reason"), "STOP"),
+    "no finish": _drop((*CHOICE, "finish_reason")),
+    "refusal": _set((*CHOICE, "message", "refusal"), "I can't"),
+    "empty refusal": _set((*CHOICE, "message", "refusal"), ""),
+    "no refusal key": _drop((*CHOICE, "message", "refusal")),
+    "content null": _set((*CHOICE, "message", "content"), None),
+    "content empty": _set((*CHOICE, "message", "content"), ""),
+    "content parts": _set((*CHOICE, "message", "content"), [{"type": "text", "text": "x"}]),
+    "no message": _drop((*CHOICE, "message")),
+    "custom_id a number": _set(("custom_id",), 17),
+    "no model": _drop((*BODY, "model")),
+    "prompt tokens as text": _set((*USAGE, "prompt_tokens"), "44"),
+    "completion tokens a float": _set((*USAGE, "completion_tokens"), 28.0),
+    "cached tokens a bool": _set((*USAGE, "prompt_tokens_details", "cached_tokens"), True),
+    "cached tokens null": _set((*USAGE, "prompt_tokens_details", "cached_tokens"), None),
+    "no details": _drop((*USAGE, "prompt_tokens_details")),
+    "details null": _set((*USAGE, "prompt_tokens_details"), None),
+    "no usage": _drop(USAGE),
+    "usage null": _set(USAGE, None),
+}
+
+
+def test_the_common_line_decodes_to_its_answer_without_the_general_decoder(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def general(line: dict[str, Any]) -> RawResult:
+        raise AssertionError("the common line went to the general decoder")
+
+    monkeypatch.setattr(openai_backend, "decode_any_line", general)
+    answer = decode_output_line(common_line())
+    assert answer == RawResult("T-1", True, "an answer", None, "gpt-4o-mini", Usage(44, 28, 3),
+                               finish_reason=FinishReason.STOP)
+    assert type(answer) is RawResult and answer.finish_reason is FinishReason.STOP
+    assert answer.usage == Usage(44, 28, 3) and type(answer.tokens) is tuple
+
+
+def test_the_common_line_read_from_bytes_gives_what_the_general_decoder_gives() -> None:
+    document = output_object(orjson.dumps(common_line()))
+    assert document is not None
+    assert decode_output_line(document) == decode_any_line(copy.deepcopy(document))
+
+
+@pytest.mark.parametrize("change", NEAR_MISSES.values(), ids=list(NEAR_MISSES))
+def test_a_near_miss_gives_what_the_general_decoder_gives(change: Callable[[dict[str, Any]], None]) -> None:
+    line = common_line()
+    change(line)
+    fast, general = decode_output_line(line), decode_any_line(line)
+    assert fast == general
+    assert [type(field) for field in fast] == [type(field) for field in general]
+    assert [type(count) for count in fast.tokens] == [int, int, int]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    (b"", {}), (b"  \r", {}), (b"{broken", None), (b"[1, 2]", None), (b'"text"', None), (b"{}", {}),
+    (b'{"custom_id": "a"}', {"custom_id": "a"}),
+])
+def test_output_object_reads_a_line_or_says_it_is_blank_or_broken(line: bytes, expected: Any) -> None:
+    assert output_object(line) == expected
