@@ -378,7 +378,27 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     assert totals["succeeded"] == n and totals["failed"] == 0, dict(totals)
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
-                     f"{totals['succeeded']:,} succeeded"}
+                     f"{totals['succeeded']:,} succeeded{_compare_with_before(folder)}"}
+
+
+def _compare_with_before(folder: Path) -> str:
+    """After the timed collect: the ``--before`` run keeps a copy of its results files; the run after it
+    checks its own are byte-identical to them (it stops the bench when they are not)."""
+    import filecmp
+
+    kept = folder / "results-before"
+    if os.environ.get("BENCH_PACKAGE_ROOT"):
+        shutil.rmtree(kept, ignore_errors=True)
+        shutil.copytree(folder / "results", kept)
+        return ""
+    if not kept.is_dir():
+        return ""
+    names = sorted(p.name for p in (folder / "results").glob("*.jsonl"))
+    assert names == sorted(p.name for p in kept.glob("*.jsonl")), "results files differ from --before's"
+    differ = [name for name in names if not filecmp.cmp(folder / "results" / name, kept / name, shallow=False)]
+    assert not differ, f"results files not byte-identical to --before's: {differ}"
+    shutil.rmtree(kept)
+    return f"; {len(names)} results files byte-identical to --before's"
 
 
 def _final(outcome: Any) -> Any:

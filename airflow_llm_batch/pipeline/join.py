@@ -86,31 +86,55 @@ class ChunkOutcome:
         it) is yielded, or it is kept for a retry; a succeeded answer with a fingerprint is kept for the
         cache when the context asks for it. No row object is built (one dict per row), except for a row
         whose carried columns share a name with a result field: it comes as its ResultRow, whose own
-        status, error and usage are counted (``answered.write_results`` takes both)."""
-        answers, parser, context = self._answers, self._parser, self._context
-        lookup, rule, attempt, adopted = answers.get, context.retry, context.attempt, context.adopted
-        batch_id, (missing_code, missing_message) = context.batch_id, context.no_answer
-        cache_answers, matched = context.cache_answers, 0
+        status, error and usage are counted (``answered.write_results`` takes both).
+
+        Most rows are plain (no carried columns, no fingerprint) with a text answer that ended with
+        ``stop``: their record is made here in one dict literal, as ``record_and_error`` makes it."""
+        answers, context = self._answers, self._context
+        lookup, adopted, attempts, batch_id = answers.get, context.adopted, context.attempt, context.batch_id
+        rule, plain_text = context.retry, self._parser.mode == "text"
+        if rule is not None and rule.wants(None, unanswered=False, attempt=attempts, adopted=adopted):
+            plain_text = False  # a succeeded row may be retried (never with today's policy): the general path
+        matched = 0
         for position, entry in enumerate(self._entries):
             answer = lookup(entry.answer_id if adopted else entry.custom_id)
-            record: dict[str, Any] | ResultRow
-            if entry.carry and not _ROW_FIELDS.isdisjoint(entry.carry):
-                row = to_result_row(entry, answer, parser, batch_id, missing_code, missing_message)
-                row.attempts = attempt
-                record, error = row, row.error
-            else:
-                record, error = record_and_error(entry, answer, parser, batch_id, missing_code, missing_message,
-                                                 attempt)
-            if answer is not None:
+            if answer is None:
+                record = self._verdict(position, entry, None)
+            elif plain_text and answer[8] is _STOP and answer[1] and answer[3] is None and entry[5] is None \
+                    and entry[3] is None:  # finish_reason, ok, embedding; carry, fingerprint
                 matched += 1
-                if cache_answers and entry.fingerprint and error is None:
-                    self.to_cache.append((entry.fingerprint, answer))
-            if rule is not None and rule.wants(error["code"] if error else None, unanswered=answer is None,
-                                               attempt=attempt, adopted=adopted):
-                self.retry.append((position, entry))
+                tokens_in, tokens_out, tokens_cached = answer[5]
+                record = {"key": entry[1], "status": _SUCCEEDED, "output": answer[2], "parsed": None, "error": None,
+                          "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
+                                    "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
+                          "model": answer[4], "batch_id": batch_id, "custom_id": entry[0], "attempts": attempts,
+                          "cached": False, "answered_by": "batch"}
             else:
+                matched += 1
+                record = self._verdict(position, entry, answer)
+            if record is not None:
                 yield record
         self.unmatched = len(answers) - matched
+
+    def _verdict(self, position: int, entry: KeyEntry, answer: RawResult | None) -> dict[str, Any] | ResultRow | None:
+        """Any row's final record (None: it is kept for a retry), with its cache entry noted."""
+        context = self._context
+        record: dict[str, Any] | ResultRow
+        if entry.carry and not _ROW_FIELDS.isdisjoint(entry.carry):
+            row = to_result_row(entry, answer, self._parser, context.batch_id, *context.no_answer)
+            row.attempts = context.attempt
+            record, error = row, row.error
+        else:
+            record, error = record_and_error(entry, answer, self._parser, context.batch_id, *context.no_answer,
+                                             context.attempt)
+        if answer is not None and context.cache_answers and entry.fingerprint and error is None:
+            self.to_cache.append((entry.fingerprint, answer))
+        rule = context.retry
+        if rule is not None and rule.wants(error["code"] if error else None, unanswered=answer is None,
+                                           attempt=context.attempt, adopted=context.adopted):
+            self.retry.append((position, entry))
+            return None
+        return record
 
     def final_rows(self) -> Iterator[ResultRow]:
         """:meth:`final_records` as rows (for callers that read fields; writing takes the records)."""
@@ -192,6 +216,7 @@ def _extra(entry: KeyEntry, finish: FinishReason | None) -> dict[str, Any]:
 
 
 _SUCCEEDED, _FAILED = RowStatus.SUCCEEDED.value, RowStatus.FAILED.value
+_STOP = FinishReason.STOP
 _ZERO_USAGE = Usage().to_dict()
 #: the fields of a result record (a carried column of the same name replaces its value in the record)
 _ROW_FIELDS = frozenset(ResultRow("", RowStatus.FAILED).to_dict())

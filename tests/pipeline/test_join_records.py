@@ -16,9 +16,10 @@ import pytest
 from airflow_llm_batch.backends.openai import decode_output_line, output_object
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.answered import write_results
-from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk, to_result_row
+from airflow_llm_batch.pipeline.join import JoinContext, RetryRule, classify_chunk, to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.types import ResultRow
 
 
@@ -43,6 +44,8 @@ LINES = [
     chat("c7", "not json at all", finish="length"),
     chat("c8", '{"b": 2}'),
     chat("stray", "no row has this custom_id"),
+    chat("c9", "a plain answer"),  # c9, c10: the common rows (no carry, no fingerprint, finish stop)
+    chat("c10", None),
 ]
 ENTRIES = [
     KeyEntry("c0", "k0", 0, fingerprint="fp0", carry={"ticket": "T-0", "n": 1}),
@@ -54,6 +57,8 @@ ENTRIES = [
     KeyEntry("c6", "k6", 6, fingerprint="fp6", carry={"ticket": "T-6"}),
     KeyEntry("c7", "k7", 7),
     KeyEntry("c8", "k8", 8, carry={"status": "open", "ticket": "T-8"}),  # a carried name equal to a field's
+    KeyEntry("c9", "k9", 9),
+    KeyEntry("c10", "k10", 10),
 ]
 
 
@@ -86,11 +91,12 @@ def test_records_and_rows_write_the_same_bytes_and_counts(tmp_path: Path, respon
     assert [r["key"] for r in written] == [e.key for e in ENTRIES]
     codes = {r["key"]: (r["error"] or {}).get("code") for r in written}
     truncated = "truncated" if response_format == "json" else None
+    invalid = "invalid_output" if response_format == "json" else None
     assert codes == {"k0": None, "k1": "refusal", "k2": truncated, "k3": "content_filter",
                      "k4": "rate_limit_exceeded", "k5": "batch_expired", "k6": "missing_result", "k7": truncated,
-                     "k8": None}
+                     "k8": None, "k9": invalid, "k10": invalid}
     assert written[8]["status"] == "open"  # the carried column, as to_dict writes it...
-    assert by_records["succeeded"] == (2 if response_format == "json" else 4)  # ...and the row's own status counted
+    assert by_records["succeeded"] == (2 if response_format == "json" else 6)  # ...and the row's own status counted
     assert written[0]["usage"] == {"input_tokens": 11, "output_tokens": 7, "cached_input_tokens": 3,
                                    "total_tokens": 18}
 
@@ -111,3 +117,57 @@ def test_an_output_line_reads_numbers_inexactly_but_its_answer_is_the_same() -> 
     assert document is not None and isinstance(document["response"]["body"]["created"], float)
     assert decode_output_line(document) == decode_output_line(fast_json.loads(raw))
     assert output_object(b"  ") == {} and output_object(b"{broken") is None
+
+
+def test_the_common_rows_record_is_the_rows_own_dict() -> None:
+    """c9 and c10 take the join's fast path: each record equals its row's ``to_dict``, key for key in order."""
+    parser, context = OutputParser(None), JoinContext("batch_1", attempt=3)
+    records = list(classify_chunk(ENTRIES[9:], answers(), parser, context).final_records())
+    expected = [row.to_dict() for row in rows_the_row_way(parser, context)[9:]]
+    assert records == expected and [list(r) for r in records] == [list(r) for r in expected]
+    assert records[0]["output"] == "a plain answer" and records[1]["output"] is None
+
+
+CONTEXTS = {
+    "retry rule": JoinContext("batch_1", attempt=1, retry=RetryRule(RetryPolicy(
+        retry_codes=frozenset({"rate_limit_exceeded", "missing_result", "truncated"})))),
+    "last attempt": JoinContext("batch_1", attempt=3, retry=RetryRule(RetryPolicy())),
+    "cache answers": JoinContext("batch_1", cache_answers=True),
+    "breaker": JoinContext("batch_1", retry=RetryRule(RetryPolicy(), breaker=True)),
+}
+
+
+@pytest.mark.parametrize("context", CONTEXTS.values(), ids=list(CONTEXTS))
+@pytest.mark.parametrize("response_format", [None, "json"])
+def test_with_retries_and_the_cache_the_records_are_the_rows_that_stay(tmp_path: Path, context: JoinContext,
+                                                                        response_format: str | None) -> None:
+    parser, rule = OutputParser(response_format), context.retry
+    outcome = classify_chunk(ENTRIES, answers(), parser, context)
+    by_records = write_results(tmp_path / "records.jsonl", outcome.final_records())
+    found, kept, retried = answers(), [], []
+    for position, (entry, row) in enumerate(zip(ENTRIES, rows_the_row_way(parser, context), strict=True)):
+        answer = found.get(entry.custom_id)
+        code = row.error["code"] if row.error else None
+        if rule is not None and rule.wants(code, unanswered=answer is None, attempt=context.attempt, adopted=False):
+            retried.append((position, entry))
+        else:
+            kept.append(row)
+    by_rows = write_results(tmp_path / "rows.jsonl", kept)
+    assert (tmp_path / "records.jsonl").read_bytes() == (tmp_path / "rows.jsonl").read_bytes()
+    assert by_records == by_rows and outcome.retry == retried and outcome.unmatched == 1
+    cached = [fp for fp, _ in outcome.to_cache]
+    text_mode = response_format is None  # a cut answer (c2) succeeds as text, fails as JSON
+    assert cached == ((["fp0", "fp2"] if text_mode else ["fp0"]) if context.cache_answers else [])
+    if rule is not None and not rule.breaker and context.attempt == 1:
+        assert (6, ENTRIES[6]) in outcome.retry and (4, ENTRIES[4]) in outcome.retry
+
+
+def test_adopted_rows_join_on_the_custom_id_they_have_in_the_adopted_batch() -> None:
+    entries = [KeyEntry("new9", "k9", 9, adopted_id="c9"), KeyEntry("new10", "k10", 10, adopted_id="c10"),
+               KeyEntry("new11", "k11", 11, adopted_id="gone")]
+    context = JoinContext("batch_1", adopted=True, retry=RetryRule(RetryPolicy()))
+    outcome = classify_chunk(entries, answers(), OutputParser(None), context)
+    records = list(outcome.final_records())
+    assert [(r["key"], r["custom_id"], r["output"]) for r in records] == [("k9", "new9", "a plain answer"),
+                                                                          ("k10", "new10", None)]
+    assert outcome.retry == [(2, entries[2])]  # adopted and unanswered: sent again
