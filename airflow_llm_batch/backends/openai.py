@@ -250,20 +250,17 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         (choice,) = choices
         message, usage = choice["message"], body["usage"]
         custom_id, text, model = line["custom_id"], message["content"], body.get("model")
-        tokens = (usage["prompt_tokens"], usage["completion_tokens"], usage["prompt_tokens_details"]["cached_tokens"])
+        tokens = tokens_in, tokens_out, cached = (usage["prompt_tokens"], usage["completion_tokens"],
+                                                  usage["prompt_tokens_details"]["cached_tokens"])
         common = (line["error"] is None and line["response"]["status_code"] == 200 and type(text) is str
                   and choice["finish_reason"] == "stop" and not message.get("refusal") and type(custom_id) is str
-                  and body["object"] == "chat.completion" and type(choices) is list and _all_int(tokens))
+                  and body["object"] == "chat.completion" and type(choices) is list and type(tokens_in) is int
+                  and type(tokens_out) is int and type(cached) is int)
     except (KeyError, TypeError, ValueError):
         common = False
     if common:
         return raw_result_of((custom_id, True, text, None, model, tokens, None, None, FinishReason.STOP))
     return decode_any_line(line)
-
-
-def _all_int(tokens: tuple[Any, Any, Any]) -> bool:
-    first, second, third = tokens
-    return type(first) is int and type(second) is int and type(third) is int
 
 
 def decode_any_line(line: dict[str, Any]) -> RawResult:
