@@ -92,3 +92,23 @@ def test_gemini_and_vertex_map_the_same_google_status_to_the_same_code(status: d
     assert [(a.ok, a.error_code) for a in answers if a is not None] == [(False, code)] * 3
     assert all(status["status"] in (a.error_message or "") and status["message"] in (a.error_message or "")
                for a in answers if a is not None)
+
+
+def test_an_answer_in_snake_case_fields_decodes_as_its_camel_case_twin() -> None:
+    """Field names are looked up in camelCase, then in snake_case (the spelling is worked out once per name)."""
+    from airflow_llm_batch.backends.generate_content import decode_answer, field
+
+    camel = {"response": {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finishReason": "MAX_TOKENS"}],
+                          "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": "3",
+                                            "thoughtsTokenCount": 2, "cachedContentTokenCount": 1},
+                          "modelVersion": "gemini-x"}}
+    snake = {"response": {"candidates": [{"content": {"parts": [{"text": "hi"}]}, "finish_reason": "MAX_TOKENS"}],
+                          "usage_metadata": {"prompt_token_count": 5, "candidates_token_count": "3",
+                                             "thoughts_token_count": 2, "cached_content_token_count": 1},
+                          "model_version": "gemini-x"}}
+    expected = RawResult("k", True, "hi", model="gemini-x", usage=Usage(5, 5, 1), finish_reason=FinishReason.LENGTH)
+    for _ in range(2):  # the second time the snake_case spellings are the kept ones
+        assert decode_answer("k", camel) == expected
+        assert decode_answer("k", snake) == expected
+    assert field({"tool_use_prompt_token_count": 4}, "toolUsePromptTokenCount") == 4
+    assert field({"a": 1}, "toolUsePromptTokenCount") is None
