@@ -111,6 +111,15 @@ def land_results(sink: Sink, folder: RunFolder, manifest: Manifest, price: Model
     return sink.write(with_row_cost(folder.iter_results(manifest), price), landing)
 
 
+def collect_price(price: ModelPrice | None, carry_columns: Iterable[str] | None) -> ModelPrice | None:
+    """The price a run's rows are written with when collected (``Collector.price``): ``price``, or None
+    when the carried columns are unknown (an older handle) or one is named ``cost_usd`` (landing sets
+    that column in place, so its value must stay in the results file)."""
+    if carry_columns is None or COST_KEY in carry_columns:
+        return None
+    return price
+
+
 def _landing_items(folder: RunFolder, manifest: Manifest, price: ModelPrice | None,
                    copy: str | None) -> Iterator[dict[str, Any] | ResultLines]:
     """The run's results in order: a chunk's whole file when it is priced at ``copy`` (a price note),
