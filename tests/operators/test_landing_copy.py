@@ -20,6 +20,7 @@ from openai import AsyncOpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.emulator import FaultPlan
 from airflow_llm_batch.operators.landing import collect_price, land_results, with_row_cost
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.cache import AnswerCache
 from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
@@ -209,3 +210,27 @@ def test_a_carried_column_named_cost_usd_keeps_the_rows_unpriced_at_collect(
         carry: tuple[str, ...] | None, priced: bool) -> None:
     assert (collect_price(PRICE, carry) is PRICE) is priced
     assert collect_price(None, CARRY) is None
+
+
+@pytest.mark.usefixtures("airflow_db")
+def test_the_operator_prices_at_collect_and_lands_the_files_copied(tmp_path: Path, emulator: Any) -> None:
+    from tests.airflow_helpers import run_dag, task_states
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(fast_json.dumps_line({"id": f"op{i:03d}", "text": f"say {i % 30}"}).decode()
+                            for i in range(40)))
+    out = tmp_path / "out.jsonl"
+    dag_run = run_dag("llmb_cache", {"rows": f"file://{rows}", "destination": f"file://{out}",
+                                     "workspace": f"file://{tmp_path}/ws"})
+    assert task_states(dag_run) == {"batch": "success"}
+    [path] = list((tmp_path / "ws").glob("llmb_cache/batch/*/manifest.json"))
+    folder = RunFolder(path.parent)
+    manifest = folder.load()
+    assert manifest is not None and manifest.follower_rows == 10
+    assert [c.priced for c in manifest.chunks] == [price_note(PRICE)]
+    results = manifest.chunks[0].results
+    assert results is not None
+    landed = out.read_bytes()
+    assert landed.startswith((path.parent / results).read_bytes())  # the collected file, as it is
+    lines = [fast_json.loads(line) for line in landed.splitlines()]
+    assert len(lines) == 40 and all(line["cost_usd"] is not None for line in lines)
