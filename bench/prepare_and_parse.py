@@ -407,21 +407,24 @@ def _final(outcome: Any) -> Any:
     return outcome.final_records() if hasattr(outcome, "final_records") else outcome.final_rows()
 
 
-def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
-    """What ``operators/landing.land_results`` does for ``files`` and a ``file://`` JSONL ``target``: the
-    records path (results lines read as records, cost added, written as given) when the package has it,
-    else (``--before`` with an older package) the rows path of that package."""
+def _land_files(folder: Path, files: list[str], target: Path, manifest: Any = None) -> dict[str, Any]:
+    """What ``operators/landing.land_results`` does for ``files`` and a ``file://`` JSONL ``target``: with a
+    ``manifest`` (the files priced at collect, :func:`_price_as_collected`) ``land_results`` itself (each
+    file copied as it is); else the records path (results lines read as records, cost added, written as
+    given) when the package has it, else (``--before`` with an older package) the rows path of that package."""
     from airflow.sdk import ObjectStoragePath
 
     from airflow_llm_batch.operators import landing
-    from airflow_llm_batch.pipeline.prices import PriceTable
     from airflow_llm_batch.pipeline.run_folder import RunFolder
     from airflow_llm_batch.sinks.base import LandingContext
     from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
 
-    price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    price = _price()
     context = LandingContext(dag_id="bench", task_id="bench", run_id="bench", provider="openai", model="gpt-4o-mini")
     run_folder, sink = RunFolder(ObjectStoragePath(f"file://{folder}")), ObjectStorageSink(str(target))
+    if manifest is not None:
+        copied: dict[str, Any] = landing.land_results(sink, run_folder, manifest, price, context)
+        return copied
     if hasattr(landing, "with_record_cost"):
         records = landing.with_record_cost(run_folder._iter_records(files, "batch"), price)
         landed: dict[str, Any] = sink.write_records(records, context)
@@ -429,22 +432,81 @@ def _land_files(folder: Path, files: list[str], target: Path) -> dict[str, Any]:
     return sink.write(landing.with_row_cost(run_folder._iter_files(files, "batch"), price), context)
 
 
+def _price() -> Any:
+    from airflow_llm_batch.pipeline.prices import PriceTable
+
+    return PriceTable.default().price_for("openai", "gpt-4o-mini")
+
+
+def _prices_at_collect() -> bool:
+    """Whether the package under test writes results priced at collect (pipeline/record_cost.py)."""
+    import importlib.util
+
+    return importlib.util.find_spec("airflow_llm_batch.pipeline.record_cost") is not None
+
+
+def _price_as_collected(folder: Path, files: list[str]) -> tuple[Any, float]:
+    """Rewrite ``files`` as the package's collect now writes them (priced: ``write_results(price=...)``) and
+    return a manifest naming them (as the collector records them) and the CPU seconds pricing added to those
+    writes (each file written unpriced to a scratch file, then priced, from the same records in memory)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from airflow_llm_batch.pipeline import fast_json
+    from airflow_llm_batch.pipeline.answered import write_results
+    from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
+    from airflow_llm_batch.pipeline.record_cost import price_note
+
+    price, workspace, chunks, added = _price(), ObjectStoragePath(f"file://{folder}"), [], 0.0
+    for index, name in enumerate(files):
+        with (folder / name).open("rb") as fh:
+            records = [fast_json.loads(line) for line in fh]
+        cpu0 = _cpu()
+        write_results(workspace / "scratch.jsonl", records)
+        cpu1 = _cpu()
+        counts = write_results(workspace / name, records, price=price, answered_by="batch")
+        added += (_cpu() - cpu1) - (cpu1 - cpu0)
+        chunks.append(ChunkRecord(index, len(records), 0, "", "", state=ChunkState.COLLECTED, results=name,
+                                  counts=counts, priced=price_note(price)))
+        del records
+    (folder / "scratch.jsonl").unlink()
+    manifest = Manifest(provider="openai", model="gpt-4o-mini", run_tag="bench", digest="", total_rows=0,
+                        chunks=chunks)
+    return manifest, added
+
+
 def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
-    read every results file (``RunFolder``), add each row's cost, write the destination."""
+    read every results file (``RunFolder``), add each row's cost, write the destination. A package that
+    prices rows at collect first rewrites the results files so (outside the timer; the CPU that pricing
+    adds to collect is in the notes) and lands them through ``land_results``: each file copied as it is."""
     from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
 
     files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     target = folder / "landed" / "results.jsonl"
     target.parent.mkdir(exist_ok=True)
     ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
+    manifest, priced_cpu = _price_as_collected(folder, files) if _prices_at_collect() else (None, None)
     baseline = _peak_kib()
     start, cpu0 = time.perf_counter(), _cpu()
-    landed = _land_files(folder, files, target)
+    landed = _land_files(folder, files, target, manifest)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert landed["succeeded"] == n and landed["failed"] == 0, landed
+    collect_note = "" if priced_cpu is None else \
+        f"; pricing at collect added {priced_cpu:.2f} CPU-s to collect ({priced_cpu / n * 1e6:.2f} us/row)"
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
-            "notes": f"{len(files)} results files -> {target.stat().st_size / n:.0f} B/landed row"}
+            "notes": f"{len(files)} results files -> {target.stat().st_size / n:.0f} B/landed row, sha256 "
+                     f"{_sha256(target)[:12]}{collect_note}"}
+
+
+def _sha256(path: Path) -> str:
+    """The landed file's digest (outside the timer): before and after must land the same bytes."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def warm_collect(folder: Path) -> None:
@@ -474,7 +536,8 @@ def warm_land(folder: Path) -> None:
     (folder / "warm").mkdir()
     lines = (folder / first).read_bytes().splitlines(keepends=True)[:1]
     (folder / "warm" / "one.jsonl").write_bytes(b"".join(lines))
-    _land_files(folder, ["warm/one.jsonl"], folder / "warm" / "landed.jsonl")
+    manifest = _price_as_collected(folder, ["warm/one.jsonl"])[0] if _prices_at_collect() else None
+    _land_files(folder, ["warm/one.jsonl"], folder / "warm" / "landed.jsonl", manifest)
     shutil.rmtree(folder / "warm")
 
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -25,7 +25,7 @@ from airflow_llm_batch.operators.alerts import (
 from airflow_llm_batch.operators.deadline_fallback import fall_back, fallback_due, fallback_plan, switch_time
 from airflow_llm_batch.operators.failures import fail_without_retry
 from airflow_llm_batch.operators.fallback_budget import fallback_affordable
-from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.landing import collect_price, land, landing_context
 from airflow_llm_batch.operators.links import BatchConsoleLink, RunReportLink
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.realtime_mode import check_realtime_budget, decide, run_start, send_in_realtime
@@ -42,6 +42,8 @@ from airflow_llm_batch.realtime.decision import AutoRule, Mode
 from airflow_llm_batch.sinks import LandingContext, open_sink
 from airflow_llm_batch.sinks.xcom import DEFAULT_MAX_XCOM_ROWS, check_fits
 from airflow_llm_batch.triggers.batch import LLMBatchTrigger
+
+T = TypeVar("T")
 
 #: why execute_complete finds no manifest
 REMOVED_WHILE_DEFERRED = "the workspace was removed while the task was deferred"
@@ -60,6 +62,17 @@ class OperatorTry(TaskRun):
     @property
     def landing(self) -> LandingContext:
         return landing_context(self.context, self.request.parser, self.request.provider, self.request.model)
+
+    def call(self, work: Callable[[BatchRun], Awaitable[T]]) -> T:
+        """:meth:`TaskRun.call`, with the run's price on its collector: each chunk's results are written
+        priced, as landing writes them (landing then copies them)."""
+        price = collect_price(self.request.price()[0], self.request.carry_columns)
+
+        async def priced(batch_run: BatchRun) -> T:
+            batch_run.collector.price = price
+            return await work(batch_run)
+
+        return super().call(priced)
 
 
 @with_request_params_doc

@@ -18,8 +18,9 @@ from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_us
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, price_note, price_record
 from airflow_llm_batch.pipeline.run import BatchRun
-from airflow_llm_batch.pipeline.run_folder import RunFolder
+from airflow_llm_batch.pipeline.run_folder import ResultLines, RunFolder
 from airflow_llm_batch.pipeline.storage import StoragePath
 from airflow_llm_batch.pipeline.types import ResultRow, Usage
 from airflow_llm_batch.report import read_facts, storage_uri, write_facts_report
@@ -98,33 +99,57 @@ def land_results(sink: Sink, folder: RunFolder, manifest: Manifest, price: Model
     """Write every result of the run to ``sink``, each with its cost. A sink that takes records
     (``write_records``: the object storage sink) gets each results line's object as read, with the
     cost added (:func:`with_record_cost`); any other sink gets ``ResultRow`` objects (:func:`with_row_cost`).
-    Both give the same rows."""
+    Both give the same rows. A sink that also takes whole lines (``takes_lines()``: JSONL, failures
+    inline) gets the results file of each chunk priced at collect at this price as it is
+    (:class:`ResultLines`): its bytes are what the record path would write."""
     write_records = getattr(sink, "write_records", None)
     if write_records is not None:
-        landed: dict[str, Any] = write_records(with_record_cost(folder.iter_records(manifest), price), landing)
+        takes_lines = getattr(sink, "takes_lines", None)
+        copy = price_note(price) if takes_lines is not None and takes_lines() else None
+        landed: dict[str, Any] = write_records(_landing_items(folder, manifest, price, copy), landing)
         return landed
     return sink.write(with_row_cost(folder.iter_results(manifest), price), landing)
+
+
+def collect_price(price: ModelPrice | None, carry_columns: Iterable[str] | None) -> ModelPrice | None:
+    """The price a run's rows are written with when collected (``Collector.price``): ``price``, or None
+    when the carried columns are unknown (an older handle) or one is named ``cost_usd`` (landing sets
+    that column in place, so its value must stay in the results file)."""
+    if carry_columns is None or COST_KEY in carry_columns:
+        return None
+    return price
+
+
+def _landing_items(folder: RunFolder, manifest: Manifest, price: ModelPrice | None,
+                   copy: str | None) -> Iterator[dict[str, Any] | ResultLines]:
+    """The run's results in order: a chunk's whole file when it is priced at ``copy`` (a price note),
+    else its records priced now; then the rows answered without a batch."""
+    for chunk in manifest.chunks:
+        if not chunk.results:
+            continue
+        if copy is not None and chunk.priced == copy:
+            yield folder.chunk_lines(chunk)
+        else:
+            yield from with_record_cost(folder.chunk_records(chunk), price)
+    yield from with_record_cost(folder.answered_records(manifest), price)
 
 
 def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterator[ResultRow]:
     """Add ``cost_usd`` (the row's usage at the price of the path that answered it) when the price is known."""
     for row in rows:
         if price is not None:
-            row.extra["cost_usd"] = row_cost_usd(price, row.usage, realtime=row.answered_by == "realtime")
+            row.extra[COST_KEY] = row_cost_usd(price, row.usage, realtime=row.answered_by == "realtime")
         yield row
 
 
 def with_record_cost(records: Iterable[dict[str, Any]], price: ModelPrice | None) -> Iterator[dict[str, Any]]:
-    """:func:`with_row_cost` for rows as their ``ResultRow.to_dict()`` records (``cost_usd`` set in each)."""
+    """:func:`with_row_cost` for rows as their ``ResultRow.to_dict()`` records (``cost_usd`` set in each,
+    by record_cost.price_record: the function that prices a chunk's rows at collect)."""
     if price is None:
         yield from records
         return
     for record in records:
-        usage = record["usage"]
-        record["cost_usd"] = row_cost_usd(
-            price, Usage(usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"]),
-            realtime=record["answered_by"] == "realtime")
-        yield record
+        yield price_record(record, price)
 
 
 def describe_cost(cost: CostReport) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_llm_batch.operators.failures import fail_without_retry
-from airflow_llm_batch.operators.landing import land, landing_context
+from airflow_llm_batch.operators.landing import collect_price, land, landing_context
 from airflow_llm_batch.operators.paths import run_folder, run_tags
 from airflow_llm_batch.operators.request_options import RequestOptions, with_request_params_doc
 from airflow_llm_batch.operators.run_context import ProviderAccess, TaskRun
@@ -47,11 +47,11 @@ class SubmitLLMBatchOperator(RequestOptions):
         manifest = self.prepare_manifest(run, settings, context)
         # as before the split form's submit records no in-flight requests in the cache
         replace(run, cache=None).call(lambda batch_run: batch_run.submit(manifest))
-        return make_handle(run, manifest, settings.price())
+        return make_handle(run, manifest, settings.price(), settings.carry_columns)
 
 
-def make_handle(run: TaskRun, manifest: Manifest,
-                price: tuple[ModelPrice | None, str] = (None, "")) -> dict[str, Any]:
+def make_handle(run: TaskRun, manifest: Manifest, price: tuple[ModelPrice | None, str] = (None, ""),
+                carry_columns: Sequence[str] | None = None) -> dict[str, Any]:
     """What the sensor and the results task need: ids, places and settings (the model's price as the
     submit task priced it, for the results task's cost), never secrets."""
     cache = run.cache
@@ -61,7 +61,8 @@ def make_handle(run: TaskRun, manifest: Manifest,
     return {"provider": run.access.provider, "conn_id": run.access.conn_id, "provider_options": run.access.options,
             "folder": str(run.folder), "tags": run.tags, "cache": cache_info,
             "batch_ids": manifest.batch_ids, "total_rows": manifest.total_rows,
-            "price": None if model_price is None else {**asdict(model_price), "taken_on": taken_on}}
+            "price": None if model_price is None else {**asdict(model_price), "taken_on": taken_on},
+            "carry_columns": None if carry_columns is None else list(carry_columns)}
 
 
 def price_from_handle(handle: dict[str, Any]) -> tuple[ModelPrice | None, str]:
@@ -143,9 +144,15 @@ class LLMBatchResultsOperator(HandleUser):
             await batch_run.collect(manifest, parser)
             batch_run.finalize(manifest, parser)  # rows answered from the cache or by a repeated request
 
-        run.call(_collect)
-        landing = landing_context(context, parser, run.access.provider, manifest.model)
         price, taken_on = price_from_handle(self.handle)
+        priced_at_collect = collect_price(price, self.handle.get("carry_columns"))
+
+        async def _priced_collect(batch_run: BatchRun) -> None:
+            batch_run.collector.price = priced_at_collect  # results written as landed: landing copies them
+            await _collect(batch_run)
+
+        run.call(_priced_collect)
+        landing = landing_context(context, parser, run.access.provider, manifest.model)
         return land(run.records(), manifest, landing=landing, destination=self.destination,
                     provider=run.access.provider, min_success_rate=self.min_success_rate, price=price,
                     prices_taken_on=taken_on)

@@ -16,9 +16,11 @@ from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.prices import ModelPrice
+from airflow_llm_batch.pipeline.record_cost import price_record
 from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
-from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage
+from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage, result_record
 
 
 def cached_rows(folder: StoragePath, parser: OutputParser) -> Iterator[ResultRow]:
@@ -65,13 +67,18 @@ def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
     return row
 
 
-def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]]) -> dict[str, int]:
+def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]], *,
+                  price: ModelPrice | None = None, answered_by: str | None = None) -> dict[str, int]:
     """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
     per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``).
 
     Each item is a row or a record (a dict laid out as ``ResultRow.to_dict`` writes it, as
     ``ChunkOutcome.final_records`` yields them): a record is written as it is, a row as its ``to_dict``.
-    A record's fields are its own (a row whose carried columns would replace one comes as a row)."""
+    A record's fields are its own (a row whose carried columns would replace one comes as a row).
+
+    With a ``price``, each line is what landing writes for the row (priced at collect, so landing can
+    copy the file): the record as ``result_record(record, answered_by)`` gives it, with ``cost_usd``
+    (record_cost.py)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
@@ -80,18 +87,20 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]])
         write = fh.write
         for row in rows:
             if type(row) is dict:
-                write(dumps_line(row))
+                record = row
                 status, error, usage = row["status"], row["error"], row["usage"]
                 tokens_in += usage["input_tokens"]
                 tokens_out += usage["output_tokens"]
                 tokens_cached += usage["cached_input_tokens"]
-            else:
+            else:  # a carried column may replace a field of its record: count the row's own
                 assert isinstance(row, ResultRow)
-                write(dumps_line(row.to_dict()))
-                status, error, counts = row.status.value, row.error, row.usage
+                record, status, error, counts = row.to_dict(), row.status.value, row.error, row.usage
                 tokens_in += counts.input_tokens
                 tokens_out += counts.output_tokens
                 tokens_cached += counts.cached_input_tokens
+            if price is not None:
+                record = price_record(result_record(record, answered_by), price)
+            write(dumps_line(record))
             statuses[status] += 1
             if error:
                 errors[f"error:{error['code']}"] += 1

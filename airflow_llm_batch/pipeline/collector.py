@@ -19,6 +19,8 @@ from airflow_llm_batch.pipeline.key_index import read_key_index
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import RetryPolicy
+from airflow_llm_batch.pipeline.prices import ModelPrice
+from airflow_llm_batch.pipeline.record_cost import price_note
 from airflow_llm_batch.pipeline.requeue import Resend
 from airflow_llm_batch.pipeline.retry_chunk import retry_chunk
 from airflow_llm_batch.pipeline.run_folder import RunFolder
@@ -47,6 +49,8 @@ class Collector:
 
     def __init__(self, run: RunFolder, backend: BatchBackend, *, policy: RetryPolicy, cache: Any = None) -> None:
         self.run, self.backend, self.policy, self.cache = run, backend, policy, cache
+        #: the run's price (set by the operator): results files are written priced, as landing writes them
+        self.price: ModelPrice | None = None
 
     async def collect(self, manifest: Manifest, parser: OutputParser) -> None:
         """Download, join and store the answers of every ended chunk not yet collected.
@@ -123,11 +127,13 @@ class Collector:
         outcome = classify_chunk(read_key_index(folder / chunk.keys), answers, parser,
                                  self.context(manifest, chunk, no_answer))
         results = f"results/{name}.jsonl"
-        counts = write_results(folder / results, outcome.final_records())
+        counts = write_results(folder / results, outcome.final_records(), price=self.price,
+                               answered_by=chunk.path or "batch")
         self._store_answers(outcome, chunk, name)
         if outcome.retry:
             manifest.chunks.append(retry_chunk(folder, manifest, chunk, outcome.retry))
         chunk.results, chunk.counts, chunk.state = results, counts, ChunkState.COLLECTED
+        chunk.priced = price_note(self.price)
         self.run.store.save(manifest)  # one atomic step: results, retry chunk and state together
         log.info("Collected batch %s (%s): %s%s", chunk.batch_id, chunk.batch_state or "not sent",
                  {k: v for k, v in counts.items() if not k.startswith("tokens_")},

@@ -58,6 +58,9 @@ class ChunkRecord:
     #: the path that answers the chunk: None = a batch; "realtime" = sent one by one (realtime_chunks.py),
     #: recorded before the first send so no later try creates a batch for it
     path: str | None = None
+    #: the price its results file carries (record_cost.price_note: each line with its ``cost_usd``, as landing
+    #: writes it); None: unpriced (an unknown price, or a file written before rows were priced at collect)
+    priced: str | None = None
 
     @property
     def is_adopted(self) -> bool:

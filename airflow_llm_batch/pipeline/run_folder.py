@@ -15,22 +15,43 @@ Example::
 from __future__ import annotations
 
 import logging
+import shutil
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from typing import IO, Any
 
 from airflow_llm_batch.pipeline import fast_json, task_state
 from airflow_llm_batch.pipeline.answered import cached_rows, repeat_rows, write_results
-from airflow_llm_batch.pipeline.manifest import Manifest, ManifestStore
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, Manifest, ManifestStore
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.record_cost import COST_KEY
 from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
 from airflow_llm_batch.pipeline.summary import RunSummary
 from airflow_llm_batch.pipeline.types import ResultRow, Usage, result_record
 
 log = logging.getLogger(__name__)
 
+#: bytes per read when a results file is copied as it is (ResultLines)
+COPY_BLOCK = 1 << 20
+
 #: batches this task cancelled itself (on_kill): their unanswered rows are resent on the next try
 CANCELLED_FILE = "cancelled_by_task.json"
+
+
+@dataclass(frozen=True)
+class ResultLines:
+    """A results file to land as it is (its lines are the landed records, cost included), with the
+    counts of its rows (from the manifest: the file is not read to count them)."""
+
+    path: StoragePath
+    succeeded: int
+    failed: int
+
+    def copy_to(self, out: IO[bytes]) -> None:
+        """Stream the file's bytes into ``out`` (a block at a time, never whole in memory)."""
+        with self.path.open("rb") as fh:
+            shutil.copyfileobj(fh, out, COPY_BLOCK)
 
 
 class RunFolder:
@@ -73,19 +94,27 @@ class RunFolder:
             counts.update(write_results(self.folder / files[-1], cached_rows(self.folder, parser)))
         if manifest.follower_rows:
             files.append("results/answered-repeats.jsonl")
-            leaders = self._iter_files([*(c.results for c in manifest.chunks if c.results), *files[:-1]])
+            leaders = self._leaders(manifest, files[:-1])
             counts.update(write_results(self.folder / files[-1], repeat_rows(self.folder, leaders)))
         manifest.answered_results, manifest.answered_counts = files, dict(counts)
         self.store.save(manifest)
         log.info("Answered without a batch: %d row(s) from the request cache, %d repeating another row",
                  manifest.cached_rows, manifest.follower_rows)
 
-    # -- reading -----------------------------------------------------------------------------------
-    def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
-        """Every final result row: one per input row once ``manifest.is_done``."""
+    def _leaders(self, manifest: Manifest, answered: list[str]) -> Iterator[ResultRow]:
+        """The rows repeats may share: as collected (a cost priced at collect is not theirs to share)."""
         for chunk in manifest.chunks:
             if chunk.results:
-                yield from self._iter_files([chunk.results], chunk.path or "batch")
+                yield from self._iter_files([chunk.results], priced=chunk.priced is not None)
+        yield from self._iter_files(answered)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def iter_results(self, manifest: Manifest) -> Iterator[ResultRow]:
+        """Every final result row: one per input row once ``manifest.is_done``; without the cost a
+        results file priced at collect carries (landing prices the rows at its own price)."""
+        for chunk in manifest.chunks:
+            if chunk.results:
+                yield from self._iter_files([chunk.results], chunk.path or "batch", chunk.priced is not None)
         yield from self._iter_files(manifest.answered_results, "cache")
 
     def iter_records(self, manifest: Manifest) -> Iterator[dict[str, Any]]:
@@ -93,24 +122,46 @@ class RunFolder:
         that write records: landing's cheaper path)."""
         for chunk in manifest.chunks:
             if chunk.results:
-                yield from self._iter_records([chunk.results], chunk.path or "batch")
-        yield from self._iter_records(manifest.answered_results, "cache")
+                yield from self.chunk_records(chunk)
+        yield from self.answered_records(manifest)
 
-    def _iter_files(self, files: Iterable[str], answered_by: str | None = None) -> Iterator[ResultRow]:
+    def chunk_records(self, chunk: ChunkRecord) -> Iterator[dict[str, Any]]:
+        """The records of one collected chunk (see :meth:`iter_records`)."""
+        assert chunk.results is not None
+        return self._iter_records([chunk.results], chunk.path or "batch", chunk.priced is not None)
+
+    def chunk_lines(self, chunk: ChunkRecord) -> ResultLines:
+        """One collected chunk's results file, to land as it is (when priced at the landing price)."""
+        assert chunk.results is not None
+        return ResultLines(self.folder / chunk.results, chunk.counts.get("succeeded", 0),
+                           chunk.counts.get("failed", 0))
+
+    def answered_records(self, manifest: Manifest) -> Iterator[dict[str, Any]]:
+        """The records of the rows answered without a batch (see :meth:`iter_records`)."""
+        return self._iter_records(manifest.answered_results, "cache")
+
+    def _iter_files(self, files: Iterable[str], answered_by: str | None = None,
+                    priced: bool = False) -> Iterator[ResultRow]:
         from_dict = ResultRow.from_dict
         for name in files:
             with (self.folder / name).open("rb") as fh:
                 for line in fh:
                     row = from_dict(fast_json.loads(line))
                     row.answered_by = answered_by or row.answered_by
+                    if priced:
+                        row.extra.pop(COST_KEY, None)
                     yield row
 
-    def _iter_records(self, files: Iterable[str], answered_by: str | None = None) -> Iterator[dict[str, Any]]:
+    def _iter_records(self, files: Iterable[str], answered_by: str | None = None,
+                      priced: bool = False) -> Iterator[dict[str, Any]]:
         loads = fast_json.loads
         for name in files:
             with (self.folder / name).open("rb") as fh:
                 for line in fh:
-                    yield result_record(loads(line), answered_by)
+                    record = loads(line)
+                    if priced:
+                        record.pop(COST_KEY, None)
+                    yield result_record(record, answered_by)
 
     @staticmethod
     def summary(manifest: Manifest) -> RunSummary:

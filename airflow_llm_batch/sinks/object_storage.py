@@ -16,6 +16,7 @@ from typing import IO, Any, ClassVar
 from airflow_llm_batch.exceptions import InvalidInputError
 from airflow_llm_batch.google.uris import merge_options, split_options
 from airflow_llm_batch.pipeline import fast_json
+from airflow_llm_batch.pipeline.run_folder import ResultLines
 from airflow_llm_batch.pipeline.storage import AtomicWriter
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus
 from airflow_llm_batch.sinks.base import LandingContext
@@ -109,33 +110,32 @@ class ObjectStorageSink:
     def write(self, rows: Iterable[ResultRow], context: LandingContext) -> dict[str, Any]:
         return self.write_records((row.to_dict() for row in rows), context)
 
-    def write_records(self, records: Iterable[dict[str, Any]], context: LandingContext) -> dict[str, Any]:
+    def takes_lines(self) -> bool:
+        """Whether :meth:`write_records` may be given whole results files (``ResultLines``) to copy as they
+        are: JSONL with failures inline (no option looks at each row)."""
+        opts = self.options()
+        return bool(opts["format"] == "jsonl" and opts["failures"] == "inline")
+
+    def write_records(self, records: Iterable[dict[str, Any] | ResultLines],
+                      context: LandingContext) -> dict[str, Any]:
         """:meth:`write` for rows given as their ``ResultRow.to_dict()`` records (landing reads the results
-        files straight into these: no row object per row). Each is written as given."""
+        files straight into these: no row object per row). Each is written as given; a ``ResultLines``
+        item (only when :meth:`takes_lines`) is copied as its file's bytes."""
         opts = self.options()
         separate = opts["failures"] == "separate"
         failures_name = _failures_name(self.target)
-        succeeded = failed = 0
-        dumps_line = fast_json.dumps_line
+        counts = [0, 0]  # succeeded, failed
         with contextlib.ExitStack() as stack:
             main = stack.enter_context(self._open(self.target, opts["conn_id"]))
             side = stack.enter_context(self._open(failures_name, opts["conn_id"])) if separate else None
             writer = _record_writer(main, opts, context)
-            write = writer.write
             try:
-                for record in records:
-                    if record["status"] == _FAILED:
-                        failed += 1
-                        if side is not None:
-                            side.write(dumps_line(record))
-                            continue
-                    else:
-                        succeeded += 1
-                    write(record)
+                _write_all(records, writer, main, side, counts)
                 writer.close()
             except BaseException:
                 writer.abort()
                 raise
+        succeeded, failed = counts
         landed: dict[str, Any] = {"uri": self.target, "format": opts["format"], "rows": succeeded + failed,
                                   "succeeded": succeeded, "failed": failed}
         if separate:
@@ -193,6 +193,31 @@ def probe_gcs(target: Any) -> None:
     except Exception as exc:  # Forbidden, NotFound...
         raise InvalidInputError(f"destination {target} is not writable ({type(exc).__name__}: {exc}); grant the "
                                 f"task's credentials object create/delete there. Nothing was submitted.") from exc
+
+
+def _write_all(records: Iterable[dict[str, Any] | ResultLines], writer: Any, main: IO[bytes],
+               side: IO[bytes] | None, counts: list[int]) -> None:
+    """Write each record (a failed one to ``side`` when given), or copy each ``ResultLines`` to ``main``;
+    add the rows to ``counts`` ([succeeded, failed])."""
+    dumps_line = fast_json.dumps_line
+    write = writer.write
+    succeeded = failed = 0
+    for record in records:
+        if type(record) is not dict:  # a whole results file, as landed (JSONL, failures inline only)
+            assert isinstance(record, ResultLines) and side is None
+            record.copy_to(main)
+            succeeded += record.succeeded
+            failed += record.failed
+        elif record["status"] == _FAILED:
+            failed += 1
+            if side is not None:
+                side.write(dumps_line(record))
+                continue
+            write(record)
+        else:
+            succeeded += 1
+            write(record)
+    counts[0], counts[1] = succeeded, failed
 
 
 def _failures_name(uri: str) -> str:

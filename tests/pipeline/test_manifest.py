@@ -32,3 +32,11 @@ def test_a_manifest_written_before_running_times_were_kept_still_loads() -> None
     for chunk in data["chunks"]:
         del chunk["running_at"]
     assert Manifest.from_dict(data).chunks[0].running_at is None
+
+
+def test_a_manifest_written_before_rows_were_priced_at_collect_still_loads_unpriced() -> None:
+    data = manifest(ChunkState.COLLECTED).to_dict()
+    data["chunks"][0]["priced"] = "p-0123456789ab"
+    assert Manifest.from_dict(data).chunks[0].priced == "p-0123456789ab"
+    del data["chunks"][0]["priced"]
+    assert Manifest.from_dict(data).chunks[0].priced is None

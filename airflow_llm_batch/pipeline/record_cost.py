@@ -1,0 +1,45 @@
+"""A result record's ``cost_usd``: the row's usage at the price of the path that answered it.
+
+The one place a record is priced, used twice: when a chunk is collected (``answered.write_results``
+with a price: the results file then carries each row's cost, and the chunk's manifest record notes
+which price, :func:`price_note`) and when a run lands (``landing.with_record_cost``: rows of other
+chunks, or when the price changed since). Both give the same value at the same key position (last,
+or where the key already is), so a results file priced at collect is what landing would write.
+
+Example::
+
+    >>> note = price_note(price)           # "p-3f2a9c0d41be" (None for an unknown price)
+    >>> record = price_record(record, price)  # record["cost_usd"] set in place
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from typing import Any
+
+from airflow_llm_batch.pipeline.cost import row_cost_usd
+from airflow_llm_batch.pipeline.prices import ModelPrice
+from airflow_llm_batch.pipeline.types import Usage
+
+#: the key a landed row's cost goes under
+COST_KEY = "cost_usd"
+
+
+def price_note(price: ModelPrice | None) -> str | None:
+    """A short identity of ``price`` (its six figures, exactly), or None for an unknown price: a
+    results file priced at collect is copied as it is only when its note equals the landing price's."""
+    if price is None:
+        return None
+    figures = json.dumps(asdict(price), sort_keys=True)
+    return "p-" + hashlib.sha256(figures.encode()).hexdigest()[:12]
+
+
+def price_record(record: dict[str, Any], price: ModelPrice) -> dict[str, Any]:
+    """Set ``record[COST_KEY]`` (a ``ResultRow.to_dict()`` record) from its usage and ``answered_by``."""
+    usage = record["usage"]
+    record[COST_KEY] = row_cost_usd(
+        price, Usage(usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"]),
+        realtime=record["answered_by"] == "realtime")
+    return record
