@@ -18,7 +18,7 @@ from airflow_llm_batch.pipeline.cost import CostReport, actual_cost, row_cost_us
 from airflow_llm_batch.pipeline.manifest import Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
-from airflow_llm_batch.pipeline.record_cost import COST_KEY, price_note, price_record
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer, price_note
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.run_folder import ResultLines, RunFolder
 from airflow_llm_batch.pipeline.storage import StoragePath
@@ -144,12 +144,11 @@ def with_row_cost(rows: Iterable[ResultRow], price: ModelPrice | None) -> Iterat
 
 def with_record_cost(records: Iterable[dict[str, Any]], price: ModelPrice | None) -> Iterator[dict[str, Any]]:
     """:func:`with_row_cost` for rows as their ``ResultRow.to_dict()`` records (``cost_usd`` set in each,
-    by record_cost.price_record: the function that prices a chunk's rows at collect)."""
+    by record_cost.RecordPricer: what prices a chunk's rows at collect)."""
     if price is None:
         yield from records
         return
-    for record in records:
-        yield price_record(record, price)
+    yield from map(RecordPricer(price), records)
 
 
 def describe_cost(cost: CostReport) -> str:

@@ -17,7 +17,7 @@ from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
-from airflow_llm_batch.pipeline.record_cost import price_record
+from airflow_llm_batch.pipeline.record_cost import RecordPricer
 from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage, result_record
@@ -83,6 +83,7 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
     dumps_line = fast_json.dumps_line
+    pricer = RecordPricer(price) if price is not None else None
     with AtomicWriter(path) as fh:
         write = fh.write
         for row in rows:
@@ -98,8 +99,8 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
                 tokens_in += counts.input_tokens
                 tokens_out += counts.output_tokens
                 tokens_cached += counts.cached_input_tokens
-            if price is not None:
-                record = price_record(result_record(record, answered_by), price)
+            if pricer is not None:
+                record = pricer(result_record(record, answered_by))
             write(dumps_line(record))
             statuses[status] += 1
             if error:

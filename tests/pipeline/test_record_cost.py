@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from airflow_llm_batch.operators.landing import with_record_cost
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.answered import write_results
+from airflow_llm_batch.pipeline.cost import row_cost_usd
 from airflow_llm_batch.pipeline.prices import PriceTable
-from airflow_llm_batch.pipeline.record_cost import COST_KEY, price_note, price_record
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer, price_note, price_record
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage, result_record
 
 PRICE = PriceTable.default().price_for("openai", "gpt-4o-mini")
@@ -49,3 +51,14 @@ def test_pricing_again_keeps_the_position_and_the_value() -> None:
     record = price_record(_rows()[0].to_dict(), PRICE)
     again = price_record(dict(record), PRICE)
     assert list(again) == list(record) and again == record
+
+
+def test_the_pricer_of_many_records_gives_each_the_cost_of_its_own_usage(monkeypatch: Any) -> None:
+    monkeypatch.setattr(RecordPricer, "MEMO", 7)  # the memo starts over many times on the way
+    pricer = RecordPricer(PRICE)
+    for i in range(200):
+        usage = Usage(10 + i % 13, 1 + i % 5, i % 3)
+        path = "realtime" if i % 4 == 0 else "batch"
+        record = {"usage": usage.to_dict(), "answered_by": path}
+        assert pricer(record)[COST_KEY] == row_cost_usd(PRICE, usage, realtime=path == "realtime")
+        assert len(pricer._costs) <= 7
