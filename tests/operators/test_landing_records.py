@@ -3,7 +3,6 @@ cost; any other sink gets ResultRows. Both land the same bytes."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,6 @@ from openai import AsyncOpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.operators.landing import land_results, with_record_cost, with_row_cost
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import PriceTable
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
@@ -21,6 +19,7 @@ from airflow_llm_batch.pipeline.run_folder import RunFolder
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage
 from airflow_llm_batch.sinks import LandingContext
 from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
+from tests.run_helpers import drive
 
 PRICE = PriceTable.default().price_for("openai", "gpt-4o-mini")
 CONTEXT = LandingContext(dag_id="d", task_id="t", run_id="r", provider="openai", model="gpt-4o-mini")
@@ -64,11 +63,7 @@ async def test_a_finished_run_lands_the_same_bytes_either_way(emulator: Any, tmp
     run = BatchRun(tmp_path / "ws", backend, tags={"dag_id": "d", "task_id": "t", "run_id": "land-records"})
     manifest = run.prepare_or_load(lambda: rows, RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id"))
     await run.submit(manifest)
-    while not manifest.is_done:
-        await run.poll(manifest)
-        await run.collect(manifest, OutputParser())
-        run.finalize(manifest, OutputParser())
-        await asyncio.sleep(0.05)
+    await drive(run, manifest)
     await backend.aclose()
 
     folder = RunFolder(tmp_path / "ws")

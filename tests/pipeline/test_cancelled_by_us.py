@@ -10,24 +10,18 @@ from openai import AsyncOpenAI
 
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.emulator import FaultPlan
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
+from tests.run_helpers import drive
 
 ROWS = [{"id": f"k{i:03d}", "text": f"kill test {i}"} for i in range(200)]
 SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
 
 
-async def drive(run: BatchRun) -> Any:
+async def drive_stored(run: BatchRun) -> Any:
     manifest = run.store.load()
     assert manifest is not None
-    while not manifest.is_done:
-        await run.poll(manifest)
-        await run.collect(manifest, OutputParser())
-        run.finalize(manifest, OutputParser())
-        await run.submit(manifest)
-        await asyncio.sleep(0.05)
-    return manifest
+    return await drive(run, manifest)
 
 
 async def test_rows_of_a_batch_we_cancelled_are_resent_and_answered_rows_kept(emulator: Any, tmp_path: Path) -> None:
@@ -43,7 +37,7 @@ async def test_rows_of_a_batch_we_cancelled_are_resent_and_answered_rows_kept(em
         await backend.cancel(batch_id)
     finally:
         emulator.clear_fault_plan()
-    manifest = await drive(BatchRun(tmp_path, backend, tags=tags))  # the next try
+    manifest = await drive_stored(BatchRun(tmp_path, backend, tags=tags))  # the next try
     await backend.aclose()
     results = list(BatchRun(tmp_path, backend, tags=tags).iter_results(manifest))
     assert sorted(r.key for r in results) == [r["id"] for r in ROWS]

@@ -3,7 +3,6 @@ and is back on afterwards, also when the work fails."""
 
 from __future__ import annotations
 
-import asyncio
 import gc
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from openai import AsyncOpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.pipeline.collector import Collector
 from airflow_llm_batch.pipeline.gc_pause import gc_paused
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
+from tests.run_helpers import drive
 
 SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
 
@@ -57,12 +56,8 @@ async def test_chunks_are_joined_with_the_collector_paused(emulator: Any, tmp_pa
     run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "gc-pause"})
     manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=4)
     await run.submit(manifest)
-    while not manifest.is_done:
-        await run.poll(manifest)
-        await run.collect(manifest, OutputParser())
-        assert gc.isenabled()  # back on between collects
-        run.finalize(manifest, OutputParser())
-        await asyncio.sleep(0.05)
+    await drive(run, manifest)
     await backend.aclose()
+    assert gc.isenabled()  # back on after the collects
     assert seen and not any(seen), seen  # 3 chunks of 4, 4 and 1 rows, each joined with the collector paused
     assert run.summary(manifest).succeeded == len(rows)

@@ -15,9 +15,9 @@ from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.emulator import FaultPlan
 from airflow_llm_batch.pipeline.cache import AnswerCache, CacheMode
 from airflow_llm_batch.pipeline.fingerprint import endpoint_identity, request_fingerprint
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
+from tests.run_helpers import drive
 
 FP, OTHER = "ab" * 32, "cd" * 32
 SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
@@ -56,15 +56,6 @@ def test_in_flight_records_follow_the_cache_mode_and_skip_bad_entries(tmp_path: 
     path.write_text(json.dumps({"v": 1, "fingerprint": OTHER, "batch_id": "b", "custom_id": "r", "sent_at": 1.0}))
     assert AnswerCache(tmp_path).find_in_flight([FP], max_age=1e12) == {}
 
-
-async def drive(run: BatchRun, manifest: Any) -> Any:
-    while not manifest.is_done:
-        await run.poll(manifest)
-        await run.collect(manifest, OutputParser())
-        run.finalize(manifest, OutputParser())
-        await run.submit(manifest)
-        await asyncio.sleep(0.05)
-    return manifest
 
 
 async def test_a_cancelled_batch_of_a_dead_run_gives_its_answers_and_the_rest_is_sent_once(

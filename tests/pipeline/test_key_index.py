@@ -3,7 +3,6 @@ version (plain dicts with one-letter keys) still resume."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -14,9 +13,9 @@ from openai import AsyncOpenAI
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
 from airflow_llm_batch.pipeline.cache import AnswerCache
 from airflow_llm_batch.pipeline.key_index import KeyEntry, first_entry, read_key_index, write_key_index
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
+from tests.run_helpers import drive
 
 
 def test_an_entry_round_trips_and_writes_only_the_fields_it_has() -> None:
@@ -71,11 +70,7 @@ async def test_a_run_resumed_over_key_files_of_the_previous_version_lands_every_
 
     resumed = BatchRun(tmp_path / "run", backend, tags=tags, cache=AnswerCache(tmp_path / "cache"))
     manifest = resumed.prepare_or_load(lambda: rows, spec, max_rows_per_chunk=10, carry=("team",))
-    while not manifest.is_done:
-        await resumed.poll(manifest)
-        await resumed.collect(manifest, OutputParser())
-        resumed.finalize(manifest, OutputParser())
-        await asyncio.sleep(0.05)
+    await drive(resumed, manifest)
     await backend.aclose()
     results = sorted(resumed.iter_results(manifest), key=lambda r: r.key)
     assert [(r.key, r.custom_id, r.extra["team"]) for r in results] == [(r["id"], r["id"], r["team"]) for r in rows]

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
 from openai import AsyncOpenAI
 
 from airflow_llm_batch.backends.openai import OpenAIBatchBackend
-from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
 from airflow_llm_batch.pipeline.run_folder import CANCELLED_FILE, RunFolder
+from tests.run_helpers import drive
 
 SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
 
@@ -31,11 +30,7 @@ async def test_a_finished_run_is_read_from_its_folder_alone(emulator: Any, tmp_p
     run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "folder-only"})
     manifest = run.prepare_or_load(lambda: rows, SPEC)
     await run.submit(manifest)
-    while not manifest.is_done:
-        await run.poll(manifest)
-        await run.collect(manifest, OutputParser())
-        run.finalize(manifest, OutputParser())
-        await asyncio.sleep(0.05)
+    await drive(run, manifest)
     await backend.aclose()
 
     folder = RunFolder(tmp_path)  # no backend, no client
