@@ -695,7 +695,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cold", action="store_true",
                     help="no warm-up before the timed collect and land: one-time imports counted")
     ap.add_argument("--gc-paused", action="store_true",
-                    help="cyclic garbage collector off for the timed collect and land (a what-if)")
+                    help="cyclic garbage collector off for the timed land too (a what-if; collect pauses it "
+                         "as Collector.collect does)")
     ap.add_argument("--before", type=Path, default=None,
                     help="another checkout: run collect and land with its package first (same data)")
     ap.add_argument("--worker", choices=PHASES, help=argparse.SUPPRESS)
