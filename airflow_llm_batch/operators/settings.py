@@ -24,6 +24,7 @@ from airflow_llm_batch.operators.batch_options import check_batch_options
 from airflow_llm_batch.operators.effective_prices import effective_price
 from airflow_llm_batch.operators.paths import workspace_path
 from airflow_llm_batch.operators.settings_checks import (
+    check_carry_columns,
     check_count,
     check_estimate_method,
     check_margin,
@@ -101,9 +102,9 @@ class RequestSettings:
         batch_options = check_batch_options(raw["task_id"], raw["provider"], raw["batch_options"])
         options = {**(raw["provider_options"] or {}), **({"batch_options": batch_options} if batch_options else {})}
         system_prompt = None if raw["system_prompt"] is None else str(raw["system_prompt"])
+        carry = check_carry_columns(raw["task_id"], raw["carry_columns"])
         return cls(**{**raw, "endpoint": endpoint, "request_params": params, "prompt": str(raw["prompt"]),
-                      "system_prompt": system_prompt,
-                      "carry_columns": tuple(raw["carry_columns"]), "cache": CacheMode.parse(raw["cache"]),
+                      "system_prompt": system_prompt, "carry_columns": carry, "cache": CacheMode.parse(raw["cache"]),
                       "cache_ttl": ttl.total_seconds() if isinstance(ttl, timedelta) else ttl,
                       "provider_options": check_options(options), "batch_options": batch_options})
 

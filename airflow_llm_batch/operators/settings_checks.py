@@ -71,3 +71,21 @@ def check_estimate_method(task_id: str, value: Any) -> None:
         raise ValueError(f"task {task_id!r}: estimate={value!r} is not a way to count tokens: use \"tokenizer\" "
                          "(offline, the default) or \"api\" (the provider's free count-tokens endpoint, "
                          "Anthropic and Gemini)")
+
+
+#: the names a result row's own fields and the package's additions have: a carried column of the same
+#: name would replace one in the results (or be replaced by it), so a carried column must not use them
+RESULT_NAMES = ("key", "status", "output", "parsed", "error", "usage", "model", "batch_id", "custom_id",
+                "attempts", "cached", "answered_by", "fingerprint", "finish_reason", "repeat_of", "cost_usd")
+
+
+def check_carry_columns(task_id: str, columns: Any) -> tuple[str, ...]:
+    """``carry_columns`` as a tuple of distinct column names, none of them a result field's name."""
+    if isinstance(columns, str) or not all(isinstance(c, str) and c for c in columns):
+        raise ValueError(f"task {task_id!r}: carry_columns={columns!r} must be a list of column names")
+    clashes = [c for c in columns if c in RESULT_NAMES]
+    if clashes:
+        raise ValueError(f"task {task_id!r}: carry_columns {clashes} clash with result fields of the same name "
+                         f"(reserved: {', '.join(RESULT_NAMES)}); rename them in the rows, e.g. "
+                         f"SELECT {clashes[0]} AS row_{clashes[0]} in the query")
+    return tuple(dict.fromkeys(columns))

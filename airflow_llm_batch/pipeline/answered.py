@@ -17,7 +17,7 @@ from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.prices import ModelPrice
-from airflow_llm_batch.pipeline.record_cost import RecordPricer
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
 from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 from airflow_llm_batch.pipeline.types import ResultRow, RowStatus, Usage, result_record
@@ -67,6 +67,10 @@ def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
     return row
 
 
+#: results lines joined into one ``write`` (~100 KiB): an fsspec file's write is a Python call per line
+WRITE_EVERY = 256
+
+
 def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]], *,
                   price: ModelPrice | None = None, answered_by: str | None = None) -> dict[str, int]:
     """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
@@ -78,14 +82,17 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
 
     With a ``price``, each line is what landing writes for the row (priced at collect, so landing can
     copy the file): the record as ``result_record(record, answered_by)`` gives it, with ``cost_usd``
-    (record_cost.py)."""
+    (record_cost.py). A record that has its ``cost_usd`` already was priced so by the join
+    (``JoinContext.pricer``, at the same price and path) and is written as it is: with a price, no
+    carried column is named ``cost_usd`` (``landing.collect_price``)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
     dumps_line = fast_json.dumps_line
     pricer = RecordPricer(price) if price is not None else None
     with AtomicWriter(path) as fh:
-        write = fh.write
+        lines: list[bytes] = []  # written WRITE_EVERY lines at a time: a file's write may be a Python call
+        add = lines.append
         for row in rows:
             if type(row) is dict:
                 record = row
@@ -99,12 +106,16 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
                 tokens_in += counts.input_tokens
                 tokens_out += counts.output_tokens
                 tokens_cached += counts.cached_input_tokens
-            if pricer is not None:
+            if pricer is not None and COST_KEY not in record:
                 record = pricer(result_record(record, answered_by))
-            write(dumps_line(record))
+            add(dumps_line(record))
+            if len(lines) >= WRITE_EVERY:
+                fh.write(b"".join(lines))
+                lines.clear()
             statuses[status] += 1
             if error:
                 errors[f"error:{error['code']}"] += 1
+        fh.write(b"".join(lines))
     if not statuses:
         return {}
     return {**statuses, **errors, "tokens_input": tokens_in, "tokens_output": tokens_out,

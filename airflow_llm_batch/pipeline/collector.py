@@ -20,7 +20,7 @@ from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifes
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.prices import ModelPrice
-from airflow_llm_batch.pipeline.record_cost import price_note
+from airflow_llm_batch.pipeline.record_cost import RecordPricer, price_note
 from airflow_llm_batch.pipeline.requeue import Resend
 from airflow_llm_batch.pipeline.retry_chunk import retry_chunk
 from airflow_llm_batch.pipeline.run_folder import RunFolder
@@ -115,8 +115,10 @@ class Collector:
         rule = RetryRule(self.policy, breaker=bool(manifest.breaker),
                          cancelled_by_us=chunk.batch_id in self.run.cancelled_by_us())
         writes = self.cache is not None and self.cache.mode.writes
+        pricer = RecordPricer(self.price) if self.price is not None else None  # priced as write_results does
         return JoinContext(chunk.batch_id, chunk.attempt, no_answer, adopted=chunk.is_adopted, retry=rule,
-                           cache_answers=writes)
+                           cache_answers=writes, answered_by=(chunk.path or "batch") if pricer else "batch",
+                           pricer=pricer)
 
     def store_chunk(self, manifest: Manifest, chunk: ChunkRecord, answers: Mapping[str, RawResult],
                     parser: OutputParser, no_answer: tuple[str, str]) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputError, OutputParser
 from airflow_llm_batch.pipeline.policy import RetryPolicy
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, ResultRow, RowStatus, Usage
 
 #: (code, message) of a row its batch did not answer, when nothing more precise is known
@@ -56,6 +57,8 @@ class JoinContext:
 
     ``adopted``: the rows waited on an earlier run's batch and join on the custom_id they have there.
     ``retry`` None: every row is final. ``cache_answers``: report cache entries for succeeded rows.
+    ``answered_by`` and ``pricer``: the path of the chunk and the run's pricer, when the results are
+    written priced (collector.py): the plain records come priced from the join, as landing writes them.
     """
 
     batch_id: str | None
@@ -64,6 +67,8 @@ class JoinContext:
     adopted: bool = False
     retry: RetryRule | None = None
     cache_answers: bool = False
+    answered_by: str = "batch"
+    pricer: RecordPricer | None = None
 
 
 class ChunkOutcome:
@@ -89,9 +94,13 @@ class ChunkOutcome:
         status, error and usage are counted (``answered.write_results`` takes both).
 
         Most rows are plain (no carried columns, no fingerprint) with a text answer that ended with
-        ``stop``: their record is made here in one dict literal, as ``record_and_error`` makes it."""
+        ``stop``: their record is made here in one dict literal, as ``record_and_error`` makes it, with
+        the context's ``answered_by`` and, when it has a pricer, its cost (what ``RecordPricer`` gives
+        the record: a decoder's token counts are ints). Other records are not priced here."""
         answers, context = self._answers, self._context
         lookup, adopted, attempts, batch_id = answers.get, context.adopted, context.attempt, context.batch_id
+        answered_by, pricer = context.answered_by, context.pricer
+        cost, realtime = (pricer.cost, answered_by == "realtime") if pricer is not None else (None, False)
         rule, plain_text = context.retry, self._parser.mode == "text"
         if rule is not None and rule.wants(None, unanswered=False, attempt=attempts, adopted=adopted):
             plain_text = False  # a succeeded row may be retried (never with today's policy): the general path
@@ -108,7 +117,9 @@ class ChunkOutcome:
                           "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
                                     "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
                           "model": answer[4], "batch_id": batch_id, "custom_id": entry[0], "attempts": attempts,
-                          "cached": False, "answered_by": "batch"}
+                          "cached": False, "answered_by": answered_by}
+                if cost is not None:
+                    record[COST_KEY] = cost(answer[5], realtime)
             else:
                 matched += 1
                 record = self._verdict(position, entry, answer)

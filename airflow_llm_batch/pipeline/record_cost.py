@@ -44,25 +44,34 @@ def price_record(record: dict[str, Any], price: ModelPrice) -> dict[str, Any]:
 
 class RecordPricer:
     """:func:`price_record` at one price for many records: the cost of each distinct (input, output,
-    cached, real-time) usage is computed once (rows of a run repeat a few thousand usages: ~1.1 -> ~0.4
-    us per row), by the same ``row_cost_usd``, so the value is the same float. The memo is bounded."""
+    cached) usage is computed once per path (batch or real-time; rows of a run repeat a few thousand
+    usages: ~1.1 -> ~0.4 us per row), by the same ``row_cost_usd``, so the value is the same float. The
+    join prices its plain records with :meth:`cost` (join.py). The memo is bounded."""
 
-    #: distinct usages remembered before the memo starts over
+    #: distinct usages remembered (per path) before the memo starts over
     MEMO = 65_536
 
     def __init__(self, price: ModelPrice) -> None:
         self.price = price
-        self._costs: dict[tuple[int, int, int, bool], float | None] = {}
+        #: cost by (input, output, cached input) token counts: answered by a batch, and in real time
+        self._memos: tuple[dict[tuple[int, int, int], float | None], ...] = ({}, {})
+
+    def cost(self, tokens: tuple[int, int, int], realtime: bool) -> float | None:
+        """The cost of a row with these (integer) token counts, answered in real time or by a batch."""
+        memo = self._memos[realtime]
+        cost = memo.get(tokens, _UNKNOWN)
+        if cost is _UNKNOWN:
+            if len(memo) >= self.MEMO:
+                memo.clear()
+            cost = memo[tokens] = row_cost_usd(self.price, Usage._make(tokens), realtime=realtime)
+        return cost  # type: ignore[no-any-return]  # a float or None here
 
     def __call__(self, record: dict[str, Any]) -> dict[str, Any]:
         usage = record["usage"]
-        key = (usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"],
-               record["answered_by"] == "realtime")
-        costs = self._costs
-        if key in costs:
-            record[COST_KEY] = costs[key]
-            return record
-        if len(costs) >= self.MEMO:
-            costs.clear()
-        record[COST_KEY] = costs[key] = row_cost_usd(self.price, Usage(key[0], key[1], key[2]), realtime=key[3])
+        record[COST_KEY] = self.cost((usage["input_tokens"], usage["output_tokens"], usage["cached_input_tokens"]),
+                                     record["answered_by"] == "realtime")
         return record
+
+
+#: what a memo gives for a usage not priced yet (None is a cost: the price does not know the model)
+_UNKNOWN: Any = object()

@@ -39,6 +39,19 @@ def test_good_settings_construct() -> None:
     LLMBatchOperator(**BASE, timeout=None, min_success_rate=None, max_rows_per_chunk=None)
 
 
+@pytest.mark.parametrize("name", ["status", "key", "usage", "fingerprint", "cost_usd"])
+def test_a_carried_column_named_as_a_result_field_fails_at_construction(name: str) -> None:
+    """A carried ``status`` would replace the row's status in the results (and fail the reading back): it is
+    refused when the DAG is parsed, with the clash named and a rename shown."""
+    with pytest.raises(ValueError, match=rf"task 't': carry_columns \['{name}'\] clash with result fields.*"
+                                         rf"SELECT {name} AS row_{name}"):
+        LLMBatchOperator(**BASE, carry_columns=["ticket", name])
+    with pytest.raises(ValueError, match="must be a list of column names"):
+        LLMBatchOperator(**BASE, carry_columns="ticket")
+    op = LLMBatchOperator(**BASE, carry_columns=["ticket", "priority", "ticket"])
+    assert op.carry_columns == ["ticket", "priority", "ticket"]  # the parameter as given; settings dedupe
+
+
 def test_the_split_form_checks_its_settings_too() -> None:
     with pytest.raises(ValueError, match="max_rows_per_chunk=0"):
         SubmitLLMBatchOperator(**BASE, max_rows_per_chunk=0)

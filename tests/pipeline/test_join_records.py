@@ -15,11 +15,13 @@ import pytest
 
 from airflow_llm_batch.backends.openai import decode_output_line, output_object
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.answered import write_results
+from airflow_llm_batch.pipeline.answered import WRITE_EVERY, write_results
 from airflow_llm_batch.pipeline.join import JoinContext, RetryRule, classify_chunk, to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.policy import RetryPolicy
+from airflow_llm_batch.pipeline.prices import PriceTable
+from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
 from airflow_llm_batch.pipeline.types import ResultRow
 
 
@@ -171,3 +173,42 @@ def test_adopted_rows_join_on_the_custom_id_they_have_in_the_adopted_batch() -> 
     assert [(r["key"], r["custom_id"], r["output"]) for r in records] == [("k9", "new9", "a plain answer"),
                                                                           ("k10", "new10", None)]
     assert outcome.retry == [(2, entries[2])]  # adopted and unanswered: sent again
+
+
+def _plain_chunk(count: int) -> tuple[list[KeyEntry], dict[str, Any]]:
+    """``count`` common rows (no carry, no fingerprint, finish stop) with varied usages, after the mixed chunk
+    (but its row carrying ``status``: the operator refuses such a column, see settings_checks.py)."""
+    entries, found = [e for e in ENTRIES if "status" not in (e.carry or {})], answers()
+    for i in range(count):
+        line = chat(f"p{i}", f"answer {i}")
+        usage = line["response"]["body"]["usage"]
+        usage["prompt_tokens"], usage["completion_tokens"] = 100 + i % 37, 1 + i % 11
+        usage["prompt_tokens_details"]["cached_tokens"] = i % 3 * 10
+        answer = decode_output_line(output_object(fast_json.dumps(line)) or {})
+        found[answer.custom_id] = answer
+        entries.append(KeyEntry(f"p{i}", f"pk{i}", 20 + i))
+    return entries, found
+
+
+@pytest.mark.parametrize("path", ["batch", "realtime"])
+def test_the_join_prices_plain_records_as_write_results_prices_them(tmp_path: Path, path: str) -> None:
+    """Given a pricer, the join's plain records come priced (and with the chunk's path); written with the
+    price they are byte for byte what write_results makes of the unpriced records, over several writes."""
+    price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    assert price is not None
+    entries, found = _plain_chunk(700)  # more than WRITE_EVERY: the lines go out in several writes
+    assert len(entries) > 2 * WRITE_EVERY
+    parser = OutputParser(None)
+    priced = classify_chunk(entries, dict(found), parser,
+                            JoinContext("batch_1", answered_by=path, pricer=RecordPricer(price)))
+    records = list(priced.final_records())
+    plain = [r for r in records if isinstance(r, dict) and r["key"].startswith("pk")]
+    assert len(plain) == 700 and all(r[COST_KEY] is not None and r["answered_by"] == path for r in plain)
+    counts = write_results(tmp_path / "joined.jsonl", records, price=price, answered_by=path)
+    unpriced = classify_chunk(entries, dict(found), parser, JoinContext("batch_1")).final_records()
+    assert write_results(tmp_path / "written.jsonl", unpriced, price=price, answered_by=path) == counts
+    assert (tmp_path / "joined.jsonl").read_bytes() == (tmp_path / "written.jsonl").read_bytes()
+    lines = (tmp_path / "joined.jsonl").read_bytes().splitlines()
+    assert len(lines) == len(entries) and counts["succeeded"] == 700 + 5
+    costs = {fast_json.loads(line)[COST_KEY] for line in lines[-700:]}
+    assert len(costs) > 100  # the usages differ, and so do their prices

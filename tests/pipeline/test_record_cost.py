@@ -61,4 +61,5 @@ def test_the_pricer_of_many_records_gives_each_the_cost_of_its_own_usage(monkeyp
         path = "realtime" if i % 4 == 0 else "batch"
         record = {"usage": usage.to_dict(), "answered_by": path}
         assert pricer(record)[COST_KEY] == row_cost_usd(PRICE, usage, realtime=path == "realtime")
-        assert len(pricer._costs) <= 7
+        assert pricer.cost(tuple(usage), path == "realtime") == record[COST_KEY]
+        assert all(len(memo) <= 7 for memo in pricer._memos)
