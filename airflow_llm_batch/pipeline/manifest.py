@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
 
 from airflow_llm_batch.pipeline import task_state
 from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_json_atomically
@@ -17,6 +17,8 @@ from airflow_llm_batch.pipeline.storage import StoragePath, read_json, write_jso
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
+#: raised only for a change an older reader must not ignore; a new field a reader may skip keeps it (a reader
+#: keeps the fields it does not know and writes them back as they were: ``later_fields``)
 VERSION = 1
 
 
@@ -61,6 +63,8 @@ class ChunkRecord:
     #: the price its results file carries (record_cost.price_note: each line with its ``cost_usd``, as landing
     #: writes it); None: unpriced (an unknown price, or a file written before rows were priced at collect)
     priced: str | None = None
+    #: fields a later version wrote that this one does not know: kept, and saved back as they were
+    later_fields: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def is_adopted(self) -> bool:
@@ -103,6 +107,8 @@ class Manifest:
     #: the deadline's switch to real-time, once started (operators/deadline_fallback.py): a later try
     #: finishes it and never creates a batch again
     deadline_fallback: dict[str, Any] | None = None
+    #: fields a later version wrote that this one does not know: kept, and saved back as they were
+    later_fields: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def batch_ids(self) -> list[str]:
@@ -135,14 +141,36 @@ class Manifest:
         raise KeyError(batch_id)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        document = asdict(self)
+        for chunk in document["chunks"]:
+            chunk.update(chunk.pop("later_fields"))
+        document.update(document.pop("later_fields"))
+        return document
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
+        """The manifest of a saved document; fields a later version added are kept (``later_fields``),
+        with a warning, so rolling the package back mid-run neither fails nor loses them."""
         if data.get("version") != VERSION:
             raise ValueError(f"manifest version {data.get('version')} is not supported (expected {VERSION})")
-        chunks = [ChunkRecord(**c) for c in data["chunks"]]
-        return cls(**{**data, "chunks": chunks})
+        chunks = [_known(ChunkRecord, c) for c in data["chunks"]]
+        manifest = _known(cls, {**data, "chunks": chunks})
+        later = sorted({*manifest.later_fields, *(name for c in chunks for name in c.later_fields)})
+        if later:
+            log.warning("The manifest holds field(s) %s that this version of airflow-llm-batch does not know: it "
+                        "was written by a later version. They are kept as they are; upgrade the package to use "
+                        "them", later)
+        return manifest
+
+
+_Record = TypeVar("_Record", ChunkRecord, Manifest)
+
+
+def _known(cls: type[_Record], data: dict[str, Any]) -> _Record:
+    """``cls`` made from the fields of ``data`` it has; the others go to its ``later_fields``."""
+    names = {f.name for f in fields(cls)} - {"later_fields"}
+    known = {k: v for k, v in data.items() if k in names}
+    return cls(**known, later_fields={k: v for k, v in data.items() if k not in names})
 
 
 class ManifestStore:

@@ -1,8 +1,16 @@
-"""What the run-state log line says when a try finds batches already created."""
+"""What the run-state log line says when a try finds batches already created, and how manifests written
+by other versions load."""
 
 from __future__ import annotations
 
-from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, describe_resume
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest, ManifestStore, describe_resume
+from airflow_llm_batch.pipeline.task_state import stored_manifest
 
 
 def manifest(*states: str, cached_rows: int = 0, answered: bool = False) -> Manifest:
@@ -40,3 +48,27 @@ def test_a_manifest_written_before_rows_were_priced_at_collect_still_loads_unpri
     assert Manifest.from_dict(data).chunks[0].priced == "p-0123456789ab"
     del data["chunks"][0]["priced"]
     assert Manifest.from_dict(data).chunks[0].priced is None
+
+
+def test_fields_a_later_version_wrote_are_kept_and_saved_back_as_they_were(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Rolling the package back mid-run: the older reader loads a manifest with fields it does not know,
+    says so, and writes them back unchanged (in the file and in the task state copy)."""
+    data = manifest(ChunkState.COLLECTED).to_dict()
+    data["chunks"][0]["lane"] = {"name": "fast", "weight": 2}
+    data["shards"] = [1, 2]
+    with caplog.at_level(logging.WARNING, logger="airflow_llm_batch.pipeline.manifest"):
+        loaded = Manifest.from_dict(json.loads(json.dumps(data)))
+    assert "['lane', 'shards']" in caplog.text and "written by a later version" in caplog.text
+    assert loaded.chunks[0].later_fields == {"lane": {"name": "fast", "weight": 2}}
+    assert loaded.later_fields == {"shards": [1, 2]}
+    assert loaded.to_dict() == data and "later_fields" not in json.dumps(loaded.to_dict())
+    store = ManifestStore(tmp_path)
+    store.save(loaded)
+    assert json.loads((tmp_path / "manifest.json").read_text()) == data
+    again = store.load()
+    assert again is not None and again.to_dict() == data and stored_manifest(again) == data
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="airflow_llm_batch.pipeline.manifest"):
+        Manifest.from_dict(manifest(ChunkState.COLLECTED).to_dict())
+    assert caplog.text == ""  # nothing unknown: nothing said
