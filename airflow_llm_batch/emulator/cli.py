@@ -57,6 +57,8 @@ _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
      "time each real-time answer takes (default: %(default)s)"),
     ("realtime_max_concurrency", "--realtime-max-concurrency", int,
      "real-time requests in flight beyond this get a 429 with Retry-After (default: no limit)"),
+    ("realtime_retry_delay_seconds", "--realtime-retry-delay-seconds", float,
+     "Gemini/Vertex real-time 429s carry this delay as google.rpc.RetryInfo, not Retry-After"),
 )
 """(EmulatorConfig field, flag, type, help) of the flags that set the config; defaults are the config's."""
 

@@ -79,6 +79,12 @@ class EmulatorConfig:
     """Share of real-time request bodies refused with a 429 on their first send (a resend succeeds)."""
     realtime_5xx_rate: float = 0.0
     """Share of real-time request bodies refused with a 500 on their first send (a resend succeeds)."""
+    realtime_429_count: int = 0
+    """The first N real-time request bodies (after start or a stats reset) are refused with a 429 on their
+    first send, on top of ``realtime_429_rate``: an exact number of refusals (a resend succeeds)."""
+    realtime_retry_delay_seconds: float | None = None
+    """When set, a real-time 429 on the Gemini and Vertex routes is Google's quota error: no ``Retry-After``
+    header, the delay as ``google.rpc.RetryInfo`` ``retryDelay`` in the error's ``details``."""
 
     batch_api: bool = True
     """False: the OpenAI ``/v1/files`` and ``/v1/batches`` routes (and Azure's) answer 404, as on vLLM,

@@ -68,6 +68,25 @@ def transient_error(status: int) -> web.Response:
     return json_answer(body, status=status, headers=dict(RETRY_AFTER_HEADERS))
 
 
+def _duration(seconds: float) -> str:
+    """A protobuf Duration in JSON: ``"22s"``, ``"0.25s"`` (at most 9 decimals, never an exponent)."""
+    return f"{seconds:.9f}".rstrip("0").rstrip(".") + "s"
+
+
+def quota_exhausted(retry_delay: float) -> web.Response:
+    """A 429 as Google APIs answer an exhausted quota: no ``Retry-After`` header; the wait is a
+    ``google.rpc.RetryInfo`` among the error's ``details`` (a protobuf Duration such as ``"22s"``)."""
+    details = [
+        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [
+            {"quotaMetric": "generativelanguage.googleapis.com/generate_content_requests",
+             "quotaId": "GenerateRequestsPerMinutePerProjectPerModel"}]},
+        {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": _duration(retry_delay)},
+    ]
+    body = error_body(429, "You exceeded your current quota, please check your plan and billing details.")
+    body["error"]["details"] = details
+    return json_answer(body, status=429)
+
+
 def _origin(request: web.Request) -> str:
     return str(request.url.origin())
 

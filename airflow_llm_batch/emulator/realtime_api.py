@@ -10,7 +10,9 @@ Routes (``POST``):
 
 Each request passes the :class:`~.realtime_state.RealtimeGate` (concurrency limit, first-send
 429/5xx injection, counters), waits ``realtime_latency_seconds``, then is answered by the batch
-path's answer function; a refusal is the provider's own transient error (with ``Retry-After``).
+path's answer function; a refusal is the provider's own transient error (with ``Retry-After``), or on the
+Gemini and Vertex routes with ``realtime_retry_delay_seconds`` set, Google's quota 429 whose delay is a
+``google.rpc.RetryInfo`` in the error's ``details`` (no ``Retry-After``).
 The gateway's auth, one-off faults and fault plan apply as to any API route.
 """
 
@@ -28,6 +30,7 @@ from .anthropic_answers import CacheUse, message_result
 from .gateway import Provider, provider_for
 from .gemini_answers import STATUS_NAMES
 from .gemini_answers import answer as gemini_answer
+from .gemini_api import quota_exhausted
 from .openai_answers import RowContext, answerer_for
 from .realtime_state import CUSTOM_ID_HEADER, RealtimeGate, body_hash
 from .state import ApiError, EmulatorState
@@ -40,6 +43,7 @@ OPENAI_ENDPOINTS = ("chat/completions", "responses", "embeddings")
 ANTHROPIC_ERROR_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "permission_error": 403,
                           "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
                           "api_error": 500, "overloaded_error": 529}
+GOOGLE_PROVIDERS = frozenset({"gemini", "vertex"})
 
 
 def _openai(state: EmulatorState, endpoint: str) -> Answer:
@@ -87,9 +91,18 @@ def _vertex(state: EmulatorState) -> Answer:
     return answer
 
 
+def _refusal(provider: Provider, status: int, retry_delay: float | None) -> web.Response:
+    """The answer refusing a real-time request: the provider's transient error, or on Google's routes with
+    ``realtime_retry_delay_seconds`` set, Google's quota 429 with its ``RetryInfo``."""
+    if status == 429 and retry_delay is not None and provider.name in GOOGLE_PROVIDERS:
+        return quota_exhausted(retry_delay)
+    return provider.transient_error(status)
+
+
 def _handler(state: EmulatorState, gate: RealtimeGate, answer: Answer, provider: Provider) -> Callable[
         [web.Request], Awaitable[web.StreamResponse]]:
     latency = state.config.realtime_latency_seconds  # the config is frozen
+    retry_delay = state.config.realtime_retry_delay_seconds
 
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
@@ -101,7 +114,7 @@ def _handler(state: EmulatorState, gate: RealtimeGate, answer: Answer, provider:
         digest = body_hash(body)
         refused = gate.refusal(provider.name, digest)
         if refused is not None:
-            return provider.transient_error(refused)
+            return _refusal(provider, refused, retry_delay)
         gate.enter()
         paid = False
         try:

@@ -5,11 +5,16 @@ A real-time request is one HTTP call answered at once (``/v1/chat/completions``,
 
 * busy: more than ``realtime_max_concurrency`` requests in flight -> 429 with ``Retry-After``;
 * injected: a deterministic ``realtime_429_rate`` / ``realtime_5xx_rate`` share of request BODIES is
-  refused on its first send only (drawn from the body's hash), so a resend of the same body succeeds.
+  refused on its first send only (drawn from the body's hash), so a resend of the same body succeeds;
+  ``realtime_429_count`` refuses the first N bodies the same way (an exact number of refusals). On the
+  Gemini and Vertex routes ``realtime_retry_delay_seconds`` turns each 429 into Google's quota error, its
+  delay in ``google.rpc.RetryInfo`` (realtime_api.py).
 
 Counters prove "nothing paid twice": ``answered_by_body`` counts the 200 answers (the ones a provider
 bills) per body hash, ``answered_by_custom_id`` per ``x-llm-batch-custom-id`` header when a client sends
-one; ``bodies_paid_twice`` is the number of bodies answered more than once.
+one; ``bodies_paid_twice`` is the number of bodies answered more than once. ``waits_after_refusal`` gives,
+per refused body, the seconds between its refusal and its next send (how long the client waited: at least the
+advised delay when the client honours it).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import dataclasses
 import hashlib
 import json
 import re
+import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
     from .config import EmulatorConfig
 
 _HASH_RANGE = 1 << 64
+#: the longest RetryInfo delay the emulator advises (a test waits it out)
+MAX_RETRY_DELAY_SECONDS = 3600.0
 #: where orjson's sorted compact JSON may differ from ``json.dumps``: floats (``1e-05`` is written
 #: ``0.00001``) and NaN/Infinity (written ``null``); strings, ints, bools and key order are identical
 _MAY_DIFFER = re.compile(rb"[0-9][.eE]|null")
@@ -62,6 +71,12 @@ def check_realtime_config(config: EmulatorConfig) -> None:
             raise ValueError(f"{name} must be in 0..1")
     if config.realtime_429_rate + config.realtime_5xx_rate > 1:
         raise ValueError("realtime_429_rate + realtime_5xx_rate must be <= 1")
+    if isinstance(config.realtime_429_count, bool) or not isinstance(config.realtime_429_count, int) \
+            or config.realtime_429_count < 0:
+        raise ValueError("realtime_429_count must be an integer >= 0")
+    delay = config.realtime_retry_delay_seconds
+    if delay is not None and not 0 <= delay <= MAX_RETRY_DELAY_SECONDS:
+        raise ValueError(f"realtime_retry_delay_seconds must be in 0..{MAX_RETRY_DELAY_SECONDS:g} when set")
 
 
 @dataclass
@@ -80,7 +95,12 @@ class RealtimeCounters:
     requests_by_provider: Counter[str] = field(default_factory=Counter)
     answered_by_body: Counter[str] = field(default_factory=Counter)
     answered_by_custom_id: Counter[str] = field(default_factory=Counter)
-    refused_bodies: set[str] = field(default_factory=set)
+    #: body hash -> when (monotonic seconds) its first send was refused
+    refused_at: dict[str, float] = field(default_factory=dict)
+    #: body hash -> seconds between its refusal and its next send: how long the client waited
+    waits_after_refusal: dict[str, float] = field(default_factory=dict)
+    #: refusals made for ``realtime_429_count`` so far
+    counted_429: int = 0
 
     def clear(self) -> None:
         """Zero the counters in place; requests in flight stay counted (they are still running)."""
@@ -98,14 +118,16 @@ class RealtimeCounters:
             "answered_by_body": dict(self.answered_by_body),
             "answered_by_custom_id": dict(self.answered_by_custom_id),
             "bodies_paid_twice": sum(1 for count in self.answered_by_body.values() if count > 1),
+            "waits_after_refusal": dict(self.waits_after_refusal),
         }
 
 
 class RealtimeGate:
     """Decides, for one request, whether it is refused (busy or injected) and counts what happens."""
 
-    def __init__(self, config: EmulatorConfig, counters: RealtimeCounters) -> None:
-        self.config, self.counters = config, counters
+    def __init__(self, config: EmulatorConfig, counters: RealtimeCounters,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.config, self.counters, self._clock = config, counters, clock
 
     def refusal(self, provider: str, digest: str) -> int | None:
         """The status refusing this request before any work (429/500), or None to answer it."""
@@ -118,7 +140,7 @@ class RealtimeGate:
             return 429
         status = self._injected(digest)
         if status is not None:
-            counters.refused_bodies.add(digest)
+            counters.refused_at[digest] = self._clock()
             if status == 429:
                 counters.injected_429 += 1
             else:
@@ -126,11 +148,16 @@ class RealtimeGate:
         return status
 
     def _injected(self, digest: str) -> int | None:
-        config = self.config
-        if not (config.realtime_429_rate or config.realtime_5xx_rate):
-            return None  # no draw can be below 0: skip hashing
-        if digest in self.counters.refused_bodies:
-            return None  # refused once already: the resend goes through
+        config, counters = self.config, self.counters
+        if not (config.realtime_429_rate or config.realtime_5xx_rate or config.realtime_429_count):
+            return None  # nothing to inject: skip hashing
+        refused_at = counters.refused_at.get(digest)
+        if refused_at is not None:  # refused once already: the resend goes through
+            counters.waits_after_refusal.setdefault(digest, self._clock() - refused_at)
+            return None
+        if counters.counted_429 < config.realtime_429_count:
+            counters.counted_429 += 1
+            return 429
         draw = model.stable_hash("realtime", digest) / _HASH_RANGE
         if draw < self.config.realtime_429_rate:
             return 429
