@@ -3,7 +3,8 @@
 Each emulated provider is one :class:`Provider` entry: the path prefixes whose errors it formats,
 its routes, its error shapes and the path of its batch create. The gateway
 
-* checks the API key (never on the control routes under ``/_emulator``);
+* checks the API key (never on the control routes under ``/_emulator``) and counts the request by its
+  ``User-Agent`` family (:mod:`.user_agents`);
 * plays one-off :class:`~.faults.Fault` s and the fault plan's transient HTTP errors, BEFORE the
   request is processed (a retried create then creates one batch);
 * loses the answer of a create that worked when the fault plan says so (``lost_creates`` /
@@ -28,6 +29,7 @@ from aiohttp import web
 from . import anthropic_api, gemini_api, openai_api, vertex_api, wire
 from .faults import CreateFault
 from .state import ApiError, EmulatorState, ProviderStats
+from .user_agents import agent_family
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
         return wire.json_answer(error_body_for(path, 401, "Invalid API key."), status=401)
     if stats is not None:
         stats.api_requests += 1
+        stats.requests_by_agent[agent_family(request.headers.get("User-Agent"))] += 1
     fault = state.take_fault(request.method, path)
     if fault is not None:
         if fault.lose_response:

@@ -61,6 +61,8 @@ class ProviderStats:
     error (fault plan or :class:`~.faults.Fault`); ``row_errors_injected`` the rows failed by the
     fault plan; ``create_answers_lost`` the creates that worked whose answer the fault plan lost
     (``lost_creates`` / ``hung_creates``: the batch exists and counts in ``batches_created``).
+    ``requests_by_agent`` splits ``api_requests`` by the family of their ``User-Agent``
+    (:func:`~.user_agents.agent_family`: ``OpenAI/Python``, ``google-genai-sdk``, ``airflow-llm-batch``...).
     """
 
     batches_created: int = 0
@@ -77,6 +79,7 @@ class ProviderStats:
     row_errors_injected: int = 0
     malformed_lines: int = 0
     create_answers_lost: int = 0
+    requests_by_agent: Counter[str] = field(default_factory=Counter)
 
     def clear(self) -> None:
         """Zero every counter in place: the provider modules hold this object, not a copy."""
@@ -101,6 +104,7 @@ class ProviderStats:
             "row_errors_injected": self.row_errors_injected,
             "malformed_lines": self.malformed_lines,
             "create_answers_lost": self.create_answers_lost,
+            "requests_by_agent": dict(self.requests_by_agent),
         }
 
 
