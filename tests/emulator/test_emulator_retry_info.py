@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from airflow_llm_batch.emulator import Emulator, EmulatorConfig
+from airflow_llm_batch.emulator.cli import build_parser, main
 from airflow_llm_batch.emulator.gemini_api import quota_exhausted
 
 BODY = {"contents": [{"role": "user", "parts": [{"text": "over quota"}]}]}
@@ -106,3 +107,12 @@ def test_the_delay_is_a_protobuf_duration(seconds: float, written: str) -> None:
 def test_retry_info_settings_out_of_range_are_refused(changes: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=next(iter(changes))):
         EmulatorConfig(**changes)
+
+
+def test_the_command_line_sets_the_delay_and_refuses_a_bad_one(capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    assert parser.parse_args([]).realtime_retry_delay_seconds is None
+    assert parser.parse_args(["--realtime-retry-delay-seconds", "2.5"]).realtime_retry_delay_seconds == 2.5
+    with pytest.raises(SystemExit):
+        main(["--port", "0", "--realtime-retry-delay-seconds", "-1"])  # refused before anything listens
+    assert "realtime_retry_delay_seconds" in capsys.readouterr().err
