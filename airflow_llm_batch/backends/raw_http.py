@@ -146,10 +146,19 @@ def stainless_target(client: Any) -> RawTarget | None:
     auth = client.auth_headers
     if not auth:
         return None
-    headers = {k: v for k, v in {**client.default_headers, **auth}.items() if isinstance(v, str)}
+    custom = getattr(client, "_custom_headers", None) or {}  # the connection's own headers: always kept
+    headers = {k: v for k, v in {**client.default_headers, **auth}.items()
+               if isinstance(v, str) and (k in custom or not _sdk_identity(k))}
     query = {k: str(v) for k, v in client.default_query.items()}
     return RawTarget(str(client.base_url).rstrip("/"), headers, query, seconds(client.timeout),
                      max_retries=client.max_retries, azure_base=_azure_base(client))
+
+
+def _sdk_identity(name: str) -> bool:
+    """The SDK's own identity headers (``User-Agent``, ``X-Stainless-*``: its runtime, version, retry
+    count), which would tell the provider the SDK sent what the lean client sends (it sends its own)."""
+    lowered = name.lower()
+    return lowered == "user-agent" or lowered.startswith("x-stainless")
 
 
 def _azure_base(client: Any) -> str | None:

@@ -44,7 +44,8 @@ def agents(emu: Emulator, provider: str) -> dict[str, int]:
 
 def test_openai_sdk_traffic_is_counted_under_the_sdks_agent(emulator: Emulator, h: type[Helpers]) -> None:
     """The operator's sync SDK client uploads and creates; the triggerer's raw poll (a RawPoller from the
-    async client) is the lean client, carrying the headers stainless_target copies from that client."""
+    async client) is the lean client under its own agent: stainless_target copies the client's headers but
+    not the SDK's identity (User-Agent, X-Stainless-*), unless the connection set them itself."""
     emulator.reset_stats()
     client = openai.OpenAI(base_url=emulator.openai_base_url, api_key="k", max_retries=0)
     uploaded = client.files.create(file=("in.jsonl", h.jsonl([h.chat_line("a1", "hi")])), purpose="batch")
@@ -64,7 +65,7 @@ def test_openai_sdk_traffic_is_counted_under_the_sdks_agent(emulator: Emulator, 
             await async_client.close()
 
     assert asyncio.run(poll()) is not None
-    assert agents(emulator, "openai") == {"OpenAI/Python": 2, "AsyncOpenAI/Python": 1}
+    assert agents(emulator, "openai") == {"OpenAI/Python": 2, USER_AGENT: 1}
 
 
 def test_anthropic_sdk_traffic_is_counted_under_its_agent(emulator: Emulator) -> None:
