@@ -26,65 +26,66 @@ from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result
 
 #: 64-bit integers, which orjson reads exactly (beyond them it gives a float, or refuses the line): any
 #: other integer sends the line the general way (msgspec's bounds must fit an int64; orjson's reach 2**64 - 1)
-_Int = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-class _Strict(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A JSON object of the line: an unknown key makes the line go the general way."""
+class Strict(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A JSON object of the line: an unknown key makes the line go the general way (also for
+    generate_content_lines)."""
 
 
-class _PromptDetails(_Strict):
-    cached_tokens: _Int
-    audio_tokens: _Int | None = None
+class _PromptDetails(Strict):
+    cached_tokens: Int64
+    audio_tokens: Int64 | None = None
 
 
-class _CompletionDetails(_Strict):
-    reasoning_tokens: _Int | None = None
-    audio_tokens: _Int | None = None
-    accepted_prediction_tokens: _Int | None = None
-    rejected_prediction_tokens: _Int | None = None
+class _CompletionDetails(Strict):
+    reasoning_tokens: Int64 | None = None
+    audio_tokens: Int64 | None = None
+    accepted_prediction_tokens: Int64 | None = None
+    rejected_prediction_tokens: Int64 | None = None
 
 
-class _Usage(_Strict):
-    prompt_tokens: _Int
-    completion_tokens: _Int
+class _Usage(Strict):
+    prompt_tokens: Int64
+    completion_tokens: Int64
     prompt_tokens_details: _PromptDetails
-    total_tokens: _Int | None = None
+    total_tokens: Int64 | None = None
     completion_tokens_details: _CompletionDetails | None = None
 
 
-class _Message(_Strict):
+class _Message(Strict):
     content: str
     refusal: str | None = None
     role: str | None = None
     annotations: tuple[()] = ()  # a citation (an object) sends the line the general way
 
 
-class _Choice(_Strict):
+class _Choice(Strict):
     message: _Message
     finish_reason: Literal["stop"]
-    index: _Int | None = None
+    index: Int64 | None = None
     logprobs: None = None
 
 
-class _Body(_Strict):
+class _Body(Strict):
     object: Literal["chat.completion"]
     choices: tuple[_Choice]  # exactly one
     usage: _Usage
     model: str | None = None
     id: str | None = None
-    created: _Int | None = None
+    created: Int64 | None = None
     service_tier: str | None = None
     system_fingerprint: str | None = None
 
 
-class _Response(_Strict):
+class _Response(Strict):
     status_code: Literal[200]
     body: _Body
     request_id: str | None = None
 
 
-class _Line(_Strict):
+class _Line(Strict):
     custom_id: str
     error: None
     response: _Response
