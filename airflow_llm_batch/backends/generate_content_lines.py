@@ -5,23 +5,20 @@ request. :func:`decode_common_line` reads the common one (a text answer that sto
 limit, camelCase fields as the API writes them) into the :class:`RawResult` that ``json_object`` +
 ``generate_content.decode_answer`` give, ~4x cheaper, and says ``None`` for ANY other line, which the
 caller reads the general way (errors, blocked prompts, snake_case fields, tool calls, unknown fields,
-token counts sent as text, broken lines). As in ``openai_lines``: every field is declared and an unknown
-one sends the line the general way, so nothing msgspec would skip unchecked is read otherwise than the
+token counts sent as text, broken lines). Every field is declared and an unknown one sends the line
+the general way (``strict_lines``), so nothing msgspec would skip unchecked is read otherwise than the
 general way reads it (tests/backends/test_generate_content_lines.py).
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-from airflow_llm_batch.backends.openai_lines import Int64, Strict
+from airflow_llm_batch.backends.strict_lines import DECODE_ERRORS, Float, Int64, Strict
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result_of
 
-#: a float as orjson reads one (a number beyond the float range fails the line, as it fails orjson)
-_Float = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]
 _FINISH = {"STOP": FinishReason.parse("STOP"), "MAX_TOKENS": FinishReason.parse("MAX_TOKENS")}
 
 
@@ -40,7 +37,7 @@ class _Candidate(Strict):
     content: _Content
     finishReason: Literal["STOP", "MAX_TOKENS"]
     index: Int64 | None = None
-    avgLogprobs: _Float | None = None
+    avgLogprobs: Float | None = None
 
 
 class _Modality(Strict):
@@ -83,7 +80,7 @@ def decode_common_line(line: bytes) -> RawResult | None:
     """The answer of a common responses file line (see the module); ``None`` for any other line."""
     try:
         document = _decode(line)
-    except (msgspec.MsgspecError, ValueError, RecursionError):  # not JSON, not the common line, not UTF-8
+    except DECODE_ERRORS:
         return None
     response = document.response
     if not response.candidates:
