@@ -4,7 +4,6 @@ miss; a line orjson cannot read stays unread (results() counts it as broken), wh
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -202,6 +201,3 @@ async def test_results_read_every_emulator_line_from_its_bytes(
     finally:
         await backend.aclose()
 
-
-def test_the_common_line_copy_is_untouched() -> None:
-    assert orjson.loads(COMMON) == copy.deepcopy(common_line())
