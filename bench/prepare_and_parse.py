@@ -11,7 +11,8 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    return -- one line per request, SHUFFLED, with a chat completion whose content is valid JSON for
    the schema, plus usage -- written to a local file.
 3. ``collect``: the worker's collect path of ``pipeline.run.BatchRun.collect`` for each chunk:
-   stream the output file through ``output_object`` and ``decode_output_line`` (as ``results()`` does)
+   stream the output file through ``read_output_line`` (as ``results()`` does; before issue 12's msgdecode:
+   ``output_object`` and ``decode_output_line``)
    into the per-chunk answer dict, then
    ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> its
    ``final_records()`` -> results JSONL written by ``answered.write_results``.
@@ -338,15 +339,15 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
 
     from airflow_llm_batch.backends import openai as openai_backend
     from airflow_llm_batch.backends.json_lines import json_object
-    from airflow_llm_batch.backends.openai import decode_output_line
     from airflow_llm_batch.pipeline.answered import write_results
     from airflow_llm_batch.pipeline.join import JoinContext, classify_chunk
     from airflow_llm_batch.pipeline.key_index import read_key_index
     from airflow_llm_batch.pipeline.parsing import OutputParser
     from airflow_llm_batch.pipeline.types import RawResult
 
-    # results() reads each line with output_object (--before with an older package: json_object)
-    read_line = getattr(openai_backend, "output_object", lambda line: json_object(line) if line.strip() else None)
+    # results() reads each line with read_output_line (--before with an older package: output_object or
+    # json_object, then decode_output_line)
+    read_line = getattr(openai_backend, "read_output_line", None) or _old_read_line(openai_backend, json_object)
     chunks = json.loads((folder / "bench_chunks.json").read_text())
     parser = OutputParser(_model())
     (folder / "results").mkdir(exist_ok=True)
@@ -361,9 +362,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         answers: dict[str, RawResult] = {}
         with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
             for line in fh:  # what backend.results() yields, line by line
-                document = read_line(line)
-                if document:
-                    answer = decode_output_line(document)
+                answer = read_line(line)
+                if answer is not None:
                     answers[answer.custom_id] = answer
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):
@@ -379,6 +379,17 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
                      f"{totals['succeeded']:,} succeeded{_compare_with_before(folder)}"}
+
+
+def _old_read_line(openai_backend: Any, json_object: Any) -> Any:
+    """results()' line reading in a ``--before`` package without ``read_output_line``."""
+    to_object = getattr(openai_backend, "output_object", lambda line: json_object(line) if line.strip() else None)
+    decode = openai_backend.decode_output_line
+
+    def read_line(line: bytes) -> Any:
+        document = to_object(line)
+        return decode(document) if document else None
+    return read_line
 
 
 def _compare_with_before(folder: Path) -> str:

@@ -59,6 +59,7 @@ from airflow_llm_batch.backends import realtime_google
 from airflow_llm_batch.backends.count_tokens import gemini_count
 from airflow_llm_batch.backends.gemini_request import inline_body_size, inlined_request, request_body
 from airflow_llm_batch.backends.generate_content import JOB_STATES, decode_answer, int64, status_error
+from airflow_llm_batch.backends.generate_content_lines import decode_common_line
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import json_object
@@ -245,6 +246,10 @@ class GeminiBatchBackend:
             await self.client.aio.files.download(file=file_name, destination=path)
             with open(path, "rb") as fh:  # noqa: ASYNC230  # a local temporary file, read on a worker
                 for line in filter(bytes.strip, fh):
+                    answer = decode_common_line(line)  # most lines; any other is read the general way
+                    if answer is not None:
+                        yield answer
+                        continue
                     document = json_object(line)
                     if document is None:
                         broken += 1  # its row gets no answer: it ends as missing_result (retryable)

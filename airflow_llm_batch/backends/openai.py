@@ -15,6 +15,7 @@ from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import byte_lines, json_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
+from airflow_llm_batch.backends.openai_lines import decode_common_line
 from airflow_llm_batch.backends.openai_params import body_params
 from airflow_llm_batch.backends.raw_http import stainless_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
@@ -188,10 +189,11 @@ class OpenAIBatchBackend:
             broken = 0
             async with _download(self.client, batch_id, file_id) as response:
                 async for line in byte_lines(response.iter_bytes()):
-                    document = output_object(line)
-                    if document:
-                        yield decode_output_line(document)
-                    broken += document is None
+                    answer = read_output_line(line)
+                    if answer is not None:
+                        yield answer
+                    else:  # blank, or broken (read again: such lines are rare)
+                        broken += output_object(line) is None
             if broken:
                 log.warning("Skipped %d unreadable line(s) in file %s of batch %s", broken, file_id, batch_id)
 
@@ -224,6 +226,18 @@ def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
                          provider_status=status, total=int(counts.get("total") or 0),
                          completed=int(counts.get("completed") or 0), failed=int(counts.get("failed") or 0),
                          errors=errors)
+
+
+def read_output_line(line: bytes) -> RawResult | None:
+    """The answer of one output or error file line, as ``results()`` yields it; ``None`` for a line
+    without one (blank, ``{}``, or broken: :func:`output_object` tells which). The common line is read
+    straight from its bytes (:func:`~airflow_llm_batch.backends.openai_lines.decode_common_line`), any
+    other with :func:`output_object` and :func:`decode_output_line`, which give the same answer."""
+    answer = decode_common_line(line)
+    if answer is None:
+        document = output_object(line)
+        answer = decode_output_line(document) if document else None
+    return answer
 
 
 def output_object(line: bytes) -> dict[str, Any] | None:
