@@ -14,12 +14,16 @@ For every N (default 100,000 and 1,000,000) three phases each run in a FRESH sub
    stream the output file through ``read_output_line`` (as ``results()`` does; before issue 12's msgdecode:
    ``output_object`` and ``decode_output_line``)
    into the per-chunk answer dict, then
-   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id))`` -> its
-   ``final_records()`` -> results JSONL written by ``answered.write_results``.
+   ``classify_chunk(read_key_index(...), answers, OutputParser(Model), JoinContext(batch_id, ...))`` -> its
+   ``final_records()`` -> results JSONL written by ``answered.write_results``, priced as
+   ``Collector.store_chunk`` writes them (the join pricing the plain records; a ``--before`` package
+   without pricing at collect writes them unpriced).
 
-4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination: every results file
-   read back (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost
-   added, written by ``ObjectStorageSink`` (``landing.land_results``: the results lines as records).
+4. ``land``: what ``operators/landing.land`` does for a ``file://`` JSONL destination
+   (``landing.land_results`` with the manifest the collector leaves): each results file priced at
+   collect copied as it is; with an older ``--before`` package, every results file read back
+   (``RunFolder`` on an ObjectStoragePath, as the operator's workspace), each row's cost added, written
+   by ``ObjectStorageSink``.
 
 Collect and land are timed on per-row work only: each first runs its whole path once on one row into
 a scratch file (removed), outside the timer, so the one-time imports the first write through
@@ -354,6 +358,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     workspace = ObjectStoragePath(f"file://{folder}")  # what the operator's workspace is (operators/paths.py)
     baseline = _peak_kib()
     totals: Counter[str] = Counter()
+    collected: list[dict[str, Any]] = []
     read_s = join_s = 0.0
     tracer.snap("before the first chunk")
     start, cpu0 = time.perf_counter(), _cpu()
@@ -368,14 +373,17 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         t1 = time.perf_counter()
         if chunk["index"] in (0, len(chunks) - 1):
             tracer.snap(f"chunk {chunk['index']}: {len(answers):,} answers decoded, before the join")
-        outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser,
-                                 JoinContext(f"{BATCH_PREFIX}_{chunk['index']:05d}"))
-        totals.update(write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", _final(outcome)))
+        context, priced = _collect_context(JoinContext, f"{BATCH_PREFIX}_{chunk['index']:05d}")
+        outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser, context)
+        counts = write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", _final(outcome), **priced)
+        collected.append({"index": chunk["index"], "count": chunk["count"], "counts": counts})
+        totals.update(counts)
         read_s += t1 - t0
         join_s += time.perf_counter() - t1
         del answers, outcome
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert totals["succeeded"] == n and totals["failed"] == 0, dict(totals)
+    (folder / "bench_collected.json").write_text(json.dumps({"priced": _prices_at_collect(), "chunks": collected}))
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"download+decode {read_s:.1f} s, join+parse+write {join_s:.1f} s; "
                      f"{totals['succeeded']:,} succeeded{_compare_with_before(folder)}"}
@@ -412,6 +420,23 @@ def _compare_with_before(folder: Path) -> str:
     return f"; {len(names)} results files byte-identical to --before's"
 
 
+def _collect_context(join_context: Any, batch_id: str) -> tuple[Any, dict[str, Any]]:
+    """The join context and ``write_results`` arguments ``Collector.store_chunk`` gives a chunk: priced
+    at collect when the package does it (the join pricing its plain records itself when it can), else
+    (an older ``--before`` package) unpriced."""
+    import dataclasses
+
+    if not _prices_at_collect():
+        return join_context(batch_id), {}
+    from airflow_llm_batch.pipeline.record_cost import RecordPricer
+
+    price = _price()
+    if "pricer" in {f.name for f in dataclasses.fields(join_context)}:
+        return join_context(batch_id, answered_by="batch", pricer=RecordPricer(price)), \
+            {"price": price, "answered_by": "batch"}
+    return join_context(batch_id), {"price": price, "answered_by": "batch"}
+
+
 def _final(outcome: Any) -> Any:
     """What the collector writes: the records (``final_records``) when the package has them, else (``--before``
     with an older package) the rows."""
@@ -420,7 +445,7 @@ def _final(outcome: Any) -> Any:
 
 def _land_files(folder: Path, files: list[str], target: Path, manifest: Any = None) -> dict[str, Any]:
     """What ``operators/landing.land_results`` does for ``files`` and a ``file://`` JSONL ``target``: with a
-    ``manifest`` (the files priced at collect, :func:`_price_as_collected`) ``land_results`` itself (each
+    ``manifest`` (the files priced at collect, :func:`_collected_manifest`) ``land_results`` itself (each
     file copied as it is); else the records path (results lines read as records, cost added, written as
     given) when the package has it, else (``--before`` with an older package) the rows path of that package."""
     from airflow.sdk import ObjectStoragePath
@@ -456,57 +481,43 @@ def _prices_at_collect() -> bool:
     return importlib.util.find_spec("airflow_llm_batch.pipeline.record_cost") is not None
 
 
-def _price_as_collected(folder: Path, files: list[str]) -> tuple[Any, float]:
-    """Rewrite ``files`` as the package's collect now writes them (priced: ``write_results(price=...)``) and
-    return a manifest naming them (as the collector records them) and the CPU seconds pricing added to those
-    writes (each file written unpriced to a scratch file, then priced, from the same records in memory)."""
-    from airflow.sdk import ObjectStoragePath
-
-    from airflow_llm_batch.pipeline import fast_json
-    from airflow_llm_batch.pipeline.answered import write_results
+def _collected_manifest(folder: Path, only: str | None = None) -> Any:
+    """The manifest ``Collector`` leaves for the chunks ``phase_collect`` wrote priced (None when the package
+    does not price at collect: then landing prices every row itself); ``only``: one results file instead,
+    named as the first chunk's (the warm-up's)."""
+    collected = json.loads((folder / "bench_collected.json").read_text())
+    if not collected["priced"]:
+        return None
     from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
     from airflow_llm_batch.pipeline.record_cost import price_note
 
-    price, workspace, chunks, added = _price(), ObjectStoragePath(f"file://{folder}"), [], 0.0
-    for index, name in enumerate(files):
-        with (folder / name).open("rb") as fh:
-            records = [fast_json.loads(line) for line in fh]
-        cpu0 = _cpu()
-        write_results(workspace / "scratch.jsonl", records)
-        cpu1 = _cpu()
-        counts = write_results(workspace / name, records, price=price, answered_by="batch")
-        added += (_cpu() - cpu1) - (cpu1 - cpu0)
-        chunks.append(ChunkRecord(index, len(records), 0, "", "", state=ChunkState.COLLECTED, results=name,
-                                  counts=counts, priced=price_note(price)))
-        del records
-    (folder / "scratch.jsonl").unlink()
-    manifest = Manifest(provider="openai", model="gpt-4o-mini", run_tag="bench", digest="", total_rows=0,
-                        chunks=chunks)
-    return manifest, added
+    note = price_note(_price())
+    chunks = [ChunkRecord(c["index"], c["count"], 0, "", "", state=ChunkState.COLLECTED, counts=c["counts"],
+                          results=only or f"results/{c['index']:05d}.jsonl", priced=note)
+              for c in collected["chunks"][:1 if only else None]]
+    return Manifest(provider="openai", model="gpt-4o-mini", run_tag="bench", digest="", total_rows=0, chunks=chunks)
 
 
 def phase_land(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     """What ``operators/landing.land`` does with the collected results for a ``file://`` JSONL destination:
     read every results file (``RunFolder``), add each row's cost, write the destination. A package that
-    prices rows at collect first rewrites the results files so (outside the timer; the CPU that pricing
-    adds to collect is in the notes) and lands them through ``land_results``: each file copied as it is."""
+    prices rows at collect (``phase_collect`` wrote the files so, its CPU counted there) lands them through
+    ``land_results``: each file copied as it is."""
     from airflow_llm_batch.sinks.object_storage import ObjectStorageSink
 
     files = sorted(f"results/{p.name}" for p in (folder / "results").glob("*.jsonl"))
     target = folder / "landed" / "results.jsonl"
     target.parent.mkdir(exist_ok=True)
     ObjectStorageSink(str(target))._path(str(target))  # Airflow's ObjectStoragePath, imported in a task already
-    manifest, priced_cpu = _price_as_collected(folder, files) if _prices_at_collect() else (None, None)
+    manifest = _collected_manifest(folder)
     baseline = _peak_kib()
     start, cpu0 = time.perf_counter(), _cpu()
     landed = _land_files(folder, files, target, manifest)
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     assert landed["succeeded"] == n and landed["failed"] == 0, landed
-    collect_note = "" if priced_cpu is None else \
-        f"; pricing at collect added {priced_cpu:.2f} CPU-s to collect ({priced_cpu / n * 1e6:.2f} us/row)"
     return {"seconds": seconds, "cpu_seconds": cpu, "baseline_kib": baseline, "peak_kib": _peak_kib(),
             "notes": f"{len(files)} results files -> {target.stat().st_size / n:.0f} B/landed row, sha256 "
-                     f"{_sha256(target)[:12]}{collect_note}"}
+                     f"{_sha256(target)[:12]}{'; files copied as collected' if manifest else ''}"}
 
 
 def _sha256(path: Path) -> str:
@@ -536,8 +547,9 @@ def warm_collect(folder: Path) -> None:
     with (folder / "outputs" / f"{chunk['index']:05d}.output.jsonl").open("rb") as fh:
         first = decode_output_line(json_object(fh.readline()) or {})
     entry = next(read_key_index(workspace / chunk["keys"]))
-    outcome = classify_chunk([entry], {entry.custom_id: first}, OutputParser(_model()), JoinContext("warm"))
-    write_results(workspace / "warm" / "results.jsonl", _final(outcome))
+    context, priced = _collect_context(JoinContext, "warm")
+    outcome = classify_chunk([entry], {entry.custom_id: first}, OutputParser(_model()), context)
+    write_results(workspace / "warm" / "results.jsonl", _final(outcome), **priced)
     shutil.rmtree(folder / "warm")
 
 
@@ -547,7 +559,7 @@ def warm_land(folder: Path) -> None:
     (folder / "warm").mkdir()
     lines = (folder / first).read_bytes().splitlines(keepends=True)[:1]
     (folder / "warm" / "one.jsonl").write_bytes(b"".join(lines))
-    manifest = _price_as_collected(folder, ["warm/one.jsonl"])[0] if _prices_at_collect() else None
+    manifest = _collected_manifest(folder, only="warm/one.jsonl")
     _land_files(folder, ["warm/one.jsonl"], folder / "warm" / "landed.jsonl", manifest)
     shutil.rmtree(folder / "warm")
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from airflow_llm_batch.backends.strict_lines import DECODE_ERRORS, Int64, Strict
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Int64, Strict
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result_of
 
 

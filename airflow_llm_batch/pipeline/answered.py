@@ -12,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import orjson
+
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
@@ -88,7 +90,7 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
-    dumps_line = fast_json.dumps_line
+    dumps_line, orjson_dumps = fast_json.dumps_line, orjson.dumps
     pricer = RecordPricer(price) if price is not None else None
     with AtomicWriter(path) as fh:
         lines: list[bytes] = []  # written WRITE_EVERY lines at a time: a file's write may be a Python call
@@ -108,7 +110,10 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
                 tokens_cached += counts.cached_input_tokens
             if pricer is not None and COST_KEY not in record:
                 record = pricer(result_record(record, answered_by))
-            add(dumps_line(record))
+            try:  # orjson itself: a Python call less per row (fast_json.dumps_line's fallback, for big ints)
+                add(orjson_dumps(record, default=str, option=fast_json.LINE_OPTIONS))
+            except TypeError:
+                add(dumps_line(record))
             if len(lines) >= WRITE_EVERY:
                 fh.write(b"".join(lines))
                 lines.clear()

@@ -31,6 +31,9 @@ import orjson
 #: dates/times and dataclasses go to ``default`` (str), like json.dumps(default=str) did
 _OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _NEWLINE = _OPTIONS | orjson.OPT_APPEND_NEWLINE
+#: the options of ``dumps_line`` (with ``default=str``), for a hot loop that calls orjson itself and
+#: ``dumps_line`` only when orjson refuses the value (TypeError)
+LINE_OPTIONS = _NEWLINE
 
 #: 19 digits in a row may be an integer beyond 64 bits, which orjson reads as a float. Found with
 #: ``bytes.translate`` (ASCII digits -> "0", every other byte -> ".") and a substring search, both in C:

@@ -99,8 +99,8 @@ class ChunkOutcome:
         the record: a decoder's token counts are ints). Other records are not priced here."""
         answers, context = self._answers, self._context
         lookup, adopted, attempts, batch_id = answers.get, context.adopted, context.attempt, context.batch_id
-        answered_by, pricer = context.answered_by, context.pricer
-        cost, realtime = (pricer.cost, answered_by == "realtime") if pricer is not None else (None, False)
+        answered_by, pricer, realtime = context.answered_by, context.pricer, context.answered_by == "realtime"
+        known_cost = pricer.memo(realtime).get if pricer is not None else None  # usage -> cost, once each
         rule, plain_text = context.retry, self._parser.mode == "text"
         if rule is not None and rule.wants(None, unanswered=False, attempt=attempts, adopted=adopted):
             plain_text = False  # a succeeded row may be retried (never with today's policy): the general path
@@ -118,8 +118,9 @@ class ChunkOutcome:
                                     "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
                           "model": answer[4], "batch_id": batch_id, "custom_id": entry[0], "attempts": attempts,
                           "cached": False, "answered_by": answered_by}
-                if cost is not None:
-                    record[COST_KEY] = cost(answer[5], realtime)
+                if known_cost is not None:
+                    cost = known_cost(answer[5], _UNPRICED)
+                    record[COST_KEY] = pricer.cost(answer[5], realtime) if cost is _UNPRICED else cost  # type: ignore[union-attr]
             else:
                 matched += 1
                 record = self._verdict(position, entry, answer)
@@ -227,6 +228,7 @@ def _extra(entry: KeyEntry, finish: FinishReason | None) -> dict[str, Any]:
 
 
 _SUCCEEDED, _FAILED = RowStatus.SUCCEEDED.value, RowStatus.FAILED.value
+_UNPRICED: Any = object()  # a usage not in the pricer's memo yet (None is a cost: an unknown model's)
 _STOP = FinishReason.STOP
 _ZERO_USAGE = Usage().to_dict()
 #: the fields of a result record (a carried column of the same name replaces its value in the record)

@@ -30,8 +30,11 @@ from collections.abc import Callable, Generator, Iterable
 from functools import partial
 from typing import Any, NamedTuple, cast
 
+import msgspec
+
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Int64, Strict
 
 
 class KeyEntry(NamedTuple):
@@ -85,23 +88,35 @@ class KeyEntry(NamedTuple):
 
 def read_key_index(path: StoragePath) -> Generator[KeyEntry, None, None]:
     """Every entry of a key index file, in row order."""
-    read_plain, from_line, new_entry = fast_json.loads_inexact, KeyEntry.from_line, _new_entry
+    read_entry, from_line, new_entry = _read_entry, KeyEntry.from_line, _new_entry
     with path.open("rb") as fh:
         for line in fh:
+            # most lines: the fields this version writes, all but carried columns (a str, a str, an int, a
+            # str or none, a str or none) read by a typed decoder and made into the entry in one C call; any
+            # other line (carried columns: they may hold integers beyond 64 bits; an older layout; a blank
+            # line) is read exactly, field by field (``from_json``)
             try:
-                data = read_plain(line)
-            except ValueError:
-                if line.strip():
-                    raise
-                continue
-            # most lines: the three required fields, as this version writes them (a str, a str, an int), made
-            # into the entry in one C call; any other line (optional fields: its carried columns may hold
-            # integers beyond 64 bits) is read again exactly and goes through ``from_json``
-            if type(data) is dict and len(data) == 3 and type(custom_id := data.get("c")) is str \
-                    and type(key := data.get("k")) is str and type(row_no := data.get("n")) is int:
-                yield new_entry((custom_id, key, row_no, None, None, None))
-            else:
+                entry = read_entry(line)
+            except DECODE_ERRORS:
+                entry = None
+            if entry is not None and entry.carry is None:
+                yield new_entry((entry.c, entry.k, entry.n, entry.f, entry.a, None))
+            elif line.strip():
                 yield from_line(line)
+
+
+class _Line(Strict):
+    """A key index line as this version writes it (``KeyEntry.to_json``); carried columns kept unread."""
+
+    c: str
+    k: str
+    n: Int64
+    f: str | None = None
+    a: str | None = None
+    carry: msgspec.Raw | None = None
+
+
+_read_entry = msgspec.json.Decoder(_Line).decode
 
 
 #: a KeyEntry from its six fields as one tuple, taken as they are (see ``types.raw_result_of``)

@@ -56,6 +56,10 @@ class RecordPricer:
         #: cost by (input, output, cached input) token counts: answered by a batch, and in real time
         self._memos: tuple[dict[tuple[int, int, int], float | None], ...] = ({}, {})
 
+    def memo(self, realtime: bool) -> dict[tuple[int, int, int], float | None]:
+        """The costs known so far by (input, output, cached input) tokens, for reading (:meth:`cost` fills it)."""
+        return self._memos[realtime]
+
     def cost(self, tokens: tuple[int, int, int], realtime: bool) -> float | None:
         """The cost of a row with these (integer) token counts, answered in real time or by a batch."""
         memo = self._memos[realtime]

@@ -100,7 +100,17 @@ READ_LINES = [
     b'{"c":7,"k":8,"n":"3"}\n',
     b'{"c":"t_5","k":"t 5","a":"old_5"}\n',
     b'   \r\n',
-    b'{"c":"t_6","k":"t 6","n":5}',
+    b'{"c":"t_6","k":"t 6","n":5}\n',
+    # lines the typed reader takes, or hands on to from_line: each must read as from_line reads it
+    b'{"c":"t_7","k":"t 7","n":6,"f":"fp7","a":"old_7"}\n',
+    b'{"c":"t_8","k":"t 8","n":7,"f":null,"a":null,"carry":null}\n',
+    b'{"c":"t_9","k":"t 9","n":8,"c":"t_9b"}\n',  # a key twice: the last value, as orjson reads it
+    b'{"c":"t_10","k":"t 10","n":true}\n',
+    b'{"c":"t_11","k":"t 11","n":99999999999999999999}\n',
+    b'{"c":"t_12","k":"t 12","n":11,"z":1}\n',
+    b'{"c":"t_13","k":"caf\xc3\xa9 \\u00e9 \\ud83d\\ude00","n":12}\n',
+    b'{"c":"t_14","k":"t 14","n":13,"f":5}\n',
+    b'{"c":"t_15","k":"t 15","n":14,"carry":{"team":"ops","n":[1,2.5,null]}}',
 ]
 
 
@@ -109,10 +119,14 @@ def test_reading_a_file_gives_each_line_as_from_line_reads_it(tmp_path: Path) ->
     path.write_bytes(b"".join(READ_LINES))
     entries = list(read_key_index(path))
     assert entries == [KeyEntry.from_line(line) for line in READ_LINES if line.strip()]
-    assert [type(entry) for entry in entries] == [KeyEntry] * 6
+    assert [type(entry) for entry in entries] == [KeyEntry] * 15
+    assert [type(entry.row_no) for entry in entries] == [int] * 15
     assert entries[0] == KeyEntry("t_1", "t 1", 0) and entries[0].carry is None and entries[0].answer_id == "t_1"
     assert entries[2].carry == {"big": 123456789012345678901234567890}  # read exactly, not as a float
     assert entries[3] == KeyEntry("7", "8", 3) and entries[4].row_no == -1 and entries[4].answer_id == "old_5"
+    assert entries[6] == KeyEntry("t_7", "t 7", 6, "fp7", "old_7") and entries[8].custom_id == "t_9b"
+    assert entries[12].key == "caf\u00e9 \u00e9 \U0001f600"
+    assert entries[14].carry == {"team": "ops", "n": [1, 2.5, None]}
 
 
 def test_a_broken_line_in_a_key_index_is_an_error(tmp_path: Path) -> None:

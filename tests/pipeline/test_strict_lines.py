@@ -7,7 +7,7 @@ import msgspec
 import orjson
 import pytest
 
-from airflow_llm_batch.backends.strict_lines import DECODE_ERRORS, Float, Int64, Strict
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Float, Int64, Strict
 
 
 class _Row(Strict):
