@@ -82,15 +82,13 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
     ``ChunkOutcome.final_records`` yields them): a record is written as it is, a row as its ``to_dict``.
     A record's fields are its own (a row whose carried columns would replace one comes as a row).
 
-    With a ``price``, each line is what landing writes for the row (priced at collect, so landing can
-    copy the file): the record as ``result_record(record, answered_by)`` gives it, with ``cost_usd``
-    (record_cost.py). A record that has its ``cost_usd`` already was priced so by the join
-    (``JoinContext.pricer``, at the same price and path) and is written as it is: with a price, no
-    carried column is named ``cost_usd`` (``landing.collect_price``)."""
+    With a ``price``, each line is what landing writes for the row (so landing can copy the file): the
+    record as ``result_record(record, answered_by)`` gives it, with ``cost_usd`` (record_cost.py); a
+    record with its ``cost_usd`` already was priced so by the join (``JoinContext.pricer``)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = 0
-    dumps_line, orjson_dumps = fast_json.dumps_line, orjson.dumps
+    dumps_line, orjson_dumps, options = fast_json.dumps_line, orjson.dumps, fast_json.LINE_OPTIONS
     pricer = RecordPricer(price) if price is not None else None
     with AtomicWriter(path) as fh:
         lines: list[bytes] = []  # written WRITE_EVERY lines at a time: a file's write may be a Python call
@@ -111,7 +109,7 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]],
             if pricer is not None and COST_KEY not in record:
                 record = pricer(result_record(record, answered_by))
             try:  # orjson itself: a Python call less per row (fast_json.dumps_line's fallback, for big ints)
-                add(orjson_dumps(record, default=str, option=fast_json.LINE_OPTIONS))
+                add(orjson_dumps(record, default=str, option=options))
             except TypeError:
                 add(dumps_line(record))
             if len(lines) >= WRITE_EVERY:
