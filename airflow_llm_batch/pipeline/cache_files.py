@@ -90,6 +90,20 @@ class EntryFiles:
         folders = self._local_folders()
         return (None if folders is not None and fp[:2] not in folders else self._try_read(fp, folders) for fp in fps)
 
+    def read_found(self, fps: Sequence[str], threads: int) -> Iterator[tuple[str, bytes | Exception]]:
+        """(fingerprint, bytes or the error raised reading it) of the entries of ``fps`` that exist, as
+        :meth:`read_many` finds them; nothing at all, without a step per fingerprint, when the local
+        root has no prefix folder (an empty cache: every lookup of a first run)."""
+        found: Iterator[tuple[str, bytes | Exception | None]]
+        if self._local is None:
+            found = zip(fps, map_in_threads(lambda fp: self._try_read(fp, None), fps, threads), strict=True)
+        else:
+            folders = self._local_folders()
+            if folders is not None and not folders:
+                return iter(())
+            found = ((fp, self._try_read(fp, folders)) for fp in fps if folders is None or fp[:2] in folders)
+        return ((fp, data) for fp, data in found if data is not None)
+
     def _try_read(self, fingerprint: str, folders: frozenset[str] | None) -> bytes | Exception | None:
         try:
             return self._read(fingerprint, folders)

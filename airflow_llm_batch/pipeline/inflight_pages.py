@@ -42,6 +42,7 @@ class PageIndex:
     def __init__(self, root: StoragePath) -> None:
         self.folder = root / PAGES_DIR
         self._loaded: set[str] = set()
+        self._rows = 0  # records inserted so far (an upper bound on the rows of the table)
         self._lock = threading.Lock()  # one index may serve lookups from several threads
         self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-inflight-")
         self._db = sqlite3.connect(os.path.join(self._dir.name, "pages.db"), check_same_thread=False)
@@ -53,6 +54,8 @@ class PageIndex:
         found: list[tuple[str, str]] = []
         with self._lock:
             self._load_new(oldest)
+            if not self._rows:
+                return  # no page, or none with a record young enough: nothing to ask SQLite
             for start in range(0, len(fps), _QUERY):
                 window = list(fps[start:start + _QUERY])
                 marks = ",".join("?" * len(window))
@@ -86,6 +89,7 @@ class PageIndex:
         self._db.executemany("INSERT INTO rec VALUES (?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
                              "entry = excluded.entry, sent_at = excluded.sent_at "
                              "WHERE excluded.sent_at > rec.sent_at", rows)
+        self._rows += len(rows)
 
     def close(self) -> None:
         self._db.close()
