@@ -88,7 +88,8 @@ class CompiledLine:
             cid, text = orjson.dumps(custom_id), orjson.dumps(prompt)
         except TypeError:
             return None
-        return self.fill(cid, text), text
+        head, middle, tail = self.parts  # fill's join, inline: this is the per-row call with the cache on
+        return b"".join((head, text, middle, cid, tail) if self.prompt_first else (head, cid, middle, text, tail)), text
 
     def fill(self, cid: bytes, text: bytes) -> bytes:
         """The line with the custom_id's and the prompt's JSON strings in their holes."""
