@@ -19,8 +19,8 @@ from airflow_llm_batch.pipeline.storage import StoragePath, write_bytes_atomical
 log = logging.getLogger(__name__)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
-#: the characters of a page of fingerprints joined by commas (deleted in one C call: a fifth of a regex's time)
-_HEX_AND_COMMA = b"0123456789abcdef,"
+#: the digits of a fingerprint, deleted from a page joined by commas in one C call (a sixth of a regex's time)
+_HEX = b"0123456789abcdef"
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -189,9 +189,9 @@ def check_fingerprints(fps: Sequence[str]) -> None:
     """:func:`check_fingerprint` of each of ``fps``, in a few C calls over the page when all are good
     (lowercase hex only, 16 to 128 characters each), else one by one to name the bad one."""
     try:
-        joined = ",".join(fps).encode("ascii")
-        if not fps or (joined.count(b",") == len(fps) - 1 and not joined.translate(None, _HEX_AND_COMMA)
-                       and 16 <= min(map(len, fps)) and max(map(len, fps)) <= 128):
+        lengths = set(map(len, fps))
+        if not fps or (16 <= min(lengths) and max(lengths) <= 128 and ",".join(fps).encode("ascii").translate(
+                None, _HEX) == b"," * (len(fps) - 1)):  # nothing but hex digits between the commas
             return
     except (TypeError, UnicodeEncodeError):  # not all strings, or not ASCII: named below
         pass
