@@ -67,3 +67,17 @@ def test_lookups_before_any_young_record_find_nothing_and_later_pages_are_still_
     InFlightLog(tmp_path).record([(fp(2), "b")], batch_id="young", sent_at=NOW - 5)
     assert {k: v.batch_id for k, v in log.find_many([fp(1), fp(2)], max_age=3600).items()} == {fp(2): "young"}
     assert {k: v.batch_id for k, v in log.find_many([fp(1)], max_age=9000).items()} == {fp(1): "too_old"}
+
+
+def test_an_index_opens_its_sqlite_file_with_the_first_record_and_closes_either_way(tmp_path: Path) -> None:
+    from airflow_llm_batch.pipeline.inflight_pages import PageIndex, write_page
+
+    unused = PageIndex(tmp_path)
+    assert list(unused.find([fp(1)], oldest=0)) == [] and unused._conn is None  # no page: no SQLite file
+    unused.close()
+    assert write_page(tmp_path, NOW, [{"v": 1, "fingerprint": fp(1), "batch_id": "b", "custom_id": "r1",
+                                       "sent_at": NOW}])
+    used = PageIndex(tmp_path)
+    assert [(found, entry["batch_id"]) for found, entry in used.find([fp(1), fp(2)], oldest=0)] == [(fp(1), "b")]
+    used.close()
+    used.close()
