@@ -79,6 +79,20 @@ class CompiledLine:
             cid, text = orjson.dumps(custom_id), orjson.dumps(prompt)
         except TypeError:
             return None
+        return self.fill(cid, text)
+
+    def line_and_prompt(self, custom_id: str, prompt: str) -> tuple[bytes, bytes] | None:
+        """The row's request line and the prompt's JSON string in it (what :meth:`line` writes, and
+        what a compiled fingerprint hashes), or None as for :meth:`line`."""
+        try:
+            cid, text = orjson.dumps(custom_id), orjson.dumps(prompt)
+        except TypeError:
+            return None
+        head, middle, tail = self.parts  # fill's join, inline: this is the per-row call with the cache on
+        return b"".join((head, text, middle, cid, tail) if self.prompt_first else (head, cid, middle, text, tail)), text
+
+    def fill(self, cid: bytes, text: bytes) -> bytes:
+        """The line with the custom_id's and the prompt's JSON strings in their holes."""
         head, middle, tail = self.parts
         if self.prompt_first:
             return b"".join((head, text, middle, cid, tail))

@@ -110,7 +110,7 @@ class InFlightLog:
             record = _record(entry, fp)
             if record is not None and record.sent_at >= oldest:
                 found[fp] = record
-        for fp, data in zip(unique, self._entries.read_many(unique, self.threads), strict=True):
+        for fp, data in self._entries.read_found(unique, self.threads):
             record = _single(data, fp)
             if record is not None and record.sent_at >= oldest and (
                     fp not in found or record.sent_at > found[fp].sent_at):  # the newest send wins

@@ -42,17 +42,27 @@ class PageIndex:
     def __init__(self, root: StoragePath) -> None:
         self.folder = root / PAGES_DIR
         self._loaded: set[str] = set()
+        self._rows = 0  # records inserted so far (an upper bound on the rows of the table)
         self._lock = threading.Lock()  # one index may serve lookups from several threads
-        self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-inflight-")
-        self._db = sqlite3.connect(os.path.join(self._dir.name, "pages.db"), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("CREATE TABLE rec (fp TEXT PRIMARY KEY, entry TEXT, sent_at REAL)")
+        self._dir: tempfile.TemporaryDirectory[str] | None = None
+        self._conn: sqlite3.Connection | None = None  # made with the first page read (~3 ms: not for none)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._dir = tempfile.TemporaryDirectory(prefix="llm-batch-inflight-")
+            self._conn = sqlite3.connect(os.path.join(self._dir.name, "pages.db"), check_same_thread=False)
+            self._conn.execute("PRAGMA journal_mode=OFF")
+            self._conn.execute("CREATE TABLE rec (fp TEXT PRIMARY KEY, entry TEXT, sent_at REAL)")
+        return self._conn
 
     def find(self, fps: Sequence[str], oldest: float) -> Iterator[tuple[str, dict[str, Any]]]:
         """(fingerprint, record object) of the newest record of each of ``fps`` in the pages."""
         found: list[tuple[str, str]] = []
         with self._lock:
             self._load_new(oldest)
+            if not self._rows:
+                return  # no page, or none with a record young enough: nothing to ask SQLite
             for start in range(0, len(fps), _QUERY):
                 window = list(fps[start:start + _QUERY])
                 marks = ",".join("?" * len(window))
@@ -83,13 +93,20 @@ class PageIndex:
             except (ValueError, TypeError, KeyError):
                 continue  # a bad line only means its request is sent again
             rows.append((fp, line.decode("utf-8", "replace"), sent_at))
+        if not rows:
+            return
         self._db.executemany("INSERT INTO rec VALUES (?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
                              "entry = excluded.entry, sent_at = excluded.sent_at "
                              "WHERE excluded.sent_at > rec.sent_at", rows)
+        self._rows += len(rows)
 
     def close(self) -> None:
-        self._db.close()
-        self._dir.cleanup()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._dir is not None:
+            self._dir.cleanup()
+            self._dir = None
 
 
 def _sent_at(name: str) -> int:

@@ -57,8 +57,10 @@ class KeyEntry(NamedTuple):
     def to_json(self) -> dict[str, Any]:
         """The line's JSON object: the required fields always, the optional ones only when set."""
         data: dict[str, Any] = {"c": self.custom_id, "k": self.key, "n": self.row_no}
-        if self.fingerprint is None and self.adopted_id is None and self.carry is None:
-            return data  # most rows
+        if self.adopted_id is None and self.carry is None:  # most rows
+            if self.fingerprint is not None:
+                data["f"] = self.fingerprint  # the request cache on
+            return data
         for key, value in (("f", self.fingerprint), ("a", self.adopted_id), ("carry", self.carry)):
             if value is not None:
                 data[key] = value

@@ -138,15 +138,16 @@ class _LineMaker:
             return None  # not a plain dict or a field missing: Jinja's path and errors
         if not prompt.strip():
             raise RowError("prompt renders empty")
-        data = self.compiled.line(custom_id, prompt)
-        if data is None:
+        made = self.compiled.line_and_prompt(custom_id, prompt)
+        if made is None:
             return None
+        data, text = made
         if len(data) > self.max_request_bytes:
             self._check_bytes(data)
         tokens = self.compiled.tokens(prompt, len(data), self.exact)
         if self.exact:
             self._check_budget(tokens)
-        fp = self.compiled_fp.fingerprint(prompt) if self.compiled_fp is not None else None
+        fp = self.compiled_fp.of_json(text) if self.compiled_fp is not None else None
         options, document = self.options, None
         if options.fingerprint is not None and fp is None:
             document = self.backend.request_line(self.renderer.fixed_request(custom_id, key, prompt))

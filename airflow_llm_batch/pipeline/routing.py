@@ -26,6 +26,8 @@ CACHED_FILE = "answered/cached.jsonl"
 FOLLOWERS_FILE = "answered/followers.jsonl"
 PAGE = 1_000
 
+#: a row being routed: its line, key index entry and token estimate
+_Row = tuple[bytes, KeyEntry, int | None]
 #: looks up requests sent by earlier runs that are still in flight: fingerprints -> records
 InFlightLookup = Callable[[list[str]], dict[str, InFlight]]
 
@@ -71,7 +73,8 @@ class RowRouter:
         self.adopted = AdoptionWriter(folder)
         self.cached_rows = self.follower_rows = 0
         self.cached_usage = Usage()
-        self._page: list[tuple[bytes, KeyEntry, int | None]] = []
+        self._page: list[_Row] = []
+        self._fps: list[str] = []
         self._files: dict[str, IO[bytes]] = {}
         self._seen = SeenRequests() if fingerprint is not None else None
 
@@ -82,55 +85,73 @@ class RowRouter:
         if self.fingerprint is None:
             self.chunks.add(data, entry, tokens)
             return
-        if entry.fingerprint is None:
+        fp = entry.fingerprint
+        if fp is None:
             assert line is not None, "a fingerprint needs the request's JSON object"
-            entry = KeyEntry(entry.custom_id, entry.key, entry.row_no, self.fingerprint(line), entry.adopted_id,
-                             entry.carry)
+            fp = self.fingerprint(line)
+            entry = KeyEntry(entry.custom_id, entry.key, entry.row_no, fp, entry.adopted_id, entry.carry)
         self._page.append((data, entry, tokens))
-        if len(self._page) >= PAGE:
+        self._fps.append(fp)  # beside the page: read once here, not again at each step of the flush
+        if len(self._fps) >= PAGE:
             self._flush()
 
     def _flush(self) -> None:
         if not self._page:
             return
-        page, self._page = self._leaders(self._page), []
-        if self.cache is None:
+        page, fps = self._leaders(self._page, self._fps)
+        self._page, self._fps = [], []
+        sent = None
+        if self.cache is not None and page:  # in-flight records are asked only along with the cache
+            page, fps = self._answered(page, fps)
+            sent = self.in_flight(fps) if self.in_flight is not None and fps else None
+        add = self.chunks.add
+        if not sent:  # most pages: nothing of them in flight
             for data, entry, tokens in page:
-                self.chunks.add(data, entry, tokens)
+                add(data, entry, tokens)
             return
-        hits = self.cache.get_many([_fp(entry) for _, entry, _ in page]) if page else {}
-        misses: list[tuple[bytes, KeyEntry, int | None]] = []
-        for data, entry, tokens in page:
-            hit = hits.get(_fp(entry))
+        for row, fp in zip(page, fps, strict=True):
+            found = sent.get(fp)
+            if found is None:
+                add(*row)
+            else:
+                self.adopted.add(found, *row)
+
+    def _answered(self, page: list[_Row], fps: list[str]) -> tuple[list[_Row], list[str]]:
+        """The rows of ``page`` (and their fingerprints) without a stored answer; the others are
+        written to the cached file."""
+        assert self.cache is not None
+        hits = self.cache.get_many(fps)
+        if not hits:
+            return page, fps
+        misses, missed = [], []
+        for row, fp in zip(page, fps, strict=True):
+            hit = hits.get(fp)
             if hit is None:
-                misses.append((data, entry, tokens))
+                misses.append(row)
+                missed.append(fp)
                 continue
-            self._write(CACHED_FILE, {"entry": entry.to_json(), "answer": answer_to_dict(hit)})
+            self._write(CACHED_FILE, {"entry": row[1].to_json(), "answer": answer_to_dict(hit)})
             self.cached_rows += 1
             self.cached_usage = self.cached_usage + hit.usage
-        sent = self.in_flight([_fp(entry) for _, entry, _ in misses]) if self.in_flight and misses else {}
-        for data, entry, tokens in misses:
-            found = sent.get(_fp(entry))
-            if found is None:
-                self.chunks.add(data, entry, tokens)
-            else:
-                self.adopted.add(found, data, entry, tokens)
+        return misses, missed
 
-    def _leaders(self, page: list[tuple[bytes, KeyEntry, int | None]]) -> list[tuple[bytes, KeyEntry, int | None]]:
-        """The rows of ``page`` whose request is the first of its kind in this run; the others are
-        written to the followers file."""
+    def _leaders(self, page: list[_Row], fps: list[str]) -> tuple[list[_Row], list[str]]:
+        """The rows of ``page`` (and their fingerprints) whose request is the first of its kind in this
+        run; the others are written to the followers file."""
         assert self._seen is not None
-        new = self._seen.new_among([_fp(entry) for _, entry, _ in page])
-        leaders = []
-        for row in page:
-            fp = _fp(row[1])
+        new = self._seen.new_among(fps)
+        if len(new) == len(fps):  # most pages: no request repeated
+            return page, fps
+        leaders, firsts = [], []
+        for row, fp in zip(page, fps, strict=True):
             if fp in new:
                 del new[fp]  # the first row of this request in the run: the next ones follow it
                 leaders.append(row)
+                firsts.append(fp)
             else:
                 self._write(FOLLOWERS_FILE, {"entry": row[1].to_json(), "f": fp})
                 self.follower_rows += 1
-        return leaders
+        return leaders, firsts
 
     def _write(self, name: str, document: Any) -> None:
         if name not in self._files:
@@ -149,7 +170,3 @@ class RowRouter:
             if self._seen is not None:
                 self._seen.close()
 
-
-def _fp(entry: KeyEntry) -> str:
-    assert entry.fingerprint is not None  # set by RowRouter.add before a row is paged
-    return entry.fingerprint

@@ -378,3 +378,19 @@ def test_entries_on_the_local_disk_are_read_with_plain_files_and_others_through_
         assert files.path(fp) == root / "ab" / f"{fp}.json"
     with pytest.raises(ValueError, match="fingerprint"):
         EntryFiles(tmp_path).read("../../etc/passwd")
+
+
+def test_read_found_yields_only_the_entries_that_exist_in_order(tmp_path: Path) -> None:
+    from upath import UPath
+
+    from airflow_llm_batch.pipeline.cache_files import EntryFiles
+
+    fps = [f"{i:064x}" for i in range(40)]
+    for root in (tmp_path / "local", UPath("memory://llmb-cache-test/found")):
+        files = EntryFiles(root)
+        assert list(files.read_found(fps, threads=4)) == []  # an empty cache (no prefix folder)
+        for fp in fps[3::9]:
+            files.path(fp).parent.mkdir(parents=True, exist_ok=True)
+            with files.path(fp).open("wb") as fh:
+                fh.write(fp[-2:].encode())
+        assert list(files.read_found(fps, threads=4)) == [(fp, fp[-2:].encode()) for fp in fps[3::9]]

@@ -76,13 +76,13 @@ def run_both(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[Any], b
     options = options or PrepareOptions()
     monkeypatch.setattr(prepare_module, "CHECKED_ROWS", 2)
     used = []
-    real_line = compiled_line.CompiledLine.line
+    real_line = compiled_line.CompiledLine.line_and_prompt
 
-    def counting(self: compiled_line.CompiledLine, custom_id: str, prompt: str) -> bytes | None:
+    def counting(self: compiled_line.CompiledLine, custom_id: str, prompt: str) -> tuple[bytes, bytes] | None:
         used.append(1)
         return real_line(self, custom_id, prompt)
 
-    monkeypatch.setattr(compiled_line.CompiledLine, "line", counting)
+    monkeypatch.setattr(compiled_line.CompiledLine, "line_and_prompt", counting)
     fast = outcome(tmp_path / "fast", rows, backend, spec, options)
     monkeypatch.setattr(prepare_module.CompiledLine, "of", classmethod(lambda cls, line_of: None))
     slow = outcome(tmp_path / "slow", rows, backend, spec, options)

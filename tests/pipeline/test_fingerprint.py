@@ -4,9 +4,11 @@ or refuses to compile, for real backends' lines and awkward text."""
 from __future__ import annotations
 
 import hashlib
+from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from airflow_llm_batch.pipeline import prepare as prepare_module
@@ -35,6 +37,19 @@ def test_compiled_fingerprint_equals_the_slow_one(make_backend: Any) -> None:
     assert compiled is not None
     for i, prompt in enumerate(TRICKY):
         assert compiled.fingerprint(prompt) == slow(line_of(f"row-{i}", prompt, f"key {i}")), repr(prompt)
+        assert compiled.of_json(orjson.dumps(prompt)) == compiled.fingerprint(prompt), repr(prompt)
+
+
+def test_orjson_writes_every_code_point_as_the_fingerprint_encoder_does() -> None:
+    """What lets prepare.py hash the prompt's bytes of its compiled line (CompiledFingerprint.of_json)."""
+    points = [*range(0xD800), *range(0xE000, 0x110000)]  # all but lone surrogates (both refuse those)
+    for start in range(0, len(points), 4096):
+        text = "".join(map(chr, points[start:start + 4096]))
+        assert orjson.dumps(text) == encode_basestring(text).encode("utf-8"), hex(points[start])
+    each = [chr(point) for point in points[:0x800]]  # one by one where escapes differ most
+    assert [orjson.dumps(c) for c in each] == [encode_basestring(c).encode("utf-8") for c in each]
+    with pytest.raises(TypeError):
+        orjson.dumps("\ud800")
 
 
 def test_a_lone_surrogate_has_no_compiled_fingerprint() -> None:
@@ -67,8 +82,8 @@ def test_prepare_with_compiled_fingerprints_writes_what_the_slow_path_writes(tmp
     spec = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
     options = PrepareOptions(fingerprint=lambda line: request_fingerprint("openai", line, "openai|x"))
     used = []
-    real = CompiledFingerprint.fingerprint
-    monkeypatch.setattr(CompiledFingerprint, "fingerprint", lambda self, p: used.append(1) or real(self, p))
+    real = CompiledFingerprint.of_json
+    monkeypatch.setattr(CompiledFingerprint, "of_json", lambda self, text: used.append(1) or real(self, text))
     fast = prepare(rows, spec, folder=tmp_path / "fast", backend=openai_backend(), options=options)
     monkeypatch.setattr(prepare_module.CompiledFingerprint, "of", classmethod(lambda cls, fp, line_of: None))
     slow = prepare(rows, spec, folder=tmp_path / "slow", backend=openai_backend(), options=options)
@@ -78,7 +93,7 @@ def test_prepare_with_compiled_fingerprints_writes_what_the_slow_path_writes(tmp
 
 def test_a_compiled_fingerprint_that_differs_is_dropped_for_the_run(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(CompiledFingerprint, "fingerprint", lambda self, prompt: "0" * 64)
+    monkeypatch.setattr(CompiledFingerprint, "of_json", lambda self, text: "0" * 64)
     rows = [{"id": f"r{i}", "text": f"text {i}"} for i in range(100)]
     spec = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
     options = PrepareOptions(fingerprint=lambda line: request_fingerprint("openai", line))

@@ -57,3 +57,27 @@ def test_a_broken_page_line_only_loses_its_own_record(tmp_path: Path) -> None:
     lines = page.read_text().splitlines()
     page.write_text("\n".join(["{not json", lines[1]]) + "\n")
     assert set(InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(4), fp(5)], max_age=60)) == {fp(5)}
+
+
+def test_lookups_before_any_young_record_find_nothing_and_later_pages_are_still_found(tmp_path: Path) -> None:
+    log = InFlightLog(tmp_path, clock=lambda: NOW)
+    assert log.find_many([fp(1), fp(2)], max_age=3600) == {}  # no folder yet: SQLite is not asked
+    InFlightLog(tmp_path).record([(fp(1), "a")], batch_id="too_old", sent_at=NOW - 7200)
+    assert log.find_many([fp(1), fp(2)], max_age=3600) == {}  # a page older than asked for is not loaded
+    InFlightLog(tmp_path).record([(fp(2), "b")], batch_id="young", sent_at=NOW - 5)
+    assert {k: v.batch_id for k, v in log.find_many([fp(1), fp(2)], max_age=3600).items()} == {fp(2): "young"}
+    assert {k: v.batch_id for k, v in log.find_many([fp(1)], max_age=9000).items()} == {fp(1): "too_old"}
+
+
+def test_an_index_opens_its_sqlite_file_with_the_first_record_and_closes_either_way(tmp_path: Path) -> None:
+    from airflow_llm_batch.pipeline.inflight_pages import PageIndex, write_page
+
+    unused = PageIndex(tmp_path)
+    assert list(unused.find([fp(1)], oldest=0)) == [] and unused._conn is None  # no page: no SQLite file
+    unused.close()
+    assert write_page(tmp_path, NOW, [{"v": 1, "fingerprint": fp(1), "batch_id": "b", "custom_id": "r1",
+                                       "sent_at": NOW}])
+    used = PageIndex(tmp_path)
+    assert [(found, entry["batch_id"]) for found, entry in used.find([fp(1), fp(2)], oldest=0)] == [(fp(1), "b")]
+    used.close()
+    used.close()

@@ -24,6 +24,9 @@ def test_an_entry_round_trips_and_writes_only_the_fields_it_has() -> None:
     assert json.loads(full.to_line()) == {"c": "t_1", "k": "t 1", "n": 7, "f": "ab" * 32, "a": "other-7",
                                           "carry": {"team": "é"}}
     assert json.loads(KeyEntry("c", "k", 0).to_line()) == {"c": "c", "k": "k", "n": 0}
+    assert KeyEntry("c", "k", 0, "cd" * 32).to_line() == b'{"c":"c","k":"k","n":0,"f":"' + b"cd" * 32 + b'"}\n'
+    with_carry = KeyEntry("c", "k", 0, "cd" * 32, carry={"x": 1}).to_line()
+    assert with_carry.endswith(b'"f":"' + b"cd" * 32 + b'","carry":{"x":1}}\n')
     assert full.answer_id == "other-7" and full.adopted_as(None).answer_id == "t_1"
 
 

@@ -54,6 +54,23 @@ def test_followers_hits_adoptions_and_sends_across_pages(tmp_path: Path) -> None
     assert len(followers) == 1_300 and len((tmp_path / "run" / routing.CACHED_FILE).read_bytes().splitlines()) == 300
 
 
+@pytest.mark.parametrize("with_cache", [True, False])
+def test_pages_without_repeats_hits_or_records_go_to_the_chunks_in_order(tmp_path: Path, with_cache: bool) -> None:
+    asked: list[str] = []
+    chunks = Chunks()
+    router = routing.RowRouter(tmp_path / "run", chunks, fingerprint=lambda line: fp_of(int(str(line["n"]))),
+                               cache=AnswerCache(tmp_path / "cache") if with_cache else None,
+                               in_flight=lambda fps: asked.extend(fps) or {})
+    for row in range(2_345):
+        router.add(b"line %d\n" % row, KeyEntry(f"c{row}", f"k{row}", row), {"n": row}, tokens=row)
+    router.close()
+    assert [(data, e.row_no, e.fingerprint, t) for data, e, t in chunks.rows] == [
+        (b"line %d\n" % row, row, fp_of(row), row) for row in range(2_345)]
+    assert asked == ([fp_of(row) for row in range(2_345)] if with_cache else [])  # in flight: with the cache only
+    assert router.follower_rows == router.cached_rows == router.adopted.rows == 0
+    assert not (tmp_path / "run" / "answered").exists()
+
+
 def test_without_a_cache_repeats_still_follow(tmp_path: Path) -> None:
     chunks = Chunks()
     router = routing.RowRouter(tmp_path, chunks, fingerprint=lambda line: fp_of(int(str(line["n"]))), cache=None)
@@ -63,7 +80,8 @@ def test_without_a_cache_repeats_still_follow(tmp_path: Path) -> None:
     assert router.follower_rows == 800 and [e.row_no for _, e, _ in chunks.rows] == list(range(700))
 
 
-@pytest.mark.parametrize("bad", ["ab" * 8 + "," + "cd" * 8, "AB" * 16, "ab" * 4, 7, None])
+@pytest.mark.parametrize("bad", ["ab" * 8 + "," + "cd" * 8, "AB" * 16, "ab" * 4, 7, None, "", "ab" * 65,
+                                 "\u00e9" * 16, "ab" * 16 + "\n", "../" + "ab" * 16, b"ab" * 16])
 def test_a_page_of_fingerprints_with_one_bad_one_is_refused(bad: object) -> None:
     with pytest.raises(ValueError, match="not a request fingerprint"):
         cache_files.check_fingerprints(["ab" * 32, bad, "cd" * 32])  # type: ignore[list-item]
