@@ -401,14 +401,16 @@ def _old_read_line(openai_backend: Any, json_object: Any) -> Any:
 
 
 def _compare_with_before(folder: Path) -> str:
-    """After the timed collect: the ``--before`` run keeps a copy of its results files; the run after it
-    checks its own are byte-identical to them (it stops the bench when they are not)."""
+    """After the timed collect: the ``--before`` run moves its results files aside; the run after it writes
+    its own afresh (as the first did: replacing files costs CPU) and checks they are byte-identical to
+    them (it stops the bench when they are not)."""
     import filecmp
 
     kept = folder / "results-before"
-    if os.environ.get("BENCH_PACKAGE_ROOT"):
+    if os.environ.get("BENCH_PACKAGE_ROOT"):  # moved away: the next collect writes new files, as this one did
         shutil.rmtree(kept, ignore_errors=True)
-        shutil.copytree(folder / "results", kept)
+        (folder / "results").rename(kept)
+        (folder / "results").mkdir()
         return ""
     if not kept.is_dir():
         return ""
