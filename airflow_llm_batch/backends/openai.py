@@ -240,6 +240,10 @@ def read_output_line(line: bytes) -> RawResult | None:
     return answer
 
 
+#: the row code of an answer line that is JSON but not of any shape the decoder knows (e.g. ``"choices":[null]``)
+UNREADABLE_ANSWER = "unreadable_answer"
+
+
 def output_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object of one output or error file line ({} for a blank line, None for a broken one).
     Its numbers are read only from status codes and token counts, so integers need not be exact
@@ -274,7 +278,12 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
         common = False
     if common:
         return raw_result_of((custom_id, True, text, None, model, tokens, None, None, FinishReason.STOP))
-    return decode_any_line(line)
+    try:
+        return decode_any_line(line)
+    except (AttributeError, TypeError, ValueError, IndexError) as exc:  # a JSON object of another shape
+        return RawResult(str(line.get("custom_id")), ok=False, error_code=UNREADABLE_ANSWER,
+                         error_message=f"the provider's answer line for this row has an unexpected shape "
+                                       f"({type(exc).__name__}); it is not retried (it may have been paid)")
 
 
 def decode_any_line(line: dict[str, Any]) -> RawResult:

@@ -118,3 +118,22 @@ def test_a_near_miss_gives_what_the_general_decoder_gives(change: Callable[[dict
 ])
 def test_output_object_reads_a_line_or_says_it_is_blank_or_broken(line: bytes, expected: Any) -> None:
     assert output_object(line) == expected
+
+
+@pytest.mark.parametrize("change", [
+    _set((*BODY, "choices"), [None]),
+    _set((*CHOICE, "message"), "an answer as a string"),
+    _set(BODY, ["not", "an", "object"]),
+    _set(("error",), "a string error"),
+    _set((*USAGE, "prompt_tokens"), "many"),
+    _set(USAGE, 42),
+], ids=["choice null", "message a string", "body a list", "error a string", "tokens not a number",
+        "usage a number"])
+def test_a_line_of_an_unexpected_shape_fails_its_row_with_a_reason(change: Callable[[dict[str, Any]], None]) -> None:
+    """JSON, but of no shape the decoder knows: the row fails as ``unreadable_answer`` (not retried: it may
+    have been paid), instead of the error stopping the whole collect."""
+    line = common_line()
+    change(line)
+    answer = decode_output_line(line)
+    assert answer.custom_id == "T-1" and not answer.ok
+    assert answer.error_code == openai_backend.UNREADABLE_ANSWER and "unexpected shape" in (answer.error_message or "")
