@@ -93,7 +93,7 @@ class ChunkOutcome:
         whose carried columns share a name with a result field: it comes as its ResultRow, whose own
         status, error and usage are counted (``answered.write_results`` takes both).
 
-        Most rows are plain (no carried columns, no fingerprint) with a text answer that ended with
+        Most rows are plain (no carried columns; a fingerprint or none) with a text answer that ended with
         ``stop``: their record is made here in one dict literal, as ``record_and_error`` makes it, with
         the context's ``answered_by`` and, when it has a pricer, its cost (what ``RecordPricer`` gives
         the record: a decoder's token counts are ints). Other records are not priced here."""
@@ -102,6 +102,7 @@ class ChunkOutcome:
         answered_by, pricer, realtime = context.answered_by, context.pricer, context.answered_by == "realtime"
         known_cost = pricer.memo(realtime).get if pricer is not None else None  # usage -> cost, once each
         rule, plain_text = context.retry, self._parser.mode == "text"
+        cache_answers, to_cache = context.cache_answers, self.to_cache.append
         if rule is not None and rule.wants(None, unanswered=False, attempt=attempts, adopted=adopted):
             plain_text = False  # a succeeded row may be retried (never with today's policy): the general path
         matched = 0
@@ -109,15 +110,19 @@ class ChunkOutcome:
             answer = lookup(entry.answer_id if adopted else entry.custom_id)
             if answer is None:
                 record = self._verdict(position, entry, None)
-            elif plain_text and answer[8] is _STOP and answer[1] and answer[3] is None and entry[5] is None \
-                    and entry[3] is None:  # finish_reason, ok, embedding; carry, fingerprint
-                matched += 1
+            elif plain_text and answer[8] is _STOP and answer[1] and answer[3] is None and entry[5] is None:
+                matched += 1  # finish_reason, ok, embedding; carry (above)
                 tokens_in, tokens_out, tokens_cached = answer[5]
                 record = {"key": entry[1], "status": _SUCCEEDED, "output": answer[2], "parsed": None, "error": None,
                           "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
                                     "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
                           "model": answer[4], "batch_id": batch_id, "custom_id": entry[0], "attempts": attempts,
                           "cached": False, "answered_by": answered_by}
+                fingerprint = entry[3]
+                if fingerprint is not None:  # the request cache is on: the row's extra, and its answer to store
+                    record["fingerprint"] = fingerprint
+                    if cache_answers and fingerprint:
+                        to_cache((fingerprint, answer))
                 if known_cost is not None:
                     cost = known_cost(answer[5], _UNPRICED)
                     record[COST_KEY] = pricer.cost(answer[5], realtime) if cost is _UNPRICED else cost  # type: ignore[union-attr]

@@ -212,3 +212,31 @@ def test_the_join_prices_plain_records_as_write_results_prices_them(tmp_path: Pa
     assert len(lines) == len(entries) and counts["succeeded"] == 700 + 5
     costs = {fast_json.loads(line)[COST_KEY] for line in lines[-700:]}
     assert len(costs) > 100  # the usages differ, and so do their prices
+
+
+def test_fingerprinted_plain_rows_write_the_row_paths_bytes_and_go_to_the_cache(tmp_path: Path) -> None:
+    """With the request cache on every entry has a fingerprint: such a plain row is still made in the join's
+    one literal (its fingerprint as the record's extra), writes what the row path writes, priced or not, and
+    its answer is kept for the cache exactly when the general path keeps it."""
+    price = PriceTable.default().price_for("openai", "gpt-4o-mini")
+    assert price is not None
+    entries, found = _plain_chunk(300)
+    entries = [e if e.carry or e.fingerprint or i % 3 else e.with_fingerprint(f"fp-{e.custom_id}")
+               for i, e in enumerate(entries)]
+    parser = OutputParser(None)
+    context = JoinContext("batch_1", cache_answers=True)
+    outcome = classify_chunk(entries, dict(found), parser, context)
+    by_records = write_results(tmp_path / "records.jsonl", outcome.final_records(), price=price, answered_by="batch")
+    rows = []
+    for entry in entries:
+        row = to_result_row(entry, found.get(entry.custom_id), parser, "batch_1", *context.no_answer)
+        rows.append(row)
+    by_rows = write_results(tmp_path / "rows.jsonl", rows, price=price, answered_by="batch")
+    assert by_records == by_rows
+    assert (tmp_path / "records.jsonl").read_bytes() == (tmp_path / "rows.jsonl").read_bytes()
+    cached = [fp for fp, _ in outcome.to_cache]
+    succeeded = [e.fingerprint for e, r in zip(entries, rows, strict=True) if e.fingerprint and r.error is None]
+    assert cached == succeeded and len(cached) >= 100 and all(answer.ok for _, answer in outcome.to_cache)
+    lines = [fast_json.loads(line) for line in (tmp_path / "records.jsonl").read_bytes().splitlines()]
+    marked = [line for line in lines if line["key"].startswith("pk") and "fingerprint" in line]
+    assert len(marked) == 100 and all(list(line)[-2:] == ["fingerprint", COST_KEY] for line in marked)
