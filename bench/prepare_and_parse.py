@@ -114,6 +114,32 @@ def _cold() -> bool:
     return os.environ.get("BENCH_COLD") == "1"
 
 
+def _cache() -> bool:
+    """``--cache``: the request cache on, as the operator's default (fingerprints in the key index, an
+    empty cache looked up at prepare, the answers stored in it at collect)."""
+    return os.environ.get("BENCH_CACHE") == "1"
+
+
+def _answer_cache(folder: Path) -> Any:
+    from airflow_llm_batch.pipeline.cache import AnswerCache
+
+    root: Any = folder / "cache" / "v1" / "openai"  # a pathlib.Path (mypy does not match it to StoragePath)
+    return AnswerCache(root)
+
+
+def _prepare_options(backend: Any, folder: Path) -> Any:
+    """What ``BatchRun`` gives ``prepare`` with the request cache on (``--cache``), else the defaults."""
+    from airflow_llm_batch.pipeline.fingerprint import endpoint_identity, request_fingerprint
+    from airflow_llm_batch.pipeline.prepare import PrepareOptions
+
+    if not _cache():
+        return PrepareOptions()
+    cache, endpoint = _answer_cache(folder), endpoint_identity(backend)
+    retention = backend.limits.results_retention_seconds
+    return PrepareOptions(fingerprint=lambda line: request_fingerprint(backend.name, line, endpoint), cache=cache,
+                          in_flight=lambda fps: dict(cache.find_in_flight(fps, max_age=retention)))
+
+
 def _gc_paused() -> bool:
     """``--gc-paused``: the cyclic garbage collector off for the timed collect and land (a what-if)."""
     return os.environ.get("BENCH_GC_PAUSED") == "1"
@@ -240,7 +266,7 @@ def phase_prepare(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         rows = _Probe(rows, {max(1, n // 5): f"row {n // 5:,}", n - 1: f"row {n - 1:,}"}, tracer)
     start, cpu0 = time.perf_counter(), _cpu()
     workspace: Any = folder  # a pathlib.Path (mypy does not match it to the StoragePath protocol)
-    prepared = prepare(rows, spec, folder=workspace, backend=backend)
+    prepared = prepare(rows, spec, folder=workspace, backend=backend, options=_prepare_options(backend, folder))
     seconds, cpu = time.perf_counter() - start, _cpu() - cpu0
     peak = _peak_kib()
     tracer.snap("after prepare() returned")
@@ -359,6 +385,7 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
     baseline = _peak_kib()
     totals: Counter[str] = Counter()
     collected: list[dict[str, Any]] = []
+    cache = _answer_cache(folder) if _cache() else None
     read_s = join_s = 0.0
     tracer.snap("before the first chunk")
     start, cpu0 = time.perf_counter(), _cpu()
@@ -376,6 +403,8 @@ def phase_collect(n: int, folder: Path, tracer: _Tracer) -> dict[str, Any]:
         context, priced = _collect_context(JoinContext, f"{BATCH_PREFIX}_{chunk['index']:05d}")
         outcome = classify_chunk(read_key_index(workspace / chunk["keys"]), answers, parser, context)
         counts = write_results(workspace / "results" / f"{chunk['index']:05d}.jsonl", _final(outcome), **priced)
+        if cache is not None:  # what Collector._store_answers does with the cache on
+            cache.put_many(outcome.to_cache)
         collected.append({"index": chunk["index"], "count": chunk["count"], "counts": counts})
         totals.update(counts)
         read_s += t1 - t0
@@ -429,14 +458,14 @@ def _collect_context(join_context: Any, batch_id: str) -> tuple[Any, dict[str, A
     import dataclasses
 
     if not _prices_at_collect():
-        return join_context(batch_id), {}
+        return join_context(batch_id, cache_answers=_cache()), {}
     from airflow_llm_batch.pipeline.record_cost import RecordPricer
 
     price = _price()
     if "pricer" in {f.name for f in dataclasses.fields(join_context)}:
-        return join_context(batch_id, answered_by="batch", pricer=RecordPricer(price)), \
+        return join_context(batch_id, cache_answers=_cache(), answered_by="batch", pricer=RecordPricer(price)), \
             {"price": price, "answered_by": "batch"}
-    return join_context(batch_id), {"price": price, "answered_by": "batch"}
+    return join_context(batch_id, cache_answers=_cache()), {"price": price, "answered_by": "batch"}
 
 
 def _final(outcome: Any) -> Any:
@@ -614,7 +643,7 @@ def _run_phase(phase: str, n: int, folder: Path, args: argparse.Namespace,
                before: Path | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--worker", phase, "--rows", str(n), "--folder", str(folder)]
     env = {**os.environ, "BENCH_PLAIN": "1" if args.plain else "0", "BENCH_COLD": "1" if args.cold else "0",
-           "BENCH_GC_PAUSED": "1" if args.gc_paused else "0"}
+           "BENCH_GC_PAUSED": "1" if args.gc_paused else "0", "BENCH_CACHE": "1" if args.cache else "0"}
     env.pop("BENCH_PACKAGE_ROOT", None)
     if before is not None:
         env["BENCH_PACKAGE_ROOT"] = str(before.resolve())
@@ -717,6 +746,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_DIR / "prepare_and_parse.md")
     ap.add_argument("--plain", action="store_true",
                     help="plain template and plain-text answers, no response schema (issue 12's goal)")
+    ap.add_argument("--cache", action="store_true",
+                    help="the request cache on, as the operator's default: fingerprints at prepare, answers "
+                         "stored at collect")
     ap.add_argument("--cold", action="store_true",
                     help="no warm-up before the timed collect and land: one-time imports counted")
     ap.add_argument("--gc-paused", action="store_true",
@@ -761,6 +793,7 @@ def main(argv: list[str] | None = None) -> int:
     skewed = " (figures skewed by --profile/--tracemalloc)" if args.profile or args.tracemalloc else ""
     doc = [
         "# prepare_and_parse benchmark" + skewed + (" (--plain: plain template, text answers)" if args.plain else "")
+        + (" (--cache: the request cache on)" if args.cache else "")
         + (" (--cold: one-time imports counted in collect and land)" if args.cold else "")
         + (" (--gc-paused: no cyclic GC in collect and land)" if args.gc_paused else ""),
         "",
