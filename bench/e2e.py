@@ -5,8 +5,8 @@ Side by side in one run, on the same emulator (its own process, loopback, OpenAI
 ~5 s after creation: 4.8 s validating, then every request at once, 0.2 s finalizing):
 
 - **this package**: ``airflow dags test bench_llm_batch`` -- one ``LLMBatchOperator`` task, rows from a
-  JSONL file, ``prompt="{{ row.text }}"``, 1-s polls (deferred: the trigger runs in line), cache off,
-  results to a JSONL file;
+  JSONL file, ``prompt="{{ row.text }}"``, 1-s polls (deferred: the trigger runs in line), cache off
+  (``--cache``: on, the operator's default), results to a JSONL file;
 - **floor**: ``bench/floor_openai.py``, a hand-written serial script with the official SDK (no Airflow);
 - **Airflow no-op**: ``airflow dags test bench_noop``, one ``EmptyOperator`` task.
 
@@ -65,20 +65,21 @@ from airflow.sdk import DAG
 
 from airflow_llm_batch.operators import LLMBatchOperator
 
-with DAG(dag_id="bench_llm_batch", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
-    LLMBatchOperator(
-        task_id="llm_batch",
-        provider="openai",
-        conn_id="bench_openai",
-        model="gpt-4o-mini",
-        rows="{{ dag_run.conf['rows'] }}",
-        key="id",
-        prompt="{{ row.text }}",
-        cache="off",
-        workspace="{{ dag_run.conf['workspace'] }}",
-        destination="{{ dag_run.conf['destination'] }}",
-        poll_interval=1.0,
-    )
+for dag_id, cache in (("bench_llm_batch", "off"), ("bench_llm_batch_cache", "read_write")):
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
+        LLMBatchOperator(
+            task_id="llm_batch",
+            provider="openai",
+            conn_id="bench_openai",
+            model="gpt-4o-mini",
+            rows="{{ dag_run.conf['rows'] }}",
+            key="id",
+            prompt="{{ row.text }}",
+            cache=cache,
+            workspace="{{ dag_run.conf['workspace'] }}",
+            destination="{{ dag_run.conf['destination'] }}",
+            poll_interval=1.0,
+        )
 
 with DAG(dag_id="bench_noop", schedule=None, start_date=datetime(2026, 1, 1), catchup=False):
     EmptyOperator(task_id="noop")
@@ -156,14 +157,17 @@ def airflow_cmd() -> str:
 
 def run_package(n: int, rows: Path, work: Path, env: dict[str, str], day: int,
                 code: Path | None = None) -> dict[str, Any]:
-    """One task over ``rows``; with ``code``, the package is imported from that checkout instead."""
+    """One task over ``rows``; with ``code``, the package is imported from that checkout instead. With
+    ``BENCH_E2E_CACHE=1`` in ``env`` (``--cache``), the task has the request cache on, the operator's default
+    (an empty cache in its fresh workspace: every row a miss, every answer stored)."""
     label = "before" if code else "pkg"
     dest = work / f"results-{label}-{n}.jsonl"
     if code is not None:
         env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH", "")]))}
     conf = {"rows": f"file://{rows}", "workspace": f"file://{work}/workspace-{label}-{n}",
             "destination": f"file://{dest}"}
-    r = timed([airflow_cmd(), "dags", "test", "bench_llm_batch", f"2026-11-{day:02d}", "--conf", json.dumps(conf)], env,
+    dag_id = "bench_llm_batch_cache" if env.get("BENCH_E2E_CACHE") == "1" else "bench_llm_batch"
+    r = timed([airflow_cmd(), "dags", "test", dag_id, f"2026-11-{day:02d}", "--conf", json.dumps(conf)], env,
               f"e2e-{label}-{n}.log")
     r["succeeded"] = count_succeeded(dest)
     return r
@@ -271,7 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=OUT_DIR / "e2e.md")
     ap.add_argument("--before", type=Path, default=None,
                     help="a checkout of the package (its root folder) to run side by side, first")
+    ap.add_argument("--cache", action="store_true",
+                    help="the task with the request cache on (the operator's default; the figures above are "
+                         "with cache='off', as the floor script has none)")
     args = ap.parse_args(argv)
+    if args.cache:
+        os.environ["BENCH_E2E_CACHE"] = "1"
     work = Path(tempfile.mkdtemp(prefix="llmb-e2e-", dir=args.workdir))
     try:
         jobs = run_jobs(args.rows, work, args.skip_floor, args.before.resolve() if args.before else None)
@@ -280,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kept {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
-    compared = f"; before = {args.before}" if args.before else ""
+    compared = (f"; before = {args.before}" if args.before else "") + ("; request cache on" if args.cache else "")
     doc = ["# e2e benchmark", "",
            f"- {time.strftime('%Y-%m-%d %H:%M:%S')}, os.cpu_count()={os.cpu_count()}, load1 {os.getloadavg()[0]:.1f} "
            f"at the end (load1 at the start: {LOAD_AT_START:.1f}){compared}",
