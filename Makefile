@@ -35,6 +35,7 @@ BENCH_ROWS ?= 10000
 BENCH_REALTIME_ROWS ?= 10000
 bench: install
 	$(PY) bench/prepare_and_parse.py --rows $(BENCH_PREPARE_ROWS)
+	$(PY) bench/prepare_and_parse.py --rows $(BENCH_PREPARE_ROWS) --plain --out bench/out/prepare_and_parse_plain.md
 	$(PY) bench/prepare_rows.py --rows 100000
 	$(PY) bench/trigger_load.py --n $(BENCH_TRIGGERS)
 	$(PY) bench/e2e.py --rows $(BENCH_ROWS)

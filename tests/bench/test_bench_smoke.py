@@ -25,6 +25,23 @@ def test_bench_runs_every_phase_on_a_tiny_input(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("llmb-bench-*")), "temp folders are removed"
 
 
+def test_the_plain_cache_on_variant_lands_every_row_priced_and_stores_the_answers(tmp_path: Path) -> None:
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--rows", "500", "--plain", "--cache", "--workdir", str(tmp_path), "--keep",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = out.read_text()
+    assert "(--cache: the request cache on)" in table and "500 succeeded" in table
+    assert "files copied as collected" in table  # landed from the files priced at collect
+    [folder] = list(tmp_path.glob("llmb-bench-*"))
+    assert len(list((folder / "cache").rglob("*.json"))) == 500  # every answer stored in the request cache
+    keys = (folder / "chunks").glob("*.keys.jsonl")
+    assert all(b'"f":' in line for path in keys for line in path.read_bytes().splitlines())
+
+
 def test_trigger_load_reports_every_figure(tmp_path: Path) -> None:
     """N triggers in one loop on an emulator process: the table has polls/s, lag, CPU/poll, startup, RSS."""
     out = tmp_path / "trigger_load.md"
