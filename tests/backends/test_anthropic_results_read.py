@@ -105,6 +105,8 @@ async def test_broken_lines_are_counted_and_skipped_and_the_other_answers_read(
 class BlankLinesInResults(httpx2.AsyncHTTPTransport):
     """The emulator's results file with blank lines (and a final newline missing): the real answers, spaced."""
 
+    spaced = 0
+
     async def handle_async_request(self, req: httpx2.Request) -> httpx2.Response:
         response = await super().handle_async_request(req)
         if not req.url.path.endswith("/results"):
@@ -112,12 +114,15 @@ class BlankLinesInResults(httpx2.AsyncHTTPTransport):
         body = await response.aread()
         await response.aclose()
         spaced = b"\n" + body.replace(b"\n", b"\n\r\n\n", 1).rstrip(b"\n")
+        assert spaced.count(b"\n\n") == 2 and b"\n\r\n" in spaced  # blank lines: empty and a lone \r
+        self.spaced += 1
         return httpx2.Response(response.status_code, headers={"content-type": "application/binary"}, content=spaced)
 
 
 async def test_blank_lines_are_skipped_without_a_warning(
         fresh_emulator: Emulator, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    backend = connect(fresh_emulator, http_client=httpx2.AsyncClient(transport=BlankLinesInResults()))
+    transport = BlankLinesInResults()
+    backend = connect(fresh_emulator, http_client=httpx2.AsyncClient(transport=transport))
     try:
         batch_id = await ended_batch(backend, tmp_path, mixed_requests())
         with caplog.at_level(logging.WARNING, logger="airflow_llm_batch.backends.anthropic"):
@@ -125,4 +130,5 @@ async def test_blank_lines_are_skipped_without_a_warning(
     finally:
         await backend.aclose()
     assert got == await sdk_stream_answers(fresh_emulator, batch_id)
-    assert len(got) == len(mixed_requests()) and not caplog.records
+    assert len(got) == len(mixed_requests()) and transport.spaced == 1
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
