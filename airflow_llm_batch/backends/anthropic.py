@@ -64,10 +64,11 @@ from anthropic import AsyncAnthropic
 from anthropic.types.messages import MessageBatch
 
 from airflow_llm_batch.backends import realtime_anthropic
-from airflow_llm_batch.backends.anthropic_results import batch_progress, decode_result, total
+from airflow_llm_batch.backends.anthropic_results import batch_progress, read_results_line, results_object, total
 from airflow_llm_batch.backends.count_tokens import anthropic_count
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
+from airflow_llm_batch.backends.json_lines import byte_lines
 from airflow_llm_batch.backends.raw_http import stainless_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
@@ -231,12 +232,20 @@ class AnthropicBatchBackend:
         return batch_progress((await self.client.messages.batches.retrieve(batch_id)).to_dict())
 
     async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
-        lines = await self.client.messages.batches.results(batch_id)
-        try:
-            async for line in lines:
-                yield decode_result(line)
-        finally:
-            await lines.close()
+        """The batch's answers, read from the results file's bytes line by line (``read_results_line``): a
+        blank line is skipped, a broken one is counted and skipped (its row ends ``missing_result``, which
+        the retry policy sends again) and logged once, so one bad line never stops the collect."""
+        broken = 0
+        # the SDK's own request (batch look-up, then its results_url), its bytes unread
+        async with self.client.messages.batches.with_streaming_response.results(batch_id) as response:
+            async for line in byte_lines(response.iter_bytes()):
+                answer = read_results_line(line)
+                if answer is not None:
+                    yield answer
+                else:  # blank, or broken (read again: such lines are rare)
+                    broken += results_object(line) is None
+        if broken:
+            log.warning("Skipped %d unreadable line(s) in the results of batch %s", broken, batch_id)
 
     async def cancel(self, batch_id: str) -> None:
         try:

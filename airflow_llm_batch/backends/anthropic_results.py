@@ -1,5 +1,9 @@
 """Reading Anthropic Message Batches: a batch's neutral state and each results line as a `RawResult`.
 
+A results line is read from its bytes (:func:`read_results_line`): the common one by the typed decoder of
+``anthropic_lines``, any other with ``fast_json.loads`` into the SDK's model and :func:`decode_result`, the
+one general decoder, which gives the same answer for the common line too.
+
 Usage: Anthropic leaves cached tokens out of ``input_tokens``; the neutral input counts every prompt
 token (written to the cache, read from it, or neither) and ``cached_input_tokens`` the ones read.
 """
@@ -10,6 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from anthropic._models import construct_type_unchecked
 from anthropic.types import Message, TextBlock, ToolUseBlock
 from anthropic.types.messages import (
     MessageBatchErroredResult,
@@ -18,11 +23,19 @@ from anthropic.types.messages import (
     MessageBatchSucceededResult,
 )
 
+from airflow_llm_batch.backends.anthropic_lines import decode_common_line
+from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, FinishReason, RawResult, Usage
 
 STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
 _RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
                   "expired": ("batch_expired", "the batch expired before this row was answered")}
+
+#: the row code of a results line that is JSON but of no shape the decoder knows (``result.message`` null...):
+#: the same code as backends/openai.py's UNREADABLE_ANSWER (not imported: that module loads the openai SDK)
+UNREADABLE_ANSWER = "unreadable_answer"
+#: what the general decoder raises on a JSON object of an unexpected shape
+_SHAPE_ERRORS = (AttributeError, TypeError, ValueError, IndexError, KeyError)
 
 
 def total(counts: MessageBatchRequestCounts | Mapping[str, Any]) -> int:
@@ -52,6 +65,36 @@ def batch_progress(batch: Mapping[str, Any]) -> BatchProgress:
         provider_status=status, total=total(counts), completed=int(counts.get("succeeded") or 0),
         failed=sum(int(counts.get(name) or 0) for name in ("errored", "canceled", "expired")),
     )
+
+
+def read_results_line(line: bytes) -> RawResult | None:
+    """The answer of one results line, as ``results()`` yields it; ``None`` for a line without one (blank, or
+    broken: not JSON, or not a JSON object; :func:`results_object` tells which)."""
+    answer = decode_common_line(line)
+    if answer is None:
+        document = results_object(line)
+        answer = decode_any_line(document) if document else None
+    return answer
+
+
+def results_object(line: bytes) -> dict[str, Any] | None:
+    """The JSON object of one results line ({} for a blank line, None for a broken one), integers exact."""
+    try:
+        document = fast_json.loads(line)
+    except ValueError:
+        return None if line.strip() else {}
+    return document if type(document) is dict else None
+
+
+def decode_any_line(document: dict[str, Any]) -> RawResult:
+    """A results line's JSON object made into the SDK's model (as the SDK's own results stream makes it) and
+    read by :func:`decode_result`; an object of another shape fails its row as ``unreadable_answer``."""
+    try:
+        return decode_result(construct_type_unchecked(value=document, type_=MessageBatchIndividualResponse))
+    except _SHAPE_ERRORS as exc:
+        return RawResult(str(document.get("custom_id")), ok=False, error_code=UNREADABLE_ANSWER,
+                         error_message=f"the provider's answer line for this row has an unexpected shape "
+                                       f"({type(exc).__name__}); it is not retried (it may have been paid)")
 
 
 def decode_result(line: MessageBatchIndividualResponse) -> RawResult:
