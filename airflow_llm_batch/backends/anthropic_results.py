@@ -25,15 +25,20 @@ from anthropic.types.messages import (
 
 from airflow_llm_batch.backends.anthropic_lines import decode_common_line
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.types import BatchProgress, BatchState, FinishReason, RawResult, Usage
+from airflow_llm_batch.pipeline.types import (
+    BatchProgress,
+    BatchState,
+    FinishReason,
+    RawResult,
+    Usage,
+    unreadable_answer,
+)
 
 STATES = {"in_progress": BatchState.RUNNING, "canceling": BatchState.CANCELLING}
 _RESULT_ERRORS = {"canceled": ("batch_cancelled", "the batch was cancelled before this row was answered"),
                   "expired": ("batch_expired", "the batch expired before this row was answered")}
 
 #: the row code of a results line that is JSON but of no shape the decoder knows (``result.message`` null...):
-#: the same code as backends/openai.py's UNREADABLE_ANSWER (not imported: that module loads the openai SDK)
-UNREADABLE_ANSWER = "unreadable_answer"
 #: what the general decoder raises on a JSON object of an unexpected shape
 _SHAPE_ERRORS = (AttributeError, TypeError, ValueError, IndexError, KeyError)
 
@@ -92,9 +97,7 @@ def decode_any_line(document: dict[str, Any]) -> RawResult:
     try:
         return decode_result(construct_type_unchecked(value=document, type_=MessageBatchIndividualResponse))
     except _SHAPE_ERRORS as exc:
-        return RawResult(str(document.get("custom_id")), ok=False, error_code=UNREADABLE_ANSWER,
-                         error_message=f"the provider's answer line for this row has an unexpected shape "
-                                       f"({type(exc).__name__}); it is not retried (it may have been paid)")
+        return unreadable_answer(document.get("custom_id"), exc)
 
 
 def decode_result(line: MessageBatchIndividualResponse) -> RawResult:

@@ -32,6 +32,7 @@ from airflow_llm_batch.pipeline.types import (
     RawResult,
     Usage,
     raw_result_of,
+    unreadable_answer,
 )
 
 log = logging.getLogger(__name__)
@@ -240,10 +241,6 @@ def read_output_line(line: bytes) -> RawResult | None:
     return answer
 
 
-#: the row code of an answer line that is JSON but not of any shape the decoder knows (e.g. ``"choices":[null]``)
-UNREADABLE_ANSWER = "unreadable_answer"
-
-
 def output_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object of one output or error file line ({} for a blank line, None for a broken one).
     Its numbers are read only from status codes and token counts, so integers need not be exact
@@ -281,9 +278,7 @@ def decode_output_line(line: dict[str, Any]) -> RawResult:
     try:
         return decode_any_line(line)
     except (AttributeError, TypeError, ValueError, IndexError) as exc:  # a JSON object of another shape
-        return RawResult(str(line.get("custom_id")), ok=False, error_code=UNREADABLE_ANSWER,
-                         error_message=f"the provider's answer line for this row has an unexpected shape "
-                                       f"({type(exc).__name__}); it is not retried (it may have been paid)")
+        return unreadable_answer(line.get("custom_id"), exc)
 
 
 def decode_any_line(line: dict[str, Any]) -> RawResult:

@@ -221,6 +221,17 @@ class RawResult(_AnswerFields):
         return Usage._make(self.tokens)
 
 
+#: the row code of an answer line that is JSON but of no shape its provider's decoder knows
+UNREADABLE_ANSWER = "unreadable_answer"
+
+
+def unreadable_answer(custom_id: object, error: BaseException) -> RawResult:
+    """The failed answer of a row whose answer line could not be read (not retried: it may have been paid)."""
+    return RawResult(str(custom_id), ok=False, error_code=UNREADABLE_ANSWER,
+                     error_message=f"the provider's answer line for this row has an unexpected shape "
+                                   f"({type(error).__name__}); it is not retried (it may have been paid)")
+
+
 #: A RawResult from its nine fields given as one tuple, taken as they are (``tokens`` a plain tuple of three
 #: ints; nothing is converted or checked): one C call where ``RawResult(...)`` is a Python one (~0.3 us less),
 #: for a decoder's fast path that has checked its fields itself (backends/openai.py)

@@ -16,14 +16,13 @@ from anthropic.types.messages import MessageBatchIndividualResponse
 from airflow_llm_batch.backends import anthropic_results
 from airflow_llm_batch.backends.anthropic_lines import decode_common_line
 from airflow_llm_batch.backends.anthropic_results import (
-    UNREADABLE_ANSWER,
     decode_result,
     read_results_line,
     results_object,
 )
 from airflow_llm_batch.emulator.anthropic_answers import CacheUse, message_result
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
+from airflow_llm_batch.pipeline.types import UNREADABLE_ANSWER, FinishReason, RawResult, Usage
 
 
 def common_line() -> dict[str, Any]:

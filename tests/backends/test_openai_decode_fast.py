@@ -12,7 +12,7 @@ import pytest
 
 from airflow_llm_batch.backends import openai as openai_backend
 from airflow_llm_batch.backends.openai import decode_any_line, decode_output_line, output_object
-from airflow_llm_batch.pipeline.types import FinishReason, RawResult, Usage
+from airflow_llm_batch.pipeline.types import UNREADABLE_ANSWER, FinishReason, RawResult, Usage
 
 
 def common_line() -> dict[str, Any]:
@@ -136,4 +136,4 @@ def test_a_line_of_an_unexpected_shape_fails_its_row_with_a_reason(change: Calla
     change(line)
     answer = decode_output_line(line)
     assert answer.custom_id == "T-1" and not answer.ok
-    assert answer.error_code == openai_backend.UNREADABLE_ANSWER and "unexpected shape" in (answer.error_message or "")
+    assert answer.error_code == UNREADABLE_ANSWER and "unexpected shape" in (answer.error_message or "")
