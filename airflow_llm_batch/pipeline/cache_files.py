@@ -94,8 +94,8 @@ class EntryFiles:
         if self._local is not None:
             return sum(self._write_local(fp, data) for fp, data in entries)
         if self._store is not None and len(entries) > 1:
-            try:  # one call: the store's event loop runs the uploads concurrently (fsspec batch_size at most)
-                self._store.pipe({f"{self._store_path(fp)}": data for fp, data in entries})
+            try:  # one call: the store's event loop runs ``threads`` uploads at a time
+                self._store.pipe({self._store_path(fp): data for fp, data in entries}, batch_size=threads)
                 return len(entries)
             except Exception:  # which one failed is unknown: each is written again (the same bytes) below
                 log.debug("Request cache: a batch upload failed; writing its entries one by one")
@@ -212,7 +212,11 @@ def entry_bytes(entry: dict[str, Any]) -> bytes:
     is finite (orjson writes NaN and infinities as null): an entry whose top-level floats or number lists
     are not all finite, or that orjson refuses (an int beyond 64 bits), is written by ``json``. Raises
     UnicodeEncodeError for text that is not UTF-8 (a lone surrogate)."""
-    if all(map(_finite, entry.values())):
+    for value in entry.values():
+        kind = type(value)
+        if (kind is float and not math.isfinite(value)) or (kind is list and not _finite_numbers(value)):
+            break
+    else:
         try:
             return orjson.dumps(entry)
         except TypeError:
@@ -220,16 +224,12 @@ def entry_bytes(entry: dict[str, Any]) -> bytes:
     return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _finite(value: Any) -> bool:
-    """False for a non-finite float or a list of numbers whose sum is not finite (one C call)."""
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, list):
-        try:
-            return math.isfinite(sum(value))
-        except (TypeError, OverflowError):  # not numbers only, or an int beyond a float
-            return False
-    return True
+def _finite_numbers(values: list[Any]) -> bool:
+    """Whether ``values`` are numbers with a finite sum (so each is finite), in one C call."""
+    try:
+        return math.isfinite(sum(values))
+    except (TypeError, OverflowError):  # not numbers only, or an int beyond a float
+        return False
 
 
 def write_bytes(path: StoragePath, data: bytes) -> bool:
