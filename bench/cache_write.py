@@ -4,8 +4,9 @@ Root kinds: ``pathlib`` (a local pathlib.Path), ``file`` (an Airflow ObjectStora
 the operator's workspace is) and ``gs`` (gs:// on the bundled GCS emulator, through gcsfs; slow, so
 ``--gs-entries`` of them). Each (package, kind) runs in a fresh subprocess (the first write of a process
 is timed, as at collect): answers are built first (not timed), then ``put_many`` into an empty cache and
-``get_many`` of the same fingerprints (all hits) are timed in process CPU time (user + system: the
-kernel's file calls count) and wall time. ``--before DIR`` runs the package found in DIR (e.g.
+``get_many`` of the same fingerprints (all hits) are timed in process CPU time, user and system apart
+(the kernel's file creations and renames are system time, and vary tenfold run to run on a shared
+VM's ext4: see bench/README.md), and wall time. ``--before DIR`` runs the package found in DIR (e.g.
 ``git archive main airflow_llm_batch | tar -x -C /tmp/before``) in the same rounds, alternating.
 
     .venv/bin/python bench/cache_write.py --entries 10000 --before /tmp/main-base --rounds 3
@@ -32,9 +33,10 @@ KINDS = ("pathlib", "file", "gs")
 MARK = "CACHE_WRITE "
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """(user, system) CPU seconds of this process so far."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    return usage.ru_utime, usage.ru_stime
 
 
 def _answers(n: int) -> list[tuple[str, Any]]:
@@ -62,27 +64,30 @@ def _root(kind: str, folder: Path, stack: list[Any]) -> Any:
     return to_path("gs://bench-cache/cache")
 
 
-def _timed(fn: Any) -> tuple[Any, float, float]:
-    wall, cpu = time.perf_counter(), _cpu()
+def _timed(fn: Any) -> tuple[Any, dict[str, float]]:
+    wall, (user, system) = time.perf_counter(), _cpu()
     result = fn()
-    return result, _cpu() - cpu, time.perf_counter() - wall
+    (user_after, system_after), wall = _cpu(), time.perf_counter() - wall
+    return result, {"user": user_after - user, "sys": system_after - system, "wall": wall}
 
 
 def worker(kind: str, n: int) -> None:
     from airflow_llm_batch.pipeline.cache import AnswerCache
 
-    items, folder, stack = _answers(n), Path(tempfile.mkdtemp(prefix="bench-cache-write-")), []
+    parent = Path(tempfile.gettempdir()) / "llmb-bench-cache-write"  # not right in /tmp: see bench/README.md
+    parent.mkdir(exist_ok=True)
+    items, folder, stack = _answers(n), Path(tempfile.mkdtemp(dir=parent)), []
     try:
         cache = AnswerCache(_root(kind, folder, stack))
-        stored, put_cpu, put_wall = _timed(lambda: cache.put_many(items))
-        found, get_cpu, get_wall = _timed(lambda: cache.get_many([fp for fp, _ in items]))
+        stored, put = _timed(lambda: cache.put_many(items))
+        found, get = _timed(lambda: cache.get_many([fp for fp, _ in items]))
         texts = [found[fp].text for fp, _ in items if fp in found]
     finally:
         for process in stack:
             process.stop()
         shutil.rmtree(folder, ignore_errors=True)
-    print(MARK + json.dumps({"put_cpu": put_cpu, "put_wall": put_wall, "get_cpu": get_cpu, "get_wall": get_wall,
-                             "stored": stored, "hits": len(found),
+    print(MARK + json.dumps({"put_user": put["user"], "put_sys": put["sys"], "put_wall": put["wall"],
+                             "get_cpu": get["user"] + get["sys"], "stored": stored, "hits": len(found),
                              "digest": hashlib.sha256("\n".join(map(str, texts)).encode()).hexdigest()}))
 
 
@@ -95,6 +100,12 @@ def run_one(package: Path, kind: str, n: int) -> dict[str, Any]:
         raise SystemExit(f"{kind} in {package} failed:\n{out.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(found[-1][len(MARK):])
     return result
+
+
+def _cell(runs: list[dict[str, Any]], key: str, n: int, each: bool = True) -> str:
+    """The median over ``runs`` of ``key`` in microseconds per entry (and each run's, if ``each``)."""
+    median = f"{1e6 * statistics.median(r[key] for r in runs) / n:.1f}"
+    return f"{median} ({', '.join(f'{1e6 * r[key] / n:.0f}' for r in runs)})" if each else median
 
 
 def main() -> int:
@@ -111,8 +122,8 @@ def main() -> int:
         return 0
     packages = ([("before", args.before.resolve())] if args.before else []) + [("now", ROOT)]
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
-    lines = ["| root | package | entries | put_many CPU us/entry (median; runs) | put wall us/entry | "
-             "get_many hits CPU us/entry | digest |", "|---|---|---:|---|---:|---:|---|"]
+    lines = ["| root | package | entries | put_many user CPU us/entry (median; runs) | put_many system CPU "
+             "(median; runs) | put wall | get_many hits CPU | digest |", "|---|---|---:|---|---|---:|---:|---|"]
     for kind in args.kinds:
         n = args.gs_entries if kind == "gs" else args.entries
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in packages}
@@ -121,11 +132,10 @@ def main() -> int:
                 runs[name].append(run_one(package, kind, n))
         for name, _ in packages:
             got = runs[name]
-            med = {k: 1e6 * statistics.median(r[k] for r in got) / n for k in ("put_cpu", "put_wall", "get_cpu")}
-            each = ", ".join(f"{1e6 * r['put_cpu'] / n:.0f}" for r in got)
             assert all(r["stored"] == n and r["hits"] == n for r in got), got
-            lines.append(f"| {kind} | {name} | {n:,} | {med['put_cpu']:.1f} ({each}) | {med['put_wall']:.1f} | "
-                         f"{med['get_cpu']:.1f} | {got[0]['digest'][:12]} |")
+            lines.append(f"| {kind} | {name} | {n:,} | {_cell(got, 'put_user', n)} | {_cell(got, 'put_sys', n)} | "
+                         f"{_cell(got, 'put_wall', n, each=False)} | {_cell(got, 'get_cpu', n, each=False)} | "
+                         f"{got[0]['digest'][:12]} |")
     print(f"load average at end: {Path('/proc/loadavg').read_text().split()[:3]}")
     print("\n".join(lines))
     return 0
