@@ -74,9 +74,7 @@ def _timed(fn: Any) -> tuple[Any, dict[str, float]]:
 def worker(kind: str, n: int) -> None:
     from airflow_llm_batch.pipeline.cache import AnswerCache
 
-    parent = Path(tempfile.gettempdir()) / "llmb-bench-cache-write"  # not right in /tmp: see bench/README.md
-    parent.mkdir(exist_ok=True)
-    items, folder, stack = _answers(n), Path(tempfile.mkdtemp(dir=parent)), []
+    items, folder, stack = _answers(n), Path(tempfile.mkdtemp(dir=os.environ["BENCH_CACHE_DIR"])), []
     try:
         cache = AnswerCache(_root(kind, folder, stack))
         stored, put = _timed(lambda: cache.put_many(items))
@@ -84,15 +82,15 @@ def worker(kind: str, n: int) -> None:
         texts = [found[fp].text for fp, _ in items if fp in found]
     finally:
         for process in stack:
-            process.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+            process.stop()  # the files stay until the end: deleting 10,000 files makes the next run's
+            # file creations 10-20x dearer in system time on this VM's ext4 (bench/README.md)
     print(MARK + json.dumps({"put_user": put["user"], "put_sys": put["sys"], "put_wall": put["wall"],
                              "get_cpu": get["user"] + get["sys"], "stored": stored, "hits": len(found),
                              "digest": hashlib.sha256("\n".join(map(str, texts)).encode()).hexdigest()}))
 
 
-def run_one(package: Path, kind: str, n: int) -> dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(package)}
+def run_one(package: Path, kind: str, n: int, folder: Path) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(package), "BENCH_CACHE_DIR": str(folder)}
     cmd = [sys.executable, __file__, "--worker", kind, "--entries", str(n)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False, cwd=package)
     found = [line for line in out.stdout.splitlines() if line.startswith(MARK)]
@@ -122,6 +120,17 @@ def main() -> int:
         return 0
     packages = ([("before", args.before.resolve())] if args.before else []) + [("now", ROOT)]
     print(f"load average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
+    folder = Path(tempfile.mkdtemp(prefix="llmb-bench-cache-write-"))
+    try:
+        lines = _table(args, packages, folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    print(f"load average at end: {Path('/proc/loadavg').read_text().split()[:3]}")
+    print("\n".join(lines))
+    return 0
+
+
+def _table(args: argparse.Namespace, packages: list[tuple[str, Path]], folder: Path) -> list[str]:
     lines = ["| root | package | entries | put_many user CPU us/entry (median; runs) | put_many system CPU "
              "(median; runs) | put wall | get_many hits CPU | digest |", "|---|---|---:|---|---|---:|---:|---|"]
     for kind in args.kinds:
@@ -129,16 +138,14 @@ def main() -> int:
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _ in packages}
         for _ in range(args.rounds):
             for name, package in packages:
-                runs[name].append(run_one(package, kind, n))
+                runs[name].append(run_one(package, kind, n, folder))
         for name, _ in packages:
             got = runs[name]
             assert all(r["stored"] == n and r["hits"] == n for r in got), got
             lines.append(f"| {kind} | {name} | {n:,} | {_cell(got, 'put_user', n)} | {_cell(got, 'put_sys', n)} | "
                          f"{_cell(got, 'put_wall', n, each=False)} | {_cell(got, 'get_cpu', n, each=False)} | "
                          f"{got[0]['digest'][:12]} |")
-    print(f"load average at end: {Path('/proc/loadavg').read_text().split()[:3]}")
-    print("\n".join(lines))
-    return 0
+    return lines
 
 
 if __name__ == "__main__":
