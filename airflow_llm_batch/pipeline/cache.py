@@ -2,10 +2,12 @@
 an earlier run (a nightly DAG, a re-run) is not paid for again.
 
 One small JSON object per fingerprint at ``root / fp[:2] / f"{fp}.json"``, on local disk or object
-storage (anything that fits :class:`~airflow_llm_batch.pipeline.storage.StoragePath`). Entries are
-written under a temporary name and then renamed, so a reader never sees half an entry; two runs
-storing the same fingerprint at once both write a complete answer to the same request, and either
-one may win. Lookups and writes run in a thread pool, because on object storage each is a request.
+storage (anything that fits :class:`~airflow_llm_batch.pipeline.storage.StoragePath`). A reader never
+sees half an entry (locally it is written under a temporary name and renamed; an object store
+publishes an upload whole); two runs storing the same fingerprint at once both write a complete
+answer to the same request, and either one may win. Locally entries are read and written with plain
+``os`` calls; on an object store lookups run in a thread pool and writes are uploaded a window at a
+time, concurrently (cache_files.py).
 Memory is bounded by the page the caller passes (e.g. 1,000 fingerprints at a time).
 """
 
@@ -16,19 +18,18 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from airflow_llm_batch.pipeline.cache_files import (
     EntryFiles,
     check_fingerprint,
     check_fingerprints,
+    entry_bytes,
     entry_header,
-    map_in_threads,
     timestamp,
     windows,
-    write_entry,
 )
 from airflow_llm_batch.pipeline.inflight import INFLIGHT_DIR, InFlight, InFlightLog
 from airflow_llm_batch.pipeline.storage import StoragePath
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 
 #: version of the entry format; entries of another version are treated as unreadable
 ENTRY_VERSION = 1
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class CacheMode(str, enum.Enum):
@@ -253,9 +252,8 @@ class AnswerCache:
         now = self._clock()
         stored = failed = 0
         for window in windows(((fp, raw) for fp, raw in items if raw.ok), max(64, self.threads * 8)):
-            for fp, _ in window:
-                check_fingerprint(fp)
-            written = sum(self._map(lambda item: self._write(item[0], item[1], now), window))
+            entries = [(fp, data) for fp, raw in window if (data := self._encode(fp, raw, now)) is not None]
+            written = self._entries.write_many(entries, self.threads)
             stored, failed = stored + written, failed + len(window) - written
         with self._lock:
             self._counts["stored"] += stored
@@ -292,8 +290,11 @@ class AnswerCache:
             return _Outcome.EXPIRED, None
         return _Outcome.HIT, answer
 
-    def _write(self, fp: str, raw: RawResult, now: float) -> bool:
-        return write_entry(self.path_for(fp), CachedAnswer.from_raw(raw, now).to_entry(fp))
-
-    def _map(self, fn: Callable[[_T], _R], items: Sequence[_T]) -> Iterator[_R]:
-        return map_in_threads(fn, items, 1 if self._entries.local else self.threads)
+    @staticmethod
+    def _encode(fp: str, raw: RawResult, now: float) -> bytes | None:
+        """The entry's bytes; None (counted as failed) for text that cannot be stored (not UTF-8)."""
+        check_fingerprint(fp)
+        try:
+            return entry_bytes(CachedAnswer.from_raw(raw, now).to_entry(fp))
+        except UnicodeEncodeError:
+            return None

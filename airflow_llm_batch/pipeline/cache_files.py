@@ -1,26 +1,35 @@
 """File plumbing shared by the request cache's answers and in-flight records: one small JSON
-entry per fingerprint, written under a temporary name and renamed into place (a reader never sees
-half an entry), read and written from a thread pool (on object storage each is a request)."""
+entry per fingerprint, never seen half-written by a reader. On the local disk an entry is written
+with plain ``os`` calls to a temporary sibling and renamed into place; on an async object store
+(gcsfs, s3fs, adlfs) a window of entries is uploaded concurrently in one ``fs.pipe`` call (an object
+is published whole when its upload completes); elsewhere each entry goes through
+:class:`~airflow_llm_batch.pipeline.storage.AtomicWriter` from a thread pool."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
 import math
 import os
 import re
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from airflow_llm_batch.pipeline.storage import StoragePath, write_bytes_atomically
+import orjson
+
+from airflow_llm_batch.pipeline.storage import StoragePath, is_object_store, write_bytes_atomically
 
 log = logging.getLogger(__name__)
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16,128}")
 #: the digits of a fingerprint, deleted from a page joined by commas in one C call (a sixth of a regex's time)
 _HEX = b"0123456789abcdef"
+#: a new file only: a temporary name that already exists is never written through
+_CREATE = os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_CLOEXEC", 0)
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -60,6 +69,10 @@ class EntryFiles:
         self.root = root
         self._folders: dict[str, StoragePath] = {}
         self._local = local_folder(root)
+        self._made: set[str] = set()  # local prefix folders known to exist (made once per object)
+        self._temp = f".{uuid.uuid4().hex[:12]}"  # this object's temporary names: {fp}.json{_temp}{n}.tmp
+        self._written = itertools.count()
+        self._store: Any = root.fs if self._local is None and is_object_store(root) else None  # type: ignore[attr-defined]
 
     @property
     def local(self) -> bool:
@@ -74,6 +87,54 @@ class EntryFiles:
             folder = self._folders[fingerprint[:2]] = self.root / fingerprint[:2]
         path: StoragePath = folder / f"{fingerprint}.json"
         return path
+
+    def write_many(self, entries: Sequence[tuple[str, bytes]], threads: int) -> int:
+        """Write each (checked fingerprint, bytes) entry so that no reader sees half of it and the last
+        writer wins; returns how many were written. A failed write is counted out, never raised."""
+        if self._local is not None:
+            return sum(self._write_local(fp, data) for fp, data in entries)
+        if self._store is not None and len(entries) > 1:
+            try:  # one call: the store's event loop runs ``threads`` uploads at a time
+                self._store.pipe({self._store_path(fp): data for fp, data in entries}, batch_size=threads)
+                return len(entries)
+            except Exception:  # which one failed is unknown: each is written again (the same bytes) below
+                log.debug("Request cache: a batch upload failed; writing its entries one by one")
+        return sum(map_in_threads(lambda entry: write_bytes(self.path(entry[0]), entry[1]), entries, threads))
+
+    def _store_path(self, fingerprint: str) -> str:
+        return f"{self.root.path}/{fingerprint[:2]}/{fingerprint}.json"  # type: ignore[attr-defined]
+
+    def _write_local(self, fingerprint: str, data: bytes) -> bool:
+        folder = f"{self._local}/{fingerprint[:2]}"
+        temp = f"{folder}/.{fingerprint}.json{self._temp}{next(self._written)}.tmp"
+        try:
+            fd = self._create(fingerprint[:2], folder, temp)
+        except OSError:
+            return False
+        try:
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(temp, f"{folder}/{fingerprint}.json")
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            return False
+        return True
+
+    def _create(self, prefix: str, folder: str, temp: str) -> int:
+        """A new temporary file in ``folder``, made once per object (again if it was removed since)."""
+        if prefix in self._made:
+            try:
+                return os.open(temp, _CREATE, 0o666)
+            except FileNotFoundError:
+                self._made.discard(prefix)
+        os.makedirs(folder, exist_ok=True)
+        self._made.add(prefix)
+        return os.open(temp, _CREATE, 0o666)
 
     def read(self, fingerprint: str) -> bytes | None:
         """The entry's bytes, or None when there is none (other errors are raised)."""
@@ -144,9 +205,31 @@ def local_folder(root: StoragePath) -> str | None:
     return None
 
 
-def write_entry(path: StoragePath, entry: dict[str, Any]) -> bool:
-    """Write ``entry`` as compact JSON at ``path`` atomically; False (never raised) on a storage error."""
-    return write_bytes(path, json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+def entry_bytes(entry: dict[str, Any]) -> bytes:
+    """``entry`` as compact UTF-8 JSON: the values of ``json.dumps(entry, ensure_ascii=False,
+    separators=(",", ":"))``, through orjson (a tenth of the time). The two spell a float with an
+    exponent differently (``1e-07`` / ``1e-7``: the same number) and nothing else, as long as every float
+    is finite (orjson writes NaN and infinities as null): an entry whose top-level floats or number lists
+    are not all finite, or that orjson refuses (an int beyond 64 bits), is written by ``json``. Raises
+    UnicodeEncodeError for text that is not UTF-8 (a lone surrogate)."""
+    for value in entry.values():
+        kind = type(value)
+        if (kind is float and not math.isfinite(value)) or (kind is list and not _finite_numbers(value)):
+            break
+    else:
+        try:
+            return orjson.dumps(entry)
+        except TypeError:
+            pass
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _finite_numbers(values: list[Any]) -> bool:
+    """Whether ``values`` are numbers with a finite sum (so each is finite), in one C call."""
+    try:
+        return math.isfinite(sum(values))
+    except (TypeError, OverflowError):  # not numbers only, or an int beyond a float
+        return False
 
 
 def write_bytes(path: StoragePath, data: bytes) -> bool:
