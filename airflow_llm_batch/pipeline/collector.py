@@ -13,7 +13,7 @@ from airflow_llm_batch.pipeline.answered import write_results
 from airflow_llm_batch.pipeline.answers_ahead import AnswersAhead, TakenOnce
 from airflow_llm_batch.pipeline.backend import BatchBackend
 from airflow_llm_batch.pipeline.chunk_files import chunk_name
-from airflow_llm_batch.pipeline.gc_pause import gc_paused
+from airflow_llm_batch.pipeline.gc_pause import collect_young, gc_paused
 from airflow_llm_batch.pipeline.join import MISSING_ANSWER, ChunkOutcome, JoinContext, RetryRule, classify_chunk
 from airflow_llm_batch.pipeline.key_index import read_key_index
 from airflow_llm_batch.pipeline.manifest import ChunkRecord, ChunkState, Manifest
@@ -76,6 +76,7 @@ class Collector:
                 await asyncio.to_thread(self.store_chunk, manifest, chunk, answers, parser,
                                         no_answer_reason(chunk, state))
                 del answers  # the join took (and freed) its answers one by one
+                collect_young()  # the cycles made while this chunk was stored: memory stays flat under the pause
 
     def _to_collect(self, manifest: Manifest) -> list[tuple[ChunkRecord, BatchState]]:
         """The ended chunks whose rows are collected now (a refused or vanished batch is sent again)."""

@@ -61,3 +61,38 @@ async def test_chunks_are_joined_with_the_collector_paused(emulator: Any, tmp_pa
     assert gc.isenabled()  # back on after the collects
     assert seen and not any(seen), seen  # 3 chunks of 4, 4 and 1 rows, each joined with the collector paused
     assert run.summary(manifest).succeeded == len(rows)
+
+
+class _Cycle:
+    """An object in a reference cycle: freed only by the cyclic collector."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+async def test_cycles_made_while_a_chunk_is_stored_are_freed_before_the_next_chunk(
+        emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under the pause, garbage in cycles (made by any code while a chunk is stored) is collected between
+    chunks (gc_pause.collect_young), so a long collect of many chunks does not pile it up."""
+    import weakref
+
+    made: list[list[weakref.ref[_Cycle]]] = []
+    still_alive: list[int] = []
+    store_chunk = Collector.store_chunk
+
+    def making_cycles(self: Collector, *args: Any) -> None:
+        still_alive.append(sum(ref() is not None for refs in made for ref in refs))  # from the chunks before
+        made.append([weakref.ref(_Cycle()) for _ in range(200)])
+        store_chunk(self, *args)
+
+    monkeypatch.setattr(Collector, "store_chunk", making_cycles)
+    rows = [{"id": f"cy-{i:02d}", "text": f"cycle {i}"} for i in range(9)]
+    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
+    run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "gc-young"})
+    manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=3)
+    await run.submit(manifest)
+    with gc_paused():  # as if the whole run were one long pause: only collect_young can free them
+        await drive(run, manifest)
+    await backend.aclose()
+    assert len(made) == 3 and still_alive == [0, 0, 0]
+    assert run.summary(manifest).succeeded == len(rows)
