@@ -23,6 +23,7 @@ from airflow_llm_batch.backends.anthropic_results import (
 from airflow_llm_batch.emulator.anthropic_answers import CacheUse, message_result
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.types import UNREADABLE_ANSWER, FinishReason, RawResult, Usage
+from tests.backends.line_edits import drop_at, set_at
 
 
 def common_line() -> dict[str, Any]:
@@ -61,22 +62,6 @@ def assert_read_as_before(line: bytes) -> RawResult | None:
     return answer
 
 
-def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = value
-    return change
-
-
-def _drop(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        del target[path[-1]]
-    return change
 
 
 def _with(change: Callable[[dict[str, Any]], None]) -> bytes:
@@ -97,10 +82,10 @@ TOOL = {"type": "tool_use", "id": "toolu_1", "name": "Invoice", "input": {"vendo
 COMMON_CASES: dict[str, Callable[[dict[str, Any]], None]] = {
     "as written": lambda line: None,
     "two text blocks": lambda line: line["result"]["message"]["content"].append({"type": "text", "text": " more"}),
-    "no text block": _set(CONTENT, []),
+    "no text block": set_at(CONTENT, []),
     "stopped at a sequence": lambda line: line["result"]["message"].update(stop_reason="stop_sequence",
                                                                            stop_sequence="###"),
-    "stopped at max_tokens": _set((*MESSAGE, "stop_reason"), "max_tokens"),
+    "stopped at max_tokens": set_at((*MESSAGE, "stop_reason"), "max_tokens"),
     "cache counts null": lambda line: line["result"]["message"]["usage"].update(
         cache_creation_input_tokens=None, cache_read_input_tokens=None),
     "cache counts absent": lambda line: [line["result"]["message"]["usage"].pop(name) for name in (
@@ -108,51 +93,51 @@ COMMON_CASES: dict[str, Callable[[dict[str, Any]], None]] = {
     "server tool use and geo": lambda line: line["result"]["message"]["usage"].update(
         server_tool_use={"web_search_requests": 0, "web_fetch_requests": 0}, inference_geo="us",
         output_tokens_details={"thinking_tokens": 0}, speed="standard"),
-    "citations null": _set((*CONTENT, 0, "citations"), None),
-    "stop details null": _set((*MESSAGE, "stop_details"), None),
+    "citations null": set_at((*CONTENT, 0, "citations"), None),
+    "stop details null": set_at((*MESSAGE, "stop_details"), None),
 }
 #: near misses: read the general way
 NEAR_MISSES: dict[str, Callable[[dict[str, Any]], None]] = {
-    "errored": _set(("result",), {"type": "errored", "error": {"type": "error", "error": {
+    "errored": set_at(("result",), {"type": "errored", "error": {"type": "error", "error": {
         "type": "overloaded_error", "message": "busy"}}}),
-    "canceled": _set(("result",), {"type": "canceled"}),
-    "expired": _set(("result",), {"type": "expired"}),
-    "unknown result type": _set(("result",), {"type": "postponed"}),
+    "canceled": set_at(("result",), {"type": "canceled"}),
+    "expired": set_at(("result",), {"type": "expired"}),
+    "unknown result type": set_at(("result",), {"type": "postponed"}),
     "tool call": lambda line: line["result"]["message"].update(content=[TOOL], stop_reason="tool_use"),
     "text then tool call": lambda line: line["result"]["message"]["content"].append(TOOL),
     "tool call cut at max_tokens": lambda line: line["result"]["message"].update(
         content=[{**TOOL, "input": {}}], stop_reason="max_tokens"),
-    "refusal": _set((*MESSAGE, "stop_reason"), "refusal"),
+    "refusal": set_at((*MESSAGE, "stop_reason"), "refusal"),
     "refusal with details": lambda line: line["result"]["message"].update(
         stop_reason="refusal", stop_details={"type": "refusal", "category": "cyber", "explanation": None}),
-    "pause_turn": _set((*MESSAGE, "stop_reason"), "pause_turn"),
-    "stop reason null": _set((*MESSAGE, "stop_reason"), None),
+    "pause_turn": set_at((*MESSAGE, "stop_reason"), "pause_turn"),
+    "stop reason null": set_at((*MESSAGE, "stop_reason"), None),
     "thinking block": lambda line: line["result"]["message"]["content"].insert(0, {
         "type": "thinking", "thinking": "hmm", "signature": "sig"}),
-    "citation": _set((*CONTENT, 0, "citations"), [{"type": "char_location", "cited_text": "a",
+    "citation": set_at((*CONTENT, 0, "citations"), [{"type": "char_location", "cited_text": "a",
                                                     "document_index": 0, "start_char_index": 0,
                                                     "end_char_index": 1, "document_title": None}]),
-    "container": _set((*MESSAGE, "container"), {"id": "c1", "expires_at": "2026-01-01T00:00:00Z"}),
-    "unknown top-level field": _set(("note",), {"a": [1, 2.5, None]}),
-    "unknown message field": _set((*MESSAGE, "context_management"), None),
-    "unknown usage field": _set((*USAGE, "cost"), 0.01),
-    "unknown block field": _set((*CONTENT, 0, "extra"), 1),
-    "custom_id a number": _set(("custom_id",), 17),
-    "model a number": _set((*MESSAGE, "model"), 4),
-    "model null": _set((*MESSAGE, "model"), None),
-    "input tokens as text": _set((*USAGE, "input_tokens"), "44"),
-    "output tokens a float": _set((*USAGE, "output_tokens"), 28.0),
-    "input tokens a bool": _set((*USAGE, "input_tokens"), True),
-    "cache read a bool": _set((*USAGE, "cache_read_input_tokens"), False),
-    "text null": _set((*CONTENT, 0, "text"), None),
-    "content null": _set(CONTENT, None),
-    "message null": _set((*MESSAGE,), None),
-    "usage null": _set(USAGE, None),
-    "no usage": _drop(USAGE),
-    "no model": _drop((*MESSAGE, "model")),
-    "no custom_id": _drop(("custom_id",)),
-    "result null": _set(("result",), None),
-    "result a list": _set(("result",), [1]),
+    "container": set_at((*MESSAGE, "container"), {"id": "c1", "expires_at": "2026-01-01T00:00:00Z"}),
+    "unknown top-level field": set_at(("note",), {"a": [1, 2.5, None]}),
+    "unknown message field": set_at((*MESSAGE, "context_management"), None),
+    "unknown usage field": set_at((*USAGE, "cost"), 0.01),
+    "unknown block field": set_at((*CONTENT, 0, "extra"), 1),
+    "custom_id a number": set_at(("custom_id",), 17),
+    "model a number": set_at((*MESSAGE, "model"), 4),
+    "model null": set_at((*MESSAGE, "model"), None),
+    "input tokens as text": set_at((*USAGE, "input_tokens"), "44"),
+    "output tokens a float": set_at((*USAGE, "output_tokens"), 28.0),
+    "input tokens a bool": set_at((*USAGE, "input_tokens"), True),
+    "cache read a bool": set_at((*USAGE, "cache_read_input_tokens"), False),
+    "text null": set_at((*CONTENT, 0, "text"), None),
+    "content null": set_at(CONTENT, None),
+    "message null": set_at((*MESSAGE,), None),
+    "usage null": set_at(USAGE, None),
+    "no usage": drop_at(USAGE),
+    "no model": drop_at((*MESSAGE, "model")),
+    "no custom_id": drop_at(("custom_id",)),
+    "result null": set_at(("result",), None),
+    "result a list": set_at(("result",), [1]),
     "two lines' worth": lambda line: line.update(extra=copy.deepcopy(line)),
 }
 
@@ -185,7 +170,7 @@ def test_a_near_miss_goes_the_general_way_and_gives_what_it_gives(change: Callab
 
 
 def test_a_json_object_of_another_shape_fails_its_row_not_the_collect() -> None:
-    answer = read_results_line(_with(_set((*MESSAGE,), None)))
+    answer = read_results_line(_with(set_at((*MESSAGE,), None)))
     assert answer is not None and not answer.ok and answer.custom_id == "T-1"
     assert answer.error_code == UNREADABLE_ANSWER and "unexpected shape" in (answer.error_message or "")
 
@@ -211,12 +196,12 @@ BYTE_CASES: dict[str, bytes] = {
     "duplicate tokens": swap(b'"output_tokens":2', b'"output_tokens":1,"output_tokens":2'),
     "escaped key": swap(b'"custom_id"', b'"\\u0063ustom_id"'),
     "escaped stop reason": swap(b'"end_turn"', b'"\\u0065nd_turn"'),
-    "non-ASCII text": _with(_set((*CONTENT, 0, "text"), "réponse 答え 😀")),
-    "non-ASCII custom_id and model": swap(b'"T-1"', '"Ü-1"'.encode(), _with(_set((*MESSAGE, "model"), "模型"))),
+    "non-ASCII text": _with(set_at((*CONTENT, 0, "text"), "réponse 答え 😀")),
+    "non-ASCII custom_id and model": swap(b'"T-1"', '"Ü-1"'.encode(), _with(set_at((*MESSAGE, "model"), "模型"))),
     "escaped non-ASCII": swap(b'"an answer"', b'"r\\u00e9ponse \\u7b54\\u3048"'),
     "escaped surrogate pair": swap(b'"an answer"', b'"smile \\ud83d\\ude00"'),
     "escapes": swap(b'"an answer"', b'"a\\"b\\\\c\\/d\\n\\t\\r\\b\\f"'),
-    "very long text": _with(_set((*CONTENT, 0, "text"), "long answer é " * 100_000)),
+    "very long text": _with(set_at((*CONTENT, 0, "text"), "long answer é " * 100_000)),
     "spaces and a carriage return": orjson.dumps(common_line(), option=orjson.OPT_INDENT_2).replace(b"\n", b" ")
     + b"\r",
 }

@@ -18,6 +18,7 @@ from airflow_llm_batch.backends.generate_content import decode_answer
 from airflow_llm_batch.backends.generate_content_lines import decode_common_line
 from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult
+from tests.backends.line_edits import drop_at, set_at
 from tests.backends.test_gemini_backend import answers, connect, finish, fresh_emulator, texts, write_chunk
 
 __all__ = ["fresh_emulator"]  # the emulator fixture, shared
@@ -56,22 +57,6 @@ def test_the_common_line_is_read_from_its_bytes() -> None:
     assert answer is not None and type(answer) is RawResult and type(answer.tokens) is tuple
 
 
-def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = value
-    return change
-
-
-def _drop(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        del target[path[-1]]
-    return change
 
 
 CAND, USAGE, PARTS = ("response", "candidates", 0), ("response", "usageMetadata"), \
@@ -79,42 +64,42 @@ CAND, USAGE, PARTS = ("response", "candidates", 0), ("response", "usageMetadata"
 #: (change, whether the fast path still reads the line)
 CHANGES: dict[str, tuple[Callable[[dict[str, Any]], None], bool]] = {
     "as written": (lambda line: None, True),
-    "thoughts": (_set(PARTS, [{"text": "hmm", "thought": True, "thoughtSignature": "s"}, {"text": "4"}]), True),
-    "thought false": (_set(PARTS, [{"text": "a", "thought": False}, {"text": "b"}]), True),
-    "thought as text": (_set(PARTS, [{"text": "a", "thought": "yes"}]), False),
-    "no parts text": (_set(PARTS, [{"thoughtSignature": "s"}]), True),
-    "part text null": (_set(PARTS, [{"text": None}, {"text": "b"}]), True),
-    "part text a number": (_set(PARTS, [{"text": 4}]), False),
-    "a function call": (_set(PARTS, [{"functionCall": {"name": "f", "args": {}}}]), False),
-    "max tokens": (_set((*CAND, "finishReason"), "MAX_TOKENS"), True),
-    "safety": (_set((*CAND, "finishReason"), "SAFETY"), False),
-    "stop in lower case": (_set((*CAND, "finishReason"), "stop"), False),
-    "no finish reason": (_drop((*CAND, "finishReason")), False),
-    "no candidates": (_set(("response", "candidates"), []), False),
+    "thoughts": (set_at(PARTS, [{"text": "hmm", "thought": True, "thoughtSignature": "s"}, {"text": "4"}]), True),
+    "thought false": (set_at(PARTS, [{"text": "a", "thought": False}, {"text": "b"}]), True),
+    "thought as text": (set_at(PARTS, [{"text": "a", "thought": "yes"}]), False),
+    "no parts text": (set_at(PARTS, [{"thoughtSignature": "s"}]), True),
+    "part text null": (set_at(PARTS, [{"text": None}, {"text": "b"}]), True),
+    "part text a number": (set_at(PARTS, [{"text": 4}]), False),
+    "a function call": (set_at(PARTS, [{"functionCall": {"name": "f", "args": {}}}]), False),
+    "max tokens": (set_at((*CAND, "finishReason"), "MAX_TOKENS"), True),
+    "safety": (set_at((*CAND, "finishReason"), "SAFETY"), False),
+    "stop in lower case": (set_at((*CAND, "finishReason"), "stop"), False),
+    "no finish reason": (drop_at((*CAND, "finishReason")), False),
+    "no candidates": (set_at(("response", "candidates"), []), False),
     "two candidates": (lambda line: line["response"]["candidates"].append(
         copy.deepcopy(line["response"]["candidates"][0])), True),
-    "blocked prompt": (_set(("response",), {"promptFeedback": {"blockReason": "SAFETY"}}), False),
-    "error": (_set(("error",), {"code": 14, "message": "busy"}), False),
-    "error null": (_set(("error",), None), True),
-    "status empty text": (_set(("status",), ""), False),
-    "key a number": (_set(("key",), 7), False),
-    "no usage": (_drop(USAGE), True),
-    "usage null": (_set(USAGE, None), True),
-    "every count": (_set(USAGE, {"promptTokenCount": 44, "candidatesTokenCount": 28, "thoughtsTokenCount": 9,
+    "blocked prompt": (set_at(("response",), {"promptFeedback": {"blockReason": "SAFETY"}}), False),
+    "error": (set_at(("error",), {"code": 14, "message": "busy"}), False),
+    "error null": (set_at(("error",), None), True),
+    "status empty text": (set_at(("status",), ""), False),
+    "key a number": (set_at(("key",), 7), False),
+    "no usage": (drop_at(USAGE), True),
+    "usage null": (set_at(USAGE, None), True),
+    "every count": (set_at(USAGE, {"promptTokenCount": 44, "candidatesTokenCount": 28, "thoughtsTokenCount": 9,
                                  "cachedContentTokenCount": 5, "toolUsePromptTokenCount": 3,
                                  "cacheTokensDetails": [{"modality": "TEXT", "tokenCount": 5}]}), True),
-    "count as text": (_set((*USAGE, "promptTokenCount"), "44"), False),
-    "count a float": (_set((*USAGE, "promptTokenCount"), 44.0), False),
-    "count a bool": (_set((*USAGE, "candidatesTokenCount"), True), False),
-    "count null": (_set((*USAGE, "candidatesTokenCount"), None), True),
-    "count beyond int64": (_set((*USAGE, "promptTokenCount"), 2**63), False),
-    "snake case count": (_set((*USAGE, "prompt_token_count"), 4), False),
-    "snake case model": (_set(("response", "model_version"), "m"), False),
-    "no model": (_drop(("response", "modelVersion")), True),
-    "model null": (_set(("response", "modelVersion"), None), True),
-    "unknown field": (_set((*CAND, "safetyRatings"), [{"category": "x", "probability": "NEGLIGIBLE"}]), False),
-    "non-ASCII": (_set(PARTS, [{"text": "réponse 答え 😀"}]), True),
-    "long text": (_set(PARTS, [{"text": "é long " * 50_000}]), True),
+    "count as text": (set_at((*USAGE, "promptTokenCount"), "44"), False),
+    "count a float": (set_at((*USAGE, "promptTokenCount"), 44.0), False),
+    "count a bool": (set_at((*USAGE, "candidatesTokenCount"), True), False),
+    "count null": (set_at((*USAGE, "candidatesTokenCount"), None), True),
+    "count beyond int64": (set_at((*USAGE, "promptTokenCount"), 2**63), False),
+    "snake case count": (set_at((*USAGE, "prompt_token_count"), 4), False),
+    "snake case model": (set_at(("response", "model_version"), "m"), False),
+    "no model": (drop_at(("response", "modelVersion")), True),
+    "model null": (set_at(("response", "modelVersion"), None), True),
+    "unknown field": (set_at((*CAND, "safetyRatings"), [{"category": "x", "probability": "NEGLIGIBLE"}]), False),
+    "non-ASCII": (set_at(PARTS, [{"text": "réponse 答え 😀"}]), True),
+    "long text": (set_at(PARTS, [{"text": "é long " * 50_000}]), True),
 }
 
 

@@ -13,6 +13,7 @@ import pytest
 from airflow_llm_batch.backends import openai as openai_backend
 from airflow_llm_batch.backends.openai import decode_any_line, decode_output_line, output_object
 from airflow_llm_batch.pipeline.types import UNREADABLE_ANSWER, FinishReason, RawResult, Usage
+from tests.backends.line_edits import drop_at, set_at
 
 
 def common_line() -> dict[str, Any]:
@@ -26,60 +27,44 @@ def common_line() -> dict[str, Any]:
                       "prompt_tokens_details": {"cached_tokens": 3, "audio_tokens": 0}}}}}
 
 
-def _set(path: tuple[Any, ...], value: Any) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        target[path[-1]] = value
-    return change
-
-
-def _drop(path: tuple[Any, ...]) -> Callable[[dict[str, Any]], None]:
-    def change(line: dict[str, Any]) -> None:
-        target: Any = line
-        for step in path[:-1]:
-            target = target[step]
-        del target[path[-1]]
-    return change
 
 
 BODY, CHOICE = ("response", "body"), ("response", "body", "choices", 0)
 USAGE = (*BODY, "usage")
 NEAR_MISSES: dict[str, Callable[[dict[str, Any]], None]] = {
-    "batch error": _set(("error",), {"code": "batch_expired", "message": "too late"}),
-    "error key absent": _drop(("error",)),
-    "HTTP 429": _set(("response", "status_code"), 429),
-    "status as text": _set(("response", "status_code"), "200"),
-    "no response": _set(("response",), None),
-    "body empty": _set(BODY, {}),
-    "embeddings list": _set((*BODY, "object"), "list"),
-    "no object": _drop((*BODY, "object")),
+    "batch error": set_at(("error",), {"code": "batch_expired", "message": "too late"}),
+    "error key absent": drop_at(("error",)),
+    "HTTP 429": set_at(("response", "status_code"), 429),
+    "status as text": set_at(("response", "status_code"), "200"),
+    "no response": set_at(("response",), None),
+    "body empty": set_at(BODY, {}),
+    "embeddings list": set_at((*BODY, "object"), "list"),
+    "no object": drop_at((*BODY, "object")),
     "two choices": lambda line: line["response"]["body"]["choices"].append(copy.deepcopy(
         line["response"]["body"]["choices"][0])),
-    "no choices": _set((*BODY, "choices"), []),
-    "choices null": _set((*BODY, "choices"), None),
-    "finish length": _set((*CHOICE, "finish_reason"), "length"),
-    "finish content_filter": _set((*CHOICE, "finish_reason"), "content_filter"),
-    "finish in capitals": _set((*CHOICE, "finish_reason"), "STOP"),
-    "no finish": _drop((*CHOICE, "finish_reason")),
-    "refusal": _set((*CHOICE, "message", "refusal"), "I can't"),
-    "empty refusal": _set((*CHOICE, "message", "refusal"), ""),
-    "no refusal key": _drop((*CHOICE, "message", "refusal")),
-    "content null": _set((*CHOICE, "message", "content"), None),
-    "content empty": _set((*CHOICE, "message", "content"), ""),
-    "content parts": _set((*CHOICE, "message", "content"), [{"type": "text", "text": "x"}]),
-    "no message": _drop((*CHOICE, "message")),
-    "custom_id a number": _set(("custom_id",), 17),
-    "no model": _drop((*BODY, "model")),
-    "prompt tokens as text": _set((*USAGE, "prompt_tokens"), "44"),
-    "completion tokens a float": _set((*USAGE, "completion_tokens"), 28.0),
-    "cached tokens a bool": _set((*USAGE, "prompt_tokens_details", "cached_tokens"), True),
-    "cached tokens null": _set((*USAGE, "prompt_tokens_details", "cached_tokens"), None),
-    "no details": _drop((*USAGE, "prompt_tokens_details")),
-    "details null": _set((*USAGE, "prompt_tokens_details"), None),
-    "no usage": _drop(USAGE),
-    "usage null": _set(USAGE, None),
+    "no choices": set_at((*BODY, "choices"), []),
+    "choices null": set_at((*BODY, "choices"), None),
+    "finish length": set_at((*CHOICE, "finish_reason"), "length"),
+    "finish content_filter": set_at((*CHOICE, "finish_reason"), "content_filter"),
+    "finish in capitals": set_at((*CHOICE, "finish_reason"), "STOP"),
+    "no finish": drop_at((*CHOICE, "finish_reason")),
+    "refusal": set_at((*CHOICE, "message", "refusal"), "I can't"),
+    "empty refusal": set_at((*CHOICE, "message", "refusal"), ""),
+    "no refusal key": drop_at((*CHOICE, "message", "refusal")),
+    "content null": set_at((*CHOICE, "message", "content"), None),
+    "content empty": set_at((*CHOICE, "message", "content"), ""),
+    "content parts": set_at((*CHOICE, "message", "content"), [{"type": "text", "text": "x"}]),
+    "no message": drop_at((*CHOICE, "message")),
+    "custom_id a number": set_at(("custom_id",), 17),
+    "no model": drop_at((*BODY, "model")),
+    "prompt tokens as text": set_at((*USAGE, "prompt_tokens"), "44"),
+    "completion tokens a float": set_at((*USAGE, "completion_tokens"), 28.0),
+    "cached tokens a bool": set_at((*USAGE, "prompt_tokens_details", "cached_tokens"), True),
+    "cached tokens null": set_at((*USAGE, "prompt_tokens_details", "cached_tokens"), None),
+    "no details": drop_at((*USAGE, "prompt_tokens_details")),
+    "details null": set_at((*USAGE, "prompt_tokens_details"), None),
+    "no usage": drop_at(USAGE),
+    "usage null": set_at(USAGE, None),
 }
 
 
@@ -121,12 +106,12 @@ def test_output_object_reads_a_line_or_says_it_is_blank_or_broken(line: bytes, e
 
 
 @pytest.mark.parametrize("change", [
-    _set((*BODY, "choices"), [None]),
-    _set((*CHOICE, "message"), "an answer as a string"),
-    _set(BODY, ["not", "an", "object"]),
-    _set(("error",), "a string error"),
-    _set((*USAGE, "prompt_tokens"), "many"),
-    _set(USAGE, 42),
+    set_at((*BODY, "choices"), [None]),
+    set_at((*CHOICE, "message"), "an answer as a string"),
+    set_at(BODY, ["not", "an", "object"]),
+    set_at(("error",), "a string error"),
+    set_at((*USAGE, "prompt_tokens"), "many"),
+    set_at(USAGE, 42),
 ], ids=["choice null", "message a string", "body a list", "error a string", "tokens not a number",
         "usage a number"])
 def test_a_line_of_an_unexpected_shape_fails_its_row_with_a_reason(change: Callable[[dict[str, Any]], None]) -> None:
