@@ -82,10 +82,11 @@ class EntryFiles:
     def path(self, fingerprint: str) -> StoragePath:
         """``root / fp[:2] / f"{fp}.json"``; raises ValueError for anything but a lowercase hex digest."""
         check_fingerprint(fingerprint)
-        folder = self._folders.get(fingerprint[:2])
+        prefix, name = entry_name(fingerprint)
+        folder = self._folders.get(prefix)
         if folder is None:
-            folder = self._folders[fingerprint[:2]] = self.root / fingerprint[:2]
-        path: StoragePath = folder / f"{fingerprint}.json"
+            folder = self._folders[prefix] = self.root / prefix
+        path: StoragePath = folder / name
         return path
 
     def write_many(self, entries: Sequence[tuple[str, bytes]], threads: int) -> int:
@@ -102,13 +103,14 @@ class EntryFiles:
         return sum(map_in_threads(lambda entry: write_bytes(self.path(entry[0]), entry[1]), entries, threads))
 
     def _store_path(self, fingerprint: str) -> str:
-        return f"{self.root.path}/{fingerprint[:2]}/{fingerprint}.json"  # type: ignore[attr-defined]
+        return "/".join((self.root.path, *entry_name(fingerprint)))  # type: ignore[attr-defined]
 
     def _write_local(self, fingerprint: str, data: bytes) -> bool:
-        folder = f"{self._local}/{fingerprint[:2]}"
-        temp = f"{folder}/.{fingerprint}.json{self._temp}{next(self._written)}.tmp"
+        prefix, name = entry_name(fingerprint)
+        folder = f"{self._local}/{prefix}"
+        temp = f"{folder}/.{name}{self._temp}{next(self._written)}.tmp"
         try:
-            fd = self._create(fingerprint[:2], folder, temp)
+            fd = self._create(prefix, folder, temp)
         except OSError:
             return False
         try:
@@ -118,7 +120,7 @@ class EntryFiles:
                     view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
-            os.replace(temp, f"{folder}/{fingerprint}.json")
+            os.replace(temp, f"{folder}/{name}")
         except OSError:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
@@ -176,7 +178,7 @@ class EntryFiles:
             return read_entry(self.path(fingerprint))
         if folders is not None and fingerprint[:2] not in folders:
             return None
-        name = f"{self._local}/{fingerprint[:2]}/{fingerprint}.json"
+        name = "/".join((self._local, *entry_name(fingerprint)))
         if folders is not None and not os.access(name, os.F_OK):
             return None
         try:
@@ -194,6 +196,11 @@ class EntryFiles:
             return frozenset()
         except OSError:
             return None
+
+
+def entry_name(fingerprint: str) -> tuple[str, str]:
+    """(prefix folder, file name) of a fingerprint's entry under the root: the one layout of the entries."""
+    return fingerprint[:2], f"{fingerprint}.json"
 
 
 def local_folder(root: StoragePath) -> str | None:

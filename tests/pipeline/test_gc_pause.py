@@ -3,6 +3,7 @@ and is back on afterwards, also when the work fails."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 from pathlib import Path
 from typing import Any
@@ -51,16 +52,26 @@ async def test_chunks_are_joined_with_the_collector_paused(emulator: Any, tmp_pa
         store_chunk(self, *args)
 
     monkeypatch.setattr(Collector, "store_chunk", recording)
-    rows = [{"id": f"gc-{i:02d}", "text": f"hold me {i}"} for i in range(9)]
-    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
-    run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "gc-pause"})
-    manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=4)
-    await run.submit(manifest)
-    await drive(run, manifest)
-    await backend.aclose()
+    assert await _nine_rows_run(emulator, tmp_path, "gc-pause", max_rows_per_chunk=4, paused=False) == 9
     assert gc.isenabled()  # back on after the collects
     assert seen and not any(seen), seen  # 3 chunks of 4, 4 and 1 rows, each joined with the collector paused
-    assert run.summary(manifest).succeeded == len(rows)
+
+
+async def _nine_rows_run(emulator: Any, tmp_path: Path, run_id: str, *, max_rows_per_chunk: int,
+                         paused: bool) -> int:
+    """Nine rows sent and driven to their end against the emulator (``paused``: the whole run inside one
+    more pause); returns how many succeeded."""
+    rows = [{"id": f"{run_id}-{i:02d}", "text": f"row {i}"} for i in range(9)]
+    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
+    run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": run_id})
+    manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=max_rows_per_chunk)
+    await run.submit(manifest)
+    try:
+        with gc_paused() if paused else contextlib.nullcontext():
+            await drive(run, manifest)
+    finally:
+        await backend.aclose()
+    return run.summary(manifest).succeeded
 
 
 class _Cycle:
@@ -86,13 +97,6 @@ async def test_cycles_made_while_a_chunk_is_stored_are_freed_before_the_next_chu
         store_chunk(self, *args)
 
     monkeypatch.setattr(Collector, "store_chunk", making_cycles)
-    rows = [{"id": f"cy-{i:02d}", "text": f"cycle {i}"} for i in range(9)]
-    backend = OpenAIBatchBackend(AsyncOpenAI(base_url=emulator.openai_base_url, api_key="k"))
-    run = BatchRun(tmp_path, backend, tags={"dag_id": "d", "task_id": "t", "run_id": "gc-young"})
-    manifest = run.prepare_or_load(lambda: rows, SPEC, max_rows_per_chunk=3)
-    await run.submit(manifest)
-    with gc_paused():  # as if the whole run were one long pause: only collect_young can free them
-        await drive(run, manifest)
-    await backend.aclose()
+    # as if the whole run were one long pause: only collect_young can free the cycles
+    assert await _nine_rows_run(emulator, tmp_path, "gc-young", max_rows_per_chunk=3, paused=True) == 9
     assert len(made) == 3 and still_alive == [0, 0, 0]
-    assert run.summary(manifest).succeeded == len(rows)
