@@ -24,7 +24,7 @@ from anthropic.types.messages import (
 )
 
 from airflow_llm_batch.backends.anthropic_lines import decode_common_line
-from airflow_llm_batch.pipeline import fast_json
+from airflow_llm_batch.backends.json_lines import line_object
 from airflow_llm_batch.pipeline.types import (
     BatchProgress,
     BatchState,
@@ -84,11 +84,7 @@ def read_results_line(line: bytes) -> RawResult | None:
 
 def results_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object of one results line ({} for a blank line, None for a broken one), integers exact."""
-    try:
-        document = fast_json.loads(line)
-    except ValueError:
-        return None if line.strip() else {}
-    return document if type(document) is dict else None
+    return line_object(line)
 
 
 def decode_any_line(document: dict[str, Any]) -> RawResult:

@@ -25,6 +25,14 @@ def json_object(line: bytes | str, *, exact_integers: bool = True) -> dict[str, 
     return document if isinstance(document, dict) else None
 
 
+def line_object(line: bytes, *, exact_integers: bool = True) -> dict[str, Any] | None:
+    """:func:`json_object`, telling a blank line apart: ``{}`` for a blank line (nothing to read), None for
+    a broken one (not JSON, or not an object: counted as unreadable)."""
+    if not line.strip():
+        return {}
+    return json_object(line, exact_integers=exact_integers)
+
+
 async def byte_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
     """The lines of a downloaded file, as bytes, from its chunks (whatever their boundaries), without the
     ``\n``. Cheaper per line than an HTTP client's text lines (no decoding to str and back: orjson reads

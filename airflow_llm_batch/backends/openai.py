@@ -13,7 +13,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
-from airflow_llm_batch.backends.json_lines import byte_lines, json_object
+from airflow_llm_batch.backends.json_lines import byte_lines, json_object, line_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.backends.openai_lines import decode_common_line
 from airflow_llm_batch.backends.openai_params import body_params
@@ -21,7 +21,6 @@ from airflow_llm_batch.backends.raw_http import stainless_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
-from airflow_llm_batch.pipeline.fast_json import loads_inexact
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
@@ -243,13 +242,8 @@ def read_output_line(line: bytes) -> RawResult | None:
 
 def output_object(line: bytes) -> dict[str, Any] | None:
     """The JSON object of one output or error file line ({} for a blank line, None for a broken one).
-    Its numbers are read only from status codes and token counts, so integers need not be exact
-    (``json_lines.json_object(exact_integers=False)``, inlined: once per answer, one orjson call)."""
-    try:
-        document = loads_inexact(line)
-    except ValueError:
-        return None if line.strip() else {}
-    return document if type(document) is dict else None
+    Its numbers are read only from status codes and token counts, so integers need not be exact."""
+    return line_object(line, exact_integers=False)
 
 
 def decode_output_line(line: dict[str, Any]) -> RawResult:

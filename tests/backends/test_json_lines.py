@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from airflow_llm_batch.backends.json_lines import byte_lines, json_object
+from airflow_llm_batch.backends.json_lines import byte_lines, json_object, line_object
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -32,3 +32,12 @@ def test_lines_come_out_whole_whatever_the_chunk_boundaries() -> None:
 def test_a_final_newline_gives_no_empty_last_line_and_an_empty_file_no_line() -> None:
     assert _lines(b'{"a":1}\n{"a":2}\n', 4) == [b'{"a":1}', b'{"a":2}']
     assert _lines(b"", 4) == []
+
+
+def test_a_line_object_tells_a_blank_line_from_a_broken_one() -> None:
+    """{} for a blank line (nothing to read), None for a broken one (counted as unreadable), the object else."""
+    assert [line_object(line) for line in (b"", b"  \r", b"{}", b"{broken", b"[1]", b'"x"', b'{"a": 1}')] == [
+        {}, {}, {}, None, None, None, {"a": 1}]
+    big = b'{"n": 123456789012345678901234567890}'
+    assert line_object(big) == {"n": 123456789012345678901234567890}  # exact by default
+    assert isinstance((line_object(big, exact_integers=False) or {})["n"], float)
