@@ -64,15 +64,16 @@ from anthropic import AsyncAnthropic
 from anthropic.types.messages import MessageBatch
 
 from airflow_llm_batch.backends import realtime_anthropic
-from airflow_llm_batch.backends.anthropic_results import batch_progress, read_results_line, results_object, total
+from airflow_llm_batch.backends.anthropic_lines import decode_common_line
+from airflow_llm_batch.backends.anthropic_results import batch_progress, read_other_line, results_object, total
 from airflow_llm_batch.backends.count_tokens import anthropic_count
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
-from airflow_llm_batch.backends.json_lines import byte_lines
+from airflow_llm_batch.backends.json_lines import LineReader, answer_blocks_of
 from airflow_llm_batch.backends.raw_http import stainless_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import InvalidInputError, LLMBatchError, ProviderError
-from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk, each_answer
 from airflow_llm_batch.pipeline.types import BatchLimits, BatchProgress, Endpoint, LLMRequest, RawResult
 
 log = logging.getLogger(__name__)
@@ -231,21 +232,19 @@ class AnthropicBatchBackend:
     async def progress(self, batch_id: str) -> BatchProgress:
         return batch_progress((await self.client.messages.batches.retrieve(batch_id)).to_dict())
 
-    async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
-        """The batch's answers, read from the results file's bytes line by line (``read_results_line``): a
-        blank line is skipped, a broken one is counted and skipped (its row ends ``missing_result``, which
-        the retry policy sends again) and logged once, so one bad line never stops the collect."""
-        broken = 0
+    def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
+        return each_answer(self.result_blocks(batch_id))
+
+    async def result_blocks(self, batch_id: str) -> AsyncGenerator[list[RawResult], None]:
+        """The batch's answers, read from the results file's bytes as it downloads (``read_results_line``'s
+        way, a list per downloaded piece): a blank line is skipped, a broken one is counted and skipped (its
+        row ends ``missing_result``, which the retry policy sends again) and logged once, so one bad line
+        never stops the collect."""
+        reader = LineReader(decode_common_line, read_other_line, results_object)
         # the SDK's own request (batch look-up, then its results_url), its bytes unread
         async with self.client.messages.batches.with_streaming_response.results(batch_id) as response:
-            async for line in byte_lines(response.iter_bytes()):
-                answer = read_results_line(line)
-                if answer is not None:
-                    yield answer
-                else:  # blank, or broken (read again: such lines are rare)
-                    broken += results_object(line) is None
-        if broken:
-            log.warning("Skipped %d unreadable line(s) in the results of batch %s", broken, batch_id)
+            async for answers in answer_blocks_of(response.iter_bytes(), reader, f"the results of batch {batch_id}"):
+                yield answers
 
     async def cancel(self, batch_id: str) -> None:
         try:

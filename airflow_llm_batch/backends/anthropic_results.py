@@ -76,10 +76,13 @@ def read_results_line(line: bytes) -> RawResult | None:
     """The answer of one results line, as ``results()`` yields it; ``None`` for a line without one (blank, or
     broken: not JSON, or not a JSON object; :func:`results_object` tells which)."""
     answer = decode_common_line(line)
-    if answer is None:
-        document = results_object(line)
-        answer = decode_any_line(document) if document else None
-    return answer
+    return answer if answer is not None else read_other_line(line)
+
+
+def read_other_line(line: bytes) -> RawResult | None:
+    """Any results line, read with :func:`results_object` and :func:`decode_any_line` (None: blank or broken)."""
+    document = results_object(line)
+    return decode_any_line(document) if document else None
 
 
 def results_object(line: bytes) -> dict[str, Any] | None:

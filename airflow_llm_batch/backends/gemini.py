@@ -47,7 +47,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncGenerator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from typing import IO, Any, ClassVar, cast
 
 import aiohttp
@@ -66,7 +66,7 @@ from airflow_llm_batch.backends.json_lines import json_object
 from airflow_llm_batch.backends.raw_http import RawTarget, gemini_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import LLMBatchError, ProviderError
-from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk, answer_blocks
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
@@ -216,6 +216,9 @@ class GeminiBatchBackend:
     # -- watching ----------------------------------------------------------------------------------
     async def progress(self, batch_id: str) -> BatchProgress:
         return batch_progress(batch_id, await self._document(batch_id))
+
+    def result_blocks(self, batch_id: str) -> AsyncIterator[list[RawResult]]:
+        return answer_blocks(self.results(batch_id))
 
     async def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
         output = output_of(await self._document(batch_id))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any, ClassVar, cast
 
 import openai
@@ -13,14 +13,14 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
-from airflow_llm_batch.backends.json_lines import byte_lines, json_object, line_object
+from airflow_llm_batch.backends.json_lines import LineReader, answer_blocks_of, json_object, line_object
 from airflow_llm_batch.backends.json_schema import strict_object_schema
 from airflow_llm_batch.backends.openai_lines import decode_common_line
 from airflow_llm_batch.backends.openai_params import body_params
 from airflow_llm_batch.backends.raw_http import stainless_target
 from airflow_llm_batch.backends.raw_realtime_send import RealtimeTransport
 from airflow_llm_batch.exceptions import ProviderError
-from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk, each_answer
 from airflow_llm_batch.pipeline.types import (
     BatchLimits,
     BatchProgress,
@@ -181,21 +181,21 @@ class OpenAIBatchBackend:
     async def progress(self, batch_id: str) -> BatchProgress:
         return batch_progress((await self.client.batches.retrieve(batch_id)).to_dict())
 
-    async def results(self, batch_id: str) -> AsyncIterator[RawResult]:
+    def results(self, batch_id: str) -> AsyncGenerator[RawResult, None]:
+        return each_answer(self.result_blocks(batch_id))
+
+    async def result_blocks(self, batch_id: str) -> AsyncGenerator[list[RawResult], None]:
+        """The answers of the batch's output file, then of its error file, each read from its bytes as it
+        downloads (:func:`read_output_line`'s way, a list per downloaded piece)."""
         batch = await self.client.batches.retrieve(batch_id)
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            broken = 0
+            reader = LineReader(decode_common_line, read_other_line, output_object)
+            where = f"file {file_id} of batch {batch_id}"
             async with _download(self.client, batch_id, file_id) as response:
-                async for line in byte_lines(response.iter_bytes()):
-                    answer = read_output_line(line)
-                    if answer is not None:
-                        yield answer
-                    else:  # blank, or broken (read again: such lines are rare)
-                        broken += output_object(line) is None
-            if broken:
-                log.warning("Skipped %d unreadable line(s) in file %s of batch %s", broken, file_id, batch_id)
+                async for answers in answer_blocks_of(response.iter_bytes(), reader, where):
+                    yield answers
 
     async def cancel(self, batch_id: str) -> None:
         try:
@@ -232,12 +232,15 @@ def read_output_line(line: bytes) -> RawResult | None:
     """The answer of one output or error file line, as ``results()`` yields it; ``None`` for a line
     without one (blank, ``{}``, or broken: :func:`output_object` tells which). The common line is read
     straight from its bytes (:func:`~airflow_llm_batch.backends.openai_lines.decode_common_line`), any
-    other with :func:`output_object` and :func:`decode_output_line`, which give the same answer."""
+    other by :func:`read_other_line`, which gives the same answer."""
     answer = decode_common_line(line)
-    if answer is None:
-        document = output_object(line)
-        answer = decode_output_line(document) if document else None
-    return answer
+    return answer if answer is not None else read_other_line(line)
+
+
+def read_other_line(line: bytes) -> RawResult | None:
+    """Any output line, read with :func:`output_object` and :func:`decode_output_line` (None: blank or broken)."""
+    document = output_object(line)
+    return decode_output_line(document) if document else None
 
 
 def output_object(line: bytes) -> dict[str, Any] | None:

@@ -69,7 +69,7 @@ from airflow_llm_batch.backends.vertex_request import generate_content_request
 from airflow_llm_batch.backends.vertex_staging import GoogleClients, VertexStaging, output_records, stage_chunk
 from airflow_llm_batch.exceptions import InvalidInputError, ProviderError
 from airflow_llm_batch.pipeline import types as neutral
-from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk
+from airflow_llm_batch.pipeline.backend import NO_HINTS, FindHints, OpenChunk, answer_blocks
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +192,9 @@ class VertexBatchBackend:
             provider_status=status.removeprefix("JOB_STATE_").lower(),
             total=succeeded + failed + max(0, int(stats.incomplete_count or 0)), completed=succeeded,
             failed=failed, errors=errors_)
+
+    def result_blocks(self, batch_id: str) -> AsyncIterator[list[neutral.RawResult]]:
+        return answer_blocks(self.results(batch_id))
 
     async def results(self, batch_id: str) -> AsyncIterator[neutral.RawResult]:
         try:

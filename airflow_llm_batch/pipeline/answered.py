@@ -10,14 +10,17 @@ import sqlite3
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from functools import partial
 from typing import Any
 
+import msgspec
 import orjson
 
 from airflow_llm_batch.pipeline import fast_json
 from airflow_llm_batch.pipeline.join import to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.plain_record import PLAIN_ENCODER, PLAIN_REFUSED, PLAIN_STATUS, PlainRecord
 from airflow_llm_batch.pipeline.prices import ModelPrice
 from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
 from airflow_llm_batch.pipeline.routing import CACHED_FILE, FOLLOWERS_FILE, answer_from_dict
@@ -69,57 +72,88 @@ def _repeat_row(entry: KeyEntry, leader: dict[str, Any] | None) -> ResultRow:
     return row
 
 
-#: results lines joined into one ``write`` (~100 KiB): an fsspec file's write is a Python call per line
-WRITE_EVERY = 256
+#: results bytes gathered for one ``write`` (~128 KiB): an fsspec file's write is a Python call per line
+WRITE_BYTES = 1 << 17
 
 
-def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any]], *,
+def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any] | PlainRecord], *,
                   price: ModelPrice | None = None, answered_by: str | None = None) -> dict[str, int]:
     """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
     per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``).
 
-    Each item is a row or a record (a dict laid out as ``ResultRow.to_dict`` writes it, as
-    ``ChunkOutcome.final_records`` yields them): a record is written as it is, a row as its ``to_dict``.
-    A record's fields are its own (a row whose carried columns would replace one comes as a row).
+    Each item is a row or a record, as ``ChunkOutcome.final_records`` yields them: a
+    :class:`~airflow_llm_batch.pipeline.plain_record.PlainRecord` (most rows: one that succeeded, written
+    by msgspec in one C call), or a dict laid out as ``ResultRow.to_dict`` writes it; either is written as
+    it is, a row as its ``to_dict``. A record's fields are its own (a row whose carried columns would
+    replace one comes as a row).
 
     With a ``price``, each line is what landing writes for the row (so landing can copy the file): the
     record as ``result_record(record, answered_by)`` gives it, with ``cost_usd`` (record_cost.py); a
     record with its ``cost_usd`` already was priced so by the join (``JoinContext.pricer``)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
-    tokens_in = tokens_out = tokens_cached = 0
-    dumps_line, orjson_dumps, options = fast_json.dumps_line, orjson.dumps, fast_json.LINE_OPTIONS
-    pricer = RecordPricer(price) if price is not None else None
+    tokens_in = tokens_out = tokens_cached = plain = 0
+    encode_into, unset = PLAIN_ENCODER.encode_into, msgspec.UNSET
+    other_line = partial(_record_line, RecordPricer(price) if price is not None else None, answered_by)
     with AtomicWriter(path) as fh:
-        lines: list[bytes] = []  # written WRITE_EVERY lines at a time: a file's write may be a Python call
-        add = lines.append
+        buffer = bytearray()  # written WRITE_BYTES at a time: a file's write may be a Python call
         for row in rows:
-            if type(row) is dict:
-                record = row
-                status, error, usage = row["status"], row["error"], row["usage"]
-                tokens_in += usage["input_tokens"]
-                tokens_out += usage["output_tokens"]
-                tokens_cached += usage["cached_input_tokens"]
-            else:  # a carried column may replace a field of its record: count the row's own
-                assert isinstance(row, ResultRow)
-                record, status, error, counts = row.to_dict(), row.status.value, row.error, row.usage
-                tokens_in += counts.input_tokens
-                tokens_out += counts.output_tokens
-                tokens_cached += counts.cached_input_tokens
-            if pricer is not None and COST_KEY not in record:
-                record = pricer(result_record(record, answered_by))
-            try:  # orjson itself: a Python call less per row (fast_json.dumps_line's fallback, for big ints)
-                add(orjson_dumps(record, default=str, option=options))
-            except TypeError:
-                add(dumps_line(record))
-            if len(lines) >= WRITE_EVERY:
-                fh.write(b"".join(lines))
-                lines.clear()
-            statuses[status] += 1
-            if error:
-                errors[f"error:{error['code']}"] += 1
-        fh.write(b"".join(lines))
+            if type(row) is PlainRecord and (price is None or row.cost_usd is not unset):
+                plain += 1
+                usage = row.usage
+                tokens_in += usage.input_tokens
+                tokens_out += usage.output_tokens
+                tokens_cached += usage.cached_input_tokens
+                end = len(buffer)
+                try:
+                    encode_into(row, buffer, -1)
+                except PLAIN_REFUSED:  # a lone surrogate: the dict, written by fast_json
+                    del buffer[end:]
+                    buffer += fast_json.dumps(row.to_dict())
+                buffer += b"\n"
+            else:
+                line, (row_in, row_out, row_cached), status, error = other_line(row)
+                buffer += line
+                tokens_in += row_in
+                tokens_out += row_out
+                tokens_cached += row_cached
+                statuses[status] += 1
+                if error:
+                    errors[f"error:{error['code']}"] += 1
+            if len(buffer) >= WRITE_BYTES:
+                fh.write(bytes(buffer))
+                buffer.clear()
+        fh.write(bytes(buffer))
+    if plain:
+        statuses[PLAIN_STATUS] += plain
     if not statuses:
         return {}
     return {**statuses, **errors, "tokens_input": tokens_in, "tokens_output": tokens_out,
             "tokens_cached": tokens_cached}
+
+
+def _record_line(pricer: RecordPricer | None, answered_by: str | None,
+                 row: ResultRow | dict[str, Any] | PlainRecord) -> tuple[bytes, _Tokens, str, dict[str, str] | None]:
+    """(line, (input, output, cached tokens), status, error) of a row that is not a plain record ready to
+    write: a dict record (its own fields), a ResultRow (a carried column may replace a field of its record:
+    the row's own are counted), or a plain record the join did not price when the file is priced."""
+    if type(row) is dict:
+        record, status, error, counts = row, row["status"], row["error"], row["usage"]
+        tokens = (counts["input_tokens"], counts["output_tokens"], counts["cached_input_tokens"])
+    elif isinstance(row, PlainRecord):
+        record, status, error, plain = row.to_dict(), row.status, None, row.usage
+        tokens = (plain.input_tokens, plain.output_tokens, plain.cached_input_tokens)
+    else:
+        assert isinstance(row, ResultRow)
+        record, status, error, usage = row.to_dict(), row.status.value, row.error, row.usage
+        tokens = (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
+    if pricer is not None and COST_KEY not in record:
+        record = pricer(result_record(record, answered_by))
+    try:  # orjson itself (fast_json.dumps's fallback, for big ints and lone surrogates)
+        line = orjson.dumps(record, default=str, option=fast_json.LINE_OPTIONS)
+    except TypeError:
+        line = fast_json.dumps_line(record)
+    return line, tokens, status, error
+
+
+_Tokens = tuple[int, int, int]

@@ -42,12 +42,14 @@ T = TypeVar("T")
 async def fetch_answers(backend: BatchBackend, batch_id: str, has_results: bool,
                         room: Callable[[], float] = lambda: math.inf) -> dict[str, RawResult]:
     """Every answer of one ended batch, by custom_id ({} when the batch holds none). Once ``room()``
-    (how many answers it may hold now) is reached, the download waits until the join has taken half of
-    AHEAD_SLACK more (few, long pauses: every wake-up takes the GIL from the join's thread)."""
+    (how many answers it may hold now) is reached, checked after each list of answers the backend gives
+    (one per downloaded piece: ~60 answers of 1 KiB), the download waits until the join has taken half
+    of AHEAD_SLACK more (few, long pauses: every wake-up takes the GIL from the join's thread)."""
     answers: dict[str, RawResult] = {}
     if has_results:
-        async for answer in backend.results(batch_id):
-            answers[answer.custom_id] = answer
+        async for block in backend.result_blocks(batch_id):
+            for answer in block:
+                answers[answer.custom_id] = answer
             if len(answers) >= room():  # held back until the join has taken half the slack more
                 while len(answers) + AHEAD_SLACK // 2 > room():  # noqa: ASYNC110 - the join runs in a thread
                     await asyncio.sleep(HELD_BACK_POLL)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Collection
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import IO, ClassVar, Protocol
 
@@ -66,6 +67,38 @@ class BatchBackend(Protocol):
         """Stream every answer the batch holds (succeeded and failed), in the provider's order."""
         ...
 
+    def result_blocks(self, batch_id: str) -> AsyncIterator[list[RawResult]]:
+        """:meth:`results` in lists (the same answers, in the same order; never an empty list): what the
+        collector reads, one async step per list instead of per answer. A backend whose download is read
+        in pieces yields an answer list per piece; any other can give ``answer_blocks(self.results(...))``."""
+        ...
+
     async def cancel(self, batch_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+#: answers per list of :func:`answer_blocks`
+ANSWER_BLOCK = 512
+
+
+async def answer_blocks(answers: AsyncIterable[RawResult], size: int = ANSWER_BLOCK) -> AsyncIterator[list[RawResult]]:
+    """``answers`` in lists of ``size`` (the last one shorter): ``result_blocks`` of a backend whose
+    answers come one at a time."""
+    block: list[RawResult] = []
+    async for answer in answers:
+        block.append(answer)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+async def each_answer(blocks: AsyncGenerator[list[RawResult], None]) -> AsyncGenerator[RawResult, None]:
+    """The answers of ``blocks`` one at a time: ``results`` of a backend that reads them in lists (closing
+    it closes ``blocks``, and so the download they read)."""
+    async with aclosing(blocks) as opened:
+        async for block in opened:
+            for answer in block:
+                yield answer

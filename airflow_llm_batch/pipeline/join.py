@@ -23,8 +23,9 @@ from typing import Any
 
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputError, OutputParser
+from airflow_llm_batch.pipeline.plain_record import PlainRecord, PlainUsage
 from airflow_llm_batch.pipeline.policy import RetryPolicy
-from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
+from airflow_llm_batch.pipeline.record_cost import RecordPricer
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, ResultRow, RowStatus, Usage
 
 #: (code, message) of a row its batch did not answer, when nothing more precise is known
@@ -86,7 +87,7 @@ class ChunkOutcome:
         self.to_cache: list[tuple[str, RawResult]] = []
         self.unmatched = 0
 
-    def final_records(self) -> Iterator[dict[str, Any] | ResultRow]:
+    def final_records(self) -> Iterator[PlainRecord | dict[str, Any] | ResultRow]:
         """Each row's verdict in input order: its final record (laid out as ``ResultRow.to_dict`` writes
         it) is yielded, or it is kept for a retry; a succeeded answer with a fingerprint is kept for the
         cache when the context asks for it. No row object is built (one dict per row), except for a row
@@ -94,18 +95,21 @@ class ChunkOutcome:
         status, error and usage are counted (``answered.write_results`` takes both).
 
         Most rows are plain (no carried columns; a fingerprint or none) with a text answer that ended with
-        ``stop``: their record is made here in one dict literal, as ``record_and_error`` makes it, with
-        the context's ``answered_by`` and, when it has a pricer, its cost (what ``RecordPricer`` gives
-        the record: a decoder's token counts are ints). Other records are not priced here."""
+        ``stop``: their record is made here as a :class:`PlainRecord` (the fields ``record_and_error``
+        gives, in its order, written by msgspec), with the context's ``answered_by`` and, when it has a
+        pricer, its cost (what ``RecordPricer`` gives the record: a decoder's token counts are ints).
+        Other records are dicts, not priced here."""
         answers, context = self._answers, self._context
         lookup, adopted, attempts, batch_id = answers.get, context.adopted, context.attempt, context.batch_id
         answered_by, pricer, realtime = context.answered_by, context.pricer, context.answered_by == "realtime"
         known_cost = pricer.memo(realtime).get if pricer is not None else None  # usage -> cost, once each
         rule, plain_text = context.retry, self._parser.mode == "text"
         cache_answers, to_cache = context.cache_answers, self.to_cache.append
+        new_record, new_usage = PlainRecord, PlainUsage
         if rule is not None and rule.wants(None, unanswered=False, attempt=attempts, adopted=adopted):
             plain_text = False  # a succeeded row may be retried (never with today's policy): the general path
         matched = 0
+        record: PlainRecord | dict[str, Any] | ResultRow | None
         for position, entry in enumerate(self._entries):
             answer = lookup(entry.answer_id if adopted else entry.custom_id)
             if answer is None:
@@ -113,19 +117,17 @@ class ChunkOutcome:
             elif plain_text and answer[8] is _STOP and answer[1] and answer[3] is None and entry[5] is None:
                 matched += 1  # finish_reason, ok, embedding; carry (above)
                 tokens_in, tokens_out, tokens_cached = answer[5]
-                record = {"key": entry[1], "status": _SUCCEEDED, "output": answer[2], "parsed": None, "error": None,
-                          "usage": {"input_tokens": tokens_in, "output_tokens": tokens_out,
-                                    "cached_input_tokens": tokens_cached, "total_tokens": tokens_in + tokens_out},
-                          "model": answer[4], "batch_id": batch_id, "custom_id": entry[0], "attempts": attempts,
-                          "cached": False, "answered_by": answered_by}
+                record = new_record(entry[1], _SUCCEEDED, answer[2], None, None,
+                                    new_usage(tokens_in, tokens_out, tokens_cached, tokens_in + tokens_out),
+                                    answer[4], batch_id, entry[0], attempts, False, answered_by)
                 fingerprint = entry[3]
                 if fingerprint is not None:  # the request cache is on: the row's extra, and its answer to store
-                    record["fingerprint"] = fingerprint
+                    record.fingerprint = fingerprint
                     if cache_answers and fingerprint:
                         to_cache((fingerprint, answer))
                 if known_cost is not None:
                     cost = known_cost(answer[5], _UNPRICED)
-                    record[COST_KEY] = pricer.cost(answer[5], realtime) if cost is _UNPRICED else cost  # type: ignore[union-attr]
+                    record.cost_usd = pricer.cost(answer[5], realtime) if cost is _UNPRICED else cost  # type: ignore[union-attr]
             else:
                 matched += 1
                 record = self._verdict(position, entry, answer)
@@ -155,7 +157,12 @@ class ChunkOutcome:
 
     def final_rows(self) -> Iterator[ResultRow]:
         """:meth:`final_records` as rows (for callers that read fields; writing takes the records)."""
-        return (item if isinstance(item, ResultRow) else ResultRow.from_dict(item) for item in self.final_records())
+        return (item if isinstance(item, ResultRow) else ResultRow.from_dict(_as_dict(item))
+                for item in self.final_records())
+
+
+def _as_dict(record: PlainRecord | dict[str, Any]) -> dict[str, Any]:
+    return record.to_dict() if isinstance(record, PlainRecord) else record
 
 
 def classify_chunk(entries: Iterable[KeyEntry], answers: Mapping[str, RawResult], parser: OutputParser,

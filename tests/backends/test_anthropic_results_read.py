@@ -20,7 +20,7 @@ from airflow_llm_batch.emulator.faults import FaultPlan
 from airflow_llm_batch.pipeline.types import BatchState, FinishReason, LLMRequest, RawResult
 from tests.backends.test_anthropic_backend import FAST, Invoice, chunk_file, connect, request, submit, wait_ended
 
-SKIPPED = "Skipped %d unreadable line(s) in the results of batch %s"
+SKIPPED = "Skipped %d unreadable line(s) in %s"
 
 
 @pytest.fixture
@@ -99,7 +99,7 @@ async def test_broken_lines_are_counted_and_skipped_and_the_other_answers_read(
     assert all(answer.ok and answer.text == f"row {answer.custom_id}" for answer in got)
     assert fresh_emulator.stats()["anthropic"]["malformed_lines"] == len(broken)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert [(r.msg, r.args) for r in warnings] == [(SKIPPED, (len(broken), batch_id))]
+    assert [(r.msg, r.args) for r in warnings] == [(SKIPPED, (len(broken), f"the results of batch {batch_id}"))]
 
 
 class BlankLinesInResults(httpx2.AsyncHTTPTransport):

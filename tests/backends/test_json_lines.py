@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
-from airflow_llm_batch.backends.json_lines import byte_lines, json_object, line_object
+import pytest
+
+from airflow_llm_batch.backends.json_lines import (
+    LineReader,
+    answer_blocks_of,
+    byte_lines,
+    json_object,
+    line_blocks,
+    line_object,
+    read_lines,
+)
+from airflow_llm_batch.pipeline.types import RawResult
 
 
 async def _chunks(data: bytes, size: int) -> AsyncIterator[bytes]:
@@ -41,3 +53,48 @@ def test_a_line_object_tells_a_blank_line_from_a_broken_one() -> None:
     big = b'{"n": 123456789012345678901234567890}'
     assert line_object(big) == {"n": 123456789012345678901234567890}  # exact by default
     assert isinstance((line_object(big, exact_integers=False) or {})["n"], float)
+
+
+def _blocks(data: bytes, size: int) -> list[list[bytes]]:
+    async def collect() -> list[list[bytes]]:
+        return [lines async for lines in line_blocks(_chunks(data, size))]
+
+    return asyncio.run(collect())
+
+
+def test_line_blocks_are_the_lines_a_list_per_chunk_that_ends_one() -> None:
+    data = b'{"a":1}\n{"a":2}\n\n{"a":3}\n{"a":' + b"4" * 40 + b"}"
+    for size in (1, 5, 8, 30, len(data)):
+        blocks = _blocks(data, size)
+        assert [line for block in blocks for line in block] == data.split(b"\n") == _lines(data, size), size
+        assert all(blocks)  # a chunk inside a line yields no empty list
+    assert len(_blocks(data, 30)) < len(data.split(b"\n"))  # several lines in a block
+    assert _blocks(data, len(data)) == [data.split(b"\n")[:-1], [data.split(b"\n")[-1]]]
+
+
+def _answer(line: bytes) -> RawResult | None:
+    document = line_object(line)
+    return RawResult(custom_id=str(document["id"]), ok=True, text="x") if document else None
+
+
+#: the common reader takes lines starting with ``{"id"``, the other one reads the rest
+READER = LineReader(lambda line: _answer(line) if line.startswith(b'{"id"') else None, _answer, line_object)
+
+
+def test_read_lines_gives_the_answers_in_order_and_counts_only_broken_lines() -> None:
+    lines = [b'{"id": 1}', b"", b"  ", b"{broken", b'{"x": 0, "id": 2}', b"[1]", b'{"id": 3}']
+    answers, broken = read_lines(lines, READER)
+    assert [a.custom_id for a in answers] == ["1", "2", "3"] and broken == 2
+
+
+def test_answer_blocks_skip_empty_lists_and_log_the_broken_lines_once(caplog: pytest.LogCaptureFixture) -> None:
+    data = b'{"id": 1}\n{broken\n\n{"id": 2}\nnot json\n{"id": 3}\n'
+
+    async def collect() -> list[list[RawResult]]:
+        return [block async for block in answer_blocks_of(_chunks(data, 11), READER, "file f of batch b")]
+
+    with caplog.at_level(logging.WARNING):
+        blocks = asyncio.run(collect())
+    assert all(blocks) and [a.custom_id for block in blocks for a in block] == ["1", "2", "3"]
+    assert [(r.msg, r.args) for r in caplog.records] == [("Skipped %d unreadable line(s) in %s",
+                                                          (2, "file f of batch b"))]

@@ -147,6 +147,8 @@ async def test_out_of_order_answers_are_joined_by_id(
     provider_order = [answer.custom_id async for answer in backend.results(manifest.batch_ids[0])]
     input_order = [row["id"] for row in rows]
     assert sorted(provider_order) == sorted(input_order) and provider_order != input_order
+    blocks = [block async for block in backend.result_blocks(manifest.batch_ids[0])]  # what the collector reads
+    assert [answer.custom_id for block in blocks for answer in block] == provider_order and all(blocks)
     assert [r.key for r in results] == input_order
     assert all(r.output == row["text"] for r, row in zip(results, rows, strict=True))
 

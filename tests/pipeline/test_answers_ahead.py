@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +33,12 @@ class Recording(OpenAIBatchBackend):
 
     events: list[tuple[str, str]]
 
-    async def results(self, batch_id: str) -> AsyncIterator[RawResult]:
+    async def result_blocks(self, batch_id: str) -> AsyncGenerator[list[RawResult], None]:
         self.events.append(("download", batch_id))
-        async for answer in super().results(batch_id):
-            self.events.append(("answer", batch_id))
-            yield answer
+        async for block in super().result_blocks(batch_id):
+            for answer in block:  # one answer a block: the hold-back is checked after each block
+                self.events.append(("answer", batch_id))
+                yield [answer]
         self.events.append(("downloaded", batch_id))
 
 

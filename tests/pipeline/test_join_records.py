@@ -15,10 +15,11 @@ import pytest
 
 from airflow_llm_batch.backends.openai import decode_output_line, output_object
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.answered import WRITE_EVERY, write_results
+from airflow_llm_batch.pipeline.answered import WRITE_BYTES, write_results
 from airflow_llm_batch.pipeline.join import JoinContext, RetryRule, classify_chunk, to_result_row
 from airflow_llm_batch.pipeline.key_index import KeyEntry
 from airflow_llm_batch.pipeline.parsing import OutputParser
+from airflow_llm_batch.pipeline.plain_record import PlainRecord
 from airflow_llm_batch.pipeline.policy import RetryPolicy
 from airflow_llm_batch.pipeline.prices import PriceTable
 from airflow_llm_batch.pipeline.record_cost import COST_KEY, RecordPricer
@@ -69,6 +70,11 @@ def answers() -> dict[str, Any]:
     return {answer.custom_id: answer for answer in decoded}
 
 
+def as_dicts(records: Any) -> list[dict[str, Any]]:
+    """Records as dicts (a plain record's ``to_dict``; a ResultRow's too)."""
+    return [r if isinstance(r, dict) else r.to_dict() for r in records]
+
+
 def rows_the_row_way(parser: OutputParser, context: JoinContext) -> list[ResultRow]:
     """Each entry's ResultRow as ``to_result_row`` builds it, with the context's attempt number."""
     found = answers()
@@ -105,8 +111,7 @@ def test_records_and_rows_write_the_same_bytes_and_counts(tmp_path: Path, respon
 
 def test_final_rows_are_the_records_as_rows() -> None:
     parser, context = OutputParser("json"), JoinContext("batch_1")
-    records = [r if isinstance(r, dict) else r.to_dict()
-               for r in classify_chunk(ENTRIES, answers(), parser, context).final_records()]
+    records = as_dicts(classify_chunk(ENTRIES, answers(), parser, context).final_records())
     rows = list(classify_chunk(ENTRIES, answers(), parser, context).final_rows())
     assert [row.to_dict() for row in rows] == records
 
@@ -122,9 +127,12 @@ def test_an_output_line_reads_numbers_inexactly_but_its_answer_is_the_same() -> 
 
 
 def test_the_common_rows_record_is_the_rows_own_dict() -> None:
-    """c9 and c10 take the join's fast path: each record equals its row's ``to_dict``, key for key in order."""
+    """c9 and c10 take the join's fast path (a plain record): each record equals its row's ``to_dict``, key for
+    key in order."""
     parser, context = OutputParser(None), JoinContext("batch_1", attempt=3)
-    records = list(classify_chunk(ENTRIES[9:], answers(), parser, context).final_records())
+    plain = list(classify_chunk(ENTRIES[9:], answers(), parser, context).final_records())
+    assert all(type(r) is PlainRecord for r in plain)
+    records = as_dicts(plain)
     expected = [row.to_dict() for row in rows_the_row_way(parser, context)[9:]]
     assert records == expected and [list(r) for r in records] == [list(r) for r in expected]
     assert records[0]["output"] == "a plain answer" and records[1]["output"] is None
@@ -169,7 +177,7 @@ def test_adopted_rows_join_on_the_custom_id_they_have_in_the_adopted_batch() -> 
                KeyEntry("new11", "k11", 11, adopted_id="gone")]
     context = JoinContext("batch_1", adopted=True, retry=RetryRule(RetryPolicy()))
     outcome = classify_chunk(entries, answers(), OutputParser(None), context)
-    records = list(outcome.final_records())
+    records = as_dicts(outcome.final_records())
     assert [(r["key"], r["custom_id"], r["output"]) for r in records] == [("k9", "new9", "a plain answer"),
                                                                           ("k10", "new10", None)]
     assert outcome.retry == [(2, entries[2])]  # adopted and unanswered: sent again
@@ -196,21 +204,22 @@ def test_the_join_prices_plain_records_as_write_results_prices_them(tmp_path: Pa
     price they are byte for byte what write_results makes of the unpriced records, over several writes."""
     price = PriceTable.default().price_for("openai", "gpt-4o-mini")
     assert price is not None
-    entries, found = _plain_chunk(700)  # more than WRITE_EVERY: the lines go out in several writes
-    assert len(entries) > 2 * WRITE_EVERY
+    entries, found = _plain_chunk(1500)  # more than 2 * WRITE_BYTES: the lines go out in several writes
     parser = OutputParser(None)
     priced = classify_chunk(entries, dict(found), parser,
                             JoinContext("batch_1", answered_by=path, pricer=RecordPricer(price)))
     records = list(priced.final_records())
-    plain = [r for r in records if isinstance(r, dict) and r["key"].startswith("pk")]
-    assert len(plain) == 700 and all(r[COST_KEY] is not None and r["answered_by"] == path for r in plain)
+    plain = [r for r in records if isinstance(r, PlainRecord)]
+    assert [r.key for r in plain] == ["k9", "k10", *(f"pk{i}" for i in range(1500))]  # c9, c10 are plain too
+    assert all(r.cost_usd is not None and r.answered_by == path for r in plain)
     counts = write_results(tmp_path / "joined.jsonl", records, price=price, answered_by=path)
     unpriced = classify_chunk(entries, dict(found), parser, JoinContext("batch_1")).final_records()
     assert write_results(tmp_path / "written.jsonl", unpriced, price=price, answered_by=path) == counts
     assert (tmp_path / "joined.jsonl").read_bytes() == (tmp_path / "written.jsonl").read_bytes()
+    assert (tmp_path / "joined.jsonl").stat().st_size > 2 * WRITE_BYTES
     lines = (tmp_path / "joined.jsonl").read_bytes().splitlines()
-    assert len(lines) == len(entries) and counts["succeeded"] == 700 + 5
-    costs = {fast_json.loads(line)[COST_KEY] for line in lines[-700:]}
+    assert len(lines) == len(entries) and counts["succeeded"] == 1500 + 5
+    costs = {fast_json.loads(line)[COST_KEY] for line in lines[-1500:]}
     assert len(costs) > 100  # the usages differ, and so do their prices
 
 
