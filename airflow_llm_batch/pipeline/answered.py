@@ -81,15 +81,13 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any] |
     """Write ``rows`` as the results file ``path``; return their counts: per status, ``error:<code>``
     per failure code, and the token totals (``tokens_input``, ``tokens_output``, ``tokens_cached``).
 
-    Each item is a row or a record, as ``ChunkOutcome.final_records`` yields them: a
-    :class:`~airflow_llm_batch.pipeline.plain_record.PlainRecord` (most rows: one that succeeded, written
-    by msgspec in one C call), or a dict laid out as ``ResultRow.to_dict`` writes it; either is written as
-    it is, a row as its ``to_dict``. A record's fields are its own (a row whose carried columns would
-    replace one comes as a row).
+    Each item comes as ``ChunkOutcome.final_records`` yields it: a ``PlainRecord`` (most rows, written by
+    msgspec), a dict laid out as ``ResultRow.to_dict`` writes it (its fields its own), or a row (whose
+    carried columns replace a field: its ``to_dict`` is written, its own fields counted).
 
     With a ``price``, each line is what landing writes for the row (so landing can copy the file): the
-    record as ``result_record(record, answered_by)`` gives it, with ``cost_usd`` (record_cost.py); a
-    record with its ``cost_usd`` already was priced so by the join (``JoinContext.pricer``)."""
+    record as ``result_record(record, answered_by)`` gives it, with ``cost_usd``; a record with its
+    ``cost_usd`` already was priced so by the join (``JoinContext.pricer``)."""
     statuses: Counter[str] = Counter()
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = plain = 0
