@@ -92,7 +92,8 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any] |
     errors: Counter[str] = Counter()
     tokens_in = tokens_out = tokens_cached = plain = 0
     encode_into, unset = PLAIN_ENCODER.encode_into, msgspec.UNSET
-    other_line = partial(_record_line, RecordPricer(price) if price is not None else None, answered_by)
+    other_line = partial(_record_line, RecordPricer(price) if price is not None else None, answered_by, statuses,
+                         errors)
     with AtomicWriter(path) as fh:
         buffer = bytearray()  # written WRITE_BYTES at a time: a file's write may be a Python call
         for row in rows:
@@ -110,14 +111,11 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any] |
                     buffer += fast_json.dumps(row.to_dict())
                 buffer += b"\n"
             else:
-                line, (row_in, row_out, row_cached), status, error = other_line(row)
+                line, (row_in, row_out, row_cached) = other_line(row)
                 buffer += line
                 tokens_in += row_in
                 tokens_out += row_out
                 tokens_cached += row_cached
-                statuses[status] += 1
-                if error:
-                    errors[f"error:{error['code']}"] += 1
             if len(buffer) >= WRITE_BYTES:
                 fh.write(bytes(buffer))
                 buffer.clear()
@@ -130,11 +128,11 @@ def write_results(path: StoragePath, rows: Iterable[ResultRow | dict[str, Any] |
             "tokens_cached": tokens_cached}
 
 
-def _record_line(pricer: RecordPricer | None, answered_by: str | None,
-                 row: ResultRow | dict[str, Any] | PlainRecord) -> tuple[bytes, _Tokens, str, dict[str, str] | None]:
-    """(line, (input, output, cached tokens), status, error) of a row that is not a plain record ready to
-    write: a dict record (its own fields), a ResultRow (a carried column may replace a field of its record:
-    the row's own are counted), or a plain record the join did not price when the file is priced."""
+def _record_line(pricer: RecordPricer | None, answered_by: str | None, statuses: Counter[str], errors: Counter[str],
+                 row: ResultRow | dict[str, Any] | PlainRecord) -> tuple[bytes, tuple[int, int, int]]:
+    """(line, (input, output, cached tokens)) of a row that is not a plain record ready to write, its status
+    and error code counted: a dict record (its own fields), a ResultRow (a carried column may replace a field
+    of its record: the row's own are counted), or a plain record the join did not price when the file is."""
     if type(row) is dict:
         record, status, error, counts = row, row["status"], row["error"], row["usage"]
         tokens = (counts["input_tokens"], counts["output_tokens"], counts["cached_input_tokens"])
@@ -147,11 +145,10 @@ def _record_line(pricer: RecordPricer | None, answered_by: str | None,
         tokens = (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens)
     if pricer is not None and COST_KEY not in record:
         record = pricer(result_record(record, answered_by))
+    statuses[status] += 1
+    if error:
+        errors[f"error:{error['code']}"] += 1
     try:  # orjson itself (fast_json.dumps's fallback, for big ints and lone surrogates)
-        line = orjson.dumps(record, default=str, option=fast_json.LINE_OPTIONS)
+        return orjson.dumps(record, default=str, option=fast_json.LINE_OPTIONS), tokens
     except TypeError:
-        line = fast_json.dumps_line(record)
-    return line, tokens, status, error
-
-
-_Tokens = tuple[int, int, int]
+        return fast_json.dumps_line(record), tokens
