@@ -17,6 +17,7 @@ from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
 from airflow_llm_batch.backends.anthropic_results import decode_result
 from airflow_llm_batch.emulator import Emulator
 from airflow_llm_batch.emulator.faults import FaultPlan
+from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.types import BatchState, FinishReason, LLMRequest, RawResult
 from tests.backends.test_anthropic_backend import FAST, Invoice, chunk_file, connect, request, submit, wait_ended
 
@@ -132,3 +133,26 @@ async def test_blank_lines_are_skipped_without_a_warning(
     assert got == await sdk_stream_answers(fresh_emulator, batch_id)
     assert len(got) == len(mixed_requests()) and transport.spaced == 1
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_results_download_failing_past_the_client_retries_says_what_happens_next(
+        fresh_emulator: Emulator, tmp_path: Path) -> None:
+    backend = connect(fresh_emulator, max_retries=1)
+    try:
+        batch_id = await ended_batch(backend, tmp_path, [request("a", "one"), request("b", "two")])
+        results_path = f"/v1/messages/batches/{batch_id}/results"
+        fresh_emulator.inject_fault(500, count=2, path_prefix=results_path, method="GET")  # more than 1 retry
+        with pytest.raises(ProviderError) as caught:
+            _ = [answer async for answer in backend.results(batch_id)]
+        message = str(caught.value)
+        assert f"downloading the results of batch {batch_id} failed after the client's 1 retries" in message
+        assert "(InternalServerError, status 500)" in message and caught.value.status_code == 500
+        assert "the task's next try downloads them again and nothing is resubmitted or paid twice" in message
+        fresh_emulator.inject_fault(500, count=1, path_prefix=results_path, method="GET")  # the retry gets through
+        got = {answer.custom_id: answer.text async for answer in backend.results(batch_id)}
+    finally:
+        await backend.aclose()
+    assert got == {"a": "one", "b": "two"}
+    stats = fresh_emulator.stats()["anthropic"]
+    assert stats["http_errors_by_status"] == {"500": 3}
+    assert stats["batches_created"] == 1 and stats["requests_by_custom_id"] == {"a": 1, "b": 1}  # never sent again
