@@ -5,8 +5,10 @@ or broken line is skipped (a broken one counted and logged) instead of stopping 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -156,3 +158,44 @@ async def test_a_results_download_failing_past_the_client_retries_says_what_happ
     stats = fresh_emulator.stats()["anthropic"]
     assert stats["http_errors_by_status"] == {"500": 3}
     assert stats["batches_created"] == 1 and stats["requests_by_custom_id"] == {"a": 1, "b": 1}  # never sent again
+
+
+class ResultsCloses(httpx2.AsyncHTTPTransport):
+    """Counts the results downloads opened and the ones whose response stream was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = self.closed = 0
+
+    async def handle_async_request(self, req: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(req)
+        if req.url.path.endswith("/results"):
+            self.opened += 1
+            response.stream = CountedClose(response.stream, self)
+        return response
+
+
+class CountedClose(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, owner: ResultsCloses) -> None:
+        self.inner, self.owner = inner, owner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for piece in self.inner:
+            yield piece
+
+    async def aclose(self) -> None:
+        self.owner.closed += 1
+        await self.inner.aclose()
+
+
+async def test_closing_the_results_early_closes_the_download(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    transport = ResultsCloses()
+    backend = connect(fresh_emulator, http_client=httpx2.AsyncClient(transport=transport))
+    try:
+        batch_id = await ended_batch(backend, tmp_path, [request(f"e{i}", f"row {i}") for i in range(5)])
+        async with aclosing(backend.results(batch_id)) as answers:
+            first = await anext(answers)
+            assert (transport.opened, transport.closed) == (1, 0)  # still streaming
+        assert first.ok and transport.closed == 1  # closed with the generator, before the client is
+    finally:
+        await backend.aclose()
