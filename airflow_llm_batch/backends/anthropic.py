@@ -50,12 +50,13 @@ Re-attach without metadata
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncGenerator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any, ClassVar, cast
 
@@ -67,6 +68,7 @@ from airflow_llm_batch.backends import realtime_anthropic
 from airflow_llm_batch.backends.anthropic_lines import decode_common_line
 from airflow_llm_batch.backends.anthropic_results import batch_progress, read_other_line, results_object, total
 from airflow_llm_batch.backends.count_tokens import anthropic_count
+from airflow_llm_batch.backends.download_errors import download_failed
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import LineReader, answer_blocks_of
@@ -241,8 +243,7 @@ class AnthropicBatchBackend:
         row ends ``missing_result``, which the retry policy sends again) and logged once, so one bad line
         never stops the collect."""
         reader = LineReader(decode_common_line, read_other_line, results_object)
-        # the SDK's own request (batch look-up, then its results_url), its bytes unread
-        async with self.client.messages.batches.with_streaming_response.results(batch_id) as response:
+        async with _download(self.client, batch_id) as response:
             async for answers in answer_blocks_of(response.iter_bytes(), reader, f"the results of batch {batch_id}"):
                 yield answers
 
@@ -303,6 +304,17 @@ def _read_requests(open_chunk: OpenChunk) -> Iterator[dict[str, Any]]:
         for line in fh:
             if line.strip():
                 yield json.loads(line)
+
+
+@contextlib.asynccontextmanager
+async def _download(client: AsyncAnthropic, batch_id: str) -> AsyncIterator[Any]:
+    """Open the results of a batch with the SDK's own request (batch look-up, then its ``results_url``), its
+    bytes unread; a failure past the client's own retries says what it means and what to do."""
+    try:
+        async with client.messages.batches.with_streaming_response.results(batch_id) as response:
+            yield response
+    except (anthropic.APIStatusError, anthropic.APIConnectionError) as exc:
+        raise download_failed(f"the results of batch {batch_id}", client.max_retries, exc) from exc
 
 
 def _api_message(exc: BaseException) -> str:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar, cast
 import openai
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
+from airflow_llm_batch.backends.download_errors import download_failed
 from airflow_llm_batch.backends.guarded_create import CreateAnswers, CreateGuard
 from airflow_llm_batch.backends.identity import ClientEndpoint
 from airflow_llm_batch.backends.json_lines import LineReader, answer_blocks_of, json_object, line_object
@@ -350,9 +351,4 @@ async def _download(client: AsyncOpenAI | AsyncAzureOpenAI, batch_id: str, file_
         async with client.files.with_streaming_response.content(file_id) as response:
             yield response
     except (openai.APIStatusError, openai.APIConnectionError) as exc:
-        status = getattr(exc, "status_code", None)
-        raise ProviderError(f"downloading results file {file_id} of batch {batch_id} failed after the client's "
-                            f"{client.max_retries} retries ({type(exc).__name__}, status {status}). The answers are "
-                            f"kept by the provider: the task's next try downloads them again and nothing is "
-                            f"resubmitted or paid twice; raise the connection's max_retries if this recurs",
-                            status_code=status) from exc
+        raise download_failed(f"results file {file_id} of batch {batch_id}", client.max_retries, exc) from exc

@@ -3,8 +3,9 @@
 Each emulated provider is one :class:`Provider` entry: the path prefixes whose errors it formats,
 its routes, its error shapes and the path of its batch create. The gateway
 
-* checks the API key (never on the control routes under ``/_emulator``) and counts the request by its
-  ``User-Agent`` family (:mod:`.user_agents`);
+* checks the API key (never on the control routes under ``/_emulator``) and counts the request, for its
+  provider (:func:`provider_of`: by path, and on the ``/v1`` paths OpenAI and Gemini share, by the client's
+  marks), by its ``User-Agent`` family (:mod:`.user_agents`);
 * plays one-off :class:`~.faults.Fault` s and the fault plan's transient HTTP errors, BEFORE the
   request is processed (a retried create then creates one batch);
 * loses the answer of a create that worked when the fault plan says so (``lost_creates`` /
@@ -69,6 +70,9 @@ PROVIDERS: tuple[Provider, ...] = (
 """Emulated providers. A new one adds an entry with its own module."""
 
 
+_GEMINI = next(provider for provider in PROVIDERS if provider.name == "gemini")
+
+
 def provider_for(path: str) -> Provider | None:
     for provider in PROVIDERS:
         if path.startswith(provider.path_prefixes):
@@ -76,8 +80,19 @@ def provider_for(path: str) -> Provider | None:
     return None
 
 
-def error_body_for(path: str, status: int, message: str) -> dict[str, Any]:
-    provider = provider_for(path)
+def provider_of(request: web.Request) -> Provider | None:
+    """The provider a request is for: the one of its path, except that the ``/v1/batches`` and ``/v1/files``
+    OpenAI shares with Gemini (google-genai 3.x asks there) are Gemini's when a Gemini client asks
+    (:func:`.gemini_api.owns`): its stats and error shapes are Gemini's."""
+    provider = provider_for(request.path)
+    if provider is not None and provider.name == "openai" and gemini_api.owns(request):
+        return _GEMINI
+    return provider
+
+
+def error_body_for(request: web.Request, status: int, message: str) -> dict[str, Any]:
+    """The error body in the shape of the request's provider (:func:`provider_of`)."""
+    provider = provider_of(request)
     if provider is not None:
         return provider.error_body(status, message)
     return {"error": {"message": message}}
@@ -148,12 +163,12 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
     """Auth and faults of one API request (not a control route), then the request itself."""
     path = request.path
     key = state.config.api_key
-    provider = provider_for(path)
+    provider = provider_of(request)
     stats = state.stats_for(provider.name) if provider is not None else None
     if key is not None and not _authorized(request, key):
         if stats is not None:
             stats.refused_requests += 1
-        return wire.json_answer(error_body_for(path, 401, "Invalid API key."), status=401)
+        return wire.json_answer(error_body_for(request, 401, "Invalid API key."), status=401)
     if stats is not None:
         stats.api_requests += 1
         stats.requests_by_agent[agent_family(request.headers.get("User-Agent"))] += 1
@@ -162,7 +177,7 @@ async def _faults_then_handler(request: web.Request, handler: Handler, state: Em
         if fault.lose_response:
             await handler(request)
         _count_http_error(stats, fault.status)
-        return wire.json_answer(error_body_for(path, fault.status, fault.message), status=fault.status)
+        return wire.json_answer(error_body_for(request, fault.status, fault.message), status=fault.status)
     if provider is None:
         return await handler(request)
     status = state.fault_plan.take_http_error()
@@ -189,7 +204,7 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return wire.json_answer(error_body_for(path, exc.status, exc.reason), status=exc.status)
+        return wire.json_answer(error_body_for(request, exc.status, exc.reason), status=exc.status)
     except Exception as exc:  # a bug in the emulator: log where, never the message (it may hold prompt text)
         log.error(
             "emulator bug %s while handling %s %s\n%s",
@@ -198,4 +213,4 @@ async def gateway(request: web.Request, handler: Handler) -> web.StreamResponse:
             path,
             "".join(traceback.format_tb(exc.__traceback__)),
         )
-        return wire.json_answer(error_body_for(path, 500, "Internal error in the emulator."), status=500)
+        return wire.json_answer(error_body_for(request, 500, "Internal error in the emulator."), status=500)

@@ -242,8 +242,9 @@ def _marked(request: web.Request) -> bool:
     return any(mark in request.headers for mark in _MARKS) or "key" in request.query
 
 
-def _owned(request: web.Request) -> bool:
-    """Gemini-only paths, or shared ``/v1`` paths asked by a Gemini client."""
+def owns(request: web.Request) -> bool:
+    """Gemini-only paths, or shared ``/v1`` paths asked by a Gemini client (the gateway counts these as
+    Gemini's too)."""
     path = request.path
     if path.startswith(PATH_PREFIXES[:-1]):
         return True
@@ -256,7 +257,7 @@ def _dispatcher(routes: tuple[Route, ...]) -> Any:
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         """Serve Gemini's routes (the app router cannot tell them from OpenAI's on ``/v1``)."""
-        if not _owned(request):
+        if not owns(request):
             return await handler(request)
         path_matched = False
         for route in routes:

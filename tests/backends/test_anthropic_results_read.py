@@ -5,8 +5,10 @@ or broken line is skipped (a broken one counted and logged) instead of stopping 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -17,6 +19,7 @@ from airflow_llm_batch.backends.anthropic import AnthropicBatchBackend
 from airflow_llm_batch.backends.anthropic_results import decode_result
 from airflow_llm_batch.emulator import Emulator
 from airflow_llm_batch.emulator.faults import FaultPlan
+from airflow_llm_batch.exceptions import ProviderError
 from airflow_llm_batch.pipeline.types import BatchState, FinishReason, LLMRequest, RawResult
 from tests.backends.test_anthropic_backend import FAST, Invoice, chunk_file, connect, request, submit, wait_ended
 
@@ -132,3 +135,67 @@ async def test_blank_lines_are_skipped_without_a_warning(
     assert got == await sdk_stream_answers(fresh_emulator, batch_id)
     assert len(got) == len(mixed_requests()) and transport.spaced == 1
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+async def test_a_results_download_failing_past_the_client_retries_says_what_happens_next(
+        fresh_emulator: Emulator, tmp_path: Path) -> None:
+    backend = connect(fresh_emulator, max_retries=1)
+    try:
+        batch_id = await ended_batch(backend, tmp_path, [request("a", "one"), request("b", "two")])
+        results_path = f"/v1/messages/batches/{batch_id}/results"
+        fresh_emulator.inject_fault(500, count=2, path_prefix=results_path, method="GET")  # more than 1 retry
+        with pytest.raises(ProviderError) as caught:
+            _ = [answer async for answer in backend.results(batch_id)]
+        message = str(caught.value)
+        assert f"downloading the results of batch {batch_id} failed after the client's 1 retries" in message
+        assert "(InternalServerError, status 500)" in message and caught.value.status_code == 500
+        assert "the task's next try downloads them again and nothing is resubmitted or paid twice" in message
+        fresh_emulator.inject_fault(500, count=1, path_prefix=results_path, method="GET")  # the retry gets through
+        got = {answer.custom_id: answer.text async for answer in backend.results(batch_id)}
+    finally:
+        await backend.aclose()
+    assert got == {"a": "one", "b": "two"}
+    stats = fresh_emulator.stats()["anthropic"]
+    assert stats["http_errors_by_status"] == {"500": 3}
+    assert stats["batches_created"] == 1 and stats["requests_by_custom_id"] == {"a": 1, "b": 1}  # never sent again
+
+
+class ResultsCloses(httpx2.AsyncHTTPTransport):
+    """Counts the results downloads opened and the ones whose response stream was closed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.opened = self.closed = 0
+
+    async def handle_async_request(self, req: httpx2.Request) -> httpx2.Response:
+        response = await super().handle_async_request(req)
+        if req.url.path.endswith("/results"):
+            self.opened += 1
+            response.stream = CountedClose(response.stream, self)
+        return response
+
+
+class CountedClose(httpx2.AsyncByteStream):
+    def __init__(self, inner: Any, owner: ResultsCloses) -> None:
+        self.inner, self.owner = inner, owner
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for piece in self.inner:
+            yield piece
+
+    async def aclose(self) -> None:
+        self.owner.closed += 1
+        await self.inner.aclose()
+
+
+async def test_closing_the_results_early_closes_the_download(fresh_emulator: Emulator, tmp_path: Path) -> None:
+    transport = ResultsCloses()
+    backend = connect(fresh_emulator, http_client=httpx2.AsyncClient(transport=transport))
+    try:
+        batch_id = await ended_batch(backend, tmp_path, [request(f"e{i}", f"row {i}") for i in range(5)])
+        async with aclosing(backend.results(batch_id)) as answers:
+            first = await anext(answers)
+            assert (transport.opened, transport.closed) == (1, 0)  # still streaming
+        assert first.ok and transport.closed == 1  # closed with the generator, before the client is
+    finally:
+        await backend.aclose()

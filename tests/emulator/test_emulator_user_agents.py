@@ -6,6 +6,8 @@ of backends/lean_http.py) under theirs."""
 from __future__ import annotations
 
 import asyncio
+import io
+import time
 from typing import Any
 
 import anthropic
@@ -13,7 +15,7 @@ import httpx
 import openai
 import pytest
 from google import genai
-from google.genai import types
+from google.genai import errors, types
 
 from airflow_llm_batch.backends.gemini import GeminiBatchBackend
 from airflow_llm_batch.backends.lean_http import USER_AGENT
@@ -134,3 +136,36 @@ def test_no_header_refused_keys_and_resets(start_emulator: Any) -> None:
     assert stats["requests_by_agent"] == {NO_AGENT: 1, "python-httpx": 1} and stats["api_requests"] == 2
     emu.reset_stats()
     assert agents(emu, "openai") == {}
+
+
+def test_gemini_traffic_on_the_v1_paths_openai_shares_counts_as_gemini(start_emulator: Any) -> None:
+    """google-genai 3.x asks ``/v1/batches/...`` and ``/v1/files/...`` (OpenAI's paths too): a Gemini
+    client's requests there count, and are answered, as Gemini's; OpenAI's own stay OpenAI's."""
+    emu = start_emulator()
+    client = genai.Client(api_key="k", vertexai=False,
+                          http_options=types.HttpOptions(base_url=emu.url, api_version="v1"))
+    line = b'{"key": "g1", "request": {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}}\n'
+    try:
+        uploaded = client.files.upload(file=io.BytesIO(line), config={"mime_type": "jsonl"})
+        job = client.batches.create(model=MODEL, src=str(uploaded.name))
+        while not (job := client.batches.get(name=str(job.name))).done:
+            time.sleep(0.02)
+        assert job.dest is not None and b'"g1"' in client.files.download(file=str(job.dest.file_name))
+        assert client.files.get(name=str(uploaded.name)).name == uploaded.name
+        assert job.name in {listed.name for listed in client.batches.list()}
+        emu.inject_fault(404, count=1, path_prefix="/v1/batches/", method="GET")
+        with pytest.raises(errors.ClientError) as caught:
+            client.batches.get(name=str(job.name))
+        assert caught.value.status == "NOT_FOUND"  # Google's error shape, not OpenAI's
+    finally:
+        client.close()
+    stats = emu.stats()
+    gemini_agents = agents(emu, "gemini")  # the upload URL's chunk goes out without the SDK's User-Agent
+    assert stats["gemini"]["batches_created"] == 1 and set(gemini_agents) == {"google-genai-sdk", "python-httpx"}
+    assert sum(gemini_agents.values()) == stats["gemini"]["api_requests"] and gemini_agents["google-genai-sdk"] >= 6
+    assert stats["gemini"]["http_errors_by_status"] == {"404": 1}
+    assert stats.get("openai", {}).get("api_requests", 0) == 0
+    with openai.OpenAI(base_url=emu.openai_base_url, api_key="k", max_retries=0) as oai:
+        assert oai.batches.list().data == [] and oai.files.list().data == []  # Gemini's batch and file are not OpenAI's
+    assert agents(emu, "openai") == {"OpenAI/Python": 2}
+    assert emu.stats()["gemini"]["api_requests"] == stats["gemini"]["api_requests"]
