@@ -17,7 +17,7 @@ from typing import Literal
 
 import msgspec
 
-from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Int64, Strict
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, MODEL_NAMES, Int64, Strict, shared_model
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result_of
 
 _STOPS = ("end_turn", "stop_sequence", "max_tokens")
@@ -96,5 +96,9 @@ def decode_common_line(line: bytes) -> RawResult | None:
     read = usage.cache_read_input_tokens or 0
     tokens = (usage.input_tokens + (usage.cache_creation_input_tokens or 0) + read, usage.output_tokens, read)
     text = "".join([block.text for block in message.content])
-    return raw_result_of((document.custom_id, True, text, None, message.model, tokens, None, None,
+    model = known_model(message.model) or shared_model(message.model)
+    return raw_result_of((document.custom_id, True, text, None, model, tokens, None, None,
                           _FINISH[message.stop_reason]))
+
+
+known_model = MODEL_NAMES.get  # the shared model name, if kept (see strict_lines)

@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Float, Int64, Strict
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, MODEL_NAMES, Float, Int64, Strict, shared_model
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result_of
 
 _FINISH = {"STOP": FinishReason.parse("STOP"), "MAX_TOKENS": FinishReason.parse("MAX_TOKENS")}
@@ -90,5 +90,9 @@ def decode_common_line(line: bytes) -> RawResult | None:
     usage = response.usageMetadata or _NO_USAGE
     tokens = ((usage.promptTokenCount or 0) + (usage.toolUsePromptTokenCount or 0),
               (usage.candidatesTokenCount or 0) + (usage.thoughtsTokenCount or 0), usage.cachedContentTokenCount or 0)
-    return raw_result_of((document.key, True, text, None, response.modelVersion, tokens, None, None,
+    model = known_model(response.modelVersion) or shared_model(response.modelVersion)
+    return raw_result_of((document.key, True, text, None, model, tokens, None, None,
                           _FINISH[candidate.finishReason]))
+
+
+known_model = MODEL_NAMES.get  # the shared model name, if kept (see strict_lines)

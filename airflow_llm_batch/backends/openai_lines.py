@@ -16,7 +16,7 @@ from typing import Literal
 
 import msgspec
 
-from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, Int64, Strict
+from airflow_llm_batch.pipeline.strict_lines import DECODE_ERRORS, MODEL_NAMES, Int64, Strict, shared_model
 from airflow_llm_batch.pipeline.types import FinishReason, RawResult, raw_result_of
 
 
@@ -93,5 +93,9 @@ def decode_common_line(line: bytes) -> RawResult | None:
     if message.refusal:
         return None
     tokens = (usage.prompt_tokens, usage.completion_tokens, usage.prompt_tokens_details.cached_tokens)
-    return raw_result_of((document.custom_id, True, message.content, None, body.model, tokens, None, None,
+    model = known_model(body.model) or shared_model(body.model)
+    return raw_result_of((document.custom_id, True, message.content, None, model, tokens, None, None,
                           FinishReason.STOP))
+
+
+known_model = MODEL_NAMES.get  # the shared model name, if kept (see strict_lines)
