@@ -2,8 +2,9 @@
 
 Most rows of a chunk are plain: no carried columns, a text answer that ended with ``stop``, nothing to
 parse. The join makes their record as a :class:`PlainRecord` instead of a dict: a struct is built from
-positional values (no key hashing) and msgspec's encoder writes it ~5x faster than orjson writes the
-same dict (issue 12: 2.5 -> 0.45 us per row for the two together).
+positional values (no key hashing) and msgspec's encoder writes it into the results file's buffer
+(``answered.write_results``) without a bytes object per line. Join + write of 100,000 plain rows went
+from 0.26-0.29 to 0.22-0.24 CPU-s (bench/prepare_and_parse.py --plain, issue 12).
 
 Its line is byte for byte the line ``fast_json.dumps`` writes for :meth:`PlainRecord.to_dict` (the
 keys in ``ResultRow.to_dict`` order, then ``fingerprint`` and ``cost_usd`` when set): both encoders
