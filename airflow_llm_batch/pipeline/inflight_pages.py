@@ -9,17 +9,18 @@ by the time in their name.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_llm_batch.pipeline import cache_files as files
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 
 PAGES_DIR = "pages"
 #: fingerprints per SQLite query (below SQLite's bound on query parameters)
@@ -30,10 +31,51 @@ def page_name(sent_at: float) -> str:
     return f"{int(sent_at):011d}-{uuid.uuid4().hex}.jsonl"
 
 
-def write_page(root: StoragePath, sent_at: float, entries: list[dict[str, Any]]) -> bool:
-    """Write ``entries`` (record objects) as one page; False (never raised) on a storage error."""
-    data = b"".join(fast_json.dumps_line(entry) for entry in entries)
-    return files.write_bytes(root / PAGES_DIR / page_name(sent_at), data)
+def write_page(root: StoragePath, sent_at: float, entries: Iterable[dict[str, Any]]) -> int | None:
+    """Write ``entries`` (record objects, each for a checked fingerprint) as one page, streamed a line
+    at a time; returns how many were written: 0 for none (no page), None on a storage error (logged by
+    the caller, never raised). An error of ``entries`` itself (a record whose fingerprint is not a hex
+    digest: ValueError; a key index that cannot be read) is raised, and no page is written.
+
+    Streamed, not joined: each line orjson returns holds a 4 KiB buffer whatever its length, so the
+    50,000 lines of a full OpenAI batch held at once took ~196 MiB (bench/README.md, "cachemem")."""
+    lines = _lines(entries)
+    first = next(lines, None)
+    if first is None:
+        return 0
+    written = 0
+    try:
+        with AtomicWriter(root / PAGES_DIR / page_name(sent_at)) as fh:
+            for line in itertools.chain((first,), lines):
+                fh.write(line)
+                written += 1
+    except _SourceError as bad:  # the temporary file is removed: no page with a part of the batch
+        raise bad.error from None
+    except Exception:
+        return None
+    return written
+
+
+class _SourceError(Exception):
+    """An error of the records written, told apart from the storage errors a page write swallows."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _lines(entries: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    source = iter(entries)
+    while True:
+        try:
+            entry = next(source)
+            files.check_fingerprint(entry["fingerprint"])
+            line = fast_json.dumps_line(entry)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _SourceError(exc) from None
+        yield line
 
 
 class PageIndex:
