@@ -25,6 +25,8 @@ from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 PAGES_DIR = "pages"
 #: fingerprints per SQLite query (below SQLite's bound on query parameters)
 _QUERY = 500
+#: page records inserted into the index at a time
+_INSERT = 5_000
 
 
 def page_name(sent_at: float) -> str:
@@ -125,16 +127,23 @@ class PageIndex:
             self._loaded.add(name)
 
     def _load(self, path: StoragePath) -> None:
-        data = files.read_entry(path) or b""
-        rows = []
-        for line in data.splitlines():
-            try:
-                entry = fast_json.loads(line)
-                fp, sent_at = entry["fingerprint"], files.timestamp(entry.get("sent_at"), "sent_at")
-                files.check_fingerprint(fp)
-            except (ValueError, TypeError, KeyError):
-                continue  # a bad line only means its request is sent again
-            rows.append((fp, line.decode("utf-8", "replace"), sent_at))
+        """Index a page, read a line at a time and inserted ``_INSERT`` records at a time (a whole page
+        of 50,000 records read, split and decoded at once took ~38 MiB for two pages)."""
+        rows: list[tuple[str, str, float]] = []
+        try:
+            with path.open("rb") as fh:
+                for line in fh:
+                    row = _row(line)
+                    if row is not None:
+                        rows.append(row)
+                    if len(rows) >= _INSERT:
+                        self._insert(rows)
+                        rows = []
+        except FileNotFoundError:
+            return
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple[str, str, float]]) -> None:
         if not rows:
             return
         self._db.executemany("INSERT INTO rec VALUES (?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
@@ -149,6 +158,18 @@ class PageIndex:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+def _row(line: bytes) -> tuple[str, str, float] | None:
+    """(fingerprint, record text, sent_at) of a page line; None for a bad line (its request is only
+    sent again)."""
+    try:
+        entry = fast_json.loads(line)
+        fp, sent_at = entry["fingerprint"], files.timestamp(entry.get("sent_at"), "sent_at")
+        files.check_fingerprint(fp)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return fp, line.rstrip(b"\n").decode("utf-8", "replace"), sent_at
 
 
 def _sent_at(name: str) -> int:

@@ -137,3 +137,24 @@ def test_an_error_reading_the_batch_s_requests_is_raised_not_taken_for_a_storage
     with pytest.raises(OSError, match="key index"):
         InFlightLog(tmp_path).record(items(), batch_id="b", sent_at=NOW)
     assert files_under(tmp_path) == []
+
+
+def test_a_page_is_read_and_indexed_a_window_of_records_at_a_time(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_llm_batch.pipeline import inflight_pages
+    from airflow_llm_batch.pipeline.inflight_pages import PageIndex
+
+    monkeypatch.setattr(inflight_pages, "_INSERT", 1_000)
+    InFlightLog(tmp_path).record(((fp(i), f"row-{i}") for i in range(4_500)), batch_id="b", sent_at=NOW)
+    windows: list[int] = []
+    insert = PageIndex._insert
+
+    def counted(index: PageIndex, rows: list[tuple[str, str, float]]) -> None:
+        windows.append(len(rows))
+        insert(index, rows)
+
+    monkeypatch.setattr(PageIndex, "_insert", counted)
+    found = InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(i) for i in range(0, 4_600, 9)], max_age=60)
+    assert windows == [1_000, 1_000, 1_000, 1_000, 500]  # never the whole page at once
+    assert set(found) == {fp(i) for i in range(0, 4_500, 9)}
+    assert found[fp(4_499 - 4_499 % 9)].custom_id == f"row-{4_499 - 4_499 % 9}"
