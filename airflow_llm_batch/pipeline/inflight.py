@@ -87,17 +87,12 @@ class InFlightLog:
         """Record that each (fingerprint, custom_id) of ``items`` was sent in ``batch_id``; returns
         how many records were written. A storage error is logged, never raised: the batch exists and
         this run will collect it; only a later run after a crash loses the adoption."""
-        entries = []
-        for fp, cid in items:
-            files.check_fingerprint(fp)
-            entries.append(InFlight(batch_id, cid, sent_at).to_entry(fp))
-        if not entries:
+        entries = (InFlight(batch_id, cid, sent_at).to_entry(fp) for fp, cid in items)  # one at a time
+        written = pages.write_page(self.root, sent_at, entries)
+        if written is None:
+            log.warning("Request cache: could not record the requests of batch %s as in flight", batch_id)
             return 0
-        if not pages.write_page(self.root, sent_at, entries):
-            log.warning("Request cache: could not record %d request(s) of batch %s as in flight",
-                        len(entries), batch_id)
-            return 0
-        return len(entries)
+        return written
 
     def find_many(self, fps: Sequence[str], *, max_age: float) -> dict[str, InFlight]:
         """The records among ``fps`` sent less than ``max_age`` seconds ago; unreadable, foreign and

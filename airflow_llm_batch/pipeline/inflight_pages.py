@@ -9,31 +9,75 @@ by the time in their name.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sqlite3
 import tempfile
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from airflow_llm_batch.pipeline import cache_files as files
 from airflow_llm_batch.pipeline import fast_json
-from airflow_llm_batch.pipeline.storage import StoragePath
+from airflow_llm_batch.pipeline.storage import AtomicWriter, StoragePath
 
 PAGES_DIR = "pages"
 #: fingerprints per SQLite query (below SQLite's bound on query parameters)
 _QUERY = 500
+#: page records inserted into the index at a time
+_INSERT = 5_000
 
 
 def page_name(sent_at: float) -> str:
     return f"{int(sent_at):011d}-{uuid.uuid4().hex}.jsonl"
 
 
-def write_page(root: StoragePath, sent_at: float, entries: list[dict[str, Any]]) -> bool:
-    """Write ``entries`` (record objects) as one page; False (never raised) on a storage error."""
-    data = b"".join(fast_json.dumps_line(entry) for entry in entries)
-    return files.write_bytes(root / PAGES_DIR / page_name(sent_at), data)
+def write_page(root: StoragePath, sent_at: float, entries: Iterable[dict[str, Any]]) -> int | None:
+    """Write ``entries`` (record objects, each for a checked fingerprint) as one page, streamed a line
+    at a time; returns how many were written: 0 for none (no page), None on a storage error (logged by
+    the caller, never raised). An error of ``entries`` itself (a record whose fingerprint is not a hex
+    digest: ValueError; a key index that cannot be read) is raised, and no page is written.
+
+    Streamed, not joined: each line orjson returns holds a 4 KiB buffer whatever its length, so the
+    50,000 lines of a full OpenAI batch held at once took ~196 MiB (bench/README.md, "cachemem")."""
+    lines = _lines(entries)
+    first = next(lines, None)
+    if first is None:
+        return 0
+    written = 0
+    try:
+        with AtomicWriter(root / PAGES_DIR / page_name(sent_at)) as fh:
+            for line in itertools.chain((first,), lines):
+                fh.write(line)
+                written += 1
+    except _SourceError as bad:  # the temporary file is removed: no page with a part of the batch
+        raise bad.error from None
+    except Exception:
+        return None
+    return written
+
+
+class _SourceError(Exception):
+    """An error of the records written, told apart from the storage errors a page write swallows."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _lines(entries: Iterable[dict[str, Any]]) -> Iterator[bytes]:
+    source = iter(entries)
+    while True:
+        try:
+            entry = next(source)
+            files.check_fingerprint(entry["fingerprint"])
+            line = fast_json.dumps_line(entry)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _SourceError(exc) from None
+        yield line
 
 
 class PageIndex:
@@ -83,16 +127,23 @@ class PageIndex:
             self._loaded.add(name)
 
     def _load(self, path: StoragePath) -> None:
-        data = files.read_entry(path) or b""
-        rows = []
-        for line in data.splitlines():
-            try:
-                entry = fast_json.loads(line)
-                fp, sent_at = entry["fingerprint"], files.timestamp(entry.get("sent_at"), "sent_at")
-                files.check_fingerprint(fp)
-            except (ValueError, TypeError, KeyError):
-                continue  # a bad line only means its request is sent again
-            rows.append((fp, line.decode("utf-8", "replace"), sent_at))
+        """Index a page, read a line at a time and inserted ``_INSERT`` records at a time (a whole page
+        of 50,000 records read, split and decoded at once took ~38 MiB for two pages)."""
+        rows: list[tuple[str, str, float]] = []
+        try:
+            with path.open("rb") as fh:
+                for line in fh:
+                    row = _row(line)
+                    if row is not None:
+                        rows.append(row)
+                    if len(rows) >= _INSERT:
+                        self._insert(rows)
+                        rows = []
+        except FileNotFoundError:
+            return
+        self._insert(rows)
+
+    def _insert(self, rows: list[tuple[str, str, float]]) -> None:
         if not rows:
             return
         self._db.executemany("INSERT INTO rec VALUES (?, ?, ?) ON CONFLICT(fp) DO UPDATE SET "
@@ -107,6 +158,18 @@ class PageIndex:
         if self._dir is not None:
             self._dir.cleanup()
             self._dir = None
+
+
+def _row(line: bytes) -> tuple[str, str, float] | None:
+    """(fingerprint, record text, sent_at) of a page line; None for a bad line (its request is only
+    sent again)."""
+    try:
+        entry = fast_json.loads(line)
+        fp, sent_at = entry["fingerprint"], files.timestamp(entry.get("sent_at"), "sent_at")
+        files.check_fingerprint(fp)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return fp, line.rstrip(b"\n").decode("utf-8", "replace"), sent_at
 
 
 def _sent_at(name: str) -> int:

@@ -4,7 +4,11 @@ files of earlier versions stay readable."""
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from airflow_llm_batch.pipeline.inflight import InFlightLog
 
@@ -81,3 +85,76 @@ def test_an_index_opens_its_sqlite_file_with_the_first_record_and_closes_either_
     assert [(found, entry["batch_id"]) for found, entry in used.find([fp(1), fp(2)], oldest=0)] == [(fp(1), "b")]
     used.close()
     used.close()
+
+
+def test_a_page_is_written_while_its_records_come_in_and_appears_whole_at_the_end(tmp_path: Path) -> None:
+    # each line orjson makes holds a 4 KiB buffer: the 50,000 lines of a batch held at once were ~196 MiB
+    folder = tmp_path / "pages"
+    on_disk: list[tuple[int, int]] = []
+    visible: list[str] = []
+
+    def items() -> Iterator[tuple[str, str]]:
+        for i in range(5_000):
+            if i % 1_000 == 999:  # what the page's file holds while record is still reading the batch
+                files = list(folder.iterdir()) if folder.exists() else []
+                on_disk.append((i, sum(p.stat().st_size for p in files)))
+                visible.extend([p.name for p in files if not p.name.startswith(".")])
+            yield fp(i), f"row-{i}"
+
+    assert InFlightLog(tmp_path).record(items(), batch_id="batch_s", sent_at=NOW) == 5_000
+    line = len(json.dumps({"v": 1, "fingerprint": fp(0), "batch_id": "batch_s", "custom_id": "row-0",
+                           "sent_at": NOW}, separators=(",", ":")))
+    assert on_disk and all(size >= (i - 200) * line for i, size in on_disk)  # a write buffer behind, no more
+    assert visible == []  # readers never see a part of the page
+    (page,) = folder.iterdir()
+    assert len(page.read_bytes().splitlines()) == 5_000
+    found = InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(0), fp(4_999)], max_age=60)
+    assert {f.custom_id for f in found.values()} == {"row-0", "row-4999"}
+
+
+def test_a_bad_fingerprint_in_the_batch_raises_and_leaves_no_page(tmp_path: Path) -> None:
+    items = [(fp(i), f"row-{i}") for i in range(3_000)] + [("../not-a-fingerprint", "row-x")]
+    with pytest.raises(ValueError, match="fingerprint"):
+        InFlightLog(tmp_path).record(iter(items), batch_id="b", sent_at=NOW)
+    assert files_under(tmp_path) == []
+    assert InFlightLog(tmp_path).record(iter([]), batch_id="b", sent_at=NOW) == 0
+    assert files_under(tmp_path) == []  # no records: no page
+
+
+def test_a_page_that_cannot_be_stored_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with caplog.at_level(logging.WARNING, logger="airflow_llm_batch.pipeline.inflight"):
+        assert InFlightLog(blocker).record([(fp(1), "r1"), (fp(2), "r2")], batch_id="batch_7", sent_at=NOW) == 0
+    assert "batch_7" in caplog.text and "row" not in caplog.text
+
+
+def test_an_error_reading_the_batch_s_requests_is_raised_not_taken_for_a_storage_error(tmp_path: Path) -> None:
+    def items() -> Iterator[tuple[str, str]]:
+        yield fp(1), "row-1"
+        raise OSError("the key index went away")
+
+    with pytest.raises(OSError, match="key index"):
+        InFlightLog(tmp_path).record(items(), batch_id="b", sent_at=NOW)
+    assert files_under(tmp_path) == []
+
+
+def test_a_page_is_read_and_indexed_a_window_of_records_at_a_time(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_llm_batch.pipeline import inflight_pages
+    from airflow_llm_batch.pipeline.inflight_pages import PageIndex
+
+    monkeypatch.setattr(inflight_pages, "_INSERT", 1_000)
+    InFlightLog(tmp_path).record(((fp(i), f"row-{i}") for i in range(4_500)), batch_id="b", sent_at=NOW)
+    windows: list[int] = []
+    insert = PageIndex._insert
+
+    def counted(index: PageIndex, rows: list[tuple[str, str, float]]) -> None:
+        windows.append(len(rows))
+        insert(index, rows)
+
+    monkeypatch.setattr(PageIndex, "_insert", counted)
+    found = InFlightLog(tmp_path, clock=lambda: NOW).find_many([fp(i) for i in range(0, 4_600, 9)], max_age=60)
+    assert windows == [1_000, 1_000, 1_000, 1_000, 500]  # never the whole page at once
+    assert set(found) == {fp(i) for i in range(0, 4_500, 9)}
+    assert found[fp(4_499 - 4_499 % 9)].custom_id == f"row-{4_499 - 4_499 % 9}"
