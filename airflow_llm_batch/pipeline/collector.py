@@ -51,6 +51,8 @@ class Collector:
         self.run, self.backend, self.policy, self.cache = run, backend, policy, cache
         #: the run's price (set by the operator): results files are written priced, as landing writes them
         self.price: ModelPrice | None = None
+        #: the batches this task cancelled itself, read once per collect (None: read at each chunk)
+        self._cancelled: frozenset[str] | None = None
 
     async def collect(self, manifest: Manifest, parser: OutputParser) -> None:
         """Download, join and store the answers of every ended chunk not yet collected.
@@ -62,8 +64,15 @@ class Collector:
         paused meanwhile (gc_pause.py).
         """
         jobs = self._to_collect(manifest)
-        with gc_paused():  # a chunk's held answers would make the collector walk the whole heap again and again
-            await self._collect_jobs(manifest, jobs, parser)
+        # once, not per chunk: a task state key never written is a 404 from the supervisor each time, and
+        # under `airflow dags test` the exception it raises in-process leaves a reference cycle through its
+        # frames up to the chunk's join, held until the next young collection
+        self._cancelled = frozenset(self.run.cancelled_by_us())
+        try:
+            with gc_paused():  # a chunk's held answers would make the collector walk the whole heap again and again
+                await self._collect_jobs(manifest, jobs, parser)
+        finally:
+            self._cancelled = None
         if manifest.breaker:
             self._fail_unsent(manifest, parser)
 
@@ -113,8 +122,9 @@ class Collector:
 
     def context(self, manifest: Manifest, chunk: ChunkRecord, no_answer: tuple[str, str]) -> JoinContext:
         """How this chunk's rows are joined and which of them are retried."""
+        cancelled = self._cancelled if self._cancelled is not None else self.run.cancelled_by_us()
         rule = RetryRule(self.policy, breaker=bool(manifest.breaker),
-                         cancelled_by_us=chunk.batch_id in self.run.cancelled_by_us())
+                         cancelled_by_us=chunk.batch_id is not None and chunk.batch_id in cancelled)
         writes = self.cache is not None and self.cache.mode.writes
         pricer = RecordPricer(self.price) if self.price is not None else None  # priced as write_results does
         return JoinContext(chunk.batch_id, chunk.attempt, no_answer, adopted=chunk.is_adopted, retry=rule,

@@ -22,6 +22,7 @@ from airflow_llm_batch.pipeline.manifest import ChunkState, Manifest
 from airflow_llm_batch.pipeline.parsing import OutputParser
 from airflow_llm_batch.pipeline.render import RequestSpec
 from airflow_llm_batch.pipeline.run import BatchRun
+from airflow_llm_batch.pipeline.run_folder import RunFolder
 from airflow_llm_batch.pipeline.types import RawResult
 
 SPEC = RequestSpec(model="gpt-4o-mini", prompt="{{ row.text }}", key="id")
@@ -170,3 +171,22 @@ async def test_asking_for_the_next_answers_releases_the_ones_handed_out_before(e
         second = await ahead.next()
         assert first.finished and list(first) == [] and len(list(second)) == PER_CHUNK
     await backend.aclose()
+
+
+async def test_a_collect_reads_the_batches_this_task_cancelled_once_not_per_chunk(
+        emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each read asks the task state (a supervisor round trip; a 404 while none was written, whose exception
+    kept the chunk's join alive in a reference cycle under ``dags test``): once per collect."""
+    run, manifest, backend = await _ended_run(emulator, tmp_path, "once")
+    reads: list[str] = []
+    read = RunFolder.cancelled_by_us
+
+    def counted(folder: RunFolder) -> list[str]:
+        reads.append("read")
+        return read(folder)
+
+    monkeypatch.setattr(RunFolder, "cancelled_by_us", counted)
+    await run.collect(manifest, OutputParser())
+    await backend.aclose()
+    assert len(manifest.batch_ids) == CHUNKS and reads == ["read"]
+    assert len(list(run.iter_results(manifest))) == CHUNKS * PER_CHUNK
