@@ -55,13 +55,6 @@ async def line_blocks(chunks: AsyncIterable[bytes]) -> AsyncIterator[list[bytes]
         yield [pending]
 
 
-async def byte_lines(chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
-    """:func:`line_blocks`, one line at a time."""
-    async for lines in line_blocks(chunks):
-        for line in lines:
-            yield line
-
-
 class LineReader(NamedTuple):
     """How one provider's results lines are read: ``common`` reads the common line straight from its bytes
     (None for any other line), ``other`` reads any other line (None: blank or broken), ``line_object``
