@@ -90,9 +90,9 @@ class ChunkOutcome:
     def final_records(self) -> Iterator[PlainRecord | dict[str, Any] | ResultRow]:
         """Each row's verdict in input order: its final record (laid out as ``ResultRow.to_dict`` writes
         it) is yielded, or it is kept for a retry; a succeeded answer with a fingerprint is kept for the
-        cache when the context asks for it. No row object is built (one dict per row), except for a row
-        whose carried columns share a name with a result field: it comes as its ResultRow, whose own
-        status, error and usage are counted (``answered.write_results`` takes both).
+        cache when the context asks for it. No row object is built (one record per row: a plain record or
+        a dict), except for a row whose carried columns share a name with a result field: it comes as its
+        ResultRow, whose own status, error and usage are counted (``answered.write_results`` takes all three).
 
         Most rows are plain (no carried columns; a fingerprint or none) with a text answer that ended with
         ``stop``: their record is made here as a :class:`PlainRecord` (the fields ``record_and_error``
